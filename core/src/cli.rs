@@ -1,0 +1,2 @@
+//! The command line. STUB.
+pub fn main() -> i32 { 0 }

@@ -1,0 +1,12 @@
+//! nginx.conf: lexing and parsing into a directive tree (`parse`), complex
+//! values with `$variables` (`template`), and the typed configuration the
+//! server runs on (`types`, built by `build`).
+
+pub mod parse;
+pub mod template;
+pub mod types;
+pub mod build;
+pub mod mime;
+
+pub use parse::{ConfError, Directive};
+pub use types::*;

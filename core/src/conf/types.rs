@@ -1,0 +1,195 @@
+//! The typed configuration: what `build` makes of the directive tree.
+//! Values are resolved and inherited (http -> server -> location) at build
+//! time, so the request path only reads them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::conf::template::Template;
+use crate::log::Level;
+
+/// The whole configuration of one master generation.
+#[derive(Debug)]
+pub struct Config {
+    /// `-p`, absolute.
+    pub prefix: PathBuf,
+    /// The main config file, absolute.
+    pub conf_path: PathBuf,
+    pub worker_processes: usize,
+    pub master_process: bool,
+    pub daemon: bool,
+    pub error_log: ErrorLogConf,
+    pub pid: PathBuf,
+    pub worker_connections: usize,
+    pub http: Http,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorLogConf {
+    /// Absolute path, or "stderr".
+    pub path: PathBuf,
+    pub level: Level,
+}
+
+/// The `http {}` block.
+#[derive(Debug, Default)]
+pub struct Http {
+    pub servers: Vec<Server>,
+    /// Every distinct listening address across servers, with the flags of
+    /// its first `listen` (nginx requires them to agree).
+    pub listens: Vec<Listen>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub default_server: bool,
+    pub reuseport: bool,
+    pub backlog: i32,
+}
+
+#[derive(Debug)]
+pub enum ServerName {
+    Exact(String),
+    /// `*.example.com`: stored as ".example.com".
+    WildcardFront(String),
+    /// `www.example.*`: stored as "www.example.".
+    WildcardBack(String),
+    /// `~regex` (case-sensitive as written, nginx compiles them as given).
+    Regex(Regex),
+}
+
+/// One `server {}` block.
+#[derive(Debug)]
+pub struct Server {
+    pub listen: Vec<Listen>,
+    pub names: Vec<ServerName>,
+    /// The first server_name, for $server_name.
+    pub primary_name: String,
+    /// Server-level rewrite-module directives, in order.
+    pub rewrites: Vec<RewriteOp>,
+    /// Top-level locations in config order (children nested inside).
+    pub locations: Vec<Location>,
+    pub named: HashMap<String, Location>,
+    /// Settings that apply when no location matches, and the base that
+    /// locations inherited from.
+    pub conf: LocConf,
+    /// Server-level timeouts and buffers (read before a location is known).
+    pub client_header_timeout: Duration,
+    pub client_header_buffer_size: usize,
+    pub large_client_header_buffers: (usize, usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocKind {
+    /// `location = /x`
+    Exact,
+    /// `location ^~ /x`
+    PrefixNoRegex,
+    /// `location /x`
+    Prefix,
+    /// `location ~ re` / `location ~* re`
+    Regex,
+    /// `location @name`
+    Named,
+}
+
+#[derive(Debug)]
+pub struct Location {
+    pub kind: LocKind,
+    /// The literal pattern as written (prefix, exact URI, regex source or @name).
+    pub pattern: String,
+    pub regex: Option<Regex>,
+    pub internal: bool,
+    /// Rewrite-module directives (set, rewrite, return, if) in order.
+    pub rewrites: Vec<RewriteOp>,
+    pub conf: LocConf,
+    pub children: Vec<Location>,
+    /// file:line of the `location` directive, for messages.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteFlag {
+    /// No flag: keep processing the rewrite directives after it.
+    None,
+    Last,
+    Break,
+    Redirect,
+    Permanent,
+}
+
+#[derive(Debug)]
+pub enum RewriteOp {
+    Set { var: String, value: Template },
+    Rewrite { regex: Regex, replacement: Template, flag: RewriteFlag },
+    /// `return code [text]` or `return URL` (code 302).
+    Return { code: u16, body: Option<Template> },
+    /// `if (cond) { ... }`: parsed; conditions evaluated by the server.
+    If { cond: IfCond, ops: Vec<RewriteOp> },
+}
+
+#[derive(Debug)]
+pub enum IfCond {
+    /// `($var)`: true unless empty or "0".
+    Var(Template),
+    Eq { lhs: Template, rhs: Template, negate: bool },
+    Match { lhs: Template, regex: Regex, negate: bool },
+    /// -f, -d, -e, -x and their negations.
+    File { op: char, negate: bool, path: Template },
+}
+
+#[derive(Debug, Clone)]
+pub struct AddHeader {
+    pub name: String,
+    pub value: Template,
+    pub always: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    /// `=code` (Some(code)), `=` alone (Some(0): the page's own status), or
+    /// None to keep the original status.
+    pub overwrite: Option<u16>,
+    pub uri: Template,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Name of a log_format ("combined" by default).
+    pub format: String,
+}
+
+/// Settings inherited http -> server -> location. Array-valued directives
+/// (add_header, error_page, access_log) are inherited only when the inner
+/// level defines none, as in nginx.
+#[derive(Debug, Clone)]
+pub struct LocConf {
+    pub root: Template,
+    /// `alias` replaces the matched location prefix.
+    pub alias: Option<Template>,
+    pub index: Vec<String>,
+    pub try_files: Option<Vec<Template>>,
+    pub add_header: Vec<AddHeader>,
+    pub error_page: Vec<ErrorPage>,
+    pub default_type: String,
+    pub types: std::sync::Arc<HashMap<String, String>>,
+    pub keepalive_timeout: Duration,
+    pub keepalive_requests: u64,
+    pub client_body_timeout: Duration,
+    pub send_timeout: Duration,
+    /// 0 = unlimited.
+    pub client_max_body_size: u64,
+    pub server_tokens: bool,
+    /// Empty = `access_log off`.
+    pub access_log: Vec<AccessLog>,
+    /// log_format name -> compiled format (shared by all levels).
+    pub log_formats: std::sync::Arc<HashMap<String, Template>>,
+}

@@ -1,0 +1,15 @@
+//! halo-core: everything halo does, in the order a request meets it.
+//!
+//! `cli` parses the command line; `conf` reads nginx.conf into typed config;
+//! `process` runs the master and its workers; `rt` is each worker's io_uring
+//! loop; `http` parses requests and writes responses; `server` picks the
+//! server and location and runs the phases; `log` writes the error and
+//! access logs.
+
+pub mod cli;
+pub mod conf;
+pub mod process;
+pub mod rt;
+pub mod http;
+pub mod server;
+pub mod log;

@@ -1,0 +1,1 @@
+//! Process-wide error log. STUB (helper C).

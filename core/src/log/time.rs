@@ -1,0 +1,1 @@
+//! Cached time strings (per loop iteration, as nginx). STUB (helper C).

@@ -1,0 +1,6 @@
+//! Serving a request: server selection (`select`), location matching
+//! (`location`), static files (`static_files`), and the phase engine.
+
+pub mod select;
+pub mod location;
+pub mod static_files;
