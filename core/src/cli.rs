@@ -1,2 +1,197 @@
-//! The command line. STUB.
-pub fn main() -> i32 { 0 }
+//! The command line, as nginx has it: `halo [-p prefix] [-c file] [-g
+//! directives] [-t] [-s signal] [-v] [-h]`. `main` ends in the master's
+//! loop, or in the worker's when `master_process off`.
+
+use std::path::{Path, PathBuf};
+
+use crate::conf;
+use crate::log::Level;
+use crate::process::{listen, master, signals, worker};
+
+const USAGE: &str = "Usage: halo [-?hvt] [-s signal] [-p prefix] [-c filename] [-g directives]
+
+Options:
+  -?,-h         : this help
+  -v            : show version and exit
+  -t            : test configuration and exit
+  -s signal     : send signal to a master process: stop, quit, reopen, reload
+  -p prefix     : set prefix path (default: .)
+  -c filename   : set configuration file (default: conf/nginx.conf, relative to prefix)
+  -g directives : set global directives out of configuration file
+";
+
+struct Args {
+    prefix: PathBuf,
+    conf: PathBuf,
+    globals: String,
+    test: bool,
+    signal: Option<String>,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args { prefix: PathBuf::from("."), conf: PathBuf::from("conf/nginx.conf"), globals: String::new(), test: false, signal: None };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("option \"{name}\" requires {}", match name {
+            "-p" => "directory name",
+            "-c" => "file name",
+            "-g" => "parameter",
+            _ => "signal number",
+        }));
+        match arg.as_str() {
+            "-h" | "-?" | "--help" => {
+                eprint!("{USAGE}");
+                return Ok(None);
+            }
+            "-v" | "-V" | "--version" => {
+                eprintln!("halo version: halo/{}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "-t" | "-T" => a.test = true,
+            "-q" => {}
+            "-p" => a.prefix = PathBuf::from(value("-p")?),
+            "-c" => a.conf = PathBuf::from(value("-c")?),
+            "-g" => a.globals = value("-g")?,
+            "-s" => {
+                let s = value("-s")?;
+                if !matches!(s.as_str(), "stop" | "quit" | "reopen" | "reload") {
+                    return Err(format!("invalid option: \"-s {s}\""));
+                }
+                a.signal = Some(s);
+            }
+            other => return Err(format!("invalid option: \"{other}\"")),
+        }
+    }
+    Ok(Some(a))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("halo: {e}");
+            eprint!("{USAGE}");
+            return 1;
+        }
+    };
+    let prefix = absolute(&args.prefix);
+    let conf_path = if args.conf.is_absolute() { args.conf.clone() } else { prefix.join(&args.conf) };
+
+    let cfg = match conf::build::load(&prefix, &conf_path, &args.globals) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("halo: [emerg] {e}");
+            if args.test {
+                eprintln!("halo: configuration file {} test failed", conf_path.display());
+            }
+            return 1;
+        }
+    };
+    if args.test {
+        eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
+        eprintln!("halo: configuration file {} test is successful", conf_path.display());
+        return 0;
+    }
+    if let Some(sig) = args.signal {
+        return send_signal(&cfg.pid, &sig);
+    }
+    serve(cfg, args.globals)
+}
+
+fn send_signal(pid_path: &Path, sig: &str) -> i32 {
+    let text = match std::fs::read_to_string(pid_path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("halo: [error] open() \"{}\" failed ({}: {e})", pid_path.display(), e.raw_os_error().unwrap_or(0));
+            return 1;
+        }
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        eprintln!("halo: [error] invalid PID number \"{}\" in \"{}\"", text.trim(), pid_path.display());
+        return 1;
+    };
+    let signo = match sig {
+        "stop" => libc::SIGTERM,
+        "quit" => libc::SIGQUIT,
+        "reopen" => libc::SIGUSR1,
+        _ => libc::SIGHUP,
+    };
+    if let Err(e) = signals::kill(pid, signo) {
+        eprintln!("halo: [error] kill({pid}, {signo}) failed ({}: {e})", e.raw_os_error().unwrap_or(0));
+        return 1;
+    }
+    0
+}
+
+fn serve(cfg: conf::Config, globals: String) -> i32 {
+    if let Err(e) = crate::log::error::init(&cfg.error_log.path, cfg.error_log.level) {
+        eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.error_log.path.display(), e.raw_os_error().unwrap_or(0));
+        return 1;
+    }
+    let slots = if cfg.master_process { cfg.worker_processes } else { 1 };
+    let listeners = match listen::open_all(&cfg.http.listens, slots, &mut Vec::new()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("halo: [emerg] {e}");
+            crate::error_log!(Level::Emerg, None, "{e}");
+            return 1;
+        }
+    };
+    if cfg.daemon && !daemonize() {
+        return 1;
+    }
+    // Signals are read synchronously (sigtimedwait / signalfd), so block
+    // them before any child exists.
+    signals::block_handled();
+    if let Err(e) = master::write_pid(&cfg.pid) {
+        eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.pid.display(), e.raw_os_error().unwrap_or(0));
+        return 1;
+    }
+    let pid_path = cfg.pid.clone();
+    let code = if cfg.master_process {
+        master::Master::new(cfg, listeners, globals).run()
+    } else {
+        let fds = master::single_fds(&listeners);
+        worker::run(std::sync::Arc::new(cfg), fds, 0, 1)
+    };
+    let _ = std::fs::remove_file(pid_path);
+    code
+}
+
+/// Detach from the terminal: fork, setsid, stdio to /dev/null.
+fn daemonize() -> bool {
+    // SAFETY: single-threaded here; the parent only exits.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("halo: [emerg] fork() failed ({})", std::io::Error::last_os_error());
+            return false;
+        }
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: setsid/open/dup2 on our own process and fds.
+    unsafe {
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            if crate::log::error::global().path().is_some_and(|p| p != Path::new("stderr")) {
+                libc::dup2(fd, 2);
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    true
+}

@@ -1,20 +1,1331 @@
 //! Directive tree -> typed `Config`, with every directive checked for its
-//! context and arguments. STUB: to be written (helper A).
+//! context and arguments.
+//!
+//! Like nginx, building happens in two steps: each block is read in file
+//! order into a "raw" level whose settings are `Option`s (so duplicates and
+//! bad values are reported at the directive, in order), then the levels are
+//! merged top-down (http -> server -> location), so an http-level setting
+//! written after a `server {}` still reaches that server, as in nginx.
+//!
+//! Every directive first goes through [`check`]: unknown name, wrong context,
+//! block/terminator and argument count, in nginx's order and wording.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::parse::{ConfError, Directive};
-use super::types::Config;
+use regex::{Regex, RegexBuilder};
+
+use super::mime;
+use super::parse::{self, ConfError, Directive};
+use super::template::{Escape, Template};
+use super::types::*;
+use crate::log::Level;
 
 /// Build the typed config. `prefix` and `conf_path` are absolute;
 /// `globals` are the directives from `-g`, applied at main level.
 pub fn build(prefix: &Path, conf_path: &Path, tree: Vec<Directive>, globals: Vec<Directive>) -> Result<Config, ConfError> {
-    let _ = (prefix, conf_path, tree, globals);
-    unimplemented!()
+    let mut b = Builder::new(prefix);
+    let mut main = MainRaw::default();
+    // nginx applies -g before the file, so a file directive repeating a -g
+    // one is the duplicate.
+    for d in globals.iter().chain(tree.iter()) {
+        b.main_directive(d, &mut main)?;
+    }
+    if !main.events {
+        return Err(ConfError::new("no \"events\" section in configuration", None));
+    }
+    let http = match main.http {
+        Some(raw) => b.finish_http(raw),
+        None => Http::default(),
+    };
+    let worker_processes = match main.worker_processes {
+        Some(n) => n,
+        None => 1,
+    };
+    Ok(Config {
+        prefix: prefix.to_path_buf(),
+        conf_path: conf_path.to_path_buf(),
+        worker_processes,
+        master_process: main.master_process.unwrap_or(true),
+        daemon: main.daemon.unwrap_or(true),
+        error_log: main
+            .error_log
+            .unwrap_or_else(|| ErrorLogConf { path: prefix.join("logs/error.log"), level: Level::Error }),
+        pid: main.pid.unwrap_or_else(|| prefix.join("logs/nginx.pid")),
+        worker_connections: main.worker_connections.unwrap_or(512),
+        http,
+    })
 }
 
 /// Read, parse and build in one step (what `-t`, start and reload call).
 pub fn load(prefix: &Path, conf_path: &Path, globals: &str) -> Result<Config, ConfError> {
-    let _ = (prefix, conf_path, globals);
-    unimplemented!()
+    let conf_dir = conf_path.parent().unwrap_or(Path::new("/"));
+    // nginx reads -g before the file.
+    let globals = parse::parse_str(globals, parse::COMMAND_LINE, conf_dir)?;
+    let tree = parse::parse_file(conf_path)?;
+    build(prefix, conf_path, tree, globals)
+}
+
+/// The predefined `combined` log format.
+pub const COMBINED_FORMAT: &str =
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+
+/// nginx's default listen backlog on Linux (NGX_LISTEN_BACKLOG).
+pub const DEFAULT_BACKLOG: i32 = 511;
+
+// ---------------------------------------------------------------------------
+// Directive table
+
+/// Contexts, as bits (nginx's NGX_*_CONF).
+const MAIN: u16 = 1;
+const EVENTS: u16 = 1 << 1;
+const HTTP: u16 = 1 << 2;
+const SRV: u16 = 1 << 3;
+const LOC: u16 = 1 << 4;
+/// `if` inside server.
+const SIF: u16 = 1 << 5;
+/// `if` inside location.
+const LIF: u16 = 1 << 6;
+const HSL: u16 = HTTP | SRV | LOC;
+const REWRITE: u16 = SRV | SIF | LOC | LIF;
+
+#[derive(Clone, Copy)]
+enum Args {
+    Exactly(usize),
+    Range(usize, usize),
+    AtLeast(usize),
+}
+
+struct Spec {
+    name: &'static str,
+    ctx: u16,
+    block: bool,
+    args: Args,
+}
+
+const fn spec(name: &'static str, ctx: u16, block: bool, args: Args) -> Spec {
+    Spec { name, ctx, block, args }
+}
+
+use Args::*;
+
+/// Every directive halo knows. Adding one: a row here, a match arm in the
+/// handler of each context it is allowed in.
+static SPECS: &[Spec] = &[
+    // main
+    spec("worker_processes", MAIN, false, Exactly(1)),
+    spec("master_process", MAIN, false, Exactly(1)),
+    spec("daemon", MAIN, false, Exactly(1)),
+    spec("error_log", MAIN, false, Range(1, 2)),
+    spec("pid", MAIN, false, Exactly(1)),
+    spec("events", MAIN, true, Exactly(0)),
+    spec("http", MAIN, true, Exactly(0)),
+    // events
+    spec("worker_connections", EVENTS, false, Exactly(1)),
+    spec("accept_mutex", EVENTS, false, Exactly(1)),
+    spec("multi_accept", EVENTS, false, Exactly(1)),
+    spec("use", EVENTS, false, Exactly(1)),
+    // http and below
+    spec("server", HTTP, true, Exactly(0)),
+    spec("log_format", HTTP, false, AtLeast(2)),
+    spec("default_type", HSL, false, Exactly(1)),
+    spec("types", HSL, true, Exactly(0)),
+    spec("keepalive_timeout", HSL, false, Range(1, 2)),
+    spec("keepalive_requests", HSL, false, Exactly(1)),
+    spec("client_header_timeout", HTTP | SRV, false, Exactly(1)),
+    spec("client_body_timeout", HSL, false, Exactly(1)),
+    spec("send_timeout", HSL, false, Exactly(1)),
+    spec("client_max_body_size", HSL, false, Exactly(1)),
+    spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
+    spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
+    spec("server_tokens", HSL, false, Exactly(1)),
+    spec("access_log", HSL, false, AtLeast(1)),
+    spec("error_page", HSL, false, AtLeast(2)),
+    spec("add_header", HSL, false, Range(2, 3)),
+    spec("root", HSL, false, Exactly(1)),
+    spec("alias", LOC, false, Exactly(1)),
+    spec("index", HSL, false, AtLeast(1)),
+    spec("try_files", SRV | LOC, false, AtLeast(2)),
+    // server
+    spec("listen", SRV, false, AtLeast(1)),
+    spec("server_name", SRV, false, AtLeast(1)),
+    spec("location", SRV | LOC, true, Range(1, 2)),
+    spec("internal", LOC, false, Exactly(0)),
+    // rewrite module
+    spec("set", REWRITE, false, Exactly(2)),
+    spec("rewrite", REWRITE, false, Range(2, 3)),
+    spec("return", REWRITE, false, Range(1, 2)),
+    spec("if", SRV | LOC, true, AtLeast(1)),
+];
+
+/// The generic checks nginx's `ngx_conf_handler` makes, in its order.
+fn check(d: &Directive, ctx: u16) -> Result<&'static Spec, ConfError> {
+    let Some(s) = SPECS.iter().find(|s| s.name == d.name) else {
+        return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d));
+    };
+    if s.ctx & ctx == 0 {
+        return Err(ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d));
+    }
+    if !s.block && d.block.is_some() {
+        return Err(ConfError::at(format!("directive \"{}\" is not terminated by \";\"", d.name), d));
+    }
+    if s.block && d.block.is_none() {
+        return Err(ConfError::at(format!("directive \"{}\" has no opening \"{{\"", d.name), d));
+    }
+    let n = d.args.len();
+    let ok = match s.args {
+        Exactly(k) => n == k,
+        Range(lo, hi) => (lo..=hi).contains(&n),
+        AtLeast(k) => n >= k,
+    };
+    if !ok {
+        return Err(ConfError::at(format!("invalid number of arguments in \"{}\" directive", d.name), d));
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------
+// Small value parsers (nginx's ngx_parse_time / ngx_parse_size / ngx_atoi)
+
+/// `"NAME" directive MSG`: how nginx reports a handler's error string.
+fn slot_err(d: &Directive, msg: &str) -> ConfError {
+    ConfError::at(format!("\"{}\" directive {}", d.name, msg), d)
+}
+
+fn dup(d: &Directive) -> ConfError {
+    slot_err(d, "is duplicate")
+}
+
+/// `ngx_atoi`: decimal digits only.
+fn atoi(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// nginx time syntax: units y M w d h m s ms in decreasing order, optional
+/// spaces between parts, a bare trailing number is seconds. `is_sec` refuses
+/// "ms" (for directives counted in seconds).
+pub fn parse_time(s: &str, is_sec: bool) -> Option<Duration> {
+    const S: u64 = 1000;
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut step = 0u8; // the last unit used, larger = smaller unit
+    let mut value: u64 = 0;
+    let mut total: u64 = 0;
+    let mut valid = false;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            value = value.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+            valid = true;
+            i += 1;
+            continue;
+        }
+        let (unit_step, scale_ms) = match c {
+            b'y' => (1, 365 * 86400 * S),
+            b'M' => (2, 30 * 86400 * S),
+            b'w' => (3, 7 * 86400 * S),
+            b'd' => (4, 86400 * S),
+            b'h' => (5, 3600 * S),
+            b'm' if b.get(i + 1) == Some(&b's') => {
+                if is_sec {
+                    return None;
+                }
+                i += 1;
+                (8, 1)
+            }
+            b'm' => (6, 60 * S),
+            b's' => (7, S),
+            _ => return None,
+        };
+        if step >= unit_step {
+            return None;
+        }
+        step = unit_step;
+        i += 1;
+        total = total.checked_add(value.checked_mul(scale_ms)?)?;
+        value = 0;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+    }
+    if !valid {
+        return None;
+    }
+    // A bare number after other parts (e.g. "1m30") is seconds, as in nginx.
+    total = total.checked_add(value.checked_mul(S)?)?;
+    Some(Duration::from_millis(total))
+}
+
+/// nginx size syntax: a number with an optional k/K, m/M or g/G suffix.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, scale) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1u64 << 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    atoi(num)?.checked_mul(scale)
+}
+
+fn flag(d: &Directive) -> Result<bool, ConfError> {
+    match d.args[0].as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        v => Err(ConfError::at(
+            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"", d.name),
+            d,
+        )),
+    }
+}
+
+fn time_arg(d: &Directive, s: &str) -> Result<Duration, ConfError> {
+    parse_time(s, false).ok_or_else(|| slot_err(d, "invalid value"))
+}
+
+fn size_arg(d: &Directive, s: &str) -> Result<u64, ConfError> {
+    parse_size(s).ok_or_else(|| slot_err(d, "invalid value"))
+}
+
+fn tmpl(d: &Directive, s: &str) -> Result<Template, ConfError> {
+    Template::parse(s).map_err(|e| ConfError::at(e, d))
+}
+
+/// The one-line reason from a regex compile error.
+fn regex_reason(e: &regex::Error) -> String {
+    let s = e.to_string();
+    let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    last.trim().strip_prefix("error: ").unwrap_or(last.trim()).to_string()
+}
+
+fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(caseless)
+        .build()
+        .map_err(|e| ConfError::at(format!("invalid regex \"{pattern}\": {}", regex_reason(&e)), d))
+}
+
+fn is_redirect_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("$scheme")
+}
+
+// ---------------------------------------------------------------------------
+// Raw levels
+
+#[derive(Default)]
+struct MainRaw {
+    worker_processes: Option<usize>,
+    master_process: Option<bool>,
+    daemon: Option<bool>,
+    error_log: Option<ErrorLogConf>,
+    pid: Option<PathBuf>,
+    events: bool,
+    worker_connections: Option<usize>,
+    accept_mutex: Option<bool>,
+    multi_accept: Option<bool>,
+    use_: Option<String>,
+    http: Option<HttpRaw>,
+}
+
+/// One level's own settings (the inheritable part of LocConf); None = not
+/// set here.
+#[derive(Default)]
+struct Partial {
+    /// (is_alias, path)
+    root: Option<(bool, Template)>,
+    index: Option<Vec<String>>,
+    try_files: Option<Vec<Template>>,
+    add_header: Option<Vec<AddHeader>>,
+    error_page: Option<Vec<ErrorPage>>,
+    default_type: Option<String>,
+    types: Option<HashMap<String, String>>,
+    keepalive_timeout: Option<Duration>,
+    keepalive_requests: Option<u64>,
+    client_body_timeout: Option<Duration>,
+    send_timeout: Option<Duration>,
+    client_max_body_size: Option<u64>,
+    server_tokens: Option<bool>,
+    access_log: Option<Vec<AccessLog>>,
+    access_log_off: bool,
+    // server-level only (http/server)
+    client_header_timeout: Option<Duration>,
+    client_header_buffer_size: Option<usize>,
+    large_client_header_buffers: Option<(usize, usize)>,
+}
+
+struct HttpRaw {
+    partial: Partial,
+    servers: Vec<SrvRaw>,
+}
+
+struct SrvRaw {
+    partial: Partial,
+    listen: Vec<Listen>,
+    names: Vec<ServerName>,
+    primary_name: Option<String>,
+    rewrites: Vec<RewriteOp>,
+    locations: Vec<LocRaw>,
+    named: Vec<LocRaw>,
+}
+
+struct LocRaw {
+    kind: LocKind,
+    pattern: String,
+    regex: Option<Regex>,
+    internal: bool,
+    rewrites: Vec<RewriteOp>,
+    partial: Partial,
+    children: Vec<LocRaw>,
+    origin: String,
+}
+
+/// One distinct listening address across all servers.
+struct ListenEntry {
+    listen: Listen,
+    /// Socket options (backlog, reuseport, bind) were given for it.
+    opts_set: bool,
+    /// Indexes of the servers listening on it.
+    servers: Vec<usize>,
+}
+
+struct Builder<'a> {
+    prefix: &'a Path,
+    log_formats: HashMap<String, Template>,
+    log_escape: HashMap<String, Escape>,
+    listens: Vec<ListenEntry>,
+    server_count: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(prefix: &'a Path) -> Self {
+        let mut log_formats = HashMap::new();
+        log_formats.insert("combined".to_string(), Template::parse(COMBINED_FORMAT).expect("combined format"));
+        let mut log_escape = HashMap::new();
+        log_escape.insert("combined".to_string(), Escape::Default);
+        Builder { prefix, log_formats, log_escape, listens: Vec::new(), server_count: 0 }
+    }
+
+    /// A path relative to the prefix, as nginx's `ngx_conf_full_name`.
+    fn full(&self, p: &str) -> PathBuf {
+        self.prefix.join(p)
+    }
+
+    // -- main and events --------------------------------------------------
+
+    fn main_directive(&mut self, d: &Directive, m: &mut MainRaw) -> Result<(), ConfError> {
+        check(d, MAIN)?;
+        match d.name.as_str() {
+            "worker_processes" => {
+                if m.worker_processes.is_some() {
+                    return Err(dup(d));
+                }
+                let n = if d.args[0] == "auto" {
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+                } else {
+                    match atoi(&d.args[0]) {
+                        Some(n) if n > 0 => n as usize,
+                        _ => return Err(slot_err(d, "invalid value")),
+                    }
+                };
+                m.worker_processes = Some(n);
+            }
+            "master_process" => set_once(d, &mut m.master_process, flag(d)?)?,
+            "daemon" => set_once(d, &mut m.daemon, flag(d)?)?,
+            "error_log" => {
+                let path =
+                    if d.args[0] == "stderr" { PathBuf::from("stderr") } else { self.full(&d.args[0]) };
+                let level = match d.args.get(1) {
+                    Some(l) => Level::parse(l)
+                        .ok_or_else(|| ConfError::at(format!("invalid log level \"{l}\""), d))?,
+                    None => Level::Error,
+                };
+                // nginx logs to every error_log given; halo keeps one, the
+                // first (so `-g "error_log ..."` wins over the file).
+                if m.error_log.is_none() {
+                    m.error_log = Some(ErrorLogConf { path, level });
+                }
+            }
+            "pid" => {
+                let p = self.full(&d.args[0]);
+                set_once(d, &mut m.pid, p)?;
+            }
+            "events" => {
+                if m.events {
+                    return Err(dup(d));
+                }
+                m.events = true;
+                for e in d.block.as_deref().unwrap_or(&[]) {
+                    self.events_directive(e, m)?;
+                }
+            }
+            "http" => {
+                if m.http.is_some() {
+                    return Err(dup(d));
+                }
+                m.http = Some(self.http_block(d)?);
+            }
+            _ => unreachable!("{} allowed in main but not handled", d.name),
+        }
+        Ok(())
+    }
+
+    fn events_directive(&mut self, d: &Directive, m: &mut MainRaw) -> Result<(), ConfError> {
+        check(d, EVENTS)?;
+        match d.name.as_str() {
+            "worker_connections" => {
+                if m.worker_connections.is_some() {
+                    return Err(dup(d));
+                }
+                let n = atoi(&d.args[0])
+                    .ok_or_else(|| ConfError::at(format!("invalid number \"{}\"", d.args[0]), d))?;
+                m.worker_connections = Some(n as usize);
+            }
+            // Accepted for compatibility: halo's workers accept through
+            // io_uring, so neither has an effect.
+            "accept_mutex" => set_once(d, &mut m.accept_mutex, flag(d)?)?,
+            "multi_accept" => set_once(d, &mut m.multi_accept, flag(d)?)?,
+            "use" => {
+                if m.use_.is_some() {
+                    return Err(dup(d));
+                }
+                if d.args[0] != "epoll" {
+                    return Err(ConfError::at(format!("invalid event type \"{}\"", d.args[0]), d));
+                }
+                m.use_ = Some(d.args[0].clone());
+            }
+            _ => unreachable!(),
+        }
+        Ok(())
+    }
+
+    // -- http ---------------------------------------------------------------
+
+    fn http_block(&mut self, d: &Directive) -> Result<HttpRaw, ConfError> {
+        let mut h = HttpRaw { partial: Partial::default(), servers: Vec::new() };
+        for c in d.block.as_deref().unwrap_or(&[]) {
+            check(c, HTTP)?;
+            match c.name.as_str() {
+                "server" => {
+                    let s = self.server_block(c)?;
+                    h.servers.push(s);
+                }
+                "log_format" => self.log_format(c)?,
+                _ => {
+                    if !self.common(c, &mut h.partial)? {
+                        unreachable!("{} allowed in http but not handled", c.name);
+                    }
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    fn log_format(&mut self, d: &Directive) -> Result<(), ConfError> {
+        let name = &d.args[0];
+        if self.log_formats.contains_key(name) {
+            return Err(ConfError::at(format!("duplicate \"log_format\" name \"{name}\""), d));
+        }
+        let mut rest = &d.args[1..];
+        let mut escape = Escape::Default;
+        if let Some(e) = rest[0].strip_prefix("escape=") {
+            escape = Escape::parse(e)
+                .ok_or_else(|| ConfError::at(format!("unknown log format escaping \"{e}\""), d))?;
+            rest = &rest[1..];
+        }
+        // The strings are concatenated as written (spaces go inside quotes).
+        let text: String = rest.concat();
+        let t = tmpl(d, &text)?;
+        self.log_formats.insert(name.clone(), t);
+        self.log_escape.insert(name.clone(), escape);
+        Ok(())
+    }
+
+    /// Directives shared by http, server and location (the LocConf ones).
+    /// Returns false when `d` is not one of them.
+    fn common(&mut self, d: &Directive, p: &mut Partial) -> Result<bool, ConfError> {
+        match d.name.as_str() {
+            "default_type" => set_once(d, &mut p.default_type, d.args[0].clone())?,
+            "types" => {
+                let map = p.types.get_or_insert_with(HashMap::new);
+                for t in d.block.as_deref().unwrap_or(&[]) {
+                    if t.block.is_some() {
+                        return Err(ConfError::at("unexpected \"{\"", t));
+                    }
+                    for ext in &t.args {
+                        map.insert(ext.to_ascii_lowercase(), t.name.clone());
+                    }
+                }
+            }
+            "keepalive_timeout" => {
+                if p.keepalive_timeout.is_some() {
+                    return Err(dup(d));
+                }
+                let t = time_arg(d, &d.args[0])?;
+                // The second argument (the Keep-Alive header's timeout) is
+                // checked but not sent.
+                if let Some(h) = d.args.get(1) {
+                    parse_time(h, true).ok_or_else(|| slot_err(d, "invalid value"))?;
+                }
+                p.keepalive_timeout = Some(t);
+            }
+            "keepalive_requests" => {
+                let n = atoi(&d.args[0]).ok_or_else(|| slot_err(d, "invalid number"))?;
+                set_once(d, &mut p.keepalive_requests, n)?;
+            }
+            "client_header_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut p.client_header_timeout, t)?;
+            }
+            "client_body_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut p.client_body_timeout, t)?;
+            }
+            "send_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut p.send_timeout, t)?;
+            }
+            "client_max_body_size" => {
+                let n = size_arg(d, &d.args[0])?;
+                set_once(d, &mut p.client_max_body_size, n)?;
+            }
+            "client_header_buffer_size" => {
+                let n = size_arg(d, &d.args[0])? as usize;
+                set_once(d, &mut p.client_header_buffer_size, n)?;
+            }
+            "large_client_header_buffers" => {
+                let n = match atoi(&d.args[0]) {
+                    Some(n) if n > 0 => n as usize,
+                    _ => return Err(slot_err(d, "invalid value")),
+                };
+                let size = match parse_size(&d.args[1]) {
+                    Some(s) if s > 0 => s as usize,
+                    _ => return Err(slot_err(d, "invalid value")),
+                };
+                set_once(d, &mut p.large_client_header_buffers, (n, size))?;
+            }
+            "server_tokens" => set_once(d, &mut p.server_tokens, flag(d)?)?,
+            "access_log" => self.access_log(d, p)?,
+            "error_page" => {
+                let e = error_page(d)?;
+                p.error_page.get_or_insert_with(Vec::new).push(e);
+            }
+            "add_header" => {
+                let always = match d.args.get(2).map(String::as_str) {
+                    None => false,
+                    Some("always") => true,
+                    Some(x) => return Err(ConfError::at(format!("invalid parameter \"{x}\""), d)),
+                };
+                let h = AddHeader { name: d.args[0].clone(), value: tmpl(d, &d.args[1])?, always };
+                p.add_header.get_or_insert_with(Vec::new).push(h);
+            }
+            "root" | "alias" => {
+                let alias = d.name == "alias";
+                if let Some((was_alias, _)) = &p.root {
+                    if *was_alias == alias {
+                        return Err(dup(d));
+                    }
+                    let earlier = if *was_alias { "alias" } else { "root" };
+                    return Err(ConfError::at(
+                        format!("\"{}\" directive is duplicate, \"{earlier}\" directive was specified earlier", d.name),
+                        d,
+                    ));
+                }
+                let mut v = d.args[0].as_str();
+                // nginx drops a trailing slash from root (not from alias).
+                if !alias && v.len() > 1 && v.ends_with('/') {
+                    v = &v[..v.len() - 1];
+                }
+                // A path starting with a variable is used as is; any other
+                // relative path is relative to the prefix.
+                let full = if v.starts_with('$') { v.to_string() } else { self.full(v).to_string_lossy().into_owned() };
+                p.root = Some((alias, tmpl(d, &full)?));
+            }
+            "index" => {
+                let n = d.args.len();
+                for (i, a) in d.args.iter().enumerate() {
+                    if a.is_empty() {
+                        return Err(ConfError::at("index \"\" in \"index\" directive is invalid", d));
+                    }
+                    if a.starts_with('/') && i != n - 1 {
+                        return Err(ConfError::at("only the last index in \"index\" directive should be absolute", d));
+                    }
+                    // Checked here so a bad variable is a config error.
+                    tmpl(d, a)?;
+                }
+                p.index.get_or_insert_with(Vec::new).extend(d.args.iter().cloned());
+            }
+            "try_files" => {
+                if p.try_files.is_some() {
+                    return Err(dup(d));
+                }
+                let v = d.args.iter().map(|a| tmpl(d, a)).collect::<Result<Vec<_>, _>>()?;
+                p.try_files = Some(v);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn access_log(&mut self, d: &Directive, p: &mut Partial) -> Result<(), ConfError> {
+        if d.args[0] == "off" {
+            if let Some(x) = d.args.get(1) {
+                return Err(ConfError::at(format!("invalid parameter \"{x}\""), d));
+            }
+            p.access_log_off = true;
+            return Ok(());
+        }
+        if d.args[0].contains('$') {
+            return Err(ConfError::at(
+                format!("variables in the \"access_log\" path \"{}\" are not supported", d.args[0]),
+                d,
+            ));
+        }
+        let format = d.args.get(1).cloned().unwrap_or_else(|| "combined".to_string());
+        if !self.log_formats.contains_key(&format) {
+            return Err(ConfError::at(format!("unknown log format \"{format}\""), d));
+        }
+        if let Some(x) = d.args.get(2) {
+            let known = ["buffer=", "flush=", "gzip", "if="].iter().any(|k| x.starts_with(k));
+            let msg = if known {
+                format!("parameter \"{x}\" of the \"access_log\" directive is not supported")
+            } else {
+                format!("invalid parameter \"{x}\"")
+            };
+            return Err(ConfError::at(msg, d));
+        }
+        let path = self.full(&d.args[0]);
+        p.access_log.get_or_insert_with(Vec::new).push(AccessLog { path, format });
+        Ok(())
+    }
+
+    // -- server -------------------------------------------------------------
+
+    fn server_block(&mut self, d: &Directive) -> Result<SrvRaw, ConfError> {
+        let idx = self.server_count;
+        self.server_count += 1;
+        let mut s = SrvRaw {
+            partial: Partial::default(),
+            listen: Vec::new(),
+            names: Vec::new(),
+            primary_name: None,
+            rewrites: Vec::new(),
+            locations: Vec::new(),
+            named: Vec::new(),
+        };
+        for c in d.block.as_deref().unwrap_or(&[]) {
+            check(c, SRV)?;
+            match c.name.as_str() {
+                "listen" => {
+                    let (l, opts_set) = parse_listen(c)?;
+                    self.add_listen(idx, &l, opts_set, c)?;
+                    s.listen.push(l);
+                }
+                "server_name" => {
+                    for a in &c.args {
+                        server_name(c, a, &mut s.names, &mut s.primary_name)?;
+                    }
+                }
+                "location" => {
+                    let l = self.location(c, None)?;
+                    if l.kind == LocKind::Named {
+                        if s.named.iter().any(|n| n.pattern == l.pattern) {
+                            return Err(ConfError::at(format!("duplicate location \"{}\"", l.pattern), c));
+                        }
+                        s.named.push(l);
+                    } else {
+                        check_duplicate_location(&s.locations, &l, c)?;
+                        s.locations.push(l);
+                    }
+                }
+                "set" | "rewrite" | "return" | "if" => s.rewrites.push(rewrite_op(c, SIF)?),
+                _ => {
+                    if !self.common(c, &mut s.partial)? {
+                        unreachable!("{} allowed in server but not handled", c.name);
+                    }
+                }
+            }
+        }
+        if s.listen.is_empty() {
+            let l = Listen {
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80),
+                default_server: false,
+                reuseport: false,
+                backlog: DEFAULT_BACKLOG,
+            };
+            self.add_listen(idx, &l, false, d)?;
+            s.listen.push(l);
+        }
+        if s.names.is_empty() {
+            s.names.push(ServerName::Exact(String::new()));
+        }
+        Ok(s)
+    }
+
+    /// Record a server's listen, with nginx's cross-server checks.
+    fn add_listen(&mut self, server: usize, l: &Listen, opts_set: bool, d: &Directive) -> Result<(), ConfError> {
+        let Some(e) = self.listens.iter_mut().find(|e| e.listen.addr == l.addr) else {
+            self.listens.push(ListenEntry { listen: l.clone(), opts_set, servers: vec![server] });
+            return Ok(());
+        };
+        if e.servers.contains(&server) {
+            return Err(ConfError::at(format!("a duplicate listen {}", l.addr), d));
+        }
+        if l.default_server {
+            if e.listen.default_server {
+                return Err(ConfError::at(format!("a duplicate default server for {}", l.addr), d));
+            }
+            e.listen.default_server = true;
+        }
+        if opts_set {
+            if e.opts_set {
+                return Err(ConfError::at(format!("duplicate listen options for {}", l.addr), d));
+            }
+            e.opts_set = true;
+            e.listen.reuseport = l.reuseport;
+            e.listen.backlog = l.backlog;
+        }
+        e.servers.push(server);
+        Ok(())
+    }
+
+    // -- location -----------------------------------------------------------
+
+    /// `location` inside a server (`parent` None) or inside another location.
+    fn location(&mut self, d: &Directive, parent: Option<&LocRaw>) -> Result<LocRaw, ConfError> {
+        let (kind, pattern, caseless) = location_kind(d)?;
+        if let Some(par) = parent {
+            if kind == LocKind::Named {
+                return Err(ConfError::at(
+                    format!("named location \"{pattern}\" can be on the server level only"),
+                    d,
+                ));
+            }
+            match par.kind {
+                LocKind::Exact => {
+                    return Err(ConfError::at(
+                        format!("location \"{pattern}\" cannot be inside the exact location \"{}\"", par.pattern),
+                        d,
+                    ))
+                }
+                LocKind::Named => {
+                    return Err(ConfError::at(
+                        format!("location \"{pattern}\" cannot be inside the named location \"{}\"", par.pattern),
+                        d,
+                    ))
+                }
+                LocKind::Prefix | LocKind::PrefixNoRegex => {
+                    if kind != LocKind::Regex && !pattern.starts_with(&par.pattern) {
+                        return Err(ConfError::at(
+                            format!("location \"{pattern}\" is outside location \"{}\"", par.pattern),
+                            d,
+                        ));
+                    }
+                }
+                LocKind::Regex => {}
+            }
+        }
+        let regex = if kind == LocKind::Regex { Some(compile_regex(d, &pattern, caseless)?) } else { None };
+        let mut l = LocRaw {
+            kind,
+            pattern,
+            regex,
+            internal: kind == LocKind::Named,
+            rewrites: Vec::new(),
+            partial: Partial::default(),
+            children: Vec::new(),
+            origin: d.origin(),
+        };
+        for c in d.block.as_deref().unwrap_or(&[]) {
+            check(c, LOC)?;
+            match c.name.as_str() {
+                "location" => {
+                    let child = self.location(c, Some(&l))?;
+                    check_duplicate_location(&l.children, &child, c)?;
+                    l.children.push(child);
+                }
+                "internal" => l.internal = true,
+                "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
+                _ => {
+                    if !self.common(c, &mut l.partial)? {
+                        unreachable!("{} allowed in location but not handled", c.name);
+                    }
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    // -- merge --------------------------------------------------------------
+
+    fn finish_http(&mut self, raw: HttpRaw) -> Http {
+        let defaults = LocConf {
+            root: Template::literal(&self.full("html").to_string_lossy()),
+            alias: None,
+            index: vec!["index.html".to_string()],
+            try_files: None,
+            add_header: Vec::new(),
+            error_page: Vec::new(),
+            default_type: "text/plain".to_string(),
+            types: Arc::new(mime::default_types()),
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+            client_body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            client_max_body_size: 1 << 20,
+            server_tokens: true,
+            access_log: vec![AccessLog { path: self.full("logs/access.log"), format: "combined".to_string() }],
+            log_formats: Arc::new(std::mem::take(&mut self.log_formats)),
+        };
+        let http_conf = merge(&raw.partial, &defaults);
+        let hp = &raw.partial;
+        let mut servers = Vec::with_capacity(raw.servers.len());
+        for s in raw.servers {
+            let conf = merge(&s.partial, &http_conf);
+            let sp = &s.partial;
+            let primary_name = s.primary_name.unwrap_or_default();
+            let named = s.named.into_iter().map(|l| (l.pattern.clone(), finish_location(l, &conf))).collect();
+            let locations = s.locations.into_iter().map(|l| finish_location(l, &conf)).collect();
+            servers.push(Server {
+                listen: s.listen,
+                names: s.names,
+                primary_name,
+                rewrites: s.rewrites,
+                locations,
+                named,
+                client_header_timeout: sp
+                    .client_header_timeout
+                    .or(hp.client_header_timeout)
+                    .unwrap_or(Duration::from_secs(60)),
+                client_header_buffer_size: sp
+                    .client_header_buffer_size
+                    .or(hp.client_header_buffer_size)
+                    .unwrap_or(1024),
+                large_client_header_buffers: sp
+                    .large_client_header_buffers
+                    .or(hp.large_client_header_buffers)
+                    .unwrap_or((4, 8 * 1024)),
+                conf,
+            });
+        }
+        Http {
+            servers,
+            listens: self.listens.iter().map(|e| e.listen.clone()).collect(),
+            log_format_escape: std::mem::take(&mut self.log_escape),
+        }
+    }
+}
+
+fn set_once<T>(d: &Directive, slot: &mut Option<T>, v: T) -> Result<(), ConfError> {
+    if slot.is_some() {
+        return Err(dup(d));
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+/// A level's LocConf: its own settings over its parent's. Array directives
+/// replace the parent's list when the level has any; try_files is not
+/// inherited (nginx does not merge it).
+fn merge(p: &Partial, parent: &LocConf) -> LocConf {
+    let (root, alias) = match &p.root {
+        Some((false, t)) => (t.clone(), None),
+        Some((true, t)) => (parent.root.clone(), Some(t.clone())),
+        None => (parent.root.clone(), parent.alias.clone()),
+    };
+    let access_log = if p.access_log_off {
+        Vec::new()
+    } else {
+        p.access_log.clone().unwrap_or_else(|| parent.access_log.clone())
+    };
+    LocConf {
+        root,
+        alias,
+        index: p.index.clone().unwrap_or_else(|| parent.index.clone()),
+        try_files: p.try_files.clone(),
+        add_header: p.add_header.clone().unwrap_or_else(|| parent.add_header.clone()),
+        error_page: p.error_page.clone().unwrap_or_else(|| parent.error_page.clone()),
+        default_type: p.default_type.clone().unwrap_or_else(|| parent.default_type.clone()),
+        types: match &p.types {
+            Some(t) => Arc::new(t.clone()),
+            None => parent.types.clone(),
+        },
+        keepalive_timeout: p.keepalive_timeout.unwrap_or(parent.keepalive_timeout),
+        keepalive_requests: p.keepalive_requests.unwrap_or(parent.keepalive_requests),
+        client_body_timeout: p.client_body_timeout.unwrap_or(parent.client_body_timeout),
+        send_timeout: p.send_timeout.unwrap_or(parent.send_timeout),
+        client_max_body_size: p.client_max_body_size.unwrap_or(parent.client_max_body_size),
+        server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
+        access_log,
+        log_formats: parent.log_formats.clone(),
+    }
+}
+
+fn finish_location(l: LocRaw, parent: &LocConf) -> Location {
+    let conf = merge(&l.partial, parent);
+    let children = l.children.into_iter().map(|c| finish_location(c, &conf)).collect();
+    Location {
+        kind: l.kind,
+        pattern: l.pattern,
+        regex: l.regex,
+        internal: l.internal,
+        rewrites: l.rewrites,
+        conf,
+        children,
+        origin: l.origin,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// listen, server_name, location
+
+/// `listen ADDR [options]` -> (Listen, socket options given).
+fn parse_listen(d: &Directive) -> Result<(Listen, bool), ConfError> {
+    let url = &d.args[0];
+    let addr = parse_listen_addr(url).map_err(|e| {
+        ConfError::at(
+            match e {
+                AddrErr::Unix => format!("unix domain sockets are not supported in \"listen\" directive: \"{url}\""),
+                AddrErr::Msg(m) => format!("{m} in \"{url}\" of the \"listen\" directive"),
+            },
+            d,
+        )
+    })?;
+    let mut l = Listen { addr, default_server: false, reuseport: false, backlog: DEFAULT_BACKLOG };
+    let mut opts_set = false;
+    for a in &d.args[1..] {
+        match a.as_str() {
+            "default_server" | "default" => l.default_server = true,
+            "reuseport" => {
+                l.reuseport = true;
+                opts_set = true;
+            }
+            // Every distinct address gets its own socket anyway.
+            "bind" => opts_set = true,
+            _ => {
+                if let Some(v) = a.strip_prefix("backlog=") {
+                    match v.parse::<i32>() {
+                        Ok(n) if n > 0 && v.bytes().all(|b| b.is_ascii_digit()) => l.backlog = n,
+                        _ => return Err(ConfError::at(format!("invalid backlog \"{v}\""), d)),
+                    }
+                    opts_set = true;
+                    continue;
+                }
+                const UNSUPPORTED: &[&str] = &[
+                    "ssl", "http2", "http3", "quic", "spdy", "proxy_protocol", "deferred", "ipv6only=",
+                    "so_keepalive=", "fastopen=", "rcvbuf=", "sndbuf=", "setfib=", "accept_filter=",
+                ];
+                let name = a.split('=').next().unwrap_or(a);
+                let msg = if UNSUPPORTED.iter().any(|u| u.trim_end_matches('=') == name) {
+                    format!("the \"{a}\" parameter of the \"listen\" directive is not supported")
+                } else {
+                    format!("invalid parameter \"{a}\"")
+                };
+                return Err(ConfError::at(msg, d));
+            }
+        }
+    }
+    Ok((l, opts_set))
+}
+
+enum AddrErr {
+    Unix,
+    Msg(&'static str),
+}
+
+/// `PORT`, `ADDR`, `ADDR:PORT`, `*:PORT`, `[IPV6]:PORT`, `[IPV6]`;
+/// port 80 when not given.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, AddrErr> {
+    if s.starts_with("unix:") {
+        return Err(AddrErr::Unix);
+    }
+    let port_of = |p: &str| match atoi(p) {
+        Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(AddrErr::Msg("invalid port")),
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(AddrErr::Msg("invalid IPv6 address"))?;
+        let ip: Ipv6Addr = host.parse().map_err(|_| AddrErr::Msg("invalid IPv6 address"))?;
+        let port = match after {
+            "" => 80,
+            _ => port_of(after.strip_prefix(':').ok_or(AddrErr::Msg("invalid host"))?)?,
+        };
+        return Ok(SocketAddr::new(IpAddr::V6(ip), port));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port_of(s)?));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, port_of(p)?),
+        None => (s, 80),
+    };
+    let ip = match host {
+        "" => return Err(AddrErr::Msg("no host")),
+        "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        _ => match host.parse::<Ipv4Addr>() {
+            Ok(ip) => IpAddr::V4(ip),
+            Err(_) => {
+                // A host name: resolve it, preferring IPv4, as nginx binds
+                // the first address it gets.
+                let addrs: Vec<SocketAddr> =
+                    (host, port).to_socket_addrs().map_err(|_| AddrErr::Msg("host not found"))?.collect();
+                let a = addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .ok_or(AddrErr::Msg("host not found"))?;
+                a.ip()
+            }
+        },
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// One `server_name` argument.
+fn server_name(
+    d: &Directive,
+    a: &str,
+    names: &mut Vec<ServerName>,
+    primary: &mut Option<String>,
+) -> Result<(), ConfError> {
+    if let Some(re) = a.strip_prefix('~') {
+        names.push(ServerName::Regex(compile_regex(d, re, false)?));
+        primary.get_or_insert_with(|| a.to_string());
+        return Ok(());
+    }
+    let name = if a == "$hostname" { hostname() } else { a.to_ascii_lowercase() };
+    primary.get_or_insert_with(|| name.clone());
+    let invalid = || ConfError::at(format!("invalid server name or wildcard \"{a}\""), d);
+    let stars = name.matches('*').count();
+    if let Some(rest) = name.strip_prefix("*.") {
+        if stars != 1 || rest.is_empty() {
+            return Err(invalid());
+        }
+        names.push(ServerName::WildcardFront(name[1..].to_string()));
+    } else if let Some(rest) = name.strip_suffix(".*") {
+        if stars != 1 || rest.is_empty() {
+            return Err(invalid());
+        }
+        names.push(ServerName::WildcardBack(name[..name.len() - 1].to_string()));
+    } else if stars > 0 {
+        return Err(invalid());
+    } else if let Some(rest) = name.strip_prefix('.') {
+        if rest.is_empty() {
+            return Err(invalid());
+        }
+        names.push(ServerName::Exact(rest.to_string()));
+        names.push(ServerName::WildcardFront(name.clone()));
+    } else {
+        names.push(ServerName::Exact(name));
+    }
+    Ok(())
+}
+
+/// `location [=|~|~*|^~] PATTERN` / `location @name` -> (kind, pattern, caseless).
+fn location_kind(d: &Directive) -> Result<(LocKind, String, bool), ConfError> {
+    if d.args.len() == 2 {
+        let p = d.args[1].clone();
+        return match d.args[0].as_str() {
+            "=" => Ok((LocKind::Exact, p, false)),
+            "^~" => Ok((LocKind::PrefixNoRegex, p, false)),
+            "~" => Ok((LocKind::Regex, p, false)),
+            "~*" => Ok((LocKind::Regex, p, true)),
+            m => Err(ConfError::at(format!("invalid location modifier \"{m}\""), d)),
+        };
+    }
+    let a = d.args[0].as_str();
+    // nginx also reads the modifier glued to the pattern: `location =/x`.
+    Ok(if a.len() > 1 && a.starts_with('=') {
+        (LocKind::Exact, a[1..].to_string(), false)
+    } else if a.len() > 1 && a.starts_with("^~") {
+        (LocKind::PrefixNoRegex, a[2..].to_string(), false)
+    } else if let Some(re) = a.strip_prefix("~*") {
+        (LocKind::Regex, re.to_string(), true)
+    } else if a.len() > 1 && a.starts_with('~') {
+        (LocKind::Regex, a[1..].to_string(), false)
+    } else if a.starts_with('@') {
+        (LocKind::Named, a.to_string(), false)
+    } else {
+        (LocKind::Prefix, a.to_string(), false)
+    })
+}
+
+/// Two sibling exact locations, or two prefix (`/x`, `^~ /x`) ones, with the
+/// same pattern.
+fn check_duplicate_location(siblings: &[LocRaw], l: &LocRaw, d: &Directive) -> Result<(), ConfError> {
+    let group = |k: LocKind| match k {
+        LocKind::Exact => Some(0),
+        LocKind::Prefix | LocKind::PrefixNoRegex => Some(1),
+        _ => None,
+    };
+    let Some(g) = group(l.kind) else { return Ok(()) };
+    if siblings.iter().any(|s| group(s.kind) == Some(g) && s.pattern == l.pattern) {
+        return Err(ConfError::at(format!("duplicate location \"{}\"", l.pattern), d));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// error_page and the rewrite module
+
+/// `error_page CODE... [=[RESPONSE]] URI`.
+fn error_page(d: &Directive) -> Result<ErrorPage, ConfError> {
+    let n = d.args.len();
+    let (overwrite, uri_args) = match d.args[n - 2].strip_prefix('=') {
+        Some("") => (Some(0), 2),
+        Some(code) => match atoi(code) {
+            Some(c) if c <= 999 => (Some(c as u16), 2),
+            _ => return Err(ConfError::at(format!("invalid value \"{}\"", d.args[n - 2]), d)),
+        },
+        None => (None, 1),
+    };
+    let mut codes = Vec::new();
+    for a in &d.args[..n - uri_args] {
+        let c = match atoi(a) {
+            Some(c) if c != 499 => c,
+            _ => return Err(ConfError::at(format!("invalid value \"{a}\""), d)),
+        };
+        if !(300..=599).contains(&c) {
+            return Err(ConfError::at(format!("value \"{a}\" must be between 300 and 599"), d));
+        }
+        codes.push(c as u16);
+    }
+    Ok(ErrorPage { codes, overwrite, uri: tmpl(d, &d.args[n - 1])? })
+}
+
+/// `set`, `rewrite`, `return` or `if` (whose body is read in `if_ctx`).
+fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
+    match d.name.as_str() {
+        "set" => {
+            let v = &d.args[0];
+            let name = v.strip_prefix('$').filter(|n| !n.is_empty());
+            let Some(name) = name else {
+                return Err(ConfError::at(format!("invalid variable name \"{v}\""), d));
+            };
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ConfError::at(format!("invalid variable name \"{v}\""), d));
+            }
+            Ok(RewriteOp::Set { var: name.to_ascii_lowercase(), value: tmpl(d, &d.args[1])? })
+        }
+        "rewrite" => {
+            let regex = compile_regex(d, &d.args[0], false)?;
+            let repl = &d.args[1];
+            let mut flag = if is_redirect_url(repl) { RewriteFlag::Redirect } else { RewriteFlag::None };
+            if let Some(f) = d.args.get(2) {
+                let given = match f.as_str() {
+                    "last" => RewriteFlag::Last,
+                    "break" => RewriteFlag::Break,
+                    "redirect" => RewriteFlag::Redirect,
+                    "permanent" => RewriteFlag::Permanent,
+                    _ => return Err(ConfError::at(format!("invalid parameter \"{f}\""), d)),
+                };
+                // A URL replacement always redirects (302 unless permanent).
+                if flag != RewriteFlag::Redirect || given == RewriteFlag::Permanent {
+                    flag = given;
+                }
+            }
+            Ok(RewriteOp::Rewrite { regex, replacement: tmpl(d, repl)?, flag })
+        }
+        "return" => {
+            let a = &d.args[0];
+            match atoi(a) {
+                Some(code) => {
+                    if code > 999 {
+                        return Err(ConfError::at(format!("invalid return code \"{a}\""), d));
+                    }
+                    let body = d.args.get(1).map(|t| tmpl(d, t)).transpose()?;
+                    Ok(RewriteOp::Return { code: code as u16, body })
+                }
+                None => {
+                    if d.args.len() != 1 || !is_redirect_url(a) {
+                        return Err(ConfError::at(format!("invalid return code \"{a}\""), d));
+                    }
+                    Ok(RewriteOp::Return { code: 302, body: Some(tmpl(d, a)?) })
+                }
+            }
+        }
+        "if" => {
+            let cond = if_cond(d)?;
+            let mut ops = Vec::new();
+            for c in d.block.as_deref().unwrap_or(&[]) {
+                check(c, if_ctx)?;
+                ops.push(rewrite_op(c, if_ctx)?);
+            }
+            Ok(RewriteOp::If { cond, ops })
+        }
+        other => unreachable!("not a rewrite directive: {other}"),
+    }
+}
+
+/// The condition of `if (...)`, following `ngx_http_rewrite_if_condition`
+/// on the lexer's words (`($a`, `=`, `b)` or `(`, `-f`, `$x`, `)`...).
+fn if_cond(d: &Directive) -> Result<IfCond, ConfError> {
+    let inval = |s: &str| ConfError::at(format!("invalid condition \"{s}\""), d);
+    let mut v: Vec<String> = d.args.clone();
+    if !v[0].starts_with('(') {
+        return Err(inval(&v[0]));
+    }
+    let mut cur: isize = 0;
+    if v[0].len() == 1 {
+        cur = 1;
+    } else {
+        v[0].remove(0);
+    }
+    let mut last = v.len() as isize - 1;
+    if !v[last as usize].ends_with(')') {
+        return Err(inval(&v[last as usize]));
+    }
+    if v[last as usize].len() == 1 {
+        last -= 1;
+    } else {
+        v[last as usize].pop();
+    }
+    if cur > last {
+        return Err(inval(&d.args[d.args.len() - 1]));
+    }
+    let (cur, last) = (cur as usize, last as usize);
+    let p = v[cur].as_str();
+    if p.len() > 1 && p.starts_with('$') {
+        if cur != last && cur + 2 != last {
+            return Err(inval(p));
+        }
+        let lhs = tmpl(d, p)?;
+        if cur == last {
+            return Ok(IfCond::Var(lhs));
+        }
+        let op = v[cur + 1].as_str();
+        let rhs = v[last].as_str();
+        return match op {
+            "=" | "!=" => Ok(IfCond::Eq { lhs, rhs: tmpl(d, rhs)?, negate: op == "!=" }),
+            "~" | "~*" | "!~" | "!~*" => Ok(IfCond::Match {
+                lhs,
+                regex: compile_regex(d, rhs, op.ends_with('*'))?,
+                negate: op.starts_with('!'),
+            }),
+            _ => Err(ConfError::at(format!("unexpected \"{op}\" in condition"), d)),
+        };
+    }
+    let b = p.as_bytes();
+    if (b.len() == 2 && b[0] == b'-') || (b.len() == 3 && b[0] == b'!' && b[1] == b'-') {
+        if cur + 1 != last {
+            return Err(inval(p));
+        }
+        let op = b[b.len() - 1] as char;
+        if !matches!(op, 'f' | 'd' | 'e' | 'x') {
+            return Err(inval(p));
+        }
+        return Ok(IfCond::File { op, negate: b[0] == b'!', path: tmpl(d, &v[last])? });
+    }
+    Err(inval(p))
 }

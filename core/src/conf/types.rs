@@ -42,6 +42,9 @@ pub struct Http {
     /// Every distinct listening address across servers, with the flags of
     /// its first `listen` (nginx requires them to agree).
     pub listens: Vec<Listen>,
+    /// log_format name -> its `escape=` mode (Default when not given);
+    /// same keys as `LocConf::log_formats`.
+    pub log_format_escape: HashMap<String, crate::conf::template::Escape>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

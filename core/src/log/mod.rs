@@ -1,5 +1,5 @@
-//! The error log in nginx's format and the access log with log_format.
-//! STUB: to be written (helper C).
+//! The error log in nginx's format ([`error`]), the access log files
+//! ([`access`]) and the cached time strings both use ([`time`]).
 
 pub mod error;
 pub mod access;

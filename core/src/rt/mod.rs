@@ -1,1 +1,17 @@
-//! STUB
+//! The per-worker runtime: one io_uring ring (`driver`), a small
+//! single-threaded executor for the connection tasks (`executor`), timers
+//! kept in user space (`timer`), and the I/O operations as futures (`ops`).
+//!
+//! Everything here is thread-local: a worker is one thread, so nothing is
+//! `Send` and nothing locks.
+
+pub mod driver;
+pub mod executor;
+pub mod ops;
+pub mod timer;
+pub mod notify;
+
+pub use driver::RingError;
+pub use executor::{run, spawn, shutdown_requested, request_shutdown};
+pub use timer::{sleep_until, timeout_at, Elapsed};
+pub use notify::{race, Notify};

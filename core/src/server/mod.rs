@@ -4,3 +4,6 @@
 pub mod select;
 pub mod location;
 pub mod static_files;
+pub mod vars;
+pub mod phases;
+pub mod conn;

@@ -1,0 +1,174 @@
+//! Listening sockets, opened by the master before it forks so that
+//! workers inherit them and a reload reuses them: connections waiting in
+//! a listen queue survive a change of workers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::conf::Listen;
+
+/// One configured address and its socket(s): one socket, or one per
+/// worker slot with `reuseport` (the kernel spreads connections).
+pub struct Listener {
+    pub conf: Listen,
+    pub sockets: Vec<OwnedFd>,
+}
+
+impl Listener {
+    /// The sockets worker `id` of `workers` accepts on.
+    pub fn fds_for(&self, id: usize, workers: usize) -> Vec<RawFd> {
+        if self.sockets.len() == 1 {
+            return vec![self.sockets[0].as_raw_fd()];
+        }
+        self.sockets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % workers.max(1) == id % workers.max(1))
+            .map(|(_, s)| s.as_raw_fd())
+            .collect()
+    }
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, opt: i32, val: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a local int with its exact size.
+    let r = unsafe {
+        libc::setsockopt(fd, level, opt, &val as *const i32 as *const libc::c_void, std::mem::size_of::<i32>() as u32)
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// socket + bind + listen for one address.
+pub fn open_socket(l: &Listen) -> io::Result<OwnedFd> {
+    let domain = if l.addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2); the fd is owned immediately below.
+    let raw = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if l.reuseport {
+        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if l.addr.is_ipv6() {
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let (storage, len) = sockaddr(&l.addr);
+    // SAFETY: storage holds a valid sockaddr of length len.
+    if unsafe { libc::bind(raw, &storage as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let backlog = if l.backlog > 0 { l.backlog } else { 511 };
+    // SAFETY: listen(2) on our own socket.
+    if unsafe { libc::listen(raw, backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// A SocketAddr as a sockaddr_storage for the C calls.
+pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: zeroed sockaddr_storage is valid; we fill the variant that
+    // matches the address family and report its size.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in);
+                sin.sin_family = libc::AF_INET as _;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                (ss, std::mem::size_of::<libc::sockaddr_in>() as _)
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6);
+                sin6.sin6_family = libc::AF_INET6 as _;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                (ss, std::mem::size_of::<libc::sockaddr_in6>() as _)
+            }
+        }
+    }
+}
+
+/// Parse a sockaddr filled by the kernel.
+pub fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    // SAFETY: the family field tells which variant the kernel wrote.
+    unsafe {
+        match ss.ss_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(ss as *const _ as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(ss as *const _ as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// getpeername / getsockname of a connected socket.
+pub fn peer_addr(fd: RawFd, local: bool) -> Option<SocketAddr> {
+    // SAFETY: the kernel writes at most `len` bytes into the storage.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let p = &mut ss as *mut _ as *mut libc::sockaddr;
+        let r = if local { libc::getsockname(fd, p, &mut len) } else { libc::getpeername(fd, p, &mut len) };
+        if r < 0 {
+            return None;
+        }
+        from_sockaddr(&ss)
+    }
+}
+
+/// Open (or keep from `old`) the listeners `confs` asks for. `slots` is
+/// the number of sockets for a `reuseport` address (the worker count). On
+/// error every socket taken from `old` is put back, so the caller can keep
+/// serving on them.
+pub fn open_all(confs: &[Listen], slots: usize, old: &mut Vec<Listener>) -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for c in confs {
+        match open_one(c, slots, old) {
+            Ok(l) => out.push(l),
+            Err(e) => {
+                old.extend(out);
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn open_one(c: &Listen, slots: usize, old: &mut Vec<Listener>) -> io::Result<Listener> {
+    let named = |e: io::Error| {
+        io::Error::new(e.kind(), format!("bind() to {} failed ({}: {})", c.addr, e.raw_os_error().unwrap_or(0), e))
+    };
+    if let Some(pos) = old.iter().position(|o| o.conf.addr == c.addr && o.conf.reuseport == c.reuseport) {
+        let mut l = old.remove(pos);
+        while l.conf.reuseport && l.sockets.len() < slots {
+            match open_socket(c) {
+                Ok(s) => l.sockets.push(s),
+                Err(e) => {
+                    old.push(l);
+                    return Err(named(e));
+                }
+            }
+        }
+        l.conf = c.clone();
+        return Ok(l);
+    }
+    let n = if c.reuseport { slots.max(1) } else { 1 };
+    let sockets = (0..n).map(|_| open_socket(c).map_err(named)).collect::<io::Result<Vec<_>>>()?;
+    Ok(Listener { conf: c.clone(), sockets })
+}

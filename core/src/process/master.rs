@@ -1,0 +1,196 @@
+//! The master process: forks the workers, respawns one that dies, reloads
+//! on SIGHUP, stops on SIGQUIT (gracefully) or SIGTERM/SIGINT (fast), and
+//! passes SIGUSR1 (reopen logs) on. It stays single-threaded so that fork
+//! is safe, and reads its signals synchronously with sigtimedwait.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::conf::{self, Config};
+use crate::log::Level;
+
+use super::listen::{self, Listener};
+use super::signals;
+use super::worker;
+
+struct WorkerProc {
+    pid: i32,
+    id: usize,
+    /// The configuration generation it serves.
+    generation: u64,
+}
+
+/// Everything the master owns.
+pub struct Master {
+    cfg: Arc<Config>,
+    listeners: Vec<Listener>,
+    workers: Vec<WorkerProc>,
+    generation: u64,
+    globals: String,
+}
+
+/// Fork one worker serving `cfg`. Returns the child's pid.
+fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize) -> std::io::Result<i32> {
+    let count = cfg.worker_processes;
+    let fds: Vec<_> = listeners
+        .iter()
+        .flat_map(|l| l.fds_for(id, count).into_iter().map(move |fd| (fd, l.conf.addr)))
+        .collect();
+    // SAFETY: the master is single-threaded (no locks held by other
+    // threads can be inherited); the child only runs the worker and exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let code = worker::run(cfg.clone(), fds, id, count);
+        std::process::exit(code);
+    }
+    Ok(pid)
+}
+
+impl Master {
+    pub fn new(cfg: Config, listeners: Vec<Listener>, globals: String) -> Master {
+        Master { cfg: Arc::new(cfg), listeners, workers: Vec::new(), generation: 0, globals }
+    }
+
+    fn start_workers(&mut self) {
+        for id in 0..self.cfg.worker_processes {
+            match spawn_worker(&self.cfg, &self.listeners, id) {
+                Ok(pid) => {
+                    crate::error_log!(Level::Notice, None, "start worker process {pid}");
+                    self.workers.push(WorkerProc { pid, id, generation: self.generation });
+                }
+                Err(e) => crate::error_log!(Level::Alert, None, "fork() failed while spawning \"worker process\" ({e})"),
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: libc::c_int, generation: Option<u64>) {
+        for w in &self.workers {
+            if generation.is_none_or(|g| g == w.generation) {
+                let _ = signals::kill(w.pid, sig);
+            }
+        }
+    }
+
+    /// Reap exited children; respawn current-generation workers that died
+    /// unless `stopping`.
+    fn reap(&mut self, stopping: bool) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else { continue };
+            let w = self.workers.remove(pos);
+            let abnormal = libc::WIFSIGNALED(status) || libc::WEXITSTATUS(status) != 0;
+            if libc::WIFSIGNALED(status) {
+                crate::error_log!(Level::Alert, None, "worker process {pid} exited on signal {}", libc::WTERMSIG(status));
+            } else {
+                crate::error_log!(Level::Notice, None, "worker process {pid} exited with code {}", libc::WEXITSTATUS(status));
+            }
+            if abnormal && !stopping && w.generation == self.generation {
+                match spawn_worker(&self.cfg, &self.listeners, w.id) {
+                    Ok(pid) => {
+                        crate::error_log!(Level::Notice, None, "start worker process {pid}");
+                        self.workers.push(WorkerProc { pid, id: w.id, generation: self.generation });
+                    }
+                    Err(e) => crate::error_log!(Level::Alert, None, "fork() failed ({e})"),
+                }
+            }
+        }
+    }
+
+    /// Re-read the config; on success start new workers and retire the old
+    /// ones gracefully. The listening sockets are kept, so no connection
+    /// waiting to be accepted is lost.
+    fn reload(&mut self) {
+        crate::error_log!(Level::Notice, None, "signal 1 (SIGHUP) received from master, reconfiguring");
+        let cfg = match conf::build::load(&self.cfg.prefix, &self.cfg.conf_path, &self.globals) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::error_log!(Level::Emerg, None, "{e}");
+                return;
+            }
+        };
+        let mut old = std::mem::take(&mut self.listeners);
+        let listeners = match listen::open_all(&cfg.http.listens, cfg.worker_processes, &mut old) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::error_log!(Level::Emerg, None, "{e}");
+                // Keep serving with the old sockets and config.
+                self.listeners = old;
+                return;
+            }
+        };
+        if cfg.error_log.path != self.cfg.error_log.path || cfg.error_log.level != self.cfg.error_log.level {
+            if let Err(e) = crate::log::error::init(&cfg.error_log.path, cfg.error_log.level) {
+                crate::error_log!(Level::Alert, None, "could not open error log {:?} ({e})", cfg.error_log.path);
+            }
+        }
+        // Sockets no longer configured close here; old workers hold their own copies.
+        drop(old);
+        self.listeners = listeners;
+        self.cfg = Arc::new(cfg);
+        let retired = self.generation;
+        self.generation += 1;
+        self.start_workers();
+        self.signal_all(libc::SIGQUIT, Some(retired));
+    }
+
+    /// The master's loop; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        self.start_workers();
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let sig = signals::wait(500);
+            match sig {
+                Some(libc::SIGCHLD) | None => {}
+                Some(libc::SIGHUP) if stopping.is_none() => self.reload(),
+                Some(libc::SIGQUIT) if stopping.is_none() => {
+                    crate::error_log!(Level::Notice, None, "signal 3 (SIGQUIT) received, shutting down");
+                    self.signal_all(libc::SIGQUIT, None);
+                    stopping = Some(Instant::now() + Duration::from_secs(3600));
+                }
+                Some(libc::SIGTERM) | Some(libc::SIGINT) => {
+                    crate::error_log!(Level::Notice, None, "signal {} received, exiting", sig.unwrap_or(0));
+                    self.signal_all(libc::SIGTERM, None);
+                    let soon = Instant::now() + Duration::from_secs(5);
+                    stopping = Some(stopping.map_or(soon, |s| s.min(soon)));
+                }
+                Some(libc::SIGUSR1) => {
+                    let _ = crate::log::error::reopen();
+                    self.signal_all(libc::SIGUSR1, None);
+                }
+                _ => {}
+            }
+            self.reap(stopping.is_some());
+            if let Some(deadline) = stopping {
+                if self.workers.is_empty() {
+                    crate::error_log!(Level::Notice, None, "exit");
+                    return 0;
+                }
+                if Instant::now() > deadline {
+                    self.signal_all(libc::SIGKILL, None);
+                }
+            }
+        }
+    }
+}
+
+/// Write the pid file (nginx writes the master's pid followed by a newline).
+pub fn write_pid(path: &Path) -> std::io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+/// Listening fds as (fd, address) for a single-process run.
+pub fn single_fds(listeners: &[Listener]) -> Vec<(i32, std::net::SocketAddr)> {
+    listeners.iter().flat_map(|l| l.sockets.iter().map(move |s| (s.as_raw_fd(), l.conf.addr))).collect()
+}

@@ -1,0 +1,164 @@
+//! A worker process: its own io_uring loop accepting on the inherited
+//! listening sockets and serving connections until told to stop.
+//!
+//! SIGQUIT (graceful): stop accepting, let in-flight requests finish, close
+//! idle keep-alive connections, exit when none is left. SIGTERM/SIGINT
+//! (fast): exit now. SIGUSR1: reopen log files.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::conf::Config;
+use crate::log::access::AccessLogs;
+use crate::log::Level;
+use crate::rt::{self, ops, Notify};
+use crate::server::select::ServerIndex;
+
+use super::signals;
+
+/// Per-worker state shared by its connection tasks.
+pub struct Worker {
+    pub cfg: Arc<Config>,
+    pub servers: ServerIndex,
+    /// This worker's number (ngx.worker.id) and the worker count.
+    pub id: usize,
+    pub count: usize,
+    /// Set on graceful shutdown: connections finish their request and close.
+    pub shutdown: Notify,
+    /// Open connections.
+    pub conns: Cell<usize>,
+    /// Accept loops still running.
+    accepting: Cell<usize>,
+    next_conn: Cell<u64>,
+    pub access_logs: RefCell<AccessLogs>,
+}
+
+impl Worker {
+    /// A connection number for the error log's `*N`, unique per worker
+    /// (nginx numbers connections per process too).
+    pub fn conn_number(&self) -> u64 {
+        let n = self.next_conn.get() + 1;
+        self.next_conn.set(n);
+        n
+    }
+}
+
+/// Run a worker until it is told to stop; returns the exit code.
+pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, count: usize) -> i32 {
+    crate::log::error::set_pid();
+    let sfd = match signals::signalfd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::error_log!(Level::Emerg, None, "signalfd() failed ({e})");
+            return 2;
+        }
+    };
+    let w = Rc::new(Worker {
+        servers: ServerIndex::new(&cfg.http.servers),
+        cfg,
+        id,
+        count,
+        shutdown: Notify::default(),
+        conns: Cell::new(0),
+        accepting: Cell::new(listeners.len()),
+        next_conn: Cell::new(0),
+        access_logs: RefCell::new(AccessLogs::default()),
+    });
+    let entries = (w.cfg.worker_connections.clamp(64, 4096) as u32).next_power_of_two();
+    let main = {
+        let w = w.clone();
+        async move {
+            for (fd, addr) in listeners {
+                rt::spawn(accept_loop(w.clone(), fd, addr));
+            }
+            rt::spawn(signal_loop(w.clone(), sfd));
+        }
+    };
+    let done = {
+        let w = w.clone();
+        move || w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0
+    };
+    match rt::run(entries, main, crate::log::time::update, done) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::error_log!(Level::Emerg, None, "{e}");
+            2
+        }
+    }
+}
+
+async fn accept_loop(w: Rc<Worker>, fd: RawFd, addr: SocketAddr) {
+    let mut accept = ops::AcceptMulti::new(fd);
+    loop {
+        let next = rt::race(accept.next(), w.shutdown.wait()).await;
+        let res = match next {
+            Ok(Some(res)) => res,
+            Ok(None) => break,
+            Err(()) => {
+                // Connections the kernel already accepted still get served.
+                accept.cancel();
+                while let Some(res) = accept.next().await {
+                    if res >= 0 {
+                        start_conn(&w, res, addr);
+                    }
+                }
+                break;
+            }
+        };
+        if res < 0 {
+            let e = std::io::Error::from_raw_os_error(-res);
+            crate::error_log!(Level::Alert, None, "accept4() failed ({}: {e})", -res);
+            if -res == libc::EMFILE || -res == libc::ENFILE {
+                rt::sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(100)).await;
+            }
+            continue;
+        }
+        start_conn(&w, res, addr);
+    }
+    w.accepting.set(w.accepting.get() - 1);
+}
+
+fn start_conn(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
+    if w.conns.get() >= w.cfg.worker_connections {
+        crate::error_log!(Level::Alert, None, "{} worker_connections are not enough", w.cfg.worker_connections);
+        // SAFETY: fd was just accepted for us and is not used elsewhere.
+        unsafe { libc::close(fd) };
+        return;
+    }
+    w.conns.set(w.conns.get() + 1);
+    let w2 = w.clone();
+    rt::spawn(async move {
+        crate::server::conn::serve(&w2, fd, listen).await;
+        // SAFETY: the connection task owned fd and is done with it.
+        unsafe { libc::close(fd) };
+        w2.conns.set(w2.conns.get() - 1);
+    });
+}
+
+async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
+    loop {
+        let (res, buf) = ops::read_exact_record(sfd, std::mem::size_of::<libc::signalfd_siginfo>()).await;
+        if res < std::mem::size_of::<libc::signalfd_siginfo>() as i32 {
+            continue;
+        }
+        let signo = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32;
+        match signo {
+            libc::SIGQUIT => {
+                crate::error_log!(Level::Notice, None, "gracefully shutting down");
+                w.shutdown.set();
+            }
+            libc::SIGTERM | libc::SIGINT => {
+                crate::error_log!(Level::Notice, None, "exiting");
+                std::process::exit(0);
+            }
+            libc::SIGUSR1 => {
+                let _ = crate::log::error::reopen();
+                w.access_logs.borrow_mut().reopen();
+            }
+            _ => {}
+        }
+    }
+}

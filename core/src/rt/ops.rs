@@ -1,0 +1,219 @@
+//! I/O operations as futures. Each owns the buffer the kernel writes into
+//! or reads from, and returns it with the result, so no borrow outlives
+//! the operation; dropping an unfinished operation cancels it and parks the
+//! buffer until the kernel lets go of it.
+
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::{opcode, squeue, types};
+
+use super::driver::{self, Slot, IGNORE};
+
+/// A submitted single-shot operation that owns `T` while in flight.
+pub struct Op<T: 'static> {
+    idx: usize,
+    data: Option<T>,
+}
+
+impl<T: 'static> Op<T> {
+    /// Submit `entry`, whose buffers live inside `data`.
+    fn submit(entry: squeue::Entry, data: T) -> Op<T> {
+        driver::with(|d| {
+            let idx = d.ops.insert(Slot::Pending(None));
+            d.push(&entry.user_data(idx as u64));
+            Op { idx, data: Some(data) }
+        })
+    }
+}
+
+impl<T: 'static + Unpin> Future for Op<T> {
+    /// The CQE result (negative errno on failure) and the data back.
+    type Output = (i32, T);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(i32, T)> {
+        let idx = self.idx;
+        let res = driver::with(|d| match &mut d.ops[idx] {
+            Slot::Done(res) => {
+                let r = *res;
+                d.ops.remove(idx);
+                Some(r)
+            }
+            Slot::Pending(w) => {
+                *w = Some(cx.waker().clone());
+                None
+            }
+            _ => unreachable!("single-shot op in a multishot slot"),
+        });
+        match res {
+            Some(r) => Poll::Ready((r, self.data.take().expect("op polled after completion"))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: 'static> Drop for Op<T> {
+    fn drop(&mut self) {
+        let Some(data) = self.data.take() else { return };
+        driver::with(|d| {
+            if let Some(slot) = d.ops.get_mut(self.idx) {
+                match slot {
+                    Slot::Done(_) => {
+                        d.ops.remove(self.idx);
+                    }
+                    _ => {
+                        *slot = Slot::Ignored(Box::new(data));
+                        let cancel = opcode::AsyncCancel::new(self.idx as u64).build().user_data(IGNORE);
+                        d.push(&cancel);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// recv(2) into the spare capacity of `buf` (at most `max` bytes); the
+/// result is the byte count, 0 at EOF, or -errno. `buf.len()` grows by the
+/// bytes received.
+pub async fn recv(fd: RawFd, mut buf: Vec<u8>, max: usize) -> (i32, Vec<u8>) {
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    let spare = buf.capacity() - buf.len();
+    // SAFETY: the pointer is into buf's spare capacity, which the Op owns
+    // (and parks on drop) until the completion.
+    let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
+    let entry = opcode::Recv::new(types::Fd(fd), ptr, spare.min(u32::MAX as usize) as u32).build();
+    let (res, mut buf) = Op::submit(entry, buf).await;
+    if res > 0 {
+        // SAFETY: the kernel initialised `res` bytes after the old length.
+        unsafe { buf.set_len(buf.len() + res as usize) };
+    }
+    (res, buf)
+}
+
+/// send(2) of `buf[from..]`; returns bytes sent or -errno.
+pub async fn send(fd: RawFd, buf: Vec<u8>, from: usize) -> (i32, Vec<u8>) {
+    let slice = &buf[from..];
+    let entry = opcode::Send::new(types::Fd(fd), slice.as_ptr(), slice.len().min(u32::MAX as usize) as u32)
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+    Op::submit(entry, buf).await
+}
+
+/// pread(2) of up to `len` bytes at `offset`, appended to `buf`.
+pub async fn read_at(fd: RawFd, mut buf: Vec<u8>, len: usize, offset: u64) -> (i32, Vec<u8>) {
+    buf.reserve(len);
+    // SAFETY: as in `recv`: spare capacity owned by the Op.
+    let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
+    let entry = opcode::Read::new(types::Fd(fd), ptr, len.min(u32::MAX as usize) as u32).offset(offset).build();
+    let (res, mut buf) = Op::submit(entry, buf).await;
+    if res > 0 {
+        // SAFETY: the kernel initialised `res` bytes after the old length.
+        unsafe { buf.set_len(buf.len() + res as usize) };
+    }
+    (res, buf)
+}
+
+/// read(2) of a fixed-size record (e.g. a signalfd_siginfo) from `fd`.
+pub async fn read_exact_record(fd: RawFd, len: usize) -> (i32, Vec<u8>) {
+    read_at(fd, Vec::with_capacity(len), len, u64::MAX).await
+}
+
+/// A multishot accept on a listening socket: one SQE, a completion per
+/// connection. `next()` yields accepted fds (or -errno).
+pub struct AcceptMulti {
+    fd: RawFd,
+    idx: Option<usize>,
+    cancelled: bool,
+}
+
+impl AcceptMulti {
+    pub fn new(fd: RawFd) -> AcceptMulti {
+        AcceptMulti { fd, idx: None, cancelled: false }
+    }
+
+    fn arm(&mut self) -> usize {
+        driver::with(|d| {
+            let idx = d.ops.insert(Slot::Multi { results: Default::default(), waker: None, more: true });
+            let entry = opcode::AcceptMulti::new(types::Fd(self.fd))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(idx as u64);
+            d.push(&entry);
+            idx
+        })
+    }
+
+    /// Stop accepting: connections the kernel accepted before the cancel
+    /// took effect are still returned by `next`, which then returns None.
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+        if let Some(idx) = self.idx {
+            driver::with(|d| d.push(&opcode::AsyncCancel::new(idx as u64).build().user_data(IGNORE)));
+        }
+    }
+
+    /// The next accepted connection's fd, or -errno; None once cancelled
+    /// and drained. Re-arms by itself when the kernel ends the multishot
+    /// (e.g. after an error).
+    pub async fn next(&mut self) -> Option<i32> {
+        std::future::poll_fn(|cx| {
+            let idx = match self.idx {
+                Some(i) => i,
+                None if self.cancelled => return Poll::Ready(None),
+                None => {
+                    let i = self.arm();
+                    self.idx = Some(i);
+                    i
+                }
+            };
+            let (res, rearm) = driver::with(|d| match &mut d.ops[idx] {
+                Slot::Multi { results, waker, more } => match results.pop_front() {
+                    Some(r) => {
+                        let finished = !*more && results.is_empty();
+                        if finished {
+                            d.ops.remove(idx);
+                        }
+                        (Some(r), finished)
+                    }
+                    None => {
+                        *waker = Some(cx.waker().clone());
+                        (None, false)
+                    }
+                },
+                _ => unreachable!("accept slot"),
+            });
+            if rearm {
+                self.idx = None;
+            }
+            match res {
+                Some(r) => Poll::Ready(Some(r)),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for AcceptMulti {
+    fn drop(&mut self) {
+        let Some(idx) = self.idx else { return };
+        driver::with(|d| {
+            if let Some(Slot::Multi { results, more, .. }) = d.ops.get(idx) {
+                // Accepted but never handed out: ours to close.
+                for &fd in results.iter().filter(|&&r| r >= 0) {
+                    // SAFETY: these fds were accepted for us and never used.
+                    unsafe { libc::close(fd) };
+                }
+                if *more {
+                    d.ops[idx] = Slot::Ignored(Box::new(()));
+                    d.push(&opcode::AsyncCancel::new(idx as u64).build().user_data(IGNORE));
+                } else {
+                    d.ops.remove(idx);
+                }
+            }
+        });
+    }
+}

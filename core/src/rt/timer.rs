@@ -1,0 +1,123 @@
+//! Timers in user space: a binary heap of deadlines. The loop waits on the
+//! ring with the nearest deadline as its timeout, so a timer costs no SQE.
+//! Cancelled timers are dropped lazily when they reach the top.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use slab::Slab;
+
+struct Entry {
+    waker: Option<Waker>,
+    fired: bool,
+}
+
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    entries: Slab<Entry>,
+}
+
+thread_local! {
+    static TIMERS: RefCell<Timers> = RefCell::new(Timers::default());
+}
+
+pub(crate) fn next_deadline() -> Option<Instant> {
+    TIMERS.with(|t| {
+        let mut t = t.borrow_mut();
+        while let Some(Reverse((at, idx))) = t.heap.peek().copied() {
+            if t.entries.contains(idx) {
+                return Some(at);
+            }
+            t.heap.pop();
+        }
+        None
+    })
+}
+
+pub(crate) fn fire_expired(now: Instant) {
+    let mut wake = Vec::new();
+    TIMERS.with(|t| {
+        let mut t = t.borrow_mut();
+        while let Some(Reverse((at, idx))) = t.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            t.heap.pop();
+            if let Some(e) = t.entries.get_mut(idx) {
+                e.fired = true;
+                if let Some(w) = e.waker.take() {
+                    wake.push(w);
+                }
+            }
+        }
+    });
+    for w in wake {
+        w.wake();
+    }
+}
+
+/// A future that completes at `deadline`.
+pub struct Sleep {
+    idx: usize,
+}
+
+/// Sleep until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    TIMERS.with(|t| {
+        let mut t = t.borrow_mut();
+        let idx = t.entries.insert(Entry { waker: None, fired: false });
+        t.heap.push(Reverse((deadline, idx)));
+        Sleep { idx }
+    })
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        TIMERS.with(|t| {
+            let mut t = t.borrow_mut();
+            let e = &mut t.entries[self.idx];
+            if e.fired {
+                Poll::Ready(())
+            } else {
+                e.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        TIMERS.with(|t| {
+            t.borrow_mut().entries.remove(self.idx);
+        });
+    }
+}
+
+/// The deadline passed before the operation completed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Run `fut` until `deadline`; dropping it on expiry cancels the I/O
+/// (see `ops::Op`'s Drop).
+pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = sleep_until(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

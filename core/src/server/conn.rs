@@ -1,0 +1,402 @@
+//! One client connection: read requests, run the phases, write the
+//! responses, until the client or a limit closes it.
+//!
+//! Pipelined requests already in the buffer are all answered before a
+//! single send, so N requests read at once cost one write.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::conf::template::Escape;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::{parse_request, HttpError, Limits, Request};
+use crate::http::response::{error_page_body, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
+use crate::log::Level;
+use crate::process::worker::Worker;
+use crate::rt::{self, ops, timeout_at};
+
+use super::phases::{Body, Engine, Response};
+use super::vars::{ConnInfo, RequestCtx};
+
+/// Bytes asked of one recv while reading heads, and while reading bodies.
+const HEAD_READ: usize = 4096;
+const BODY_READ: usize = 65536;
+/// Flush queued pipelined responses past this size.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Files up to this size are read into the output buffer in one go.
+const FILE_INLINE: u64 = 1 << 20;
+
+/// The connection's buffers: `inbuf[start..]` is unread input.
+struct Io {
+    fd: RawFd,
+    inbuf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+}
+
+enum Read {
+    Data,
+    Eof,
+    TimedOut,
+    Shutdown,
+    Error,
+}
+
+impl Io {
+    fn pending(&self) -> &[u8] {
+        &self.inbuf[self.start..]
+    }
+
+    fn compact(&mut self) {
+        if self.start == self.inbuf.len() {
+            self.inbuf.clear();
+            self.start = 0;
+        } else if self.start > 0 {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Read more input (appended to inbuf) before `deadline`; an idle
+    /// connection also gives up when the worker shuts down.
+    async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
+        self.compact();
+        let buf = std::mem::take(&mut self.inbuf);
+        let op = timeout_at(deadline, ops::recv(self.fd, buf, max));
+        let res = match w {
+            Some(w) => match rt::race(op, w.shutdown.wait()).await {
+                Ok(r) => r,
+                Err(()) => return Read::Shutdown,
+            },
+            None => op.await,
+        };
+        match res {
+            Err(_) => Read::TimedOut,
+            Ok((n, buf)) => {
+                self.inbuf = buf;
+                match n {
+                    0 => Read::Eof,
+                    n if n < 0 => Read::Error,
+                    _ => Read::Data,
+                }
+            }
+        }
+    }
+
+    /// Send all of `out`; false if the client is gone or too slow.
+    async fn flush(&mut self, timeout: Duration) -> bool {
+        let mut sent = 0;
+        let deadline = Instant::now() + timeout;
+        while sent < self.out.len() {
+            let buf = std::mem::take(&mut self.out);
+            match timeout_at(deadline, ops::send(self.fd, buf, sent)).await {
+                Ok((n, buf)) if n > 0 => {
+                    self.out = buf;
+                    sent += n as usize;
+                }
+                Ok((_, buf)) => {
+                    self.out = buf;
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+        self.out.clear();
+        true
+    }
+}
+
+/// Serve one accepted connection until it closes.
+pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
+    let cfg = &w.cfg;
+    let Some(default) = w.servers.default_server(listen) else { return };
+    let dsrv = &cfg.http.servers[default];
+    let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
+    let mut conn = ConnInfo::new(fd, listen, w.conn_number());
+    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new() };
+    let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
+    let mut send_timeout = dsrv.conf.send_timeout;
+    loop {
+        let parsed = parse_request(io.pending(), &limits);
+        let (req, head_len) = match parsed {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                if !io.out.is_empty() && !io.flush(send_timeout).await {
+                    return;
+                }
+                let idle = io.pending().is_empty();
+                if idle && w.shutdown.is_set() {
+                    return;
+                }
+                let keepalive = idle && conn.requests > 0;
+                if keepalive && keepalive_timeout.is_zero() {
+                    return;
+                }
+                let timeout = if keepalive { keepalive_timeout } else { dsrv.client_header_timeout };
+                match io.read(HEAD_READ, Instant::now() + timeout, idle.then_some(&**w)).await {
+                    Read::Data => continue,
+                    Read::TimedOut if !idle || conn.requests == 0 => {
+                        crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
+                        if !idle {
+                            send_error(&mut io, 408, dsrv.conf.server_tokens, send_timeout).await;
+                        }
+                        return;
+                    }
+                    _ => return,
+                }
+            }
+            Err(e) => {
+                bad_request(&mut io, &conn, &e, dsrv.conf.server_tokens, send_timeout).await;
+                return;
+            }
+        };
+        io.start += head_len;
+        conn.requests += 1;
+        let server_idx = w.servers.select(&cfg.http.servers, listen, req.host.as_deref()).unwrap_or(default);
+        let server = &cfg.http.servers[server_idx];
+        let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
+        let mut engine = Engine::default();
+        let mut resp = engine.run(&mut ctx);
+
+        // The body: read (and for now keep nothing of it) or refuse.
+        let body_ok = read_body(&mut io, &mut ctx, &mut engine, &mut resp, w).await;
+        let conf = ctx.conf;
+        keepalive_timeout = conf.keepalive_timeout;
+        send_timeout = conf.send_timeout;
+        let keep = body_ok
+            && req.keep_alive
+            && !resp.close
+            && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
+            && conn.requests < conf.keepalive_requests
+            && !keepalive_timeout.is_zero()
+            && !w.shutdown.is_set();
+        if !write_response(&mut io, &mut ctx, resp, keep).await {
+            return;
+        }
+        access_log(w, &mut ctx);
+        drop(ctx);
+        drop(req);
+        if !keep {
+            io.flush(send_timeout).await;
+            lingering_close(&mut io).await;
+            return;
+        }
+        if io.out.len() > OUT_HIGH_WATER && !io.flush(send_timeout).await {
+            return;
+        }
+    }
+}
+
+/// Consume the request body (Content-Length or chunked). Answers 413 over
+/// client_max_body_size, 400 for a bad chunk, 408 on client_body_timeout.
+/// Returns false when the connection cannot be reused.
+async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, resp: &mut Response, w: &Worker) -> bool {
+    let req: &Request = ctx.req;
+    let length = req.content_length.unwrap_or(0);
+    if length == 0 && !req.chunked {
+        return true;
+    }
+    let max = ctx.conf.client_max_body_size;
+    if max > 0 && length > max {
+        crate::error_log!(Level::Error, Some(ctx.conn.number), "client intended to send too large body: {length} bytes");
+        *resp = engine.finalize(ctx, Response::special(413));
+        return false;
+    }
+    let timeout = ctx.conf.client_body_timeout;
+    let mut continued = false;
+    let mut decoder = req.chunked.then(ChunkedDecoder::new);
+    let mut left = length;
+    let mut sink = Vec::new();
+    loop {
+        // Use what is buffered.
+        let avail = io.pending();
+        if let Some(d) = decoder.as_mut() {
+            match d.decode(avail, &mut sink) {
+                Ok((used, done)) => {
+                    io.start += used;
+                    sink.clear();
+                    if max > 0 && d.total() > max {
+                        crate::error_log!(Level::Error, Some(ctx.conn.number), "client intended to send too large chunked body: {} bytes", d.total());
+                        *resp = engine.finalize(ctx, Response::special(413));
+                        return false;
+                    }
+                    if done {
+                        ctx.request_length += used as u64;
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    crate::error_log!(Level::Info, Some(ctx.conn.number), "{}", e.reason);
+                    *resp = engine.finalize(ctx, Response::special(400));
+                    return false;
+                }
+            }
+        } else {
+            let used = (avail.len() as u64).min(left) as usize;
+            io.start += used;
+            left -= used as u64;
+            if left == 0 {
+                ctx.request_length += length;
+                return true;
+            }
+        }
+        if ctx.req.expect_continue && ctx.req.version_minor == 1 && !continued {
+            continued = true;
+            io.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if !io.flush(ctx.conf.send_timeout).await {
+                return false;
+            }
+        }
+        match io.read(BODY_READ, Instant::now() + timeout, None).await {
+            Read::Data => {}
+            Read::TimedOut => {
+                crate::error_log!(Level::Info, Some(ctx.conn.number), "client timed out (110: Connection timed out) while reading client request body");
+                *resp = engine.finalize(ctx, Response::special(408));
+                return false;
+            }
+            _ => {
+                resp.close = true;
+                return false;
+            }
+        }
+        let _ = w;
+    }
+}
+
+/// Queue the response head and body in `io.out` (files may be streamed).
+async fn write_response(io: &mut Io, ctx: &mut RequestCtx<'_>, resp: Response, keep: bool) -> bool {
+    let conf = ctx.conf;
+    let head_only = ctx.req.method_str() == "HEAD" || matches!(resp.status, 204 | 304) || resp.status < 200;
+    let body_len = match &resp.body {
+        Body::Empty => resp.content_length.unwrap_or(0),
+        Body::Bytes(b) => b.len() as u64,
+        Body::File(f) => f.len,
+    };
+    let content_length = match (&resp.body, resp.content_length) {
+        (Body::Empty, None) if matches!(resp.status, 204 | 304) || resp.status < 200 => None,
+        (Body::Empty, cl) => Some(cl.unwrap_or(0)),
+        (Body::Bytes(b), _) => Some(b.len() as u64),
+        (Body::File(_), cl) => cl.or(Some(body_len)),
+    };
+    let last_modified = resp.headers.iter().position(|(n, _)| n == "Last-Modified");
+    let location = resp.headers.iter().position(|(n, _)| n == "Location");
+    let extra: Vec<(String, String)> =
+        resp.headers.iter().enumerate().filter(|(i, _)| Some(*i) != last_modified && Some(*i) != location).map(|(_, h)| h.clone()).collect();
+    let before = io.out.len();
+    crate::log::time::with_http_date(|date| {
+        ResponseHead {
+            status: resp.status,
+            server: Some(if conf.server_tokens { SERVER_VERSION } else { SERVER_NAME }),
+            date,
+            content_type: resp.content_type.as_deref(),
+            content_length,
+            last_modified: last_modified.map(|i| resp.headers[i].1.as_str()),
+            location: location.map(|i| resp.headers[i].1.as_str()),
+            chunked: false,
+            keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
+            keep_alive_timeout: None,
+            extra: &extra,
+        }
+        .write(&mut io.out)
+    });
+    ctx.status = resp.status;
+    ctx.sent_content_type = resp.content_type.clone();
+    ctx.sent_headers = resp.headers;
+    let head_len = (io.out.len() - before) as u64;
+    let mut sent_body = 0u64;
+    if !head_only {
+        match resp.body {
+            Body::Empty => {}
+            Body::Bytes(b) => {
+                io.out.extend_from_slice(&b);
+                sent_body = b.len() as u64;
+            }
+            Body::File(f) => match send_file(io, f, conf.send_timeout).await {
+                Some(n) => sent_body = n,
+                None => return false,
+            },
+        }
+    }
+    ctx.body_bytes_sent = sent_body;
+    ctx.bytes_sent = head_len + sent_body;
+    true
+}
+
+/// Append (small) or stream (large) a file range; None on failure.
+async fn send_file(io: &mut Io, f: crate::server::static_files::FileBody, send_timeout: Duration) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let fd = f.file.as_raw_fd();
+    let mut off = f.offset;
+    let end = f.offset + f.len;
+    while off < end {
+        if f.len > FILE_INLINE && !io.out.is_empty() && !io.flush(send_timeout).await {
+            return None;
+        }
+        let want = (end - off).min(FILE_INLINE) as usize;
+        let buf = std::mem::take(&mut io.out);
+        let (n, buf) = ops::read_at(fd, buf, want, off).await;
+        io.out = buf;
+        if n <= 0 {
+            crate::error_log!(Level::Crit, None, "read() of file failed ({})", std::io::Error::from_raw_os_error(-n.min(-1)));
+            return None;
+        }
+        off += n as u64;
+    }
+    Some(f.len)
+}
+
+async fn send_error(io: &mut Io, status: u16, server_tokens: bool, send_timeout: Duration) {
+    let body = error_page_body(status, server_tokens).unwrap_or_default();
+    crate::log::time::with_http_date(|date| {
+        ResponseHead {
+            server: Some(if server_tokens { SERVER_VERSION } else { SERVER_NAME }),
+            content_type: Some("text/html"),
+            content_length: Some(body.len() as u64),
+            ..ResponseHead::new(status, date)
+        }
+        .write(&mut io.out)
+    });
+    io.out.extend_from_slice(body.as_bytes());
+    io.flush(send_timeout).await;
+}
+
+async fn bad_request(io: &mut Io, conn: &ConnInfo, e: &HttpError, server_tokens: bool, send_timeout: Duration) {
+    crate::error_log!(Level::Info, Some(conn.number), "{} while reading client request headers, client: {}", e.reason, conn.remote_addr());
+    send_error(io, e.status, server_tokens, send_timeout).await;
+    lingering_close(io).await;
+}
+
+/// Before closing on a client that may still be sending, stop writing and
+/// drain its input for a moment, so the response is not lost to a reset
+/// (nginx's lingering_close).
+async fn lingering_close(io: &mut Io) {
+    // SAFETY: shutdown(2) on the connection's own socket.
+    unsafe { libc::shutdown(io.fd, libc::SHUT_WR) };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..64 {
+        io.inbuf.clear();
+        io.start = 0;
+        match io.read(BODY_READ, deadline, None).await {
+            Read::Data => {}
+            _ => return,
+        }
+    }
+}
+
+/// Write the access_log lines of the request's location.
+fn access_log(w: &Worker, ctx: &mut RequestCtx) {
+    let conf = ctx.conf;
+    if conf.access_log.is_empty() {
+        return;
+    }
+    let mut line = Vec::with_capacity(256);
+    for log in &conf.access_log {
+        let Some(fmt) = conf.log_formats.get(&log.format) else { continue };
+        line.clear();
+        fmt.render_escaped(ctx, &[], Escape::Default, &mut line);
+        line.push(b'\n');
+        w.access_logs.borrow_mut().write(&log.path, &line);
+    }
+}

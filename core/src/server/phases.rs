@@ -1,0 +1,464 @@
+//! The phase engine: server rewrites, location search, location rewrites,
+//! content (return, try_files, index, static files), then error_page and
+//! add_header on the way out. Internal redirects (rewrite ... last,
+//! try_files fallbacks, index, error_page) restart at the location search,
+//! at most `MAX_REDIRECTS` times, as nginx's 10 URI changes.
+
+use std::path::PathBuf;
+
+use crate::conf::template::Template;
+use crate::conf::{IfCond, Location, LocKind, RewriteFlag, RewriteOp};
+use crate::http::response::error_page_body;
+use crate::log::Level;
+
+use super::location::{find_location, find_named};
+use super::static_files::{self, FileBody, FileOutcome, FileRequest};
+use super::vars::RequestCtx;
+
+const MAX_REDIRECTS: u32 = 10;
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    File(FileBody),
+}
+
+/// What the phases decided to send.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// Content-Length to announce when the body is not in `body` (HEAD,
+    /// files); None = length of `body`.
+    pub content_length: Option<u64>,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    /// A status without a body of its own (nginx's "special response"):
+    /// error_page applies, and the default HTML page is added.
+    pub special: bool,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A status whose body is the standard page (or an error_page).
+    pub fn special(status: u16) -> Response {
+        Response { status, content_type: None, content_length: None, headers: Vec::new(), body: Body::Empty, special: true, close: false }
+    }
+
+    fn redirect(status: u16, location: String) -> Response {
+        let mut r = Response::special(status);
+        r.headers.push(("Location".into(), location));
+        r
+    }
+}
+
+/// Where a rewrite list left the request.
+enum Flow {
+    /// Go on to content in the current location.
+    Continue,
+    /// Search the location again (rewrite ... last, or a changed URI).
+    Research,
+    Respond(Response),
+}
+
+/// Per-request state of the engine beyond `RequestCtx`.
+pub struct Engine {
+    redirects: u32,
+    error_page_done: bool,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine { redirects: 0, error_page_done: false }
+    }
+}
+
+/// Render a template against the request.
+pub fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+    if let Some(lit) = t.as_literal() {
+        return lit.to_string();
+    }
+    let caps = std::mem::take(&mut ctx.captures);
+    let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let out = t.render(ctx, &refs);
+    drop(refs);
+    ctx.captures = caps;
+    out
+}
+
+impl Engine {
+    /// Run everything up to the response for a fresh request.
+    pub fn run(&mut self, ctx: &mut RequestCtx) -> Response {
+        let server = ctx.server;
+        let resp = match self.rewrites(ctx, &server.rewrites) {
+            Flow::Respond(r) => r,
+            Flow::Continue | Flow::Research => self.find_and_serve(ctx),
+        };
+        self.finalize(ctx, resp)
+    }
+
+    /// Location search, location rewrites, content.
+    fn find_and_serve(&mut self, ctx: &mut RequestCtx) -> Response {
+        loop {
+            let server = ctx.server;
+            let Some(m) = find_location(&server.locations, &ctx.uri) else {
+                ctx.conf = &server.conf;
+                return self.content(ctx, None);
+            };
+            ctx.captures = m.captures;
+            let loc = m.loc;
+            ctx.conf = &loc.conf;
+            if loc.internal && !ctx.internal {
+                return Response::special(404);
+            }
+            match self.rewrites(ctx, &loc.rewrites) {
+                Flow::Respond(r) => return r,
+                Flow::Continue => return self.content(ctx, Some(loc)),
+                Flow::Research => {
+                    if let Some(r) = self.count_redirect(ctx) {
+                        return r;
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_redirect(&mut self, ctx: &RequestCtx) -> Option<Response> {
+        self.redirects += 1;
+        if self.redirects > MAX_REDIRECTS {
+            crate::error_log!(
+                Level::Error,
+                Some(ctx.conn.number),
+                "rewrite or internal redirection cycle while processing \"{}\"",
+                ctx.uri
+            );
+            return Some(Response::special(500));
+        }
+        None
+    }
+
+    /// Jump to `uri` (may carry `?args`) or `@name`, as an internal redirect.
+    fn internal_redirect(&mut self, ctx: &mut RequestCtx, target: &str) -> Response {
+        if let Some(r) = self.count_redirect(ctx) {
+            return r;
+        }
+        ctx.internal = true;
+        if target.starts_with('@') {
+            let Some(loc) = find_named(ctx.server, target) else {
+                crate::error_log!(Level::Error, Some(ctx.conn.number), "named location \"{target}\" not found");
+                return Response::special(500);
+            };
+            ctx.conf = &loc.conf;
+            return match self.rewrites(ctx, &loc.rewrites) {
+                Flow::Respond(r) => r,
+                Flow::Continue => self.content(ctx, Some(loc)),
+                Flow::Research => self.find_and_serve(ctx),
+            };
+        }
+        match target.split_once('?') {
+            Some((u, a)) => {
+                ctx.uri = u.to_string();
+                ctx.args = Some(a.to_string());
+            }
+            None => ctx.uri = target.to_string(),
+        }
+        self.find_and_serve(ctx)
+    }
+
+    /// The rewrite module: set, rewrite, return, if, in order.
+    fn rewrites(&mut self, ctx: &mut RequestCtx, ops: &[RewriteOp]) -> Flow {
+        let mut changed = false;
+        for op in ops {
+            match op {
+                RewriteOp::Set { var, value } => {
+                    let v = render(ctx, value);
+                    ctx.set_var(var, v);
+                }
+                RewriteOp::Return { code, body } => return Flow::Respond(self.ret(ctx, *code, body.as_ref())),
+                RewriteOp::Rewrite { regex, replacement, flag } => {
+                    let Some(caps) = regex.captures(&ctx.uri) else { continue };
+                    ctx.captures = caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect();
+                    let mut new = render(ctx, replacement);
+                    let redirect = matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
+                        || new.starts_with("http://")
+                        || new.starts_with("https://");
+                    // A '?' in the replacement sets the args; the old args
+                    // follow unless it ends in '?'.
+                    if let Some(q) = new.find('?') {
+                        let mut a = new[q + 1..].to_string();
+                        new.truncate(q);
+                        if a.is_empty() {
+                            ctx.args = None;
+                        } else {
+                            if let Some(old) = &ctx.args {
+                                if !a.ends_with('?') {
+                                    a.push('&');
+                                    a.push_str(old);
+                                }
+                            }
+                            ctx.args = Some(a.trim_end_matches('?').to_string());
+                        }
+                    }
+                    if redirect {
+                        let status = if *flag == RewriteFlag::Permanent { 301 } else { 302 };
+                        let mut loc = absolute_url(ctx, &new);
+                        if let Some(a) = &ctx.args {
+                            loc.push('?');
+                            loc.push_str(a);
+                        }
+                        return Flow::Respond(Response::redirect(status, loc));
+                    }
+                    ctx.uri = new;
+                    match flag {
+                        RewriteFlag::Last => return Flow::Research,
+                        RewriteFlag::Break => return Flow::Continue,
+                        _ => changed = true,
+                    }
+                }
+                RewriteOp::If { cond, ops } => {
+                    if self.condition(ctx, cond) {
+                        match self.rewrites(ctx, ops) {
+                            Flow::Continue => {}
+                            other => return other,
+                        }
+                    }
+                }
+            }
+        }
+        if changed { Flow::Research } else { Flow::Continue }
+    }
+
+    fn condition(&mut self, ctx: &mut RequestCtx, cond: &IfCond) -> bool {
+        match cond {
+            IfCond::Var(t) => {
+                let v = render(ctx, t);
+                !(v.is_empty() || v == "0")
+            }
+            IfCond::Eq { lhs, rhs, negate } => (render(ctx, lhs) == render(ctx, rhs)) != *negate,
+            IfCond::Match { lhs, regex, negate } => {
+                let v = render(ctx, lhs);
+                match regex.captures(&v) {
+                    Some(caps) if !*negate => {
+                        ctx.captures = caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect();
+                        true
+                    }
+                    Some(_) => false,
+                    None => *negate,
+                }
+            }
+            IfCond::File { op, negate, path } => {
+                let p = render(ctx, path);
+                let md = std::fs::metadata(&p);
+                let r = match op {
+                    'f' => md.map(|m| m.is_file()).unwrap_or(false),
+                    'd' => md.map(|m| m.is_dir()).unwrap_or(false),
+                    'e' => md.is_ok(),
+                    _ => md.map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0).unwrap_or(false),
+                };
+                r != *negate
+            }
+        }
+    }
+
+    /// `return code [text|url]`.
+    fn ret(&mut self, ctx: &mut RequestCtx, code: u16, body: Option<&Template>) -> Response {
+        let Some(t) = body else { return Response::special(code) };
+        let text = render(ctx, t);
+        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            return Response::redirect(code, absolute_url(ctx, &text));
+        }
+        Response {
+            status: code,
+            content_type: Some(ctx.conf.default_type.clone()),
+            content_length: None,
+            headers: Vec::new(),
+            body: Body::Bytes(text.into_bytes()),
+            special: false,
+            close: false,
+        }
+    }
+
+    /// The content phase: try_files, index, static file.
+    fn content(&mut self, ctx: &mut RequestCtx, loc: Option<&Location>) -> Response {
+        if let Some(tries) = &ctx.conf.try_files {
+            let (last, files) = tries.split_last().expect("try_files has at least two arguments");
+            for t in files {
+                let name = render(ctx, t);
+                let dir = name.ends_with('/');
+                let path = map_path(ctx, loc, &name);
+                let ok = std::fs::metadata(&path).map(|m| if dir { m.is_dir() } else { m.is_file() }).unwrap_or(false);
+                if ok {
+                    ctx.uri = name;
+                    return self.static_file(ctx, loc);
+                }
+            }
+            let target = render(ctx, last);
+            if let Some(code) = target.strip_prefix('=') {
+                return Response::special(code.parse().unwrap_or(500));
+            }
+            return self.internal_redirect(ctx, &target);
+        }
+        self.static_file(ctx, loc)
+    }
+
+    fn static_file(&mut self, ctx: &mut RequestCtx, loc: Option<&Location>) -> Response {
+        let method = ctx.method();
+        let head = method == "HEAD";
+        let post = method == "POST";
+        if !matches!(method, "GET" | "HEAD" | "POST") {
+            return Response::special(405);
+        }
+        let path = map_path(ctx, loc, &ctx.uri.clone());
+        if ctx.uri.ends_with('/') {
+            if let Some(index) = static_files::resolve_index(&path, &ctx.conf.index) {
+                let name = index.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let target = format!("{}{}", ctx.uri, name);
+                return self.internal_redirect(ctx, &target);
+            }
+            if static_files::is_dir(&path) {
+                crate::error_log!(
+                    Level::Error,
+                    Some(ctx.conn.number),
+                    "directory index of \"{}\" is forbidden",
+                    path.display()
+                );
+                return Response::special(403);
+            }
+            crate::error_log!(Level::Error, Some(ctx.conn.number), "\"{}\" is not found (2: No such file or directory)", path.display());
+            return Response::special(404);
+        }
+        let req = ctx.req;
+        let freq = FileRequest {
+            head,
+            if_modified_since: req.header("if-modified-since"),
+            if_none_match: req.header("if-none-match"),
+            range: req.header("range"),
+            if_range: req.header("if-range"),
+        };
+        match static_files::open_file(&path, &freq, &ctx.conf.types, &ctx.conf.default_type) {
+            FileOutcome::NotFound => {
+                crate::error_log!(Level::Error, Some(ctx.conn.number), "open() \"{}\" failed (2: No such file or directory)", path.display());
+                Response::special(404)
+            }
+            FileOutcome::Forbidden => {
+                crate::error_log!(Level::Error, Some(ctx.conn.number), "open() \"{}\" failed (13: Permission denied)", path.display());
+                Response::special(403)
+            }
+            FileOutcome::Error(e) => {
+                crate::error_log!(Level::Crit, Some(ctx.conn.number), "open() \"{}\" failed ({e})", path.display());
+                Response::special(500)
+            }
+            FileOutcome::Directory => {
+                let mut target = format!("{}/", ctx.uri);
+                if let Some(a) = &ctx.args {
+                    target.push('?');
+                    target.push_str(a);
+                }
+                Response::redirect(301, absolute_url(ctx, &target))
+            }
+            FileOutcome::Response(f) => {
+                if post {
+                    return Response::special(405);
+                }
+                if f.status == 416 {
+                    let mut r = Response::special(416);
+                    r.headers = f.headers;
+                    return r;
+                }
+                Response {
+                    status: f.status,
+                    content_type: (!f.content_type.is_empty()).then_some(f.content_type),
+                    content_length: (f.status != 304).then_some(f.content_length),
+                    headers: f.headers,
+                    body: f.body.map_or(Body::Empty, Body::File),
+                    special: false,
+                    close: false,
+                }
+            }
+        }
+    }
+
+    /// error_page, the default error page body, add_header.
+    pub fn finalize(&mut self, ctx: &mut RequestCtx, mut resp: Response) -> Response {
+        if resp.special && resp.status >= 300 && !self.error_page_done {
+            let page = ctx.conf.error_page.iter().find(|p| p.codes.contains(&resp.status)).cloned();
+            if let Some(page) = page {
+                self.error_page_done = true;
+                let original = resp.status;
+                let target = render(ctx, &page.uri);
+                if target.starts_with("http://") || target.starts_with("https://") {
+                    let code = match page.overwrite {
+                        Some(c) if c != 0 && matches!(c, 301 | 302 | 303 | 307 | 308) => c,
+                        _ => 302,
+                    };
+                    resp = Response::redirect(code, target);
+                } else {
+                    if ctx.method() != "HEAD" {
+                        ctx.method_get = true;
+                    }
+                    let mut r = self.internal_redirect(ctx, &target);
+                    match page.overwrite {
+                        None => r.status = original,
+                        Some(0) => {}
+                        Some(c) => r.status = c,
+                    }
+                    return self.finalize(ctx, r);
+                }
+            }
+        }
+        if resp.special && matches!(resp.body, Body::Empty) {
+            if let Some(page) = error_page_body(resp.status, ctx.conf.server_tokens) {
+                resp.body = Body::Bytes(page.into_bytes());
+                resp.content_type = Some("text/html".into());
+                resp.content_length = None;
+            }
+        }
+        if !ctx.conf.add_header.is_empty() {
+            let ok = matches!(resp.status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308);
+            for h in ctx.conf.add_header.clone().iter().filter(|h| ok || h.always) {
+                let v = render(ctx, &h.value);
+                if !v.is_empty() {
+                    resp.headers.push((h.name.clone(), v));
+                }
+            }
+        }
+        resp
+    }
+}
+
+/// The file a URI maps to: root + uri, or alias + the rest after the
+/// location prefix (a regex location's alias is the full path already).
+fn map_path(ctx: &mut RequestCtx, loc: Option<&Location>, uri: &str) -> PathBuf {
+    if let (Some(alias), Some(loc)) = (ctx.conf.alias.clone(), loc) {
+        let base = render(ctx, &alias);
+        return match loc.kind {
+            LocKind::Regex => PathBuf::from(base),
+            _ => {
+                let rest = uri.strip_prefix(loc.pattern.as_str()).unwrap_or(uri);
+                PathBuf::from(format!("{base}{rest}"))
+            }
+        };
+    }
+    let root = ctx.conf.root.clone();
+    let mut p = render(ctx, &root);
+    p.push_str(uri);
+    PathBuf::from(p)
+}
+
+/// Relative redirects become absolute, as nginx's `absolute_redirect on`:
+/// scheme, the request's host, and the port unless it is 80.
+pub fn absolute_url(ctx: &RequestCtx, target: &str) -> String {
+    if !target.starts_with('/') {
+        return target.to_string();
+    }
+    let host = ctx.host();
+    let port = ctx.conn.local().map(|a| a.port()).unwrap_or(80);
+    if port == 80 {
+        format!("http://{host}{target}")
+    } else {
+        format!("http://{host}:{port}{target}")
+    }
+}

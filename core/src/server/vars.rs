@@ -1,0 +1,251 @@
+//! nginx variables: what `$name` means for a request. `RequestCtx`
+//! implements `Vars` with these, so templates (return, set, rewrite,
+//! add_header, log_format) and later ngx.var share one definition.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::conf::template::Vars;
+use crate::conf::{LocConf, Server};
+use crate::http::request::Request;
+
+/// What a request knows about its connection.
+pub struct ConnInfo {
+    pub fd: i32,
+    /// The address of the listening socket it came in on.
+    pub listen: SocketAddr,
+    /// The error log's `*N`.
+    pub number: u64,
+    /// Requests served on this connection so far, this one included.
+    pub requests: u64,
+    peer: std::cell::OnceCell<Option<SocketAddr>>,
+    local: std::cell::OnceCell<Option<SocketAddr>>,
+}
+
+impl ConnInfo {
+    pub fn new(fd: i32, listen: SocketAddr, number: u64) -> ConnInfo {
+        ConnInfo { fd, listen, number, requests: 0, peer: Default::default(), local: Default::default() }
+    }
+    /// The client's address (getpeername on first use: multishot accept
+    /// does not return it).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        *self.peer.get_or_init(|| crate::process::listen::peer_addr(self.fd, false))
+    }
+    /// The server side's address of this connection.
+    pub fn local(&self) -> Option<SocketAddr> {
+        *self.local.get_or_init(|| {
+            if self.listen.ip().is_unspecified() {
+                crate::process::listen::peer_addr(self.fd, true)
+            } else {
+                Some(self.listen)
+            }
+        })
+    }
+    /// $remote_addr as text.
+    pub fn remote_addr(&self) -> String {
+        self.peer().map(|a| a.ip().to_string()).unwrap_or_default()
+    }
+}
+
+/// One request on its way through the phases.
+pub struct RequestCtx<'a> {
+    pub req: &'a Request,
+    pub conn: &'a ConnInfo,
+    pub server: &'a Server,
+    /// The settings in force: the matched location's, or the server's.
+    pub conf: &'a LocConf,
+    /// $uri: starts as the normalized path, changed by rewrite/try_files.
+    pub uri: String,
+    pub args: Option<String>,
+    /// GET after an error_page redirect of a non-HEAD request.
+    pub method_get: bool,
+    /// Regex captures of the last matching location or rewrite.
+    pub captures: Vec<String>,
+    /// `set` variables, in the order first set.
+    pub set_vars: Vec<(String, String)>,
+    /// Whether the request was redirected internally (`internal` locations
+    /// are reachable then).
+    pub internal: bool,
+    pub start: Instant,
+    /// Filled once the response is known, for $status and the log.
+    pub status: u16,
+    pub body_bytes_sent: u64,
+    pub bytes_sent: u64,
+    pub request_length: u64,
+    /// Response headers, for $sent_http_*.
+    pub sent_headers: Vec<(String, String)>,
+    pub sent_content_type: Option<String>,
+}
+
+impl<'a> RequestCtx<'a> {
+    pub fn new(req: &'a Request, conn: &'a ConnInfo, server: &'a Server, request_length: u64) -> Self {
+        RequestCtx {
+            req,
+            conn,
+            server,
+            conf: &server.conf,
+            uri: req.path.clone(),
+            args: req.args.clone(),
+            method_get: false,
+            captures: Vec::new(),
+            set_vars: Vec::new(),
+            internal: false,
+            start: Instant::now(),
+            status: 0,
+            body_bytes_sent: 0,
+            bytes_sent: 0,
+            request_length,
+            sent_headers: Vec::new(),
+            sent_content_type: None,
+        }
+    }
+
+    /// $request_method after error_page redirects.
+    pub fn method(&self) -> &str {
+        if self.method_get { "GET" } else { self.req.method_str() }
+    }
+
+    /// $host: the Host (or absolute-URI host), else the server's name.
+    pub fn host(&self) -> Cow<'_, str> {
+        match &self.req.host {
+            Some(h) => Cow::Borrowed(h.as_str()),
+            None => Cow::Borrowed(self.server.primary_name.as_str()),
+        }
+    }
+
+    pub fn set_var(&mut self, name: &str, value: String) {
+        match self.set_vars.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.set_vars.push((name.to_string(), value)),
+        }
+    }
+
+    /// The value of `$name`, or None if unknown / not set.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.set_vars.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        let req = self.req;
+        Some(match name {
+            "uri" | "document_uri" => self.uri.clone(),
+            "request_uri" => req.request_uri.clone(),
+            "args" | "query_string" => self.args.clone().unwrap_or_default(),
+            "is_args" => if self.args.is_some() { "?" } else { "" }.to_string(),
+            "host" => self.host().into_owned(),
+            "hostname" => hostname(),
+            "remote_addr" => self.conn.remote_addr(),
+            "binary_remote_addr" => return None,
+            "remote_port" => self.conn.peer().map(|a| a.port().to_string()).unwrap_or_default(),
+            "remote_user" => return None,
+            "server_addr" => self.conn.local().map(|a| a.ip().to_string()).unwrap_or_default(),
+            "server_port" => self.conn.local().map(|a| a.port().to_string()).unwrap_or_default(),
+            "server_name" => self.server.primary_name.clone(),
+            "server_protocol" => format!("HTTP/1.{}", req.version_minor),
+            "scheme" => "http".to_string(),
+            "https" => String::new(),
+            "request_method" => self.method().to_string(),
+            "request" => req.request_line.clone(),
+            "request_length" => self.request_length.to_string(),
+            "request_time" => {
+                let d = self.start.elapsed();
+                format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+            }
+            "status" => format!("{:03}", self.status),
+            "body_bytes_sent" => self.body_bytes_sent.to_string(),
+            "bytes_sent" => self.bytes_sent.to_string(),
+            "connection" => self.conn.number.to_string(),
+            "connection_requests" => self.conn.requests.to_string(),
+            "pid" => std::process::id().to_string(),
+            "msec" => crate::log::time::msec(),
+            "time_local" => crate::log::time::time_local(),
+            "time_iso8601" => crate::log::time::time_iso8601(),
+            "content_type" => req.header("content-type")?.to_string(),
+            "content_length" => req.header("content-length")?.to_string(),
+            "document_root" => self.conf.root.render(&mut NoVars, &[]),
+            "realpath_root" => {
+                let root = self.conf.root.render(&mut NoVars, &[]);
+                std::fs::canonicalize(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(root)
+            }
+            _ => return self.prefixed(name),
+        })
+    }
+
+    fn prefixed(&self, name: &str) -> Option<String> {
+        if let Some(h) = name.strip_prefix("http_") {
+            return header_var(&self.req.headers, h);
+        }
+        if let Some(h) = name.strip_prefix("sent_http_") {
+            if h == "content_type" {
+                return self.sent_content_type.clone();
+            }
+            return header_var(&self.sent_headers, h);
+        }
+        if let Some(a) = name.strip_prefix("arg_") {
+            return arg(self.args.as_deref()?, a).map(str::to_string);
+        }
+        if let Some(c) = name.strip_prefix("cookie_") {
+            return self.req.headers_named("cookie").find_map(|v| cookie(v, c)).map(str::to_string);
+        }
+        if let Ok(n) = name.parse::<usize>() {
+            return self.captures.get(n).cloned();
+        }
+        None
+    }
+}
+
+impl Vars for RequestCtx<'_> {
+    fn var(&mut self, name: &str) -> Option<String> {
+        self.lookup(name)
+    }
+}
+
+/// For templates that cannot mention request variables.
+pub struct NoVars;
+
+impl Vars for NoVars {
+    fn var(&mut self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// `$http_x_forwarded_for`: header names compare with '-' as '_', any
+/// case; several headers of the name are joined as nginx does (", ", or
+/// "; " for cookies).
+fn header_var(headers: &[(String, String)], var: &str) -> Option<String> {
+    let same = |h: &str| h.len() == var.len() && h.bytes().zip(var.bytes()).all(|(a, b)| {
+        let a = if a == b'-' { b'_' } else { a.to_ascii_lowercase() };
+        a == b
+    });
+    let mut out: Option<String> = None;
+    for (n, v) in headers.iter().filter(|(n, _)| same(n)) {
+        match &mut out {
+            None => out = Some(v.clone()),
+            Some(o) => {
+                o.push_str(if var == "cookie" { "; " } else { ", " });
+                o.push_str(v);
+            }
+        }
+    }
+    out
+}
+
+/// The raw value of query argument `name` (first match, case-insensitive
+/// as in nginx).
+pub fn arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
+    args.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+fn cookie<'s>(header: &'s str, name: &str) -> Option<&'s str> {
+    header.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
