@@ -58,7 +58,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 }
                 a.signal = Some(s);
             }
-            other => return Err(format!("invalid option: \"{other}\"")),
+            // nginx names the option letter without its dash.
+            other => return Err(format!("invalid option: \"{}\"", other.strip_prefix('-').unwrap_or(other))),
         }
     }
     Ok(Some(a))

@@ -26,7 +26,12 @@ use crate::log::Level;
 
 /// Build the typed config. `prefix` and `conf_path` are absolute;
 /// `globals` are the directives from `-g`, applied at main level.
-pub fn build(prefix: &Path, conf_path: &Path, tree: Vec<Directive>, globals: Vec<Directive>) -> Result<Config, ConfError> {
+pub fn build(
+    prefix: &Path,
+    conf_path: &Path,
+    tree: Vec<Directive>,
+    globals: Vec<Directive>,
+) -> Result<Config, ConfError> {
     let mut b = Builder::new(prefix);
     let mut main = MainRaw::default();
     // nginx applies -g before the file, so a file directive repeating a -g
@@ -35,25 +40,26 @@ pub fn build(prefix: &Path, conf_path: &Path, tree: Vec<Directive>, globals: Vec
         b.main_directive(d, &mut main)?;
     }
     if !main.events {
-        return Err(ConfError::new("no \"events\" section in configuration", None));
+        return Err(ConfError::new(
+            "no \"events\" section in configuration",
+            None,
+        ));
     }
     let http = match main.http {
         Some(raw) => b.finish_http(raw),
         None => Http::default(),
     };
-    let worker_processes = match main.worker_processes {
-        Some(n) => n,
-        None => 1,
-    };
+    let worker_processes = main.worker_processes.unwrap_or(1);
     Ok(Config {
         prefix: prefix.to_path_buf(),
         conf_path: conf_path.to_path_buf(),
         worker_processes,
         master_process: main.master_process.unwrap_or(true),
         daemon: main.daemon.unwrap_or(true),
-        error_log: main
-            .error_log
-            .unwrap_or_else(|| ErrorLogConf { path: prefix.join("logs/error.log"), level: Level::Error }),
+        error_log: main.error_log.unwrap_or_else(|| ErrorLogConf {
+            path: prefix.join("logs/error.log"),
+            level: Level::Error,
+        }),
         pid: main.pid.unwrap_or_else(|| prefix.join("logs/nginx.pid")),
         worker_connections: main.worker_connections.unwrap_or(512),
         http,
@@ -107,7 +113,12 @@ struct Spec {
 }
 
 const fn spec(name: &'static str, ctx: u16, block: bool, args: Args) -> Spec {
-    Spec { name, ctx, block, args }
+    Spec {
+        name,
+        ctx,
+        block,
+        args,
+    }
 }
 
 use Args::*;
@@ -164,16 +175,28 @@ static SPECS: &[Spec] = &[
 /// The generic checks nginx's `ngx_conf_handler` makes, in its order.
 fn check(d: &Directive, ctx: u16) -> Result<&'static Spec, ConfError> {
     let Some(s) = SPECS.iter().find(|s| s.name == d.name) else {
-        return Err(ConfError::at(format!("unknown directive \"{}\"", d.name), d));
+        return Err(ConfError::at(
+            format!("unknown directive \"{}\"", d.name),
+            d,
+        ));
     };
     if s.ctx & ctx == 0 {
-        return Err(ConfError::at(format!("\"{}\" directive is not allowed here", d.name), d));
+        return Err(ConfError::at(
+            format!("\"{}\" directive is not allowed here", d.name),
+            d,
+        ));
     }
     if !s.block && d.block.is_some() {
-        return Err(ConfError::at(format!("directive \"{}\" is not terminated by \";\"", d.name), d));
+        return Err(ConfError::at(
+            format!("directive \"{}\" is not terminated by \";\"", d.name),
+            d,
+        ));
     }
     if s.block && d.block.is_none() {
-        return Err(ConfError::at(format!("directive \"{}\" has no opening \"{{\"", d.name), d));
+        return Err(ConfError::at(
+            format!("directive \"{}\" has no opening \"{{\"", d.name),
+            d,
+        ));
     }
     let n = d.args.len();
     let ok = match s.args {
@@ -182,7 +205,10 @@ fn check(d: &Directive, ctx: u16) -> Result<&'static Spec, ConfError> {
         AtLeast(k) => n >= k,
     };
     if !ok {
-        return Err(ConfError::at(format!("invalid number of arguments in \"{}\" directive", d.name), d));
+        return Err(ConfError::at(
+            format!("invalid number of arguments in \"{}\" directive", d.name),
+            d,
+        ));
     }
     Ok(s)
 }
@@ -278,7 +304,10 @@ fn flag(d: &Directive) -> Result<bool, ConfError> {
         "on" => Ok(true),
         "off" => Ok(false),
         v => Err(ConfError::at(
-            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"", d.name),
+            format!(
+                "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
+                d.name
+            ),
             d,
         )),
     }
@@ -300,14 +329,22 @@ fn tmpl(d: &Directive, s: &str) -> Result<Template, ConfError> {
 fn regex_reason(e: &regex::Error) -> String {
     let s = e.to_string();
     let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-    last.trim().strip_prefix("error: ").unwrap_or(last.trim()).to_string()
+    last.trim()
+        .strip_prefix("error: ")
+        .unwrap_or(last.trim())
+        .to_string()
 }
 
 fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
     RegexBuilder::new(pattern)
         .case_insensitive(caseless)
         .build()
-        .map_err(|e| ConfError::at(format!("invalid regex \"{pattern}\": {}", regex_reason(&e)), d))
+        .map_err(|e| {
+            ConfError::at(
+                format!("invalid regex \"{pattern}\": {}", regex_reason(&e)),
+                d,
+            )
+        })
 }
 
 fn is_redirect_url(s: &str) -> bool {
@@ -404,10 +441,19 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn new(prefix: &'a Path) -> Self {
         let mut log_formats = HashMap::new();
-        log_formats.insert("combined".to_string(), Template::parse(COMBINED_FORMAT).expect("combined format"));
+        log_formats.insert(
+            "combined".to_string(),
+            Template::parse(COMBINED_FORMAT).expect("combined format"),
+        );
         let mut log_escape = HashMap::new();
         log_escape.insert("combined".to_string(), Escape::Default);
-        Builder { prefix, log_formats, log_escape, listens: Vec::new(), server_count: 0 }
+        Builder {
+            prefix,
+            log_formats,
+            log_escape,
+            listens: Vec::new(),
+            server_count: 0,
+        }
     }
 
     /// A path relative to the prefix, as nginx's `ngx_conf_full_name`.
@@ -425,7 +471,9 @@ impl<'a> Builder<'a> {
                     return Err(dup(d));
                 }
                 let n = if d.args[0] == "auto" {
-                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
                 } else {
                     match atoi(&d.args[0]) {
                         Some(n) if n > 0 => n as usize,
@@ -437,8 +485,11 @@ impl<'a> Builder<'a> {
             "master_process" => set_once(d, &mut m.master_process, flag(d)?)?,
             "daemon" => set_once(d, &mut m.daemon, flag(d)?)?,
             "error_log" => {
-                let path =
-                    if d.args[0] == "stderr" { PathBuf::from("stderr") } else { self.full(&d.args[0]) };
+                let path = if d.args[0] == "stderr" {
+                    PathBuf::from("stderr")
+                } else {
+                    self.full(&d.args[0])
+                };
                 let level = match d.args.get(1) {
                     Some(l) => Level::parse(l)
                         .ok_or_else(|| ConfError::at(format!("invalid log level \"{l}\""), d))?,
@@ -494,7 +545,10 @@ impl<'a> Builder<'a> {
                     return Err(dup(d));
                 }
                 if d.args[0] != "epoll" {
-                    return Err(ConfError::at(format!("invalid event type \"{}\"", d.args[0]), d));
+                    return Err(ConfError::at(
+                        format!("invalid event type \"{}\"", d.args[0]),
+                        d,
+                    ));
                 }
                 m.use_ = Some(d.args[0].clone());
             }
@@ -506,7 +560,10 @@ impl<'a> Builder<'a> {
     // -- http ---------------------------------------------------------------
 
     fn http_block(&mut self, d: &Directive) -> Result<HttpRaw, ConfError> {
-        let mut h = HttpRaw { partial: Partial::default(), servers: Vec::new() };
+        let mut h = HttpRaw {
+            partial: Partial::default(),
+            servers: Vec::new(),
+        };
         for c in d.block.as_deref().unwrap_or(&[]) {
             check(c, HTTP)?;
             match c.name.as_str() {
@@ -528,7 +585,10 @@ impl<'a> Builder<'a> {
     fn log_format(&mut self, d: &Directive) -> Result<(), ConfError> {
         let name = &d.args[0];
         if self.log_formats.contains_key(name) {
-            return Err(ConfError::at(format!("duplicate \"log_format\" name \"{name}\""), d));
+            return Err(ConfError::at(
+                format!("duplicate \"log_format\" name \"{name}\""),
+                d,
+            ));
         }
         let mut rest = &d.args[1..];
         let mut escape = Escape::Default;
@@ -620,7 +680,11 @@ impl<'a> Builder<'a> {
                     Some("always") => true,
                     Some(x) => return Err(ConfError::at(format!("invalid parameter \"{x}\""), d)),
                 };
-                let h = AddHeader { name: d.args[0].clone(), value: tmpl(d, &d.args[1])?, always };
+                let h = AddHeader {
+                    name: d.args[0].clone(),
+                    value: tmpl(d, &d.args[1])?,
+                    always,
+                };
                 p.add_header.get_or_insert_with(Vec::new).push(h);
             }
             "root" | "alias" => {
@@ -642,28 +706,44 @@ impl<'a> Builder<'a> {
                 }
                 // A path starting with a variable is used as is; any other
                 // relative path is relative to the prefix.
-                let full = if v.starts_with('$') { v.to_string() } else { self.full(v).to_string_lossy().into_owned() };
+                let full = if v.starts_with('$') {
+                    v.to_string()
+                } else {
+                    self.full(v).to_string_lossy().into_owned()
+                };
                 p.root = Some((alias, tmpl(d, &full)?));
             }
             "index" => {
                 let n = d.args.len();
                 for (i, a) in d.args.iter().enumerate() {
                     if a.is_empty() {
-                        return Err(ConfError::at("index \"\" in \"index\" directive is invalid", d));
+                        return Err(ConfError::at(
+                            "index \"\" in \"index\" directive is invalid",
+                            d,
+                        ));
                     }
                     if a.starts_with('/') && i != n - 1 {
-                        return Err(ConfError::at("only the last index in \"index\" directive should be absolute", d));
+                        return Err(ConfError::at(
+                            "only the last index in \"index\" directive should be absolute",
+                            d,
+                        ));
                     }
                     // Checked here so a bad variable is a config error.
                     tmpl(d, a)?;
                 }
-                p.index.get_or_insert_with(Vec::new).extend(d.args.iter().cloned());
+                p.index
+                    .get_or_insert_with(Vec::new)
+                    .extend(d.args.iter().cloned());
             }
             "try_files" => {
                 if p.try_files.is_some() {
                     return Err(dup(d));
                 }
-                let v = d.args.iter().map(|a| tmpl(d, a)).collect::<Result<Vec<_>, _>>()?;
+                let v = d
+                    .args
+                    .iter()
+                    .map(|a| tmpl(d, a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 p.try_files = Some(v);
             }
             _ => return Ok(false),
@@ -681,16 +761,25 @@ impl<'a> Builder<'a> {
         }
         if d.args[0].contains('$') {
             return Err(ConfError::at(
-                format!("variables in the \"access_log\" path \"{}\" are not supported", d.args[0]),
+                format!(
+                    "variables in the \"access_log\" path \"{}\" are not supported",
+                    d.args[0]
+                ),
                 d,
             ));
         }
-        let format = d.args.get(1).cloned().unwrap_or_else(|| "combined".to_string());
+        let format = d
+            .args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "combined".to_string());
         if !self.log_formats.contains_key(&format) {
             return Err(ConfError::at(format!("unknown log format \"{format}\""), d));
         }
         if let Some(x) = d.args.get(2) {
-            let known = ["buffer=", "flush=", "gzip", "if="].iter().any(|k| x.starts_with(k));
+            let known = ["buffer=", "flush=", "gzip", "if="]
+                .iter()
+                .any(|k| x.starts_with(k));
             let msg = if known {
                 format!("parameter \"{x}\" of the \"access_log\" directive is not supported")
             } else {
@@ -699,7 +788,9 @@ impl<'a> Builder<'a> {
             return Err(ConfError::at(msg, d));
         }
         let path = self.full(&d.args[0]);
-        p.access_log.get_or_insert_with(Vec::new).push(AccessLog { path, format });
+        p.access_log
+            .get_or_insert_with(Vec::new)
+            .push(AccessLog { path, format });
         Ok(())
     }
 
@@ -734,7 +825,10 @@ impl<'a> Builder<'a> {
                     let l = self.location(c, None)?;
                     if l.kind == LocKind::Named {
                         if s.named.iter().any(|n| n.pattern == l.pattern) {
-                            return Err(ConfError::at(format!("duplicate location \"{}\"", l.pattern), c));
+                            return Err(ConfError::at(
+                                format!("duplicate location \"{}\"", l.pattern),
+                                c,
+                            ));
                         }
                         s.named.push(l);
                     } else {
@@ -767,9 +861,19 @@ impl<'a> Builder<'a> {
     }
 
     /// Record a server's listen, with nginx's cross-server checks.
-    fn add_listen(&mut self, server: usize, l: &Listen, opts_set: bool, d: &Directive) -> Result<(), ConfError> {
+    fn add_listen(
+        &mut self,
+        server: usize,
+        l: &Listen,
+        opts_set: bool,
+        d: &Directive,
+    ) -> Result<(), ConfError> {
         let Some(e) = self.listens.iter_mut().find(|e| e.listen.addr == l.addr) else {
-            self.listens.push(ListenEntry { listen: l.clone(), opts_set, servers: vec![server] });
+            self.listens.push(ListenEntry {
+                listen: l.clone(),
+                opts_set,
+                servers: vec![server],
+            });
             return Ok(());
         };
         if e.servers.contains(&server) {
@@ -777,13 +881,19 @@ impl<'a> Builder<'a> {
         }
         if l.default_server {
             if e.listen.default_server {
-                return Err(ConfError::at(format!("a duplicate default server for {}", l.addr), d));
+                return Err(ConfError::at(
+                    format!("a duplicate default server for {}", l.addr),
+                    d,
+                ));
             }
             e.listen.default_server = true;
         }
         if opts_set {
             if e.opts_set {
-                return Err(ConfError::at(format!("duplicate listen options for {}", l.addr), d));
+                return Err(ConfError::at(
+                    format!("duplicate listen options for {}", l.addr),
+                    d,
+                ));
             }
             e.opts_set = true;
             e.listen.reuseport = l.reuseport;
@@ -808,20 +918,29 @@ impl<'a> Builder<'a> {
             match par.kind {
                 LocKind::Exact => {
                     return Err(ConfError::at(
-                        format!("location \"{pattern}\" cannot be inside the exact location \"{}\"", par.pattern),
+                        format!(
+                            "location \"{pattern}\" cannot be inside the exact location \"{}\"",
+                            par.pattern
+                        ),
                         d,
                     ))
                 }
                 LocKind::Named => {
                     return Err(ConfError::at(
-                        format!("location \"{pattern}\" cannot be inside the named location \"{}\"", par.pattern),
+                        format!(
+                            "location \"{pattern}\" cannot be inside the named location \"{}\"",
+                            par.pattern
+                        ),
                         d,
                     ))
                 }
                 LocKind::Prefix | LocKind::PrefixNoRegex => {
                     if kind != LocKind::Regex && !pattern.starts_with(&par.pattern) {
                         return Err(ConfError::at(
-                            format!("location \"{pattern}\" is outside location \"{}\"", par.pattern),
+                            format!(
+                                "location \"{pattern}\" is outside location \"{}\"",
+                                par.pattern
+                            ),
                             d,
                         ));
                     }
@@ -829,7 +948,11 @@ impl<'a> Builder<'a> {
                 LocKind::Regex => {}
             }
         }
-        let regex = if kind == LocKind::Regex { Some(compile_regex(d, &pattern, caseless)?) } else { None };
+        let regex = if kind == LocKind::Regex {
+            Some(compile_regex(d, &pattern, caseless)?)
+        } else {
+            None
+        };
         let mut l = LocRaw {
             kind,
             pattern,
@@ -878,7 +1001,10 @@ impl<'a> Builder<'a> {
             send_timeout: Duration::from_secs(60),
             client_max_body_size: 1 << 20,
             server_tokens: true,
-            access_log: vec![AccessLog { path: self.full("logs/access.log"), format: "combined".to_string() }],
+            access_log: vec![AccessLog {
+                path: self.full("logs/access.log"),
+                format: "combined".to_string(),
+            }],
             log_formats: Arc::new(std::mem::take(&mut self.log_formats)),
         };
         let http_conf = merge(&raw.partial, &defaults);
@@ -888,8 +1014,16 @@ impl<'a> Builder<'a> {
             let conf = merge(&s.partial, &http_conf);
             let sp = &s.partial;
             let primary_name = s.primary_name.unwrap_or_default();
-            let named = s.named.into_iter().map(|l| (l.pattern.clone(), finish_location(l, &conf))).collect();
-            let locations = s.locations.into_iter().map(|l| finish_location(l, &conf)).collect();
+            let named = s
+                .named
+                .into_iter()
+                .map(|l| (l.pattern.clone(), finish_location(l, &conf)))
+                .collect();
+            let locations = s
+                .locations
+                .into_iter()
+                .map(|l| finish_location(l, &conf))
+                .collect();
             servers.push(Server {
                 listen: s.listen,
                 names: s.names,
@@ -940,16 +1074,27 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
     let access_log = if p.access_log_off {
         Vec::new()
     } else {
-        p.access_log.clone().unwrap_or_else(|| parent.access_log.clone())
+        p.access_log
+            .clone()
+            .unwrap_or_else(|| parent.access_log.clone())
     };
     LocConf {
         root,
         alias,
         index: p.index.clone().unwrap_or_else(|| parent.index.clone()),
         try_files: p.try_files.clone(),
-        add_header: p.add_header.clone().unwrap_or_else(|| parent.add_header.clone()),
-        error_page: p.error_page.clone().unwrap_or_else(|| parent.error_page.clone()),
-        default_type: p.default_type.clone().unwrap_or_else(|| parent.default_type.clone()),
+        add_header: p
+            .add_header
+            .clone()
+            .unwrap_or_else(|| parent.add_header.clone()),
+        error_page: p
+            .error_page
+            .clone()
+            .unwrap_or_else(|| parent.error_page.clone()),
+        default_type: p
+            .default_type
+            .clone()
+            .unwrap_or_else(|| parent.default_type.clone()),
         types: match &p.types {
             Some(t) => Arc::new(t.clone()),
             None => parent.types.clone(),
@@ -958,7 +1103,9 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         keepalive_requests: p.keepalive_requests.unwrap_or(parent.keepalive_requests),
         client_body_timeout: p.client_body_timeout.unwrap_or(parent.client_body_timeout),
         send_timeout: p.send_timeout.unwrap_or(parent.send_timeout),
-        client_max_body_size: p.client_max_body_size.unwrap_or(parent.client_max_body_size),
+        client_max_body_size: p
+            .client_max_body_size
+            .unwrap_or(parent.client_max_body_size),
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),
@@ -967,7 +1114,11 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
 
 fn finish_location(l: LocRaw, parent: &LocConf) -> Location {
     let conf = merge(&l.partial, parent);
-    let children = l.children.into_iter().map(|c| finish_location(c, &conf)).collect();
+    let children = l
+        .children
+        .into_iter()
+        .map(|c| finish_location(c, &conf))
+        .collect();
     Location {
         kind: l.kind,
         pattern: l.pattern,
@@ -989,13 +1140,20 @@ fn parse_listen(d: &Directive) -> Result<(Listen, bool), ConfError> {
     let addr = parse_listen_addr(url).map_err(|e| {
         ConfError::at(
             match e {
-                AddrErr::Unix => format!("unix domain sockets are not supported in \"listen\" directive: \"{url}\""),
+                AddrErr::Unix => format!(
+                    "unix domain sockets are not supported in \"listen\" directive: \"{url}\""
+                ),
                 AddrErr::Msg(m) => format!("{m} in \"{url}\" of the \"listen\" directive"),
             },
             d,
         )
     })?;
-    let mut l = Listen { addr, default_server: false, reuseport: false, backlog: DEFAULT_BACKLOG };
+    let mut l = Listen {
+        addr,
+        default_server: false,
+        reuseport: false,
+        backlog: DEFAULT_BACKLOG,
+    };
     let mut opts_set = false;
     for a in &d.args[1..] {
         match a.as_str() {
@@ -1016,8 +1174,20 @@ fn parse_listen(d: &Directive) -> Result<(Listen, bool), ConfError> {
                     continue;
                 }
                 const UNSUPPORTED: &[&str] = &[
-                    "ssl", "http2", "http3", "quic", "spdy", "proxy_protocol", "deferred", "ipv6only=",
-                    "so_keepalive=", "fastopen=", "rcvbuf=", "sndbuf=", "setfib=", "accept_filter=",
+                    "ssl",
+                    "http2",
+                    "http3",
+                    "quic",
+                    "spdy",
+                    "proxy_protocol",
+                    "deferred",
+                    "ipv6only=",
+                    "so_keepalive=",
+                    "fastopen=",
+                    "rcvbuf=",
+                    "sndbuf=",
+                    "setfib=",
+                    "accept_filter=",
                 ];
                 let name = a.split('=').next().unwrap_or(a);
                 let msg = if UNSUPPORTED.iter().any(|u| u.trim_end_matches('=') == name) {
@@ -1048,16 +1218,27 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, AddrErr> {
         _ => Err(AddrErr::Msg("invalid port")),
     };
     if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or(AddrErr::Msg("invalid IPv6 address"))?;
-        let ip: Ipv6Addr = host.parse().map_err(|_| AddrErr::Msg("invalid IPv6 address"))?;
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or(AddrErr::Msg("invalid IPv6 address"))?;
+        let ip: Ipv6Addr = host
+            .parse()
+            .map_err(|_| AddrErr::Msg("invalid IPv6 address"))?;
         let port = match after {
             "" => 80,
-            _ => port_of(after.strip_prefix(':').ok_or(AddrErr::Msg("invalid host"))?)?,
+            _ => port_of(
+                after
+                    .strip_prefix(':')
+                    .ok_or(AddrErr::Msg("invalid host"))?,
+            )?,
         };
         return Ok(SocketAddr::new(IpAddr::V6(ip), port));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port_of(s)?));
+        return Ok(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port_of(s)?,
+        ));
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, port_of(p)?),
@@ -1072,8 +1253,10 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, AddrErr> {
             Err(_) => {
                 // A host name: resolve it, preferring IPv4, as nginx binds
                 // the first address it gets.
-                let addrs: Vec<SocketAddr> =
-                    (host, port).to_socket_addrs().map_err(|_| AddrErr::Msg("host not found"))?.collect();
+                let addrs: Vec<SocketAddr> = (host, port)
+                    .to_socket_addrs()
+                    .map_err(|_| AddrErr::Msg("host not found"))?
+                    .collect();
                 let a = addrs
                     .iter()
                     .find(|a| a.is_ipv4())
@@ -1104,7 +1287,11 @@ fn server_name(
         primary.get_or_insert_with(|| a.to_string());
         return Ok(());
     }
-    let name = if a == "$hostname" { hostname() } else { a.to_ascii_lowercase() };
+    let name = if a == "$hostname" {
+        hostname()
+    } else {
+        a.to_ascii_lowercase()
+    };
     primary.get_or_insert_with(|| name.clone());
     let invalid = || ConfError::at(format!("invalid server name or wildcard \"{a}\""), d);
     let stars = name.matches('*').count();
@@ -1141,7 +1328,10 @@ fn location_kind(d: &Directive) -> Result<(LocKind, String, bool), ConfError> {
             "^~" => Ok((LocKind::PrefixNoRegex, p, false)),
             "~" => Ok((LocKind::Regex, p, false)),
             "~*" => Ok((LocKind::Regex, p, true)),
-            m => Err(ConfError::at(format!("invalid location modifier \"{m}\""), d)),
+            m => Err(ConfError::at(
+                format!("invalid location modifier \"{m}\""),
+                d,
+            )),
         };
     }
     let a = d.args[0].as_str();
@@ -1163,15 +1353,27 @@ fn location_kind(d: &Directive) -> Result<(LocKind, String, bool), ConfError> {
 
 /// Two sibling exact locations, or two prefix (`/x`, `^~ /x`) ones, with the
 /// same pattern.
-fn check_duplicate_location(siblings: &[LocRaw], l: &LocRaw, d: &Directive) -> Result<(), ConfError> {
+fn check_duplicate_location(
+    siblings: &[LocRaw],
+    l: &LocRaw,
+    d: &Directive,
+) -> Result<(), ConfError> {
     let group = |k: LocKind| match k {
         LocKind::Exact => Some(0),
         LocKind::Prefix | LocKind::PrefixNoRegex => Some(1),
         _ => None,
     };
-    let Some(g) = group(l.kind) else { return Ok(()) };
-    if siblings.iter().any(|s| group(s.kind) == Some(g) && s.pattern == l.pattern) {
-        return Err(ConfError::at(format!("duplicate location \"{}\"", l.pattern), d));
+    let Some(g) = group(l.kind) else {
+        return Ok(());
+    };
+    if siblings
+        .iter()
+        .any(|s| group(s.kind) == Some(g) && s.pattern == l.pattern)
+    {
+        return Err(ConfError::at(
+            format!("duplicate location \"{}\"", l.pattern),
+            d,
+        ));
     }
     Ok(())
 }
@@ -1186,7 +1388,12 @@ fn error_page(d: &Directive) -> Result<ErrorPage, ConfError> {
         Some("") => (Some(0), 2),
         Some(code) => match atoi(code) {
             Some(c) if c <= 999 => (Some(c as u16), 2),
-            _ => return Err(ConfError::at(format!("invalid value \"{}\"", d.args[n - 2]), d)),
+            _ => {
+                return Err(ConfError::at(
+                    format!("invalid value \"{}\"", d.args[n - 2]),
+                    d,
+                ))
+            }
         },
         None => (None, 1),
     };
@@ -1197,11 +1404,18 @@ fn error_page(d: &Directive) -> Result<ErrorPage, ConfError> {
             _ => return Err(ConfError::at(format!("invalid value \"{a}\""), d)),
         };
         if !(300..=599).contains(&c) {
-            return Err(ConfError::at(format!("value \"{a}\" must be between 300 and 599"), d));
+            return Err(ConfError::at(
+                format!("value \"{a}\" must be between 300 and 599"),
+                d,
+            ));
         }
         codes.push(c as u16);
     }
-    Ok(ErrorPage { codes, overwrite, uri: tmpl(d, &d.args[n - 1])? })
+    Ok(ErrorPage {
+        codes,
+        overwrite,
+        uri: tmpl(d, &d.args[n - 1])?,
+    })
 }
 
 /// `set`, `rewrite`, `return` or `if` (whose body is read in `if_ctx`).
@@ -1216,12 +1430,19 @@ fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
             if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(ConfError::at(format!("invalid variable name \"{v}\""), d));
             }
-            Ok(RewriteOp::Set { var: name.to_ascii_lowercase(), value: tmpl(d, &d.args[1])? })
+            Ok(RewriteOp::Set {
+                var: name.to_ascii_lowercase(),
+                value: tmpl(d, &d.args[1])?,
+            })
         }
         "rewrite" => {
             let regex = compile_regex(d, &d.args[0], false)?;
             let repl = &d.args[1];
-            let mut flag = if is_redirect_url(repl) { RewriteFlag::Redirect } else { RewriteFlag::None };
+            let mut flag = if is_redirect_url(repl) {
+                RewriteFlag::Redirect
+            } else {
+                RewriteFlag::None
+            };
             if let Some(f) = d.args.get(2) {
                 let given = match f.as_str() {
                     "last" => RewriteFlag::Last,
@@ -1235,7 +1456,11 @@ fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
                     flag = given;
                 }
             }
-            Ok(RewriteOp::Rewrite { regex, replacement: tmpl(d, repl)?, flag })
+            Ok(RewriteOp::Rewrite {
+                regex,
+                replacement: tmpl(d, repl)?,
+                flag,
+            })
         }
         "return" => {
             let a = &d.args[0];
@@ -1245,13 +1470,19 @@ fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
                         return Err(ConfError::at(format!("invalid return code \"{a}\""), d));
                     }
                     let body = d.args.get(1).map(|t| tmpl(d, t)).transpose()?;
-                    Ok(RewriteOp::Return { code: code as u16, body })
+                    Ok(RewriteOp::Return {
+                        code: code as u16,
+                        body,
+                    })
                 }
                 None => {
                     if d.args.len() != 1 || !is_redirect_url(a) {
                         return Err(ConfError::at(format!("invalid return code \"{a}\""), d));
                     }
-                    Ok(RewriteOp::Return { code: 302, body: Some(tmpl(d, a)?) })
+                    Ok(RewriteOp::Return {
+                        code: 302,
+                        body: Some(tmpl(d, a)?),
+                    })
                 }
             }
         }
@@ -1307,13 +1538,20 @@ fn if_cond(d: &Directive) -> Result<IfCond, ConfError> {
         let op = v[cur + 1].as_str();
         let rhs = v[last].as_str();
         return match op {
-            "=" | "!=" => Ok(IfCond::Eq { lhs, rhs: tmpl(d, rhs)?, negate: op == "!=" }),
+            "=" | "!=" => Ok(IfCond::Eq {
+                lhs,
+                rhs: tmpl(d, rhs)?,
+                negate: op == "!=",
+            }),
             "~" | "~*" | "!~" | "!~*" => Ok(IfCond::Match {
                 lhs,
                 regex: compile_regex(d, rhs, op.ends_with('*'))?,
                 negate: op.starts_with('!'),
             }),
-            _ => Err(ConfError::at(format!("unexpected \"{op}\" in condition"), d)),
+            _ => Err(ConfError::at(
+                format!("unexpected \"{op}\" in condition"),
+                d,
+            )),
         };
     }
     let b = p.as_bytes();
@@ -1325,7 +1563,1255 @@ fn if_cond(d: &Directive) -> Result<IfCond, ConfError> {
         if !matches!(op, 'f' | 'd' | 'e' | 'x') {
             return Err(inval(p));
         }
-        return Ok(IfCond::File { op, negate: b[0] == b'!', path: tmpl(d, &v[last])? });
+        return Ok(IfCond::File {
+            op,
+            negate: b[0] == b'!',
+            path: tmpl(d, &v[last])?,
+        });
     }
     Err(inval(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const FILE: &str = "/p/conf/nginx.conf";
+
+    fn try_build(text: &str, globals: &str) -> Result<Config, ConfError> {
+        let tree = parse::parse_str(text, FILE, Path::new("/p/conf"))?;
+        let g = parse::parse_str(globals, parse::COMMAND_LINE, Path::new("/p/conf"))?;
+        build(Path::new("/p"), Path::new(FILE), tree, g)
+    }
+
+    /// A whole config (an `events {}` is added in front).
+    fn cfg(text: &str) -> Config {
+        try_build(&format!("events {{}}\n{text}"), "").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The error for a whole config (an `events {}` is added in front, so
+    /// the text's line N is reported as N+1... avoided by starting with a newline).
+    fn err(text: &str) -> String {
+        match try_build(&format!("events {{}}{text}"), "") {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The only server of `http { <text> }`.
+    fn srv(text: &str) -> Server {
+        let mut c = cfg(&format!("http {{ server {{ {text} }} }}"));
+        assert_eq!(c.http.servers.len(), 1);
+        c.http.servers.remove(0)
+    }
+
+    /// The first location of the only server.
+    fn loc(text: &str) -> Location {
+        let mut s = srv(text);
+        s.locations.remove(0)
+    }
+
+    fn at(line: usize) -> String {
+        format!("in {FILE}:{line}")
+    }
+
+    fn sources(ts: &[Template]) -> Vec<&str> {
+        ts.iter().map(|t| t.source()).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg("");
+        assert_eq!(c.prefix, Path::new("/p"));
+        assert_eq!(c.conf_path, Path::new(FILE));
+        assert_eq!(c.worker_processes, 1);
+        assert!(c.master_process);
+        assert!(c.daemon);
+        assert_eq!(c.error_log.path, Path::new("/p/logs/error.log"));
+        assert_eq!(c.error_log.level, Level::Error);
+        assert_eq!(c.pid, Path::new("/p/logs/nginx.pid"));
+        assert_eq!(c.worker_connections, 512);
+        assert!(c.http.servers.is_empty());
+        assert!(c.http.listens.is_empty());
+    }
+
+    #[test]
+    fn http_defaults() {
+        let s = srv("");
+        let lc = &s.conf;
+        assert_eq!(lc.root.source(), "/p/html");
+        assert!(lc.alias.is_none());
+        assert_eq!(lc.index, vec!["index.html"]);
+        assert!(lc.try_files.is_none());
+        assert_eq!(lc.default_type, "text/plain");
+        assert_eq!(lc.types.get("html").map(String::as_str), Some("text/html"));
+        assert_eq!(lc.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(lc.keepalive_requests, 1000);
+        assert_eq!(lc.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(lc.send_timeout, Duration::from_secs(60));
+        assert_eq!(lc.client_max_body_size, 1 << 20);
+        assert!(lc.server_tokens);
+        assert_eq!(lc.access_log.len(), 1);
+        assert_eq!(lc.access_log[0].path, Path::new("/p/logs/access.log"));
+        assert_eq!(lc.access_log[0].format, "combined");
+        assert_eq!(lc.log_formats["combined"].source(), COMBINED_FORMAT);
+        assert_eq!(s.client_header_timeout, Duration::from_secs(60));
+        assert_eq!(s.client_header_buffer_size, 1024);
+        assert_eq!(s.large_client_header_buffers, (4, 8192));
+        assert_eq!(s.primary_name, "");
+        assert!(matches!(&s.names[..], [ServerName::Exact(n)] if n.is_empty()));
+        let default = SocketAddr::from(([0, 0, 0, 0], 80));
+        assert_eq!(
+            s.listen,
+            vec![Listen {
+                addr: default,
+                default_server: false,
+                reuseport: false,
+                backlog: 511
+            }]
+        );
+    }
+
+    #[test]
+    fn main_directives() {
+        let c = try_build(
+            "worker_processes 4;\nmaster_process off;\ndaemon off;\nerror_log logs/x.log warn;\npid /run/h.pid;\n\
+             events { worker_connections 1024; accept_mutex off; multi_accept on; use epoll; }",
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.worker_processes, 4);
+        assert!(!c.master_process);
+        assert!(!c.daemon);
+        assert_eq!(c.error_log.path, Path::new("/p/logs/x.log"));
+        assert_eq!(c.error_log.level, Level::Warn);
+        assert_eq!(c.pid, Path::new("/run/h.pid"));
+        assert_eq!(c.worker_connections, 1024);
+
+        let c = cfg("worker_processes auto; error_log stderr;");
+        assert_eq!(
+            c.worker_processes,
+            std::thread::available_parallelism().unwrap().get()
+        );
+        assert_eq!(c.error_log.path, Path::new("stderr"));
+        assert_eq!(c.error_log.level, Level::Error);
+    }
+
+    #[test]
+    fn globals_apply_first() {
+        let c = try_build(
+            "events {}",
+            "daemon off; master_process off; error_log stderr info;",
+        )
+        .unwrap();
+        assert!(!c.daemon && !c.master_process);
+        assert_eq!(c.error_log.path, Path::new("stderr"));
+        // The -g error_log wins over the file's.
+        let c = try_build("error_log logs/e.log;\nevents {}", "error_log stderr;").unwrap();
+        assert_eq!(c.error_log.path, Path::new("stderr"));
+        let e = try_build("events {}\ndaemon on;", "daemon off;").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("\"daemon\" directive is duplicate {}", at(2))
+        );
+        let e = try_build("events {}", "listen 80;").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"listen\" directive is not allowed here in command line"
+        );
+        let e = try_build("events {}", "bogus 1;").unwrap_err();
+        assert_eq!(e.to_string(), "unknown directive \"bogus\" in command line");
+    }
+
+    #[test]
+    fn generic_errors() {
+        assert_eq!(
+            err("\nfoo bar;"),
+            format!("unknown directive \"foo\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { listen 80; }"),
+            format!("\"listen\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            err("\nlisten 80;"),
+            format!("\"listen\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp {\nserver { location / { server_name x; } }\n}"),
+            format!("\"server_name\" directive is not allowed here {}", at(3))
+        );
+        assert_eq!(
+            err("\nhttp { server; }"),
+            format!("directive \"server\" has no opening \"{{\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { server { listen 80 { } } }"),
+            format!("directive \"listen\" is not terminated by \";\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { server { listen; } }"),
+            format!(
+                "invalid number of arguments in \"listen\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp x { }"),
+            format!(
+                "invalid number of arguments in \"http\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\ndaemon;"),
+            format!(
+                "invalid number of arguments in \"daemon\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nevents {}"),
+            format!("\"events\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp {}\nhttp {}"),
+            format!("\"http\" directive is duplicate {}", at(3))
+        );
+        let e = try_build("daemon off;", "").unwrap_err().to_string();
+        assert_eq!(e, "no \"events\" section in configuration");
+    }
+
+    #[test]
+    fn value_errors() {
+        assert_eq!(
+            err("\nworker_processes x;"),
+            format!("\"worker_processes\" directive invalid value {}", at(2))
+        );
+        assert_eq!(
+            err("\nworker_processes 0;"),
+            format!("\"worker_processes\" directive invalid value {}", at(2))
+        );
+        assert_eq!(
+            err("\nworker_processes 1;worker_processes 2;"),
+            format!("\"worker_processes\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            err("\ndaemon yes;"),
+            format!(
+                "invalid value \"yes\" in \"daemon\" directive, it must be \"on\" or \"off\" {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nerror_log x loud;"),
+            format!("invalid log level \"loud\" {}", at(2))
+        );
+        assert_eq!(
+            err("\npid a;pid b;"),
+            format!("\"pid\" directive is duplicate {}", at(2))
+        );
+        assert!(err("\nevents { worker_connections lots; }")
+            .starts_with("\"events\" directive is duplicate"));
+        let e = try_build("events { worker_connections lots; }", "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, format!("invalid number \"lots\" {}", at(1)));
+        let e = try_build("events { use kqueue; }", "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, format!("invalid event type \"kqueue\" {}", at(1)));
+        assert_eq!(
+            err("\nhttp { keepalive_timeout 5x; }"),
+            format!("\"keepalive_timeout\" directive invalid value {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { keepalive_timeout 5 10ms; }"),
+            format!("\"keepalive_timeout\" directive invalid value {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { keepalive_requests -1; }"),
+            format!("\"keepalive_requests\" directive invalid number {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { client_max_body_size 1t; }"),
+            format!("\"client_max_body_size\" directive invalid value {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { large_client_header_buffers 0 8k; }"),
+            format!(
+                "\"large_client_header_buffers\" directive invalid value {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp { send_timeout 1s; send_timeout 2s; }"),
+            format!("\"send_timeout\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { server_tokens build; }"),
+            format!("invalid value \"build\" in \"server_tokens\" directive, it must be \"on\" or \"off\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { types { text/x x { } } }"),
+            format!("unexpected \"{{\" {}", at(2))
+        );
+    }
+
+    #[test]
+    fn time_and_size() {
+        let ms = |s: &str| parse_time(s, false).map(|d| d.as_millis() as u64);
+        assert_eq!(ms("75"), Some(75_000));
+        assert_eq!(ms("75s"), Some(75_000));
+        assert_eq!(ms("500ms"), Some(500));
+        assert_eq!(ms("1m30s"), Some(90_000));
+        assert_eq!(ms("1m 30s"), Some(90_000));
+        assert_eq!(ms("1m30"), Some(90_000));
+        assert_eq!(ms("2h"), Some(7_200_000));
+        assert_eq!(ms("1d"), Some(86_400_000));
+        assert_eq!(ms("1w"), Some(7 * 86_400_000));
+        assert_eq!(ms("1M"), Some(30 * 86_400_000));
+        assert_eq!(ms("1y"), Some(365 * 86_400_000));
+        assert_eq!(ms("1s500ms"), Some(1500));
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms(""), None);
+        assert_eq!(ms("s"), None);
+        assert_eq!(ms("30s1m"), None);
+        assert_eq!(ms("1m1m"), None);
+        assert_eq!(ms("5x"), None);
+        assert_eq!(ms("-5"), None);
+        assert_eq!(parse_time("10ms", true), None);
+        assert_eq!(parse_time("10", true), Some(Duration::from_secs(10)));
+
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("8k"), Some(8192));
+        assert_eq!(parse_size("8K"), Some(8192));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("k"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("1.5m"), None);
+    }
+
+    #[test]
+    fn http_settings() {
+        let s = srv(
+            "keepalive_timeout 10s 5; keepalive_requests 7; client_header_timeout 3s; client_body_timeout 4s; \
+             send_timeout 500ms; client_max_body_size 0; client_header_buffer_size 2k; \
+             large_client_header_buffers 8 16k; server_tokens off; default_type application/octet-stream;",
+        );
+        assert_eq!(s.conf.keepalive_timeout, Duration::from_secs(10));
+        assert_eq!(s.conf.keepalive_requests, 7);
+        assert_eq!(s.client_header_timeout, Duration::from_secs(3));
+        assert_eq!(s.conf.client_body_timeout, Duration::from_secs(4));
+        assert_eq!(s.conf.send_timeout, Duration::from_millis(500));
+        assert_eq!(s.conf.client_max_body_size, 0);
+        assert_eq!(s.client_header_buffer_size, 2048);
+        assert_eq!(s.large_client_header_buffers, (8, 16384));
+        assert!(!s.conf.server_tokens);
+        assert_eq!(s.conf.default_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn inheritance() {
+        let c = cfg("http {\n\
+               add_header X-Http 1;\n\
+               server {\n\
+                 listen 8080;\n\
+                 client_header_buffer_size 4k;\n\
+                 location / {\n\
+                   keepalive_timeout 5s;\n\
+                   location /a { add_header X-A 1 always; add_header X-B $uri; }\n\
+                 }\n\
+                 location /b { access_log off; error_page 404 /404.html; }\n\
+               }\n\
+               server { listen 8081; keepalive_timeout 20s; error_page 500 /500.html; }\n\
+               keepalive_timeout 30s;\n\
+               client_header_timeout 7s;\n\
+             }");
+        let s0 = &c.http.servers[0];
+        let s1 = &c.http.servers[1];
+        // http-level settings written after the servers still apply.
+        assert_eq!(s0.conf.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(s0.client_header_timeout, Duration::from_secs(7));
+        assert_eq!(s0.client_header_buffer_size, 4096);
+        assert_eq!(s1.client_header_buffer_size, 1024);
+        assert_eq!(s1.conf.keepalive_timeout, Duration::from_secs(20));
+        let root = &s0.locations[0];
+        assert_eq!(root.conf.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(root.conf.add_header.len(), 1);
+        assert_eq!(root.conf.add_header[0].name, "X-Http");
+        let a = &root.children[0];
+        assert_eq!(a.conf.keepalive_timeout, Duration::from_secs(5));
+        // Arrays replace, not extend.
+        let names: Vec<&str> = a.conf.add_header.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, vec!["X-A", "X-B"]);
+        assert!(a.conf.add_header[0].always && !a.conf.add_header[1].always);
+        assert_eq!(a.conf.add_header[1].value.source(), "$uri");
+        let b = &s0.locations[1];
+        assert!(b.conf.access_log.is_empty());
+        assert_eq!(b.conf.error_page.len(), 1);
+        assert_eq!(b.conf.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(s1.conf.error_page[0].codes, vec![500]);
+        assert_eq!(s1.conf.add_header[0].name, "X-Http");
+    }
+
+    #[test]
+    fn types_and_default_type() {
+        let s = srv("types { text/x-foo foo FOO2; } location / { } location /d { types {} default_type a/b; }");
+        assert_eq!(s.conf.types.len(), 2);
+        assert_eq!(s.conf.types["foo"], "text/x-foo");
+        assert_eq!(s.conf.types["foo2"], "text/x-foo");
+        assert!(s.conf.types.get("html").is_none());
+        assert_eq!(s.locations[0].conf.types.len(), 2);
+        assert!(s.locations[1].conf.types.is_empty());
+        assert_eq!(s.locations[1].conf.default_type, "a/b");
+        let c = cfg("http { types { text/a a; } types { text/b b; } server {} }");
+        assert_eq!(c.http.servers[0].conf.types.len(), 2);
+    }
+
+    #[test]
+    fn log_formats_and_access_log() {
+        let c = cfg(
+            "http {\n log_format main '$remote_addr ' \"$status\";\n log_format j escape=json '{\"a\":\"$uri\"}';\n\
+             access_log logs/main.log main;\n access_log /var/log/j.log j;\n server {}\n}",
+        );
+        let s = &c.http.servers[0];
+        assert_eq!(s.conf.log_formats["main"].source(), "$remote_addr $status");
+        assert_eq!(s.conf.log_formats["j"].source(), "{\"a\":\"$uri\"}");
+        assert_eq!(c.http.log_format_escape["j"], Escape::Json);
+        assert_eq!(c.http.log_format_escape["main"], Escape::Default);
+        assert_eq!(c.http.log_format_escape["combined"], Escape::Default);
+        let paths: Vec<_> = s
+            .conf
+            .access_log
+            .iter()
+            .map(|a| (a.path.clone(), a.format.clone()))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                (PathBuf::from("/p/logs/main.log"), "main".to_string()),
+                (PathBuf::from("/var/log/j.log"), "j".to_string())
+            ]
+        );
+        assert_eq!(
+            err("\nhttp { log_format combined '$uri'; }"),
+            format!("duplicate \"log_format\" name \"combined\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { log_format a x; log_format a y; }"),
+            format!("duplicate \"log_format\" name \"a\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { log_format a escape=xml x; }"),
+            format!("unknown log format escaping \"xml\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { access_log x.log nope; }"),
+            format!("unknown log format \"nope\" {}", at(2))
+        );
+        // Order matters, as in nginx: the format must be defined first.
+        assert_eq!(
+            err("\nhttp { access_log x.log late; log_format late x; }"),
+            format!("unknown log format \"late\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { access_log off x; }"),
+            format!("invalid parameter \"x\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { access_log x.log combined buffer=32k; }"),
+            format!(
+                "parameter \"buffer=32k\" of the \"access_log\" directive is not supported {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp { log_format a; }"),
+            format!(
+                "invalid number of arguments in \"log_format\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp { server { log_format a b; } }"),
+            format!("\"log_format\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { log_format a '$'; }"),
+            format!("invalid variable name in \"$\" {}", at(2))
+        );
+    }
+
+    #[test]
+    fn listen_forms() {
+        let l = |s: &str| parse_listen_addr(s).ok();
+        assert_eq!(l("8080"), Some(SocketAddr::from(([0, 0, 0, 0], 8080))));
+        assert_eq!(l("127.0.0.1"), Some(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert_eq!(
+            l("127.0.0.1:8080"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert_eq!(
+            l("localhost:81"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 81)))
+        );
+        assert_eq!(l("localhost"), Some(SocketAddr::from(([127, 0, 0, 1], 80))));
+        assert_eq!(l("*:8000"), Some(SocketAddr::from(([0, 0, 0, 0], 8000))));
+        assert_eq!(l("*"), Some(SocketAddr::from(([0, 0, 0, 0], 80))));
+        assert_eq!(l("[::1]:8080"), Some("[::1]:8080".parse().unwrap()));
+        assert_eq!(l("[::]"), Some("[::]:80".parse().unwrap()));
+        assert_eq!(l("0"), None);
+        assert_eq!(l("70000"), None);
+        assert_eq!(l("1.2.3.4:x"), None);
+        assert_eq!(l("[::1"), None);
+        assert_eq!(l("[zz]:80"), None);
+    }
+
+    #[test]
+    fn listen_options_and_errors() {
+        let s = srv("listen 127.0.0.1:8080 default_server reuseport backlog=128; listen [::1]:8080 default;");
+        assert_eq!(
+            s.listen,
+            vec![
+                Listen {
+                    addr: "127.0.0.1:8080".parse().unwrap(),
+                    default_server: true,
+                    reuseport: true,
+                    backlog: 128
+                },
+                Listen {
+                    addr: "[::1]:8080".parse().unwrap(),
+                    default_server: true,
+                    reuseport: false,
+                    backlog: 511
+                },
+            ]
+        );
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("listen unix:/tmp/s.sock;"),
+            format!("unix domain sockets are not supported in \"listen\" directive: \"unix:/tmp/s.sock\" {}", at(2))
+        );
+        assert_eq!(
+            e("listen 99999;"),
+            format!(
+                "invalid port in \"99999\" of the \"listen\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("listen 1.2.3.4:0;"),
+            format!(
+                "invalid port in \"1.2.3.4:0\" of the \"listen\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("listen [::1:80;"),
+            format!(
+                "invalid IPv6 address in \"[::1:80\" of the \"listen\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("listen 80 backlog=x;"),
+            format!("invalid backlog \"x\" {}", at(2))
+        );
+        assert_eq!(
+            e("listen 80 backlog=0;"),
+            format!("invalid backlog \"0\" {}", at(2))
+        );
+        assert_eq!(
+            e("listen 80 foo;"),
+            format!("invalid parameter \"foo\" {}", at(2))
+        );
+        assert_eq!(
+            e("listen 443 ssl;"),
+            format!(
+                "the \"ssl\" parameter of the \"listen\" directive is not supported {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("listen 80 ipv6only=on;"),
+            format!(
+                "the \"ipv6only=on\" parameter of the \"listen\" directive is not supported {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("listen 80; listen *:80;"),
+            format!("a duplicate listen 0.0.0.0:80 {}", at(2))
+        );
+    }
+
+    #[test]
+    fn listens_across_servers() {
+        let c = cfg(
+            "http {\n server { listen 127.0.0.1:8080; }\n server { listen 127.0.0.1:8080 default_server backlog=64; listen 8081; }\n\
+             server { }\n server { listen 80; }\n}",
+        );
+        let h = &c.http;
+        assert_eq!(
+            h.listens,
+            vec![
+                Listen {
+                    addr: "127.0.0.1:8080".parse().unwrap(),
+                    default_server: true,
+                    reuseport: false,
+                    backlog: 64
+                },
+                Listen {
+                    addr: "0.0.0.0:8081".parse().unwrap(),
+                    default_server: false,
+                    reuseport: false,
+                    backlog: 511
+                },
+                Listen {
+                    addr: "0.0.0.0:80".parse().unwrap(),
+                    default_server: false,
+                    reuseport: false,
+                    backlog: 511
+                },
+            ]
+        );
+        assert!(!h.servers[0].listen[0].default_server);
+        assert!(h.servers[1].listen[0].default_server);
+        assert_eq!(
+            err("\nhttp {\nserver { listen 127.0.0.1:8080 default_server; }\nserver { listen 127.0.0.1:8080 default_server; }\n}"),
+            format!("a duplicate default server for 127.0.0.1:8080 {}", at(4))
+        );
+        assert_eq!(
+            err(
+                "\nhttp {\nserver { listen 8080 reuseport; }\nserver { listen 8080 backlog=5; }\n}"
+            ),
+            format!("duplicate listen options for 0.0.0.0:8080 {}", at(4))
+        );
+    }
+
+    #[test]
+    fn server_names() {
+        let s = srv(
+            r#"server_name Example.COM *.example.org .example.net www.example.* ~^(?<sub>\w+)\.ex\.io$ "" _;"#,
+        );
+        assert_eq!(s.primary_name, "example.com");
+        let kinds: Vec<String> = s
+            .names
+            .iter()
+            .map(|n| match n {
+                ServerName::Exact(s) => format!("={s}"),
+                ServerName::WildcardFront(s) => format!("*{s}"),
+                ServerName::WildcardBack(s) => format!("{s}*"),
+                ServerName::Regex(r) => format!("~{}", r.as_str()),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "=example.com",
+                "*.example.org",
+                "=example.net",
+                "*.example.net",
+                "www.example.*",
+                r"~^(?<sub>\w+)\.ex\.io$",
+                "=",
+                "=_",
+            ]
+        );
+        let re = match &s.names[5] {
+            ServerName::Regex(r) => r,
+            _ => unreachable!(),
+        };
+        assert_eq!(&re.captures("abc.ex.io").unwrap()["sub"], "abc");
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ server_name {s}; }} }}"));
+        assert_eq!(
+            e("w*w.example.com"),
+            format!(
+                "invalid server name or wildcard \"w*w.example.com\" {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("*.a.*"),
+            format!("invalid server name or wildcard \"*.a.*\" {}", at(2))
+        );
+        assert_eq!(
+            e("*"),
+            format!("invalid server name or wildcard \"*\" {}", at(2))
+        );
+        assert_eq!(
+            e("~(x"),
+            format!("invalid regex \"(x\": unclosed group {}", at(2))
+        );
+        let s = srv("server_name $hostname;");
+        assert!(!s.primary_name.is_empty() && s.primary_name != "$hostname");
+    }
+
+    #[test]
+    fn location_kinds() {
+        let s = srv(
+            "location = /exact { } location ^~ /static/ { } location /pre { } location ~ \\.php$ { } \
+             location ~* \\.JPG$ { } location @fallback { return 200; } location =/glued { } location ~*\\.GIF$ { }",
+        );
+        let k: Vec<(LocKind, &str)> = s
+            .locations
+            .iter()
+            .map(|l| (l.kind, l.pattern.as_str()))
+            .collect();
+        assert_eq!(
+            k,
+            vec![
+                (LocKind::Exact, "/exact"),
+                (LocKind::PrefixNoRegex, "/static/"),
+                (LocKind::Prefix, "/pre"),
+                (LocKind::Regex, r"\.php$"),
+                (LocKind::Regex, r"\.JPG$"),
+                (LocKind::Exact, "/glued"),
+                (LocKind::Regex, r"\.GIF$"),
+            ]
+        );
+        assert!(s.locations[3].regex.as_ref().unwrap().is_match("/a.php"));
+        assert!(!s.locations[3].regex.as_ref().unwrap().is_match("/a.PHP"));
+        assert!(s.locations[4].regex.as_ref().unwrap().is_match("/a.jpg"));
+        assert!(s.locations[6].regex.as_ref().unwrap().is_match("/a.gif"));
+        let named = &s.named["@fallback"];
+        assert_eq!(named.kind, LocKind::Named);
+        assert!(named.internal);
+        assert_eq!(named.rewrites.len(), 1);
+        assert!(!s.locations[0].internal);
+        assert_eq!(s.locations[0].origin, format!("{FILE}:2"));
+        let l = loc("location /i { internal; }");
+        assert!(l.internal);
+    }
+
+    #[test]
+    fn nested_locations() {
+        let l = loc("location /a/ { location /a/b/ { location ~ x { } } location = /a/c { } }");
+        assert_eq!(l.children.len(), 2);
+        assert_eq!(l.children[0].children[0].kind, LocKind::Regex);
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("location = /y { location /x { } }"),
+            format!(
+                "location \"/x\" cannot be inside the exact location \"/y\" {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location @n { location /x { } }"),
+            format!(
+                "location \"/x\" cannot be inside the named location \"@n\" {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location / { location @n { } }"),
+            format!(
+                "named location \"@n\" can be on the server level only {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location /a { location /b { } }"),
+            format!("location \"/b\" is outside location \"/a\" {}", at(2))
+        );
+        assert_eq!(
+            e("location /a { } location /a { }"),
+            format!("duplicate location \"/a\" {}", at(2))
+        );
+        assert_eq!(
+            e("location /a { } location ^~ /a { }"),
+            format!("duplicate location \"/a\" {}", at(2))
+        );
+        assert_eq!(
+            e("location @a { } location @a { }"),
+            format!("duplicate location \"@a\" {}", at(2))
+        );
+        assert_eq!(
+            e("location ~ (x { }"),
+            format!("invalid regex \"(x\": unclosed group {}", at(2))
+        );
+        assert_eq!(
+            e("location ! /x { }"),
+            format!("invalid location modifier \"!\" {}", at(2))
+        );
+        assert_eq!(
+            e("location { }"),
+            format!(
+                "invalid number of arguments in \"location\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location /x;"),
+            format!("directive \"location\" has no opening \"{{\" {}", at(2))
+        );
+        assert_eq!(
+            e("internal;"),
+            format!("\"internal\" directive is not allowed here {}", at(2))
+        );
+        // Exact and prefix with the same name, and regexes, may repeat.
+        let s = srv("location = /a { } location /a { } location ~ a { } location ~ a { }");
+        assert_eq!(s.locations.len(), 4);
+    }
+
+    #[test]
+    fn root_alias_index_try_files() {
+        let s = srv(
+            "root www/; index a.html b.html; try_files $uri =404;\n\
+             location /x { alias /data/x/; } location /y { root /abs/; location /y/z { } } location /v { root $doc; }",
+        );
+        assert_eq!(s.conf.root.source(), "/p/www");
+        assert_eq!(s.conf.index, vec!["a.html", "b.html"]);
+        assert_eq!(
+            sources(s.conf.try_files.as_ref().unwrap()),
+            vec!["$uri", "=404"]
+        );
+        let x = &s.locations[0];
+        assert_eq!(x.conf.alias.as_ref().unwrap().source(), "/data/x/");
+        // try_files is not inherited.
+        assert!(x.conf.try_files.is_none());
+        assert_eq!(x.conf.index, vec!["a.html", "b.html"]);
+        let y = &s.locations[1];
+        assert_eq!(y.conf.root.source(), "/abs");
+        assert!(y.conf.alias.is_none());
+        assert_eq!(y.children[0].conf.root.source(), "/abs");
+        assert_eq!(s.locations[2].conf.root.source(), "$doc");
+        let l = loc("location / { index a; index b /c; }");
+        assert_eq!(l.conf.index, vec!["a", "b", "/c"]);
+
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("root a; root b;"),
+            format!("\"root\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            e("location / { root a; alias b; }"),
+            format!(
+                "\"alias\" directive is duplicate, \"root\" directive was specified earlier {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location / { alias a; root b; }"),
+            format!(
+                "\"root\" directive is duplicate, \"alias\" directive was specified earlier {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("location / { alias a; alias b; }"),
+            format!("\"alias\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            e("alias /x;"),
+            format!("\"alias\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            e("try_files $uri;"),
+            format!(
+                "invalid number of arguments in \"try_files\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("try_files a b; try_files c d;"),
+            format!("\"try_files\" directive is duplicate {}", at(2))
+        );
+        assert_eq!(
+            e("index \"\";"),
+            format!("index \"\" in \"index\" directive is invalid {}", at(2))
+        );
+        assert_eq!(
+            e("index /a b;"),
+            format!(
+                "only the last index in \"index\" directive should be absolute {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp { try_files a b; }"),
+            format!("\"try_files\" directive is not allowed here {}", at(2))
+        );
+    }
+
+    #[test]
+    fn error_pages() {
+        let s = srv("error_page 404 /404.html; error_page 500 502 503 =200 /50x.html; error_page 403 = @fb; error_page 401 =302 http://x/;");
+        let ep = &s.conf.error_page;
+        assert_eq!(ep.len(), 4);
+        assert_eq!(
+            (ep[0].codes.clone(), ep[0].overwrite, ep[0].uri.source()),
+            (vec![404], None, "/404.html")
+        );
+        assert_eq!(
+            (ep[1].codes.clone(), ep[1].overwrite, ep[1].uri.source()),
+            (vec![500, 502, 503], Some(200), "/50x.html")
+        );
+        assert_eq!(
+            (ep[2].codes.clone(), ep[2].overwrite, ep[2].uri.source()),
+            (vec![403], Some(0), "@fb")
+        );
+        assert_eq!(ep[3].overwrite, Some(302));
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("error_page 200 /x;"),
+            format!("value \"200\" must be between 300 and 599 {}", at(2))
+        );
+        assert_eq!(
+            e("error_page abc /x;"),
+            format!("invalid value \"abc\" {}", at(2))
+        );
+        assert_eq!(
+            e("error_page 499 /x;"),
+            format!("invalid value \"499\" {}", at(2))
+        );
+        assert_eq!(
+            e("error_page 404 =x /x;"),
+            format!("invalid value \"=x\" {}", at(2))
+        );
+        assert_eq!(
+            e("error_page 404;"),
+            format!(
+                "invalid number of arguments in \"error_page\" directive {}",
+                at(2)
+            )
+        );
+    }
+
+    #[test]
+    fn add_header_errors() {
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("add_header X 1 sometimes;"),
+            format!("invalid parameter \"sometimes\" {}", at(2))
+        );
+        assert_eq!(
+            e("add_header X;"),
+            format!(
+                "invalid number of arguments in \"add_header\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            e("add_header X $;"),
+            format!("invalid variable name in \"$\" {}", at(2))
+        );
+    }
+
+    fn ret(op: &RewriteOp) -> (u16, Option<&str>) {
+        match op {
+            RewriteOp::Return { code, body } => (*code, body.as_ref().map(|b| b.source())),
+            other => panic!("not a return: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn returns() {
+        let s = srv(
+            "return 200 \"hi $host\"; return 404; return http://x/$uri; return 301 /moved; return $scheme://h/; \
+             return 0; return 999; return https://a/;",
+        );
+        let r: Vec<_> = s.rewrites.iter().map(ret).collect();
+        assert_eq!(
+            r,
+            vec![
+                (200, Some("hi $host")),
+                (404, None),
+                (302, Some("http://x/$uri")),
+                (301, Some("/moved")),
+                (302, Some("$scheme://h/")),
+                (0, None),
+                (999, None),
+                (302, Some("https://a/")),
+            ]
+        );
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("return 1000;"),
+            format!("invalid return code \"1000\" {}", at(2))
+        );
+        assert_eq!(
+            e("return /x;"),
+            format!("invalid return code \"/x\" {}", at(2))
+        );
+        assert_eq!(
+            e("return abc def;"),
+            format!("invalid return code \"abc\" {}", at(2))
+        );
+        assert_eq!(
+            e("return http://x y;"),
+            format!("invalid return code \"http://x\" {}", at(2))
+        );
+        assert_eq!(
+            e("return;"),
+            format!(
+                "invalid number of arguments in \"return\" directive {}",
+                at(2)
+            )
+        );
+        assert_eq!(
+            err("\nhttp { return 200; }"),
+            format!("\"return\" directive is not allowed here {}", at(2))
+        );
+    }
+
+    #[test]
+    fn rewrites_and_set() {
+        let l = loc(
+            "location / { rewrite ^/a/(.*)$ /b/$1; rewrite ^/c /d last; rewrite ^/e /f break; rewrite ^/g /h redirect; \
+             rewrite ^/i /j permanent; rewrite ^/k http://x/$1; rewrite ^/l https://x/ last; rewrite ^/m $scheme://x permanent; \
+             set $Foo \"a $uri\"; }",
+        );
+        let flags: Vec<(String, String, RewriteFlag)> = l
+            .rewrites
+            .iter()
+            .filter_map(|op| match op {
+                RewriteOp::Rewrite {
+                    regex,
+                    replacement,
+                    flag,
+                } => Some((
+                    regex.as_str().to_string(),
+                    replacement.source().to_string(),
+                    *flag,
+                )),
+                _ => None,
+            })
+            .collect();
+        use RewriteFlag as F;
+        let want = [
+            ("^/a/(.*)$", "/b/$1", F::None),
+            ("^/c", "/d", F::Last),
+            ("^/e", "/f", F::Break),
+            ("^/g", "/h", F::Redirect),
+            ("^/i", "/j", F::Permanent),
+            ("^/k", "http://x/$1", F::Redirect),
+            ("^/l", "https://x/", F::Redirect),
+            ("^/m", "$scheme://x", F::Permanent),
+        ];
+        let want: Vec<(String, String, RewriteFlag)> = want
+            .iter()
+            .map(|(a, b, f)| (a.to_string(), b.to_string(), *f))
+            .collect();
+        assert_eq!(flags, want);
+        match l.rewrites.last().unwrap() {
+            RewriteOp::Set { var, value } => {
+                assert_eq!(var, "foo");
+                assert_eq!(value.source(), "a $uri");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("rewrite ^/ /x bogus;"),
+            format!("invalid parameter \"bogus\" {}", at(2))
+        );
+        assert_eq!(
+            e("rewrite ^/(x /x;"),
+            format!("invalid regex \"^/(x\": unclosed group {}", at(2))
+        );
+        assert_eq!(
+            e("set foo 1;"),
+            format!("invalid variable name \"foo\" {}", at(2))
+        );
+        assert_eq!(
+            e("set $ 1;"),
+            format!("invalid variable name \"$\" {}", at(2))
+        );
+        assert_eq!(
+            e("set $a-b 1;"),
+            format!("invalid variable name \"$a-b\" {}", at(2))
+        );
+        assert_eq!(
+            e("set $a;"),
+            format!("invalid number of arguments in \"set\" directive {}", at(2))
+        );
+    }
+
+    fn cond(text: &str) -> IfCond {
+        let s = srv(&format!("if {text} {{ return 403; }}"));
+        match s.rewrites.into_iter().next().unwrap() {
+            RewriteOp::If { cond, ops } => {
+                assert_eq!(ops.len(), 1);
+                cond
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn if_conditions() {
+        assert!(matches!(cond("($a)"), IfCond::Var(t) if t.source() == "$a"));
+        assert!(matches!(cond("( $a )"), IfCond::Var(t) if t.source() == "$a"));
+        assert!(
+            matches!(cond("($a = b)"), IfCond::Eq { lhs, rhs, negate: false } if lhs.source() == "$a" && rhs.source() == "b")
+        );
+        assert!(matches!(cond("($a = \"x y\")"), IfCond::Eq { rhs, .. } if rhs.source() == "x y"));
+        assert!(
+            matches!(cond("($a != $b)"), IfCond::Eq { rhs, negate: true, .. } if rhs.source() == "$b")
+        );
+        assert!(matches!(cond("($a = \"\")"), IfCond::Eq { rhs, .. } if rhs.source() == ""));
+        match cond("($http_ua ~* \"^curl/[0-9]{1,2}\")") {
+            IfCond::Match { lhs, regex, negate } => {
+                assert_eq!(lhs.source(), "$http_ua");
+                assert!(regex.is_match("CURL/7"));
+                assert!(!negate);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(cond("($a ~ ^x)"), IfCond::Match { regex, negate: false, .. } if !regex.is_match("X"))
+        );
+        assert!(matches!(
+            cond("($a !~ ^x)"),
+            IfCond::Match { negate: true, .. }
+        ));
+        assert!(
+            matches!(cond("($a !~* ^x)"), IfCond::Match { regex, negate: true, .. } if regex.is_match("X"))
+        );
+        assert!(
+            matches!(cond("(-f $request_filename)"), IfCond::File { op: 'f', negate: false, path } if path.source() == "$request_filename")
+        );
+        assert!(matches!(
+            cond("(!-d /x)"),
+            IfCond::File {
+                op: 'd',
+                negate: true,
+                ..
+            }
+        ));
+        assert!(matches!(cond("(-e $x)"), IfCond::File { op: 'e', .. }));
+        assert!(matches!(
+            cond("(!-x $x)"),
+            IfCond::File {
+                op: 'x',
+                negate: true,
+                ..
+            }
+        ));
+
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ if {s} {{ }} }} }}"));
+        assert_eq!(e("$a"), format!("invalid condition \"$a\" {}", at(2)));
+        assert_eq!(e("($a"), format!("invalid condition \"$a\" {}", at(2)));
+        assert_eq!(
+            e("($a == b)"),
+            format!("unexpected \"==\" in condition {}", at(2))
+        );
+        assert_eq!(
+            e("($a = b c)"),
+            format!("invalid condition \"$a\" {}", at(2))
+        );
+        assert_eq!(e("(-q $a)"), format!("invalid condition \"-q\" {}", at(2)));
+        assert_eq!(e("(-f)"), format!("invalid condition \"-f\" {}", at(2)));
+        assert_eq!(e("(foo)"), format!("invalid condition \"foo\" {}", at(2)));
+        assert_eq!(e("()"), format!("invalid condition \"()\" {}", at(2)));
+        assert_eq!(
+            e("($a ~ \"(\")"),
+            format!("invalid regex \"(\": unclosed group {}", at(2))
+        );
+    }
+
+    #[test]
+    fn if_bodies() {
+        let l = loc("location / { if ($a) { set $b 1; rewrite ^ /x last; return 404; } }");
+        match &l.rewrites[0] {
+            RewriteOp::If { ops, .. } => assert_eq!(ops.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(
+            e("if ($a) { if ($b) { } }"),
+            format!("\"if\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            e("location / { if ($a) { root /x; } }"),
+            format!("\"root\" directive is not allowed here {}", at(2))
+        );
+        assert_eq!(
+            e("if ($a) { bogus; }"),
+            format!("unknown directive \"bogus\" {}", at(2))
+        );
+        assert_eq!(
+            e("if ($a) return 1;"),
+            format!("directive \"if\" has no opening \"{{\" {}", at(2))
+        );
+        assert_eq!(
+            err("\nhttp { if ($a) { } }"),
+            format!("\"if\" directive is not allowed here {}", at(2))
+        );
+    }
+
+    #[test]
+    fn rewrite_order_kept() {
+        let s = srv("set $a 1; if ($a) { return 401; } rewrite ^ /x; return 200;");
+        let kinds: Vec<&str> = s
+            .rewrites
+            .iter()
+            .map(|op| match op {
+                RewriteOp::Set { .. } => "set",
+                RewriteOp::If { .. } => "if",
+                RewriteOp::Rewrite { .. } => "rewrite",
+                RewriteOp::Return { .. } => "return",
+            })
+            .collect();
+        assert_eq!(kinds, vec!["set", "if", "rewrite", "return"]);
+    }
+
+    #[test]
+    fn load_from_files() {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "halo-build-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("conf/sites")).unwrap();
+        std::fs::write(
+            dir.join("conf/sites/a.conf"),
+            "server { listen 127.0.0.1:9001; server_name a; }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("conf/sites/b.conf"),
+            "server { listen 127.0.0.1:9002; server_name b; }\n",
+        )
+        .unwrap();
+        let conf = dir.join("conf/nginx.conf");
+        std::fs::write(&conf, "events { }\nhttp {\n include sites/*.conf;\n}\n").unwrap();
+        let c = load(&dir, &conf, "daemon off;").unwrap();
+        assert!(!c.daemon);
+        let names: Vec<&str> = c
+            .http
+            .servers
+            .iter()
+            .map(|s| s.primary_name.as_str())
+            .collect();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(c.pid, dir.join("logs/nginx.pid"));
+        std::fs::write(
+            dir.join("conf/sites/b.conf"),
+            "server {\n listen 127.0.0.1:9002;\n bogus;\n}\n",
+        )
+        .unwrap();
+        let e = load(&dir, &conf, "").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "unknown directive \"bogus\" in {}:3",
+                dir.join("conf/sites/b.conf").display()
+            )
+        );
+        let e = load(&dir, &conf, "daemon off").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unexpected end of parameter, expecting \";\" in command line"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -57,10 +57,16 @@ pub struct ConfError {
 
 impl ConfError {
     pub fn new(msg: impl Into<String>, origin: Option<String>) -> Self {
-        ConfError { msg: msg.into(), origin }
+        ConfError {
+            msg: msg.into(),
+            origin,
+        }
     }
     pub fn at(msg: impl Into<String>, d: &Directive) -> Self {
-        ConfError { msg: msg.into(), origin: Some(d.origin()) }
+        ConfError {
+            msg: msg.into(),
+            origin: Some(d.origin()),
+        }
     }
 }
 
@@ -86,7 +92,10 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 /// directory of `path`) in place.
 pub fn parse_file(path: &Path) -> Result<Vec<Directive>, ConfError> {
     let path = absolute(path);
-    let conf_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let conf_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let text = read_conf(&path, None)?;
     let name: Arc<str> = path.to_string_lossy().into();
     Parser::new(&text, name, &conf_dir, false, 0).parse_top()
@@ -104,7 +113,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -114,7 +125,10 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
         Some(code) => {
             // std's Display is "<strerror> (os error N)"; keep the strerror part.
             let s = e.to_string();
-            let desc = s.rsplit_once(" (os error").map(|(d, _)| d.to_string()).unwrap_or(s);
+            let desc = s
+                .rsplit_once(" (os error")
+                .map(|(d, _)| d.to_string())
+                .unwrap_or(s);
             format!("({code}: {desc})")
         }
         None => format!("({e})"),
@@ -123,7 +137,10 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
 
 fn read_conf(path: &Path, origin: Option<String>) -> Result<Vec<u8>, ConfError> {
     std::fs::read(path).map_err(|e| {
-        ConfError::new(format!("open() \"{}\" failed {}", path.display(), errno_text(&e)), origin)
+        ConfError::new(
+            format!("open() \"{}\" failed {}", path.display(), errno_text(&e)),
+            origin,
+        )
     })
 }
 
@@ -152,7 +169,15 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(src: &'a [u8], file: Arc<str>, conf_dir: &'a Path, param: bool, depth: usize) -> Self {
-        Parser { src, pos: 0, line: 1, file, conf_dir, param, depth }
+        Parser {
+            src,
+            pos: 0,
+            line: 1,
+            file,
+            conf_dir,
+            param,
+            depth,
+        }
     }
 
     fn origin(&self) -> String {
@@ -212,20 +237,43 @@ impl<'a> Parser<'a> {
                         let line = self.line;
                         let lua = self.read_lua_block()?;
                         args.push(lua);
-                        out.push(Directive { name, args, file: self.file.clone(), line, block: None });
+                        out.push(Directive {
+                            name,
+                            args,
+                            file: self.file.clone(),
+                            line,
+                            block: None,
+                        });
                     } else {
                         let line = self.line;
                         let block = self.parse_block(true)?;
-                        out.push(Directive { name, args, file: self.file.clone(), line, block: Some(block) });
+                        out.push(Directive {
+                            name,
+                            args,
+                            file: self.file.clone(),
+                            line,
+                            block: Some(block),
+                        });
                     }
                 }
             }
         }
     }
 
-    fn directive(&self, name: String, args: Vec<String>, block: Option<Vec<Directive>>) -> Directive {
+    fn directive(
+        &self,
+        name: String,
+        args: Vec<String>,
+        block: Option<Vec<Directive>>,
+    ) -> Directive {
         let line = if self.param { 0 } else { self.line };
-        Directive { name, args, file: self.file.clone(), line, block }
+        Directive {
+            name,
+            args,
+            file: self.file.clone(),
+            line,
+            block,
+        }
     }
 
     /// `include PATTERN;`: parse each matching file and splice its
@@ -329,7 +377,11 @@ impl<'a> Parser<'a> {
                         if args.is_empty() {
                             return Err(self.err(format!("unexpected \"{}\"", ch as char)));
                         }
-                        return Ok(if ch == b'{' { Token::BlockStart(args) } else { Token::Semicolon(args) });
+                        return Ok(if ch == b'{' {
+                            Token::BlockStart(args)
+                        } else {
+                            Token::Semicolon(args)
+                        });
                     }
                     b'}' => {
                         if !args.is_empty() {
@@ -494,7 +546,7 @@ impl<'a> Parser<'a> {
     /// equal signs.
     fn skip_long_bracket(&mut self, eqs: usize) -> Result<(), ConfError> {
         let close: Vec<u8> = std::iter::once(b']')
-            .chain(std::iter::repeat(b'=').take(eqs))
+            .chain(std::iter::repeat_n(b'=', eqs))
             .chain(std::iter::once(b']'))
             .collect();
         let body_start = self.pos + eqs + 2;
@@ -573,12 +625,16 @@ mod tests {
     }
 
     fn perr(s: &str) -> String {
-        parse_str(s, "/t/nginx.conf", Path::new("/t")).unwrap_err().to_string()
+        parse_str(s, "/t/nginx.conf", Path::new("/t"))
+            .unwrap_err()
+            .to_string()
     }
 
     /// (name, args) of each top-level directive.
     fn flat(ds: &[Directive]) -> Vec<(String, Vec<String>)> {
-        ds.iter().map(|d| (d.name.clone(), d.args.clone())).collect()
+        ds.iter()
+            .map(|d| (d.name.clone(), d.args.clone()))
+            .collect()
     }
 
     fn args(s: &str) -> Vec<String> {
@@ -612,7 +668,10 @@ mod tests {
         assert_eq!(srv.name, "server");
         assert_eq!(srv.line, 3);
         let listen = &srv.block.as_ref().unwrap()[0];
-        assert_eq!((listen.name.as_str(), listen.args.clone()), ("listen", vec!["80".to_string()]));
+        assert_eq!(
+            (listen.name.as_str(), listen.args.clone()),
+            ("listen", vec!["80".to_string()])
+        );
         assert_eq!(listen.origin(), "/t/nginx.conf:3");
     }
 
@@ -626,13 +685,22 @@ mod tests {
     #[test]
     fn comments() {
         let ds = p("# top\na 1; # trailing { } ;\nb x#y; # more\n");
-        assert_eq!(flat(&ds), vec![("a".into(), vec!["1".into()]), ("b".into(), vec!["x#y".into()])]);
+        assert_eq!(
+            flat(&ds),
+            vec![
+                ("a".into(), vec!["1".into()]),
+                ("b".into(), vec!["x#y".into()])
+            ]
+        );
     }
 
     #[test]
     fn quotes_and_escapes() {
         assert_eq!(args(r#"a "x y" 'p q' "" '';"#), vec!["x y", "p q", "", ""]);
-        assert_eq!(args(r#"a "q\"d" 'q\'s' "b\\s" "t\tn\nr\r";"#), vec!["q\"d", "q's", "b\\s", "t\tn\nr\r"]);
+        assert_eq!(
+            args(r#"a "q\"d" 'q\'s' "b\\s" "t\tn\nr\r";"#),
+            vec!["q\"d", "q's", "b\\s", "t\tn\nr\r"]
+        );
         // Other backslashes stay, as regexes need them.
         assert_eq!(args(r"a ^/\d+\.html$ '\w';"), vec![r"^/\d+\.html$", r"\w"]);
         // An escaped space or `;` does not end the word, but nginx keeps
@@ -649,7 +717,10 @@ mod tests {
 
     #[test]
     fn variables_kept() {
-        assert_eq!(args("return 200 $host${uri}x;"), vec!["200", "$host${uri}x"]);
+        assert_eq!(
+            args("return 200 $host${uri}x;"),
+            vec!["200", "$host${uri}x"]
+        );
         assert_eq!(args("set $a \"${b}c\";"), vec!["$a", "${b}c"]);
     }
 
@@ -658,16 +729,25 @@ mod tests {
         let ds = p("a b;c d;server{x y;}");
         assert_eq!(ds.len(), 3);
         assert_eq!(ds[2].name, "server");
-        assert_eq!(perr("a b}"), "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1");
+        assert_eq!(
+            perr("a b}"),
+            "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1"
+        );
     }
 
     #[test]
     fn if_lexing() {
-        assert_eq!(args(r#"if ($http_x = "a b") { }"#), vec!["($http_x", "=", "a b", ")"]);
+        assert_eq!(
+            args(r#"if ($http_x = "a b") { }"#),
+            vec!["($http_x", "=", "a b", ")"]
+        );
         assert_eq!(args("if ($a = b) { }"), vec!["($a", "=", "b)"]);
         assert_eq!(args("if ($a) { }"), vec!["($a)"]);
         assert_eq!(args("if ( -f $x ) { }"), vec!["(", "-f", "$x", ")"]);
-        assert_eq!(args(r#"if ($a ~ "^x{2}$") { }"#), vec!["($a", "~", "^x{2}$", ")"]);
+        assert_eq!(
+            args(r#"if ($a ~ "^x{2}$") { }"#),
+            vec!["($a", "~", "^x{2}$", ")"]
+        );
     }
 
     #[test]
@@ -682,13 +762,28 @@ mod tests {
         assert_eq!(perr("}"), "unexpected \"}\" in /t/nginx.conf:1");
         assert_eq!(perr("a;\n}\n"), "unexpected \"}\" in /t/nginx.conf:2");
         assert_eq!(perr("a b }"), "unexpected \"}\" in /t/nginx.conf:1");
-        assert_eq!(perr("http {\n"), "unexpected end of file, expecting \"}\" in /t/nginx.conf:2");
-        assert_eq!(perr("a b"), "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1");
-        assert_eq!(perr("a \"b"), "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1");
+        assert_eq!(
+            perr("http {\n"),
+            "unexpected end of file, expecting \"}\" in /t/nginx.conf:2"
+        );
+        assert_eq!(
+            perr("a b"),
+            "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1"
+        );
+        assert_eq!(
+            perr("a \"b"),
+            "unexpected end of file, expecting \";\" or \"}\" in /t/nginx.conf:1"
+        );
         assert_eq!(perr("\n;"), "unexpected \";\" in /t/nginx.conf:2");
         assert_eq!(perr("{"), "unexpected \"{\" in /t/nginx.conf:1");
-        assert_eq!(perr("include {}"), "directive \"include\" is not terminated by \";\" in /t/nginx.conf:1");
-        assert_eq!(perr("include a b;"), "invalid number of arguments in \"include\" directive in /t/nginx.conf:1");
+        assert_eq!(
+            perr("include {}"),
+            "directive \"include\" is not terminated by \";\" in /t/nginx.conf:1"
+        );
+        assert_eq!(
+            perr("include a b;"),
+            "invalid number of arguments in \"include\" directive in /t/nginx.conf:1"
+        );
     }
 
     #[test]
@@ -699,14 +794,27 @@ mod tests {
 
     #[test]
     fn command_line_mode() {
-        let ds = parse_str("daemon off; master_process off;", COMMAND_LINE, Path::new("/t")).unwrap();
+        let ds = parse_str(
+            "daemon off; master_process off;",
+            COMMAND_LINE,
+            Path::new("/t"),
+        )
+        .unwrap();
         assert_eq!(ds.len(), 2);
         assert_eq!(ds[0].origin(), "command line");
         let e = parse_str("daemon off", COMMAND_LINE, Path::new("/t")).unwrap_err();
-        assert_eq!(e.to_string(), "unexpected end of parameter, expecting \";\" in command line");
+        assert_eq!(
+            e.to_string(),
+            "unexpected end of parameter, expecting \";\" in command line"
+        );
         let e = parse_str("events {}", COMMAND_LINE, Path::new("/t")).unwrap_err();
-        assert_eq!(e.to_string(), "block directives are not supported in -g option in command line");
-        assert!(parse_str("", COMMAND_LINE, Path::new("/t")).unwrap().is_empty());
+        assert_eq!(
+            e.to_string(),
+            "block directives are not supported in -g option in command line"
+        );
+        assert!(parse_str("", COMMAND_LINE, Path::new("/t"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -731,7 +839,10 @@ mod tests {
         assert!(inner[0].block.is_none());
         assert_eq!(inner[0].args.len(), 1);
         let lua = &inner[0].args[0];
-        assert!(lua.starts_with("\n        local t = { a = \"}\""), "{lua:?}");
+        assert!(
+            lua.starts_with("\n        local t = { a = \"}\""),
+            "{lua:?}"
+        );
         assert!(lua.ends_with("ngx.say(\"{\") end\n    "), "{lua:?}");
         assert_eq!(inner[1].name, "return");
         assert_eq!(inner[1].line, 10);
@@ -818,7 +929,10 @@ mod tests {
         std::fs::write(dir.join("bad.conf"), "x;\n}\n").unwrap();
         std::fs::write(&main, "http {\ninclude bad.conf;\n}\n").unwrap();
         let e = parse_file(&main).unwrap_err().to_string();
-        assert_eq!(e, format!("unexpected \"}}\" in {}:2", dir.join("bad.conf").display()));
+        assert_eq!(
+            e,
+            format!("unexpected \"}}\" in {}:2", dir.join("bad.conf").display())
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -827,7 +941,12 @@ mod tests {
         let dir = temp_dir();
         let inc = dir.join("inc.conf");
         std::fs::write(&inc, "z 9;").unwrap();
-        let ds = parse_str(&format!("include {};", inc.display()), "x", Path::new("/nonexistent")).unwrap();
+        let ds = parse_str(
+            &format!("include {};", inc.display()),
+            "x",
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert_eq!(ds[0].name, "z");
         std::fs::write(dir.join("self.conf"), "include self.conf;").unwrap();
         let e = parse_file(&dir.join("self.conf")).unwrap_err();
@@ -838,7 +957,10 @@ mod tests {
     #[test]
     fn missing_main_file() {
         let e = parse_file(Path::new("/nonexistent-halo/nginx.conf")).unwrap_err();
-        assert_eq!(e.to_string(), "open() \"/nonexistent-halo/nginx.conf\" failed (2: No such file or directory)");
+        assert_eq!(
+            e.to_string(),
+            "open() \"/nonexistent-halo/nginx.conf\" failed (2: No such file or directory)"
+        );
         assert!(e.origin.is_none());
     }
 }

@@ -32,6 +32,8 @@ pub struct Worker {
     pub conns: Cell<usize>,
     /// Accept loops still running.
     accepting: Cell<usize>,
+    /// SIGTERM: leave the loop now, whatever is in flight.
+    exit_now: Cell<bool>,
     next_conn: Cell<u64>,
     pub access_logs: RefCell<AccessLogs>,
 }
@@ -64,6 +66,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         shutdown: Notify::default(),
         conns: Cell::new(0),
         accepting: Cell::new(listeners.len()),
+        exit_now: Cell::new(false),
         next_conn: Cell::new(0),
         access_logs: RefCell::new(AccessLogs::default()),
     });
@@ -79,7 +82,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
     };
     let done = {
         let w = w.clone();
-        move || w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0
+        move || w.exit_now.get() || (w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0)
     };
     match rt::run(entries, main, crate::log::time::update, done) {
         Ok(()) => 0,
@@ -152,7 +155,8 @@ async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
             }
             libc::SIGTERM | libc::SIGINT => {
                 crate::error_log!(Level::Notice, None, "exiting");
-                std::process::exit(0);
+                w.exit_now.set(true);
+                w.shutdown.set();
             }
             libc::SIGUSR1 => {
                 let _ = crate::log::error::reopen();

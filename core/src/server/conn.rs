@@ -126,20 +126,21 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
                 if !io.out.is_empty() && !io.flush(send_timeout).await {
                     return;
                 }
-                let idle = io.pending().is_empty();
-                if idle && w.shutdown.is_set() {
+                // Between requests of a keep-alive connection; a new
+                // connection is always served, even while shutting down.
+                let keepalive = io.pending().is_empty() && conn.requests > 0;
+                if keepalive && w.shutdown.is_set() {
                     return;
                 }
-                let keepalive = idle && conn.requests > 0;
                 if keepalive && keepalive_timeout.is_zero() {
                     return;
                 }
                 let timeout = if keepalive { keepalive_timeout } else { dsrv.client_header_timeout };
-                match io.read(HEAD_READ, Instant::now() + timeout, idle.then_some(&**w)).await {
+                match io.read(HEAD_READ, Instant::now() + timeout, keepalive.then_some(&**w)).await {
                     Read::Data => continue,
-                    Read::TimedOut if !idle || conn.requests == 0 => {
+                    Read::TimedOut if !keepalive => {
                         crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
-                        if !idle {
+                        if !io.pending().is_empty() {
                             send_error(&mut io, 408, dsrv.conf.server_tokens, send_timeout).await;
                         }
                         return;
@@ -157,6 +158,7 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
         let server_idx = w.servers.select(&cfg.http.servers, listen, req.host.as_deref()).unwrap_or(default);
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
+        server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
 
@@ -189,6 +191,20 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
     }
 }
 
+/// Named groups of a matching `server_name ~regex` become variables.
+fn server_name_captures(ctx: &mut RequestCtx) {
+    let Some(host) = ctx.req.host.as_deref() else { return };
+    for name in &ctx.server.names {
+        if let crate::conf::ServerName::Regex(re) = name {
+            if let Some(caps) = re.captures(host) {
+                let caps = caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect();
+                super::phases::set_captures(ctx, re, caps);
+                return;
+            }
+        }
+    }
+}
+
 /// Consume the request body (Content-Length or chunked). Answers 413 over
 /// client_max_body_size, 400 for a bad chunk, 408 on client_body_timeout.
 /// Returns false when the connection cannot be reused.
@@ -200,7 +216,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
     }
     let max = ctx.conf.client_max_body_size;
     if max > 0 && length > max {
-        crate::error_log!(Level::Error, Some(ctx.conn.number), "client intended to send too large body: {length} bytes");
+        ctx.log(Level::Error, format_args!("client intended to send too large body: {length} bytes"));
         *resp = engine.finalize(ctx, Response::special(413));
         return false;
     }
@@ -218,7 +234,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
                     io.start += used;
                     sink.clear();
                     if max > 0 && d.total() > max {
-                        crate::error_log!(Level::Error, Some(ctx.conn.number), "client intended to send too large chunked body: {} bytes", d.total());
+                        ctx.log(Level::Error, format_args!("client intended to send too large chunked body: {} bytes", d.total()));
                         *resp = engine.finalize(ctx, Response::special(413));
                         return false;
                     }
@@ -228,7 +244,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
                     }
                 }
                 Err(e) => {
-                    crate::error_log!(Level::Info, Some(ctx.conn.number), "{}", e.reason);
+                    ctx.log(Level::Info, format_args!("{}", e.reason));
                     *resp = engine.finalize(ctx, Response::special(400));
                     return false;
                 }
@@ -252,7 +268,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
         match io.read(BODY_READ, Instant::now() + timeout, None).await {
             Read::Data => {}
             Read::TimedOut => {
-                crate::error_log!(Level::Info, Some(ctx.conn.number), "client timed out (110: Connection timed out) while reading client request body");
+                ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
                 *resp = engine.finalize(ctx, Response::special(408));
                 return false;
             }

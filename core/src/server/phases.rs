@@ -89,6 +89,22 @@ pub fn render(ctx: &mut RequestCtx, t: &Template) -> String {
     out
 }
 
+/// Keep a regex match's captures as `$1`.. and its named groups as
+/// variables, as nginx does for location, rewrite, if and server_name
+/// regexes.
+pub fn set_captures(ctx: &mut RequestCtx, re: &regex::Regex, caps: Vec<String>) {
+    for (i, name) in re.capture_names().enumerate() {
+        if let (Some(name), Some(v)) = (name, caps.get(i)) {
+            ctx.set_var(name, v.clone());
+        }
+    }
+    ctx.captures = caps;
+}
+
+fn captures_of(caps: &regex::Captures) -> Vec<String> {
+    caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect()
+}
+
 impl Engine {
     /// Run everything up to the response for a fresh request.
     pub fn run(&mut self, ctx: &mut RequestCtx) -> Response {
@@ -108,8 +124,11 @@ impl Engine {
                 ctx.conf = &server.conf;
                 return self.content(ctx, None);
             };
-            ctx.captures = m.captures;
             let loc = m.loc;
+            match &loc.regex {
+                Some(re) if !m.captures.is_empty() => set_captures(ctx, re, m.captures),
+                _ => ctx.captures = m.captures,
+            }
             ctx.conf = &loc.conf;
             if loc.internal && !ctx.internal {
                 return Response::special(404);
@@ -129,12 +148,9 @@ impl Engine {
     fn count_redirect(&mut self, ctx: &RequestCtx) -> Option<Response> {
         self.redirects += 1;
         if self.redirects > MAX_REDIRECTS {
-            crate::error_log!(
-                Level::Error,
-                Some(ctx.conn.number),
-                "rewrite or internal redirection cycle while processing \"{}\"",
+            ctx.log(Level::Error, format_args!("rewrite or internal redirection cycle while processing \"{}\"",
                 ctx.uri
-            );
+            ));
             return Some(Response::special(500));
         }
         None
@@ -148,7 +164,7 @@ impl Engine {
         ctx.internal = true;
         if target.starts_with('@') {
             let Some(loc) = find_named(ctx.server, target) else {
-                crate::error_log!(Level::Error, Some(ctx.conn.number), "named location \"{target}\" not found");
+                ctx.log(Level::Error, format_args!("named location \"{target}\" not found"));
                 return Response::special(500);
             };
             ctx.conf = &loc.conf;
@@ -180,7 +196,8 @@ impl Engine {
                 RewriteOp::Return { code, body } => return Flow::Respond(self.ret(ctx, *code, body.as_ref())),
                 RewriteOp::Rewrite { regex, replacement, flag } => {
                     let Some(caps) = regex.captures(&ctx.uri) else { continue };
-                    ctx.captures = caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect();
+                    let caps = captures_of(&caps);
+                    set_captures(ctx, regex, caps);
                     let mut new = render(ctx, replacement);
                     let redirect = matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
                         || new.starts_with("http://")
@@ -242,7 +259,8 @@ impl Engine {
                 let v = render(ctx, lhs);
                 match regex.captures(&v) {
                     Some(caps) if !*negate => {
-                        ctx.captures = caps.iter().map(|m| m.map_or(String::new(), |m| m.as_str().to_string())).collect();
+                        let caps = captures_of(&caps);
+                        set_captures(ctx, regex, caps);
                         true
                     }
                     Some(_) => false,
@@ -286,8 +304,14 @@ impl Engine {
         if let Some(tries) = &ctx.conf.try_files {
             let (last, files) = tries.split_last().expect("try_files has at least two arguments");
             for t in files {
-                let name = render(ctx, t);
-                let dir = name.ends_with('/');
+                let mut name = render(ctx, t);
+                // As nginx: an argument written with a trailing slash tests
+                // a directory, and the URI becomes the name without it (so
+                // a directory without its slash gets the 301 later).
+                let dir = t.source().ends_with('/');
+                if dir && name.len() > 1 {
+                    name.pop();
+                }
                 let path = map_path(ctx, loc, &name);
                 let ok = std::fs::metadata(&path).map(|m| if dir { m.is_dir() } else { m.is_file() }).unwrap_or(false);
                 if ok {
@@ -319,15 +343,12 @@ impl Engine {
                 return self.internal_redirect(ctx, &target);
             }
             if static_files::is_dir(&path) {
-                crate::error_log!(
-                    Level::Error,
-                    Some(ctx.conn.number),
-                    "directory index of \"{}\" is forbidden",
+                ctx.log(Level::Error, format_args!("directory index of \"{}\" is forbidden",
                     path.display()
-                );
+                ));
                 return Response::special(403);
             }
-            crate::error_log!(Level::Error, Some(ctx.conn.number), "\"{}\" is not found (2: No such file or directory)", path.display());
+            ctx.log(Level::Error, format_args!("\"{}\" is not found (2: No such file or directory)", path.display()));
             return Response::special(404);
         }
         let req = ctx.req;
@@ -340,15 +361,15 @@ impl Engine {
         };
         match static_files::open_file(&path, &freq, &ctx.conf.types, &ctx.conf.default_type) {
             FileOutcome::NotFound => {
-                crate::error_log!(Level::Error, Some(ctx.conn.number), "open() \"{}\" failed (2: No such file or directory)", path.display());
+                ctx.log(Level::Error, format_args!("open() \"{}\" failed (2: No such file or directory)", path.display()));
                 Response::special(404)
             }
             FileOutcome::Forbidden => {
-                crate::error_log!(Level::Error, Some(ctx.conn.number), "open() \"{}\" failed (13: Permission denied)", path.display());
+                ctx.log(Level::Error, format_args!("open() \"{}\" failed (13: Permission denied)", path.display()));
                 Response::special(403)
             }
             FileOutcome::Error(e) => {
-                crate::error_log!(Level::Crit, Some(ctx.conn.number), "open() \"{}\" failed ({e})", path.display());
+                ctx.log(Level::Crit, format_args!("open() \"{}\" failed ({e})", path.display()));
                 Response::special(500)
             }
             FileOutcome::Directory => {

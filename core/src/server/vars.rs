@@ -114,6 +114,21 @@ impl<'a> RequestCtx<'a> {
         }
     }
 
+    /// Write an error-log line about this request, with nginx's trailing
+    /// `, client: ..., server: ..., request: "...", host: "..."`.
+    pub fn log(&self, level: crate::log::Level, msg: std::fmt::Arguments) {
+        if !crate::log::error::enabled(level) {
+            return;
+        }
+        let tail = crate::log::error::request_context(
+            &self.conn.remote_addr(),
+            &self.server.primary_name,
+            Some(&self.req.request_line),
+            self.req.host.as_deref(),
+        );
+        crate::log::error::log(level, Some(self.conn.number), &format!("{msg}{tail}"));
+    }
+
     pub fn set_var(&mut self, name: &str, value: String) {
         match self.set_vars.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = value,
@@ -218,7 +233,7 @@ fn header_var(headers: &[(String, String)], var: &str) -> Option<String> {
         a == b
     });
     let mut out: Option<String> = None;
-    for (n, v) in headers.iter().filter(|(n, _)| same(n)) {
+    for (_, v) in headers.iter().filter(|(n, _)| same(n)) {
         match &mut out {
             None => out = Some(v.clone()),
             Some(o) => {

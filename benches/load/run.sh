@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Load comparison of halo against Debian's nginx on one "hello" location.
+#
+# Both servers get the same config (nginx.conf.in), run as one foreground process pinned
+# to SERVER_CPU, and are loaded by one wrk thread pinned to WRK_CPU, so the two never
+# compete for a core and the server's CPU time is the utime+stime of a single pid.
+# Two scenarios: "plain" (one request in flight per connection) and "pipelined"
+# (PIPELINE requests per write, see pipeline.lua). Runs alternate between the servers
+# (ABBA order per round) so slow drift of the machine affects both; medians are reported.
+#
+# Usage: benches/load/run.sh            (from anywhere)
+# Knobs (environment):
+#   DURATION=10   seconds per wrk run        RUNS=3      runs per (server, scenario)
+#   CONNS=50      wrk connections            PIPELINE=16 requests per write (pipelined)
+#   WARMUP=2      seconds of unmeasured load per server before round 1 (0: none)
+#   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
+#   HALO_BIN=...  use this binary and skip the cargo build
+#   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
+#   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
+# Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-50}
+PIPELINE=${PIPELINE:-16}
+WARMUP=${WARMUP:-2}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+RESULTS=${RESULTS:-$HERE/results.md}
+KEEP_TMP=${KEEP_TMP:-0}
+export PIPELINE # read by pipeline.lua inside wrk
+
+SERVERS=(halo nginx)
+SCENARIOS=(plain pipelined)
+
+die() { echo "run.sh: error: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+for knob in DURATION RUNS CONNS PIPELINE WARMUP SERVER_CPU WRK_CPU; do
+    [[ ${!knob} =~ ^[0-9]+$ ]] || die "$knob must be a non-negative integer (got '${!knob}')"
+done
+((DURATION > 0 && RUNS > 0 && CONNS > 0 && PIPELINE > 0)) || die "DURATION, RUNS, CONNS, PIPELINE must be > 0"
+((SERVER_CPU != WRK_CPU)) || die "SERVER_CPU and WRK_CPU must differ, or wrk steals the server's CPU"
+ncpu=$(getconf _NPROCESSORS_ONLN)
+((SERVER_CPU < ncpu && WRK_CPU < ncpu)) || die "need CPUs $SERVER_CPU and $WRK_CPU, this machine has $ncpu"
+
+# --- prerequisites ------------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[[ -x $NGINX_BIN ]] || missing+=(nginx-light)
+command -v taskset >/dev/null || missing+=(util-linux)
+command -v timeout >/dev/null || missing+=(coreutils)
+if ((${#missing[@]})); then
+    echo "run.sh: missing tools; install them with:" >&2
+    echo "    apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+if [[ -z ${HALO_BIN:-} ]]; then
+    # cargo is incremental: this is a no-op when the release binary is up to date.
+    log "building halo (release)"
+    (cd "$ROOT" && cargo build --release --bin halo) >&2 || die "cargo build --release failed"
+    HALO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/halo
+fi
+[[ -x $HALO_BIN ]] || die "halo binary not found at $HALO_BIN"
+
+CLK_TCK=$(getconf CLK_TCK) # /proc/*/stat times are in these ticks
+
+TMP=$(mktemp -d /tmp/halo-load.XXXXXX)
+declare -A PID PORT PREFIX BIN RESP_BYTES
+BIN[halo]=$HALO_BIN
+BIN[nginx]=$NGINX_BIN
+FAILED=0 # set when any run looked wrong: keeps the temp dir for inspection
+
+cleanup() {
+    local name pid i
+    for name in "${!PID[@]}"; do
+        pid=${PID[$name]}
+        kill -TERM "$pid" 2>/dev/null || continue
+        # Give a graceful exit 5 s, then make sure nothing is left behind.
+        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [[ $KEEP_TMP == 1 || $FAILED == 1 ]]; then
+        echo "run.sh: temp prefixes, logs and raw wrk output kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# True when something accepts connections on 127.0.0.1:$1.
+port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# A port nothing listens on, below the ephemeral range so wrk's client ports cannot collide.
+free_port() {
+    local p i
+    for i in $(seq 200); do
+        p=$((20000 + RANDOM % 12000))
+        [[ " ${PORT[*]} " == *" $p "* ]] && continue
+        port_open "$p" || { echo "$p"; return; }
+    done
+    die "no free port found"
+}
+
+# Server CPU time in ticks: utime+stime (fields 14 and 15) of /proc/PID/stat, which cover
+# all threads of the process, io_uring worker threads included. The comm field may contain
+# spaces, so fields are counted after its closing parenthesis (field 3 = f[0]).
+cpu_ticks() {
+    local stat f
+    stat=$(<"/proc/$1/stat") || return 1
+    read -r -a f <<<"${stat##*) }"
+    [[ ${f[0]} != [ZX] ]] || return 1 # a crashed child stays a zombie until reaped
+    echo $((f[11] + f[12]))
+}
+
+# Busy ticks of the server's CPU (everything but idle and iowait): a cross-check that also
+# shows whether anything else ran on that core during a run.
+cpu_busy_ticks() {
+    local _ user nice sys idle iowait irq softirq steal
+    read -r _ user nice sys idle iowait irq softirq steal _ < <(grep "^cpu$SERVER_CPU " /proc/stat)
+    echo $((user + nice + sys + irq + softirq + steal))
+}
+
+show_logs() { # name: the last lines of a server's logs, for failure reports
+    local f
+    for f in "${PREFIX[$1]}"/logs/error.log "${PREFIX[$1]}"/logs/stdout.log; do
+        [[ -s $f ]] || continue
+        echo "--- $1: ${f#"$TMP"/} (last 30 lines)" >&2
+        tail -n 30 "$f" >&2
+    done
+}
+
+start_server() {
+    local name=$1 prefix port pid i extra=()
+    prefix=$TMP/$name
+    port=$(free_port)
+    mkdir -p "$prefix/conf" "$prefix/logs"
+    sed "s/@PORT@/$port/" "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
+    # Debian's nginx opens its compiled-in /var/log/nginx/error.log before reading the
+    # config unless given an early error log: keep it inside the prefix.
+    [[ $name == nginx ]] && extra=(-e logs/error.log)
+    # taskset execs the server, so $! is the server's own pid.
+    taskset -c "$SERVER_CPU" "${BIN[$name]}" -p "$prefix" -c conf/nginx.conf "${extra[@]}" \
+        </dev/null >"$prefix/logs/stdout.log" 2>&1 &
+    pid=$!
+    PID[$name]=$pid PORT[$name]=$port PREFIX[$name]=$prefix
+    for i in $(seq 100); do # up to ~10 s to start listening
+        cpu_ticks "$pid" >/dev/null 2>&1 || { FAILED=1; show_logs "$name"; die "$name exited during start-up"; }
+        port_open "$port" && break
+        sleep 0.1
+    done
+    port_open "$port" || { FAILED=1; show_logs "$name"; die "$name did not listen on 127.0.0.1:$port"; }
+
+    # Smoke test with the same request line and Host header as wrk; the keep-alive response
+    # is read until `timeout` ends the read, so its exact size is known (used to check that
+    # wrk's byte count matches its response count).
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port
+        printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n\r\n' >&3
+        cat <&3" >"$prefix/logs/smoke.txt" 2>/dev/null || true
+    RESP_BYTES[$name]=$(wc -c <"$prefix/logs/smoke.txt")
+    if ! head -n1 "$prefix/logs/smoke.txt" | grep -q '^HTTP/1.1 200' ||
+        [[ $(tail -c 6 "$prefix/logs/smoke.txt") != hello ]]; then
+        FAILED=1
+        echo "--- $name smoke response:" >&2; cat -A "$prefix/logs/smoke.txt" >&2
+        die "$name did not answer 200 \"hello\\n\""
+    fi
+    # Children or extra threads would escape (or distort) the single-pid CPU accounting.
+    local kids threads
+    kids=$(grep -l "^PPid:[[:space:]]*$pid\$" /proc/[0-9]*/status 2>/dev/null | wc -l || true)
+    threads=$(awk '/^Threads:/{print $2}' "/proc/$pid/status")
+    log "$name: pid $pid on 127.0.0.1:$port, $threads thread(s), $kids child process(es)," \
+        "response $((RESP_BYTES[$name])) bytes"
+    ((kids == 0)) || echo "run.sh: warning: $name has child processes; their CPU is not counted" >&2
+}
+
+# Parses wrk output into: requests rps p99_us bytes_read socket_errors non_2xx_3xx
+parse_wrk() {
+    awk '
+    function num_unit(v, scale,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u); return n * scale[u] }
+    BEGIN {
+        t["us"] = 1; t["ms"] = 1e3; t["s"] = 1e6; t["m"] = 6e7; t["h"] = 3.6e9
+        b["B"] = 1; b["KB"] = 1024; b["MB"] = 1024^2; b["GB"] = 1024^3; b["TB"] = 1024^4
+        req = rps = p99 = bytes = "NA"; errs = non2xx = 0
+    }
+    / requests in /      { req = $1; bytes = num_unit($5, b) }
+    /^[ \t]+99%/         { p99 = num_unit($2, t) }
+    /Socket errors:/     { errs = $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx/     { non2xx = $NF }
+    /^Requests\/sec:/    { rps = $2 }
+    END { print req, rps, p99, bytes, errs, non2xx }' "$1"
+}
+
+RUNS_TSV=$TMP/runs.tsv
+printf 'server\tscenario\tround\trequests\trps\tp99_us\tbytes\tsock_errs\tnon2xx\tcpu_ticks\tcpu0_ticks\telapsed_s\tstatus\n' >"$RUNS_TSV"
+
+# One wrk run against one server; appends a row to runs.tsv.
+run_one() {
+    local name=$1 scenario=$2 round=$3 out args c0 c1 b0 b1 n0 n1 rc=0 status=ok
+    local req rps p99 bytes errs non2xx
+    out=$TMP/wrk-$name-$scenario-$round.txt
+    args=(-t1 "-c$CONNS" "-d${DURATION}s" --latency)
+    [[ $scenario == pipelined ]] && args+=(-s "$HERE/pipeline.lua")
+
+    c0=$(cpu_ticks "${PID[$name]}") || { FAILED=1; show_logs "$name"; die "$name is gone before $scenario run $round"; }
+    b0=$(cpu_busy_ticks); n0=$(date +%s%N)
+    timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk "${args[@]}" "http://127.0.0.1:${PORT[$name]}/" \
+        >"$out" 2>&1 || rc=$?
+    n1=$(date +%s%N); b1=$(cpu_busy_ticks)
+    c1=$(cpu_ticks "${PID[$name]}") || {
+        FAILED=1; cat "$out" >&2; show_logs "$name"; die "$name died during $scenario run $round"
+    }
+
+    read -r req rps p99 bytes errs non2xx < <(parse_wrk "$out")
+    ((rc == 0)) || status="wrk-exit-$rc"
+    [[ $req == NA || $req == 0 ]] && status="no-requests"
+    ((errs == 0)) || status="socket-errors"
+    ((non2xx == 0)) || status="non-2xx"
+    if [[ $status == ok ]]; then
+        # wrk counts responses; their byte total must match N x the smoke-tested response
+        # size (within wrk's 2-decimal unit rounding), else the count is not to be trusted.
+        awk -v b="$bytes" -v n="$req" -v r="${RESP_BYTES[$name]}" \
+            'BEGIN { d = b / n / r - 1; exit !(d < 0.02 && d > -0.02) }' || status="byte-mismatch"
+    fi
+    if [[ $status != ok ]]; then
+        FAILED=1
+        echo "run.sh: $name $scenario run $round: $status" >&2
+        sed 's/^/    /' "$out" >&2
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$scenario" "$round" \
+        "$req" "$rps" "$p99" "$bytes" "$errs" "$non2xx" $((c1 - c0)) $((b1 - b0)) \
+        "$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$status" >>"$RUNS_TSV"
+    log "$(printf '%-5s %-9s run %s: %9s req/s  p99 %8s us  server CPU %5.1f%%  [%s]' \
+        "$name" "$scenario" "$round" "$rps" "$p99" \
+        "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { print t / hz / d * 100 }')" "$status")"
+}
+
+# --- run ----------------------------------------------------------------------------------
+est=$(((WARMUP * 2) + RUNS * ${#SERVERS[@]} * ${#SCENARIOS[@]} * (DURATION + 1)))
+log "halo: $HALO_BIN"
+log "nginx: $NGINX_BIN ($("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'))"
+log "$RUNS x ${DURATION}s per server and scenario, $CONNS connections, pipeline $PIPELINE;" \
+    "server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; about ${est}s"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+for name in "${SERVERS[@]}"; do start_server "$name"; done
+
+if ((WARMUP > 0)); then
+    # Fault in memory and reach steady state before anything is measured.
+    for name in "${SERVERS[@]}"; do
+        timeout $((WARMUP + 30)) taskset -c "$WRK_CPU" wrk -t1 "-c$CONNS" "-d${WARMUP}s" \
+            "http://127.0.0.1:${PORT[$name]}/" >/dev/null 2>&1 || true
+    done
+fi
+
+for round in $(seq "$RUNS"); do
+    # ABBA: halo first in odd rounds, nginx first in even ones, so neither always runs
+    # on a "warmer" or "cooler" machine.
+    if ((round % 2)); then order=(halo nginx); else order=(nginx halo); fi
+    for scenario in "${SCENARIOS[@]}"; do
+        for name in "${order[@]}"; do run_one "$name" "$scenario" "$round"; done
+    done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report -------------------------------------------------------------------------------
+# Medians per (server, scenario) over the runs; derived per-run values first, then medians,
+# so e.g. CPU/req is the median of per-run CPU/req.
+SUMMARY=$TMP/summary.tsv
+awk -F'\t' -v hz="$CLK_TCK" -v dur="$DURATION" '
+    function median(key,   n, i, j, tmp, a) {
+        n = split(vals[key], a, " "); for (i = 1; i <= n; i++) a[i] += 0
+        for (i = 2; i <= n; i++) { tmp = a[i]; for (j = i - 1; j >= 1 && a[j] > tmp; j--) a[j + 1] = a[j]; a[j + 1] = tmp }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(k, v) { vals[k] = (k in vals) ? vals[k] " " v : v }
+    NR == 1 || $4 == "NA" || $4 == 0 { next }
+    {
+        k = $1 SUBSEP $2; keys[k] = 1; n[k]++; if ($13 != "ok") bad[k]++
+        add(k SUBSEP "rps", $5)
+        add(k SUBSEP "p99", $6)
+        add(k SUBSEP "cpu", $10 / hz * 1e6 / $4)
+        add(k SUBSEP "busy", $11 / hz * 1e6 / $4)
+        add(k SUBSEP "util", $10 / hz / $12 * 100)
+        add(k SUBSEP "bpr", $7 / $4)
+    }
+    END {
+        for (k in keys) {
+            split(k, p, SUBSEP)
+            printf "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d\n", p[1], p[2],
+                median(k SUBSEP "rps"), median(k SUBSEP "p99"), median(k SUBSEP "cpu"),
+                median(k SUBSEP "busy"), median(k SUBSEP "util"), median(k SUBSEP "bpr"), n[k], bad[k]
+        }
+    }' "$RUNS_TSV" | sort >"$SUMMARY"
+
+# get SERVER SCENARIO COLUMN (3 rps, 4 p99_us, 5 cpu_us_per_req, 6 busy_us_per_req,
+# 7 util%, 8 bytes/resp, 9 runs, 10 bad runs)
+get() { awk -F'\t' -v s="$1" -v c="$2" -v i="$3" '$1 == s && $2 == c { print $i; f = 1 } END { if (!f) print "NA" }' "$SUMMARY"; }
+ms() { awk -v u="$1" 'BEGIN { if (u == "NA") print "NA"; else printf "%.2f ms", u / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
+
+main_rows=() detail_rows=()
+for sc in "${SCENARIOS[@]}"; do
+    label=$sc; [[ $sc == pipelined ]] && label="pipelined x$PIPELINE"
+    main_rows+=("$label|$(get halo "$sc" 3)|$(get nginx "$sc" 3)|$(ms "$(get halo "$sc" 4)")|$(ms "$(get nginx "$sc" 4)")|$(get halo "$sc" 5)|$(get nginx "$sc" 5)|$(ratio "$(get halo "$sc" 5)" "$(get nginx "$sc" 5)")")
+    for name in "${SERVERS[@]}"; do
+        detail_rows+=("$label|$name|$(get "$name" "$sc" 7)|$(get "$name" "$sc" 6)|$(get "$name" "$sc" 8)|$(get "$name" "$sc" 9)|$(get "$name" "$sc" 10)")
+    done
+done
+MAIN_HDR="scenario|halo req/s|nginx req/s|halo p99|nginx p99|halo CPU µs/req|nginx CPU µs/req|ratio halo/nginx (CPU/req)"
+DETAIL_HDR="scenario|server|server CPU %|CPU$SERVER_CPU busy µs/req|bytes/response|runs|bad runs"
+
+# Plain-text table with columns sized to their widest cell (character-, not byte-wise).
+print_table() {
+    awk -F'|' '
+        { rows[NR] = $0; for (i = 1; i <= NF; i++) if (length($i) > w[i]) w[i] = length($i); if (NF > nf) nf = NF }
+        END {
+            for (r = 1; r <= NR; r++) {
+                n = split(rows[r], c, "|"); line = ""
+                for (i = 1; i <= n; i++) line = line sprintf(i == 1 ? "%-*s" : "%*s", w[i], c[i]) (i < n ? "  " : "")
+                print line
+                if (r == 1) { sep = ""; for (i = 1; i <= nf; i++) { s = sprintf("%*s", w[i], ""); gsub(/ /, "-", s); sep = sep s (i < nf ? "  " : "") } print sep }
+            }
+        }'
+}
+md_table() { # '|'-separated lines in, Markdown out; the first line is the header
+    awk -F'|' '{ line = "|"; for (i = 1; i <= NF; i++) line = line " " $i " |"; print line }
+        NR == 1 { s = "|"; for (i = 1; i <= NF; i++) s = s " --- |"; print s }'
+}
+
+echo
+{ echo "$MAIN_HDR"; printf '%s\n' "${main_rows[@]}"; } | LC_ALL=C.UTF-8 print_table
+echo
+{ echo "$DETAIL_HDR"; printf '%s\n' "${detail_rows[@]}"; } | LC_ALL=C.UTF-8 print_table
+
+halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] && halo_rev="$halo_rev (dirty tree)"
+{
+    echo "# halo vs nginx: load benchmark"
+    echo
+    echo "Written by \`benches/load/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); see README.md for the method."
+    echo
+    echo "- halo: $halo_rev; nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //') (Debian); wrk: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f2)"
+    echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu CPUs, kernel $(uname -r)"
+    echo "- server on CPU $SERVER_CPU, wrk (1 thread) on CPU $WRK_CPU; $CONNS connections; ${DURATION}s per run;" \
+        "$RUNS runs per cell, medians; pipelined = $PIPELINE requests per write"
+    echo "- load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+    echo
+    { echo "$MAIN_HDR"; printf '%s\n' "${main_rows[@]}"; } | md_table
+    echo
+    echo "CPU µs/req = server utime+stime (one process) / wrk's response count. p99 in the pipelined"
+    echo "scenario is per batch of $PIPELINE (wrk times a whole pipelined write)."
+    echo
+    echo "Details (medians): server CPU % = share of one core used by the server; CPU$SERVER_CPU busy"
+    echo "µs/req counts everything that ran on the server's core (a cross-check: it is higher"
+    echo "when other work shared the core); bytes/response = wrk's bytes read / responses."
+    echo
+    { echo "$DETAIL_HDR"; printf '%s\n' "${detail_rows[@]}"; } | md_table
+    echo
+    echo "<details><summary>Per-run raw numbers</summary>"
+    echo
+    awk -F'\t' -v OFS='|' '{ $1 = $1; print }' "$RUNS_TSV" | md_table
+    echo
+    echo "</details>"
+    for name in "${SERVERS[@]}"; do
+        if [[ -s ${PREFIX[$name]}/logs/error.log ]]; then
+            echo
+            echo "$name error log (last 20 lines):"
+            echo
+            echo '```'
+            tail -n 20 "${PREFIX[$name]}/logs/error.log"
+            echo '```'
+        fi
+    done
+} >"$RESULTS"
+log "wrote ${RESULTS#"$ROOT"/}"
+if ((FAILED)); then
+    for name in "${SERVERS[@]}"; do show_logs "$name"; done
+    echo "run.sh: some runs looked wrong (see status column in $RESULTS)" >&2
+    exit 2
+fi
