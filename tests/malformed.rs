@@ -193,7 +193,14 @@ fn idle_connection_without_request_is_closed() {
 
 #[test]
 fn slow_client_does_not_block_others() {
-    let h = server();
+    // Long timeouts: if slow clients blocked the server, answers would wait for them (10 s).
+    let h = Halo::server(
+        r#"
+        client_header_timeout 10s;
+        client_body_timeout 10s;
+        location / { return 200 "ok\n"; }
+        "#,
+    );
     // Several half-sent heads and bodies hold connections...
     let mut slow = Vec::new();
     for i in 0..5 {
@@ -210,7 +217,7 @@ fn slow_client_does_not_block_others() {
         let t = Instant::now();
         let r = h.get("/");
         assert_eq!(r.status, 200);
-        assert!(t.elapsed() < Duration::from_millis(500), "answer took {:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(2), "answer took {:?}", t.elapsed());
     }
     drop(slow);
 }

@@ -67,13 +67,7 @@ struct Stats {
 
 /// One GET on a fresh connection.
 fn one_shot(port: u16, stats: &Stats) {
-    let mut c = match std::net::TcpStream::connect(("127.0.0.1", port)) {
-        Ok(_) => Conn::new(port),
-        Err(e) => {
-            stats.failures.lock().unwrap().push(format!("connect: {e}"));
-            return;
-        }
-    };
+    let mut c = Conn::new(port);
     c.send("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     match c.try_read_response(false) {
         Ok(r) => record(&r, stats),

@@ -199,26 +199,34 @@ parse_wrk() {
 }
 
 RUNS_TSV=$TMP/runs.tsv
-printf 'server\tscenario\tround\trequests\trps\tp99_us\tbytes\tsock_errs\tnon2xx\tcpu_ticks\tcpu0_ticks\telapsed_s\tstatus\n' >"$RUNS_TSV"
+printf 'server\tscenario\tround\trequests\trps\tp99_us\tbytes\tsock_errs\tnon2xx\tcpu_ticks\tcpu0_ticks\telapsed_s\tstatus\twrk_cpu_s\n' >"$RUNS_TSV"
 
 # One wrk run against one server; appends a row to runs.tsv.
 run_one() {
     local name=$1 scenario=$2 round=$3 out args c0 c1 b0 b1 n0 n1 rc=0 status=ok
-    local req rps p99 bytes errs non2xx
+    local req rps p99 bytes errs non2xx wrk_cpu
     out=$TMP/wrk-$name-$scenario-$round.txt
     args=(-t1 "-c$CONNS" "-d${DURATION}s" --latency)
     [[ $scenario == pipelined ]] && args+=(-s "$HERE/pipeline.lua")
 
     c0=$(cpu_ticks "${PID[$name]}") || { FAILED=1; show_logs "$name"; die "$name is gone before $scenario run $round"; }
     b0=$(cpu_busy_ticks); n0=$(date +%s%N)
-    timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk "${args[@]}" "http://127.0.0.1:${PORT[$name]}/" \
-        >"$out" 2>&1 || rc=$?
+    # In a subshell so that `times` reports wrk's CPU alone (children reaped by it): whether
+    # the client, not the server, was the bottleneck.
+    (
+        timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk "${args[@]}" "http://127.0.0.1:${PORT[$name]}/" \
+            >"$out" 2>&1 || rc=$?
+        times >"$out.times"
+        exit "$rc"
+    ) || rc=$?
     n1=$(date +%s%N); b1=$(cpu_busy_ticks)
     c1=$(cpu_ticks "${PID[$name]}") || {
         FAILED=1; cat "$out" >&2; show_logs "$name"; die "$name died during $scenario run $round"
     }
 
     read -r req rps p99 bytes errs non2xx < <(parse_wrk "$out")
+    wrk_cpu=$(awk 'function sec(v, a) { split(v, a, /[ms]/); return a[1] * 60 + a[2] }
+        NR == 2 { printf "%.3f", sec($1) + sec($2) }' "$out.times")
     ((rc == 0)) || status="wrk-exit-$rc"
     [[ $req == NA || $req == 0 ]] && status="no-requests"
     ((errs == 0)) || status="socket-errors"
@@ -234,9 +242,9 @@ run_one() {
         echo "run.sh: $name $scenario run $round: $status" >&2
         sed 's/^/    /' "$out" >&2
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$scenario" "$round" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$scenario" "$round" \
         "$req" "$rps" "$p99" "$bytes" "$errs" "$non2xx" $((c1 - c0)) $((b1 - b0)) \
-        "$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$status" >>"$RUNS_TSV"
+        "$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$status" "$wrk_cpu" >>"$RUNS_TSV"
     log "$(printf '%-5s %-9s run %s: %9s req/s  p99 %8s us  server CPU %5.1f%%  [%s]' \
         "$name" "$scenario" "$round" "$rps" "$p99" \
         "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { print t / hz / d * 100 }')" "$status")"
@@ -290,18 +298,20 @@ awk -F'\t' -v hz="$CLK_TCK" -v dur="$DURATION" '
         add(k SUBSEP "busy", $11 / hz * 1e6 / $4)
         add(k SUBSEP "util", $10 / hz / $12 * 100)
         add(k SUBSEP "bpr", $7 / $4)
+        add(k SUBSEP "wrk", $14 / $12 * 100)
     }
     END {
         for (k in keys) {
             split(k, p, SUBSEP)
-            printf "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d\n", p[1], p[2],
+            printf "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d\t%.1f\n", p[1], p[2],
                 median(k SUBSEP "rps"), median(k SUBSEP "p99"), median(k SUBSEP "cpu"),
-                median(k SUBSEP "busy"), median(k SUBSEP "util"), median(k SUBSEP "bpr"), n[k], bad[k]
+                median(k SUBSEP "busy"), median(k SUBSEP "util"), median(k SUBSEP "bpr"), n[k], bad[k],
+                median(k SUBSEP "wrk")
         }
     }' "$RUNS_TSV" | sort >"$SUMMARY"
 
 # get SERVER SCENARIO COLUMN (3 rps, 4 p99_us, 5 cpu_us_per_req, 6 busy_us_per_req,
-# 7 util%, 8 bytes/resp, 9 runs, 10 bad runs)
+# 7 util%, 8 bytes/resp, 9 runs, 10 bad runs, 11 wrk CPU%)
 get() { awk -F'\t' -v s="$1" -v c="$2" -v i="$3" '$1 == s && $2 == c { print $i; f = 1 } END { if (!f) print "NA" }' "$SUMMARY"; }
 ms() { awk -v u="$1" 'BEGIN { if (u == "NA") print "NA"; else printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
@@ -311,22 +321,32 @@ for sc in "${SCENARIOS[@]}"; do
     label=$sc; [[ $sc == pipelined ]] && label="pipelined x$PIPELINE"
     main_rows+=("$label|$(get halo "$sc" 3)|$(get nginx "$sc" 3)|$(ms "$(get halo "$sc" 4)")|$(ms "$(get nginx "$sc" 4)")|$(get halo "$sc" 5)|$(get nginx "$sc" 5)|$(ratio "$(get halo "$sc" 5)" "$(get nginx "$sc" 5)")")
     for name in "${SERVERS[@]}"; do
-        detail_rows+=("$label|$name|$(get "$name" "$sc" 7)|$(get "$name" "$sc" 6)|$(get "$name" "$sc" 8)|$(get "$name" "$sc" 9)|$(get "$name" "$sc" 10)")
+        detail_rows+=("$label|$name|$(get "$name" "$sc" 7)|$(get "$name" "$sc" 11)|$(get "$name" "$sc" 6)|$(get "$name" "$sc" 8)|$(get "$name" "$sc" 9)|$(get "$name" "$sc" 10)")
     done
 done
 MAIN_HDR="scenario|halo req/s|nginx req/s|halo p99|nginx p99|halo CPU µs/req|nginx CPU µs/req|ratio halo/nginx (CPU/req)"
-DETAIL_HDR="scenario|server|server CPU %|CPU$SERVER_CPU busy µs/req|bytes/response|runs|bad runs"
+DETAIL_HDR="scenario|server|server CPU %|wrk CPU %|CPU$SERVER_CPU busy µs/req|bytes/response|runs|bad runs"
 
-# Plain-text table with columns sized to their widest cell (character-, not byte-wise).
+# Plain-text table with columns sized to their widest cell. Widths are counted in characters
+# by not counting UTF-8 continuation bytes (so "µ" is one column), which works in any awk
+# under LC_ALL=C; cells are padded by hand for the same reason.
 print_table() {
-    awk -F'|' '
-        { rows[NR] = $0; for (i = 1; i <= NF; i++) if (length($i) > w[i]) w[i] = length($i); if (NF > nf) nf = NF }
+    LC_ALL=C awk -F'|' '
+        function dw(s) { gsub(/[\200-\277]/, "", s); return length(s) }
+        function pad(n,   s) { s = ""; while (n-- > 0) s = s " "; return s }
+        { rows[NR] = $0; for (i = 1; i <= NF; i++) if (dw($i) > w[i]) w[i] = dw($i); if (NF > nf) nf = NF }
         END {
             for (r = 1; r <= NR; r++) {
                 n = split(rows[r], c, "|"); line = ""
-                for (i = 1; i <= n; i++) line = line sprintf(i == 1 ? "%-*s" : "%*s", w[i], c[i]) (i < n ? "  " : "")
+                for (i = 1; i <= n; i++) {
+                    p = pad(w[i] - dw(c[i]))
+                    line = line (i == 1 ? c[i] p : p c[i]) (i < n ? "  " : "")
+                }
                 print line
-                if (r == 1) { sep = ""; for (i = 1; i <= nf; i++) { s = sprintf("%*s", w[i], ""); gsub(/ /, "-", s); sep = sep s (i < nf ? "  " : "") } print sep }
+                if (r == 1) {
+                    sep = ""; for (i = 1; i <= nf; i++) { s = pad(w[i]); gsub(/ /, "-", s); sep = sep s (i < nf ? "  " : "") }
+                    print sep
+                }
             }
         }'
 }
@@ -336,9 +356,9 @@ md_table() { # '|'-separated lines in, Markdown out; the first line is the heade
 }
 
 echo
-{ echo "$MAIN_HDR"; printf '%s\n' "${main_rows[@]}"; } | LC_ALL=C.UTF-8 print_table
+{ echo "$MAIN_HDR"; printf '%s\n' "${main_rows[@]}"; } | print_table
 echo
-{ echo "$DETAIL_HDR"; printf '%s\n' "${detail_rows[@]}"; } | LC_ALL=C.UTF-8 print_table
+{ echo "$DETAIL_HDR"; printf '%s\n' "${detail_rows[@]}"; } | print_table
 
 halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] && halo_rev="$halo_rev (dirty tree)"
@@ -358,7 +378,8 @@ halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "CPU µs/req = server utime+stime (one process) / wrk's response count. p99 in the pipelined"
     echo "scenario is per batch of $PIPELINE (wrk times a whole pipelined write)."
     echo
-    echo "Details (medians): server CPU % = share of one core used by the server; CPU$SERVER_CPU busy"
+    echo "Details (medians): server CPU % / wrk CPU % = share of one core used by the server / by"
+    echo "wrk (near 100 % means that side was the bottleneck); CPU$SERVER_CPU busy"
     echo "µs/req counts everything that ran on the server's core (a cross-check: it is higher"
     echo "when other work shared the core); bytes/response = wrk's bytes read / responses."
     echo

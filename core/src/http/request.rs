@@ -193,6 +193,28 @@ pub struct Request {
 }
 
 impl Request {
+    /// What is known of a request that failed to parse, for the logs: the
+    /// first line of `head` as `$request`, nothing else.
+    pub fn unparsed(head: &[u8]) -> Request {
+        let end = head.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(head.len()).min(2048);
+        let line = String::from_utf8_lossy(&head[..end]).into_owned();
+        let method = line.split(' ').next().unwrap_or("").to_string();
+        Request {
+            method: Method::Other(method),
+            version_minor: 1,
+            request_uri: String::new(),
+            path: String::new(),
+            args: None,
+            headers: Vec::new(),
+            host: None,
+            content_length: None,
+            chunked: false,
+            keep_alive: false,
+            expect_continue: false,
+            request_line: line,
+        }
+    }
+
     /// The method as sent.
     pub fn method_str(&self) -> &str {
         self.method.as_str()
@@ -437,7 +459,8 @@ fn check_skipped_lines(headers: &[u8]) -> Result<(), HttpError> {
             continue;
         }
         let name_end = line.iter().position(|&c| c == b':').unwrap_or(line.len());
-        if line[..name_end].iter().any(|&c| c <= 0x20 || c == 0x7f) {
+        // nginx rejects an empty name (": x") as well as bad bytes in one.
+        if name_end == 0 || line[..name_end].iter().any(|&c| c <= 0x20 || c == 0x7f) {
             return Err(INVALID_HEADER);
         }
     }

@@ -108,6 +108,17 @@ async fn accept_loop(w: Rc<Worker>, fd: RawFd, addr: SocketAddr) {
                         start_conn(&w, res, addr);
                     }
                 }
+                // io_uring accepts with exclusive wake-ups: a connection whose
+                // wake-up went to our cancelled request would wait in the
+                // queue for the next arrival. Take what is queued now.
+                loop {
+                    // SAFETY: accept4 on our listening socket with no address out-params.
+                    let fd = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                    if fd < 0 {
+                        break;
+                    }
+                    start_conn(&w, fd, addr);
+                }
                 break;
             }
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::conf::template::Escape;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{parse_request, HttpError, Limits, Request};
+use crate::http::request::{parse_request, Limits, Request};
 use crate::http::response::{error_page_body, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
@@ -149,7 +149,16 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
                 }
             }
             Err(e) => {
-                bad_request(&mut io, &conn, &e, dsrv.conf.server_tokens, send_timeout).await;
+                let req = Request::unparsed(io.pending());
+                conn.requests += 1;
+                let mut ctx = RequestCtx::new(&req, &conn, dsrv, io.pending().len() as u64);
+                ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
+                let resp = Engine::default().finalize(&mut ctx, Response::special(e.status));
+                if write_response(&mut io, &mut ctx, resp, false).await {
+                    io.flush(send_timeout).await;
+                    lingering_close(&mut io).await;
+                }
+                access_log(w, &mut ctx);
                 return;
             }
         };
@@ -376,12 +385,6 @@ async fn send_error(io: &mut Io, status: u16, server_tokens: bool, send_timeout:
     });
     io.out.extend_from_slice(body.as_bytes());
     io.flush(send_timeout).await;
-}
-
-async fn bad_request(io: &mut Io, conn: &ConnInfo, e: &HttpError, server_tokens: bool, send_timeout: Duration) {
-    crate::error_log!(Level::Info, Some(conn.number), "{} while reading client request headers, client: {}", e.reason, conn.remote_addr());
-    send_error(io, e.status, server_tokens, send_timeout).await;
-    lingering_close(io).await;
 }
 
 /// Before closing on a client that may still be sending, stop writing and
