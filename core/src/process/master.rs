@@ -112,7 +112,6 @@ impl Master {
     /// ones gracefully. The listening sockets are kept, so no connection
     /// waiting to be accepted is lost.
     fn reload(&mut self) {
-        crate::error_log!(Level::Notice, None, "signal 1 (SIGHUP) received from master, reconfiguring");
         let cfg = match conf::build::load(&self.cfg.prefix, &self.cfg.conf_path, &self.globals) {
             Ok(c) => c,
             Err(e) => {
@@ -150,17 +149,21 @@ impl Master {
         self.start_workers();
         let mut stopping: Option<Instant> = None;
         loop {
-            let sig = signals::wait(500);
+            let got = signals::wait(500);
+            if let Some((sig, from)) = got {
+                if sig != libc::SIGCHLD {
+                    crate::error_log!(Level::Notice, None, "signal {sig} ({}) received from {from}", signal_name(sig));
+                }
+            }
+            let sig = got.map(|(s, _)| s);
             match sig {
                 Some(libc::SIGCHLD) | None => {}
                 Some(libc::SIGHUP) if stopping.is_none() => self.reload(),
                 Some(libc::SIGQUIT) if stopping.is_none() => {
-                    crate::error_log!(Level::Notice, None, "signal 3 (SIGQUIT) received, shutting down");
                     self.signal_all(libc::SIGQUIT, None);
                     stopping = Some(Instant::now() + Duration::from_secs(3600));
                 }
                 Some(libc::SIGTERM) | Some(libc::SIGINT) => {
-                    crate::error_log!(Level::Notice, None, "signal {} received, exiting", sig.unwrap_or(0));
                     self.signal_all(libc::SIGTERM, None);
                     let soon = Instant::now() + Duration::from_secs(5);
                     stopping = Some(stopping.map_or(soon, |s| s.min(soon)));
@@ -182,6 +185,18 @@ impl Master {
                 }
             }
         }
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGWINCH => "SIGWINCH",
+        _ => "",
     }
 }
 

@@ -40,13 +40,17 @@ pub fn signalfd() -> io::Result<i32> {
     Ok(fd)
 }
 
-/// Wait up to `ms` for one of `HANDLED`; None on timeout.
-pub fn wait(ms: u64) -> Option<libc::c_int> {
+/// Wait up to `ms` for one of `HANDLED`; the signal and the sender's pid,
+/// or None on timeout.
+pub fn wait(ms: u64) -> Option<(libc::c_int, i32)> {
     let set = handled_set();
     let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
-    // SAFETY: valid set and timespec; the siginfo out-pointer may be null.
-    let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (r > 0).then_some(r)
+    // SAFETY: valid set, timespec and siginfo out-pointer.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::sigtimedwait(&set, &mut info, &ts);
+        (r > 0).then(|| (r, info.si_pid()))
+    }
 }
 
 /// Send `sig` to `pid`.
