@@ -121,12 +121,13 @@ cpu_ticks() {
     echo $((f[11] + f[12]))
 }
 
-# Busy ticks of the server's CPU (everything but idle and iowait): a cross-check that also
-# shows whether anything else ran on that core during a run.
+# "busy steal" ticks of the server's CPU. busy (all but idle, iowait and steal) is a
+# cross-check that also shows whether anything else ran on that core; steal is time the
+# hypervisor gave this virtual CPU to other guests: a noise indicator on shared hosts.
 cpu_busy_ticks() {
     local _ user nice sys idle iowait irq softirq steal
     read -r _ user nice sys idle iowait irq softirq steal _ < <(grep "^cpu$SERVER_CPU " /proc/stat)
-    echo $((user + nice + sys + irq + softirq + steal))
+    echo "$((user + nice + sys + irq + softirq)) $steal"
 }
 
 show_logs() { # name: the last lines of a server's logs, for failure reports
@@ -172,6 +173,19 @@ start_server() {
         echo "--- $name smoke response:" >&2; cat -A "$prefix/logs/smoke.txt" >&2
         die "$name did not answer 200 \"hello\\n\""
     fi
+    # Pipelining check: one write of PIPELINE requests must get exactly PIPELINE responses,
+    # so that wrk's per-response count means the same thing for both servers.
+    local got
+    for i in $(seq "$PIPELINE"); do printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n' "$port"; done \
+        >"$prefix/logs/batch.req"
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port
+        cat '$prefix/logs/batch.req' >&3
+        cat <&3" >"$prefix/logs/batch.txt" 2>/dev/null || true
+    got=$(grep -c '^HTTP/1.1 200' "$prefix/logs/batch.txt" || true)
+    if ((got != PIPELINE)) || (($(wc -c <"$prefix/logs/batch.txt") != PIPELINE * RESP_BYTES[$name])); then
+        FAILED=1
+        die "$name answered $got of $PIPELINE pipelined requests ($(wc -c <"$prefix/logs/batch.txt") bytes)"
+    fi
     # Children or extra threads would escape (or distort) the single-pid CPU accounting.
     local kids threads
     kids=$(grep -l "^PPid:[[:space:]]*$pid\$" /proc/[0-9]*/status 2>/dev/null | wc -l || true)
@@ -195,22 +209,22 @@ parse_wrk() {
     /Socket errors:/     { errs = $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx/     { non2xx = $NF }
     /^Requests\/sec:/    { rps = $2 }
-    END { print req, rps, p99, bytes, errs, non2xx }' "$1"
+    END { printf "%s %s %s %.0f %d %d\n", req, rps, p99, bytes, errs, non2xx }' "$1"
 }
 
 RUNS_TSV=$TMP/runs.tsv
-printf 'server\tscenario\tround\trequests\trps\tp99_us\tbytes\tsock_errs\tnon2xx\tcpu_ticks\tcpu0_ticks\telapsed_s\tstatus\twrk_cpu_s\n' >"$RUNS_TSV"
+printf 'server\tscenario\tround\trequests\trps\tp99_us\tbytes\tsock_errs\tnon2xx\tcpu_ticks\tcpu0_ticks\telapsed_s\tstatus\twrk_cpu_s\tcpu0_steal_ticks\n' >"$RUNS_TSV"
 
 # One wrk run against one server; appends a row to runs.tsv.
 run_one() {
-    local name=$1 scenario=$2 round=$3 out args c0 c1 b0 b1 n0 n1 rc=0 status=ok
+    local name=$1 scenario=$2 round=$3 out args c0 c1 b0 b1 s0 s1 n0 n1 rc=0 status=ok
     local req rps p99 bytes errs non2xx wrk_cpu
     out=$TMP/wrk-$name-$scenario-$round.txt
     args=(-t1 "-c$CONNS" "-d${DURATION}s" --latency)
     [[ $scenario == pipelined ]] && args+=(-s "$HERE/pipeline.lua")
 
     c0=$(cpu_ticks "${PID[$name]}") || { FAILED=1; show_logs "$name"; die "$name is gone before $scenario run $round"; }
-    b0=$(cpu_busy_ticks); n0=$(date +%s%N)
+    read -r b0 s0 < <(cpu_busy_ticks); n0=$(date +%s%N)
     # In a subshell so that `times` reports wrk's CPU alone (children reaped by it): whether
     # the client, not the server, was the bottleneck.
     (
@@ -219,12 +233,14 @@ run_one() {
         times >"$out.times"
         exit "$rc"
     ) || rc=$?
-    n1=$(date +%s%N); b1=$(cpu_busy_ticks)
+    n1=$(date +%s%N); read -r b1 s1 < <(cpu_busy_ticks)
     c1=$(cpu_ticks "${PID[$name]}") || {
         FAILED=1; cat "$out" >&2; show_logs "$name"; die "$name died during $scenario run $round"
     }
 
     read -r req rps p99 bytes errs non2xx < <(parse_wrk "$out")
+    # wrk's percentiles are wrong with pipelining (see pipeline.lua): do not report them.
+    [[ $scenario == pipelined ]] && p99=NA
     wrk_cpu=$(awk 'function sec(v, a) { split(v, a, /[ms]/); return a[1] * 60 + a[2] }
         NR == 2 { printf "%.3f", sec($1) + sec($2) }' "$out.times")
     ((rc == 0)) || status="wrk-exit-$rc"
@@ -242,9 +258,9 @@ run_one() {
         echo "run.sh: $name $scenario run $round: $status" >&2
         sed 's/^/    /' "$out" >&2
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$scenario" "$round" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$scenario" "$round" \
         "$req" "$rps" "$p99" "$bytes" "$errs" "$non2xx" $((c1 - c0)) $((b1 - b0)) \
-        "$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$status" "$wrk_cpu" >>"$RUNS_TSV"
+        "$(awk -v a="$n0" -v b="$n1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" "$status" "$wrk_cpu" $((s1 - s0)) >>"$RUNS_TSV"
     log "$(printf '%-5s %-9s run %s: %9s req/s  p99 %8s us  server CPU %5.1f%%  [%s]' \
         "$name" "$scenario" "$round" "$rps" "$p99" \
         "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { print t / hz / d * 100 }')" "$status")"
@@ -277,6 +293,14 @@ for round in $(seq "$RUNS"); do
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+# io_uring may add kernel worker threads under load; they belong to the process, so their
+# CPU is in its utime+stime, but say how many there were.
+THREADS=""
+for name in "${SERVERS[@]}"; do
+    THREADS+="$name $(awk '/^Threads:/{print $2}' "/proc/${PID[$name]}/status"), "
+done
+THREADS=${THREADS%, }
+log "threads after the runs: $THREADS"
 
 # --- report -------------------------------------------------------------------------------
 # Medians per (server, scenario) over the runs; derived per-run values first, then medians,
@@ -284,6 +308,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SUMMARY=$TMP/summary.tsv
 awk -F'\t' -v hz="$CLK_TCK" -v dur="$DURATION" '
     function median(key,   n, i, j, tmp, a) {
+        if (!(key in vals)) return "NA"
         n = split(vals[key], a, " "); for (i = 1; i <= n; i++) a[i] += 0
         for (i = 2; i <= n; i++) { tmp = a[i]; for (j = i - 1; j >= 1 && a[j] > tmp; j--) a[j + 1] = a[j]; a[j + 1] = tmp }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -293,39 +318,43 @@ awk -F'\t' -v hz="$CLK_TCK" -v dur="$DURATION" '
     {
         k = $1 SUBSEP $2; keys[k] = 1; n[k]++; if ($13 != "ok") bad[k]++
         add(k SUBSEP "rps", $5)
-        add(k SUBSEP "p99", $6)
+        if ($6 != "NA") add(k SUBSEP "p99", $6)
         add(k SUBSEP "cpu", $10 / hz * 1e6 / $4)
         add(k SUBSEP "busy", $11 / hz * 1e6 / $4)
         add(k SUBSEP "util", $10 / hz / $12 * 100)
         add(k SUBSEP "bpr", $7 / $4)
         add(k SUBSEP "wrk", $14 / $12 * 100)
+        add(k SUBSEP "steal", $15 / hz / $12 * 100)
     }
     END {
         for (k in keys) {
             split(k, p, SUBSEP)
-            printf "%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d\t%.1f\n", p[1], p[2],
+            printf "%s\t%s\t%.0f\t%s\t%.3f\t%.3f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.1f\n", p[1], p[2],
                 median(k SUBSEP "rps"), median(k SUBSEP "p99"), median(k SUBSEP "cpu"),
                 median(k SUBSEP "busy"), median(k SUBSEP "util"), median(k SUBSEP "bpr"), n[k], bad[k],
-                median(k SUBSEP "wrk")
+                median(k SUBSEP "wrk"), median(k SUBSEP "steal")
         }
     }' "$RUNS_TSV" | sort >"$SUMMARY"
 
 # get SERVER SCENARIO COLUMN (3 rps, 4 p99_us, 5 cpu_us_per_req, 6 busy_us_per_req,
-# 7 util%, 8 bytes/resp, 9 runs, 10 bad runs, 11 wrk CPU%)
+# 7 util%, 8 bytes/resp, 9 runs, 10 bad runs, 11 wrk CPU%, 12 CPU steal %)
 get() { awk -F'\t' -v s="$1" -v c="$2" -v i="$3" '$1 == s && $2 == c { print $i; f = 1 } END { if (!f) print "NA" }' "$SUMMARY"; }
-ms() { awk -v u="$1" 'BEGIN { if (u == "NA") print "NA"; else printf "%.2f ms", u / 1000 }'; }
+ms() { awk -v u="$1" 'BEGIN { if (u == "NA") print "n/a"; else printf "%.2f ms", u / 1000 }'; }
+# Mean time one connection waits per write (request or batch), from Little's law for a closed
+# loop: connections / (writes per second). Exact for the mean, needs no latency histogram.
+cycle() { awk -v r="$1" -v c="$CONNS" -v d="$2" 'BEGIN { if (r == "NA" || r == 0) print "NA"; else printf "%.2f ms", c * d / r * 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }'; }
 
 main_rows=() detail_rows=()
 for sc in "${SCENARIOS[@]}"; do
-    label=$sc; [[ $sc == pipelined ]] && label="pipelined x$PIPELINE"
+    label=$sc depth=1; [[ $sc == pipelined ]] && label="pipelined x$PIPELINE" depth=$PIPELINE
     main_rows+=("$label|$(get halo "$sc" 3)|$(get nginx "$sc" 3)|$(ms "$(get halo "$sc" 4)")|$(ms "$(get nginx "$sc" 4)")|$(get halo "$sc" 5)|$(get nginx "$sc" 5)|$(ratio "$(get halo "$sc" 5)" "$(get nginx "$sc" 5)")")
     for name in "${SERVERS[@]}"; do
-        detail_rows+=("$label|$name|$(get "$name" "$sc" 7)|$(get "$name" "$sc" 11)|$(get "$name" "$sc" 6)|$(get "$name" "$sc" 8)|$(get "$name" "$sc" 9)|$(get "$name" "$sc" 10)")
+        detail_rows+=("$label|$name|$(get "$name" "$sc" 7)|$(get "$name" "$sc" 11)|$(cycle "$(get "$name" "$sc" 3)" "$depth")|$(get "$name" "$sc" 6)|$(get "$name" "$sc" 12)|$(get "$name" "$sc" 8)|$(get "$name" "$sc" 9)|$(get "$name" "$sc" 10)")
     done
 done
 MAIN_HDR="scenario|halo req/s|nginx req/s|halo p99|nginx p99|halo CPU µs/req|nginx CPU µs/req|ratio halo/nginx (CPU/req)"
-DETAIL_HDR="scenario|server|server CPU %|wrk CPU %|CPU$SERVER_CPU busy µs/req|bytes/response|runs|bad runs"
+DETAIL_HDR="scenario|server|server CPU %|wrk CPU %|mean round trip|CPU$SERVER_CPU busy µs/req|CPU$SERVER_CPU steal %|bytes/response|runs|bad runs"
 
 # Plain-text table with columns sized to their widest cell. Widths are counted in characters
 # by not counting UTF-8 continuation bytes (so "µ" is one column), which works in any awk
@@ -371,17 +400,21 @@ halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu CPUs, kernel $(uname -r)"
     echo "- server on CPU $SERVER_CPU, wrk (1 thread) on CPU $WRK_CPU; $CONNS connections; ${DURATION}s per run;" \
         "$RUNS runs per cell, medians; pipelined = $PIPELINE requests per write"
-    echo "- load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+    echo "- load average before/after: $LOAD_BEFORE / $LOAD_AFTER; server threads after the runs: $THREADS"
     echo
     { echo "$MAIN_HDR"; printf '%s\n' "${main_rows[@]}"; } | md_table
     echo
-    echo "CPU µs/req = server utime+stime (one process) / wrk's response count. p99 in the pipelined"
-    echo "scenario is per batch of $PIPELINE (wrk times a whole pipelined write)."
+    echo "CPU µs/req = server utime+stime (one process) / wrk's response count. p99 is wrk's own"
+    echo "(with its coordinated-omission correction); it is n/a when pipelined because wrk 4.1"
+    echo "computes it wrongly there (see pipeline.lua): use the mean round trip below instead."
     echo
     echo "Details (medians): server CPU % / wrk CPU % = share of one core used by the server / by"
-    echo "wrk (near 100 % means that side was the bottleneck); CPU$SERVER_CPU busy"
-    echo "µs/req counts everything that ran on the server's core (a cross-check: it is higher"
-    echo "when other work shared the core); bytes/response = wrk's bytes read / responses."
+    echo "wrk (near 100 % means that side was the bottleneck); mean round trip = mean time from a"
+    echo "write (one request, or a batch of $PIPELINE) to its last response, by Little's law"
+    echo "(connections / writes per second); CPU$SERVER_CPU busy µs/req counts everything that ran"
+    echo "on the server's core (a cross-check: it is higher when other work shared the core);"
+    echo "steal % = time the hypervisor ran other guests instead of that core (noise when > 0);"
+    echo "bytes/response = wrk's bytes read / responses (must equal the real response size)."
     echo
     { echo "$DETAIL_HDR"; printf '%s\n' "${detail_rows[@]}"; } | md_table
     echo

@@ -134,6 +134,10 @@ fn send_signal(pid_path: &Path, sig: &str) -> i32 {
 }
 
 fn serve(cfg: conf::Config, globals: String) -> i32 {
+    if let Err(e) = crate::rt::probe() {
+        eprintln!("halo: [emerg] {e}");
+        return 1;
+    }
     if let Err(e) = crate::log::error::init(&cfg.error_log.path, cfg.error_log.level) {
         eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.error_log.path.display(), e.raw_os_error().unwrap_or(0));
         return 1;

@@ -127,6 +127,13 @@ impl Driver {
     }
 }
 
+/// Check, before any worker is forked, that this process may use io_uring
+/// at all, so a blocked io_uring is one clear start-up error rather than
+/// workers dying and being respawned.
+pub fn probe() -> Result<(), RingError> {
+    Driver::new(8).map(drop)
+}
+
 /// Run `f` with this thread's driver. Panics outside a worker's runtime.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
     DRIVER.with(|d| f(d.borrow_mut().as_mut().expect("no io_uring runtime on this thread")))

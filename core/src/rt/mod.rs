@@ -11,7 +11,7 @@ pub mod ops;
 pub mod timer;
 pub mod notify;
 
-pub use driver::RingError;
+pub use driver::{probe, RingError};
 pub use executor::{run, spawn, shutdown_requested, request_shutdown};
 pub use timer::{sleep_until, timeout_at, Elapsed};
 pub use notify::{race, Notify};

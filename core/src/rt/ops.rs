@@ -93,13 +93,15 @@ pub async fn recv(fd: RawFd, mut buf: Vec<u8>, max: usize) -> (i32, Vec<u8>) {
     (res, buf)
 }
 
-/// send(2) of `buf[from..]`; returns bytes sent or -errno.
-pub async fn send(fd: RawFd, buf: Vec<u8>, from: usize) -> (i32, Vec<u8>) {
+/// send(2) of `buf[from..]`, submitted now; awaiting the returned op
+/// gives bytes sent or -errno. Submitting without awaiting lets a send go
+/// to the kernel in the same batch as the connection's next recv.
+pub fn send(fd: RawFd, buf: Vec<u8>, from: usize) -> Op<Vec<u8>> {
     let slice = &buf[from..];
     let entry = opcode::Send::new(types::Fd(fd), slice.as_ptr(), slice.len().min(u32::MAX as usize) as u32)
         .flags(libc::MSG_NOSIGNAL)
         .build();
-    Op::submit(entry, buf).await
+    Op::submit(entry, buf)
 }
 
 /// pread(2) of up to `len` bytes at `offset`, appended to `buf`.

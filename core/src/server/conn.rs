@@ -28,12 +28,23 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Files up to this size are read into the output buffer in one go.
 const FILE_INLINE: u64 = 1 << 20;
 
-/// The connection's buffers: `inbuf[start..]` is unread input.
+/// The connection's buffers: `inbuf[start..]` is unread input, `out` the
+/// responses not yet handed to the kernel, `sending` the send in flight.
 struct Io {
     fd: RawFd,
     inbuf: Vec<u8>,
     start: usize,
     out: Vec<u8>,
+    sending: Option<Sending>,
+    /// The buffer of the last completed send, reused for `out`.
+    spare: Vec<u8>,
+}
+
+/// A send submitted but not yet awaited.
+struct Sending {
+    op: ops::Op<Vec<u8>>,
+    from: usize,
+    deadline: Instant,
 }
 
 enum Read {
@@ -85,37 +96,54 @@ impl Io {
         }
     }
 
-    /// Send all of `out`; false if the client is gone or too slow.
+    /// Hand `out` to the kernel without waiting for it (after the previous
+    /// send completed); false if the client is gone or too slow.
     async fn flush(&mut self, timeout: Duration) -> bool {
-        let mut sent = 0;
-        let deadline = Instant::now() + timeout;
-        while sent < self.out.len() {
-            let buf = std::mem::take(&mut self.out);
-            match timeout_at(deadline, ops::send(self.fd, buf, sent)).await {
+        if !self.settle().await {
+            return false;
+        }
+        if self.out.is_empty() {
+            return true;
+        }
+        let buf = std::mem::replace(&mut self.out, std::mem::take(&mut self.spare));
+        self.sending = Some(Sending { op: ops::send(self.fd, buf, 0), from: 0, deadline: Instant::now() + timeout });
+        true
+    }
+
+    /// Wait until everything handed to the kernel is sent.
+    async fn settle(&mut self) -> bool {
+        while let Some(mut s) = self.sending.take() {
+            match timeout_at(s.deadline, &mut s.op).await {
                 Ok((n, buf)) if n > 0 => {
-                    self.out = buf;
-                    sent += n as usize;
+                    let from = s.from + n as usize;
+                    if from < buf.len() {
+                        self.sending = Some(Sending { op: ops::send(self.fd, buf, from), from, deadline: s.deadline });
+                    } else {
+                        self.spare = buf;
+                        self.spare.clear();
+                    }
                 }
-                Ok((_, buf)) => {
-                    self.out = buf;
-                    return false;
-                }
-                Err(_) => return false,
+                _ => return false,
             }
         }
-        self.out.clear();
         true
     }
 }
 
 /// Serve one accepted connection until it closes.
 pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
+    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new() };
+    serve_requests(w, &mut io, listen).await;
+    // What was handed to the kernel goes out before the socket closes.
+    io.settle().await;
+}
+
+async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     let cfg = &w.cfg;
     let Some(default) = w.servers.default_server(listen) else { return };
     let dsrv = &cfg.http.servers[default];
     let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
-    let mut conn = ConnInfo::new(fd, listen, w.conn_number());
-    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new() };
+    let mut conn = ConnInfo::new(io.fd, listen, w.conn_number());
     let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
     let mut send_timeout = dsrv.conf.send_timeout;
     loop {
@@ -141,7 +169,7 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
                     Read::TimedOut if !keepalive => {
                         crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
                         if !io.pending().is_empty() {
-                            send_error(&mut io, 408, dsrv.conf.server_tokens, send_timeout).await;
+                            send_error(io, 408, dsrv.conf.server_tokens, send_timeout).await;
                         }
                         return;
                     }
@@ -154,9 +182,9 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
                 let mut ctx = RequestCtx::new(&req, &conn, dsrv, io.pending().len() as u64);
                 ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
                 let resp = Engine::default().finalize(&mut ctx, Response::special(e.status));
-                if write_response(&mut io, &mut ctx, resp, false).await {
+                if write_response(io, &mut ctx, resp, false).await {
                     io.flush(send_timeout).await;
-                    lingering_close(&mut io).await;
+                    lingering_close(io).await;
                 }
                 access_log(w, &mut ctx);
                 return;
@@ -172,7 +200,7 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
         let mut resp = engine.run(&mut ctx);
 
         // The body: read (and for now keep nothing of it) or refuse.
-        let body_ok = read_body(&mut io, &mut ctx, &mut engine, &mut resp, w).await;
+        let body_ok = read_body(io, &mut ctx, &mut engine, &mut resp, w).await;
         let conf = ctx.conf;
         keepalive_timeout = conf.keepalive_timeout;
         send_timeout = conf.send_timeout;
@@ -183,7 +211,7 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
             && conn.requests < conf.keepalive_requests
             && !keepalive_timeout.is_zero()
             && !w.shutdown.is_set();
-        if !write_response(&mut io, &mut ctx, resp, keep).await {
+        if !write_response(io, &mut ctx, resp, keep).await {
             return;
         }
         access_log(w, &mut ctx);
@@ -191,7 +219,7 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
         drop(req);
         if !keep {
             io.flush(send_timeout).await;
-            lingering_close(&mut io).await;
+            lingering_close(io).await;
             return;
         }
         if io.out.len() > OUT_HIGH_WATER && !io.flush(send_timeout).await {
@@ -391,6 +419,9 @@ async fn send_error(io: &mut Io, status: u16, server_tokens: bool, send_timeout:
 /// drain its input for a moment, so the response is not lost to a reset
 /// (nginx's lingering_close).
 async fn lingering_close(io: &mut Io) {
+    if !io.settle().await {
+        return;
+    }
     // SAFETY: shutdown(2) on the connection's own socket.
     unsafe { libc::shutdown(io.fd, libc::SHUT_WR) };
     let deadline = Instant::now() + Duration::from_secs(2);
