@@ -174,7 +174,7 @@ pub struct Request {
     pub args: Option<String>,
     /// Header lines in order: name as sent, value trimmed. Header lines that
     /// nginx would ignore (see [`HeaderPolicy`]) are not here.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The host the request is for: from an absolute-form target, else from
     /// the Host header; lowercased, port and trailing dot removed.
     pub host: Option<String>,
@@ -205,7 +205,7 @@ impl Request {
             request_uri: String::new(),
             path: String::new(),
             args: None,
-            headers: Vec::new(),
+            headers: Headers::default(),
             host: None,
             content_length: None,
             chunked: false,
@@ -222,18 +222,54 @@ impl Request {
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// All headers with this name (case-insensitive), in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+/// The request's header lines, names as sent and values trimmed, kept in
+/// one string with spans into it: one allocation per request instead of
+/// two per header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    /// (name start, name end, value start, value end) in `text`.
+    spans: Vec<[u32; 4]>,
+}
+
+impl Headers {
+    /// Append a header; invalid UTF-8 in the value becomes U+FFFD.
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        let n0 = self.text.len() as u32;
+        self.text.push_str(name);
+        let v0 = self.text.len() as u32;
+        match std::str::from_utf8(value) {
+            Ok(v) => self.text.push_str(v),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(value)),
+        }
+        self.spans.push([n0, v0, v0, self.text.len() as u32]);
+    }
+
+    /// (name, value) pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&[a, b, c, d]| (&self.text[a as usize..b as usize], &self.text[c as usize..d as usize]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The i-th header.
+    pub fn get(&self, i: usize) -> Option<(&str, &str)> {
+        self.iter().nth(i)
     }
 }
 
@@ -676,7 +712,10 @@ fn finish(
     let path = normalize_path(path_raw.as_bytes())?;
     let args = args.filter(|a| !a.is_empty()).map(str::to_owned);
 
-    let mut headers = Vec::with_capacity(parsed.headers.len());
+    let mut headers = Headers {
+        text: String::with_capacity(parsed.headers.iter().map(|h| h.name.len() + h.value.len()).sum()),
+        spans: Vec::with_capacity(parsed.headers.len()),
+    };
     let mut host_hdr: Option<String> = None;
     let mut content_length: Option<&[u8]> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
@@ -722,7 +761,7 @@ fn finish(
             }
             _ => {}
         }
-        headers.push((name.to_owned(), lossy(value)));
+        headers.push(name, value);
     }
 
     // The checks of nginx's ngx_http_process_request_header, in its order.
@@ -809,7 +848,7 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("example.com"));
         assert_eq!(r.header("user-agent"), Some("t"));
         assert_eq!(r.header("HOST"), Some("Example.COM:8080"));
-        assert_eq!(r.headers[0].0, "Host");
+        assert_eq!(r.headers.get(0).unwrap().0, "Host");
         assert!(r.keep_alive);
         assert!(!r.chunked);
         assert!(!r.expect_continue);
@@ -912,7 +951,7 @@ mod tests {
     fn invalid_header_names_ignored() {
         let s = "GET / HTTP/1.1\r\nHost: a\r\nX_Under: 1\r\nX.Dot: 2\r\nX@At: 3\r\nnocolon\r\nOk-1: 4\r\n\r\n";
         let r = ok(s);
-        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Host", "Ok-1"]);
         let policy = HeaderPolicy { underscores_in_headers: true, ignore_invalid_headers: true };
         let (r, _) = parse_request_with(s.as_bytes(), &Limits::default(), &policy).unwrap().unwrap();

@@ -17,9 +17,29 @@ use super::timer;
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 thread_local! {
+    static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
     static TASKS: RefCell<Slab<Option<Task>>> = RefCell::new(Slab::new());
     static READY: RefCell<VecDeque<usize>> = const { RefCell::new(VecDeque::new()) };
     static SHUTDOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The time at the start of this loop iteration (one clock read per
+/// iteration, as nginx's cached time): for deadlines and request starts.
+pub fn now() -> Instant {
+    NOW.with(|n| match n.get() {
+        Some(t) => t,
+        None => {
+            let t = Instant::now();
+            n.set(Some(t));
+            t
+        }
+    })
+}
+
+fn refresh_now() -> Instant {
+    let t = Instant::now();
+    NOW.with(|n| n.set(Some(t)));
+    t
 }
 
 /// Start a task on this thread's executor.
@@ -102,7 +122,7 @@ pub fn run(
         driver::with(|d| {
             let res = match deadline {
                 Some(at) => {
-                    let dur = at.saturating_duration_since(Instant::now());
+                    let dur = at.saturating_duration_since(now());
                     let ts = io_uring::types::Timespec::new()
                         .sec(dur.as_secs())
                         .nsec(dur.subsec_nanos());
@@ -122,7 +142,7 @@ pub fn run(
         for w in wake.drain(..) {
             w.wake();
         }
-        timer::fire_expired(Instant::now());
+        timer::fire_expired(refresh_now());
     }
     // Drop the tasks (and their parked buffers) before the ring goes.
     TASKS.with(|t| t.borrow_mut().clear());

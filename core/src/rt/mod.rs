@@ -12,6 +12,6 @@ pub mod timer;
 pub mod notify;
 
 pub use driver::{probe, RingError};
-pub use executor::{run, spawn, shutdown_requested, request_shutdown};
+pub use executor::{now, run, spawn, shutdown_requested, request_shutdown};
 pub use timer::{sleep_until, timeout_at, Elapsed};
 pub use notify::{race, Notify};

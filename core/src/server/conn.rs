@@ -106,7 +106,7 @@ impl Io {
             return true;
         }
         let buf = std::mem::replace(&mut self.out, std::mem::take(&mut self.spare));
-        self.sending = Some(Sending { op: ops::send(self.fd, buf, 0), from: 0, deadline: Instant::now() + timeout });
+        self.sending = Some(Sending { op: ops::send(self.fd, buf, 0), from: 0, deadline: rt::now() + timeout });
         true
     }
 
@@ -164,7 +164,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
                     return;
                 }
                 let timeout = if keepalive { keepalive_timeout } else { dsrv.client_header_timeout };
-                match io.read(HEAD_READ, Instant::now() + timeout, keepalive.then_some(&**w)).await {
+                match io.read(HEAD_READ, rt::now() + timeout, keepalive.then_some(&**w)).await {
                     Read::Data => continue,
                     Read::TimedOut if !keepalive => {
                         crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
@@ -302,7 +302,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
                 return false;
             }
         }
-        match io.read(BODY_READ, Instant::now() + timeout, None).await {
+        match io.read(BODY_READ, rt::now() + timeout, None).await {
             Read::Data => {}
             Read::TimedOut => {
                 ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
@@ -424,7 +424,7 @@ async fn lingering_close(io: &mut Io) {
     }
     // SAFETY: shutdown(2) on the connection's own socket.
     unsafe { libc::shutdown(io.fd, libc::SHUT_WR) };
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = rt::now() + Duration::from_secs(2);
     for _ in 0..64 {
         io.inbuf.clear();
         io.start = 0;

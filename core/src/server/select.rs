@@ -16,7 +16,11 @@
 //! looked up as the empty name, so `server_name ""` catches such requests,
 //! as in nginx.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+// Looked up on every request: ahash, not SipHash (keys are config, not
+// attacker-chosen... the Host is, but ahash is randomly keyed too).
+use ahash::AHashMap as HashMap;
 use std::net::SocketAddr;
 
 use crate::conf::types::{Server, ServerName};
@@ -106,7 +110,7 @@ struct AddrTable {
 impl ServerIndex {
     /// Index `servers` by their listening addresses and names.
     pub fn new(servers: &[Server]) -> ServerIndex {
-        let mut addrs: HashMap<SocketAddr, AddrTable> = HashMap::new();
+        let mut addrs: HashMap<SocketAddr, AddrTable> = HashMap::default();
         // Addresses whose default came from an explicit `default_server`.
         let mut explicit: HashSet<SocketAddr> = HashSet::new();
         // (address, server) pairs already indexed: a server listing the
@@ -233,7 +237,7 @@ mod tests {
             primary_name: String::new(),
             rewrites: Vec::new(),
             locations: Vec::new(),
-            named: HashMap::new(),
+            named: std::collections::HashMap::new(),
             conf: default_loc_conf(),
             client_header_timeout: Duration::from_secs(60),
             client_header_buffer_size: 1024,

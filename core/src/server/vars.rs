@@ -91,7 +91,7 @@ impl<'a> RequestCtx<'a> {
             captures: Vec::new(),
             set_vars: Vec::new(),
             internal: false,
-            start: Instant::now(),
+            start: crate::rt::now(),
             status: 0,
             body_bytes_sent: 0,
             bytes_sent: 0,
@@ -188,13 +188,13 @@ impl<'a> RequestCtx<'a> {
 
     fn prefixed(&self, name: &str) -> Option<String> {
         if let Some(h) = name.strip_prefix("http_") {
-            return header_var(&self.req.headers, h);
+            return header_var(self.req.headers.iter(), h);
         }
         if let Some(h) = name.strip_prefix("sent_http_") {
             if h == "content_type" {
                 return self.sent_content_type.clone();
             }
-            return header_var(&self.sent_headers, h);
+            return header_var(self.sent_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), h);
         }
         if let Some(a) = name.strip_prefix("arg_") {
             return arg(self.args.as_deref()?, a).map(str::to_string);
@@ -227,15 +227,15 @@ impl Vars for NoVars {
 /// `$http_x_forwarded_for`: header names compare with '-' as '_', any
 /// case; several headers of the name are joined as nginx does (", ", or
 /// "; " for cookies).
-fn header_var(headers: &[(String, String)], var: &str) -> Option<String> {
+fn header_var<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>, var: &str) -> Option<String> {
     let same = |h: &str| h.len() == var.len() && h.bytes().zip(var.bytes()).all(|(a, b)| {
         let a = if a == b'-' { b'_' } else { a.to_ascii_lowercase() };
         a == b
     });
     let mut out: Option<String> = None;
-    for (_, v) in headers.iter().filter(|(n, _)| same(n)) {
+    for (_, v) in headers.filter(|(n, _)| same(n)) {
         match &mut out {
-            None => out = Some(v.clone()),
+            None => out = Some(v.to_string()),
             Some(o) => {
                 o.push_str(if var == "cookie" { "; " } else { ", " });
                 o.push_str(v);
