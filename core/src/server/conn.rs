@@ -192,7 +192,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         };
         io.start += head_len;
         conn.requests += 1;
-        let server_idx = w.servers.select(&cfg.http.servers, listen, req.host.as_deref()).unwrap_or(default);
+        let server_idx = w.servers.select(&cfg.http.servers, listen, req.host()).unwrap_or(default);
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
         server_name_captures(&mut ctx);
@@ -230,7 +230,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
 
 /// Named groups of a matching `server_name ~regex` become variables.
 fn server_name_captures(ctx: &mut RequestCtx) {
-    let Some(host) = ctx.req.host.as_deref() else { return };
+    let Some(host) = ctx.req.host() else { return };
     for name in &ctx.server.names {
         if let crate::conf::ServerName::Regex(re) = name {
             if let Some(caps) = re.captures(host) {
@@ -245,7 +245,7 @@ fn server_name_captures(ctx: &mut RequestCtx) {
 /// Consume the request body (Content-Length or chunked). Answers 413 over
 /// client_max_body_size, 400 for a bad chunk, 408 on client_body_timeout.
 /// Returns false when the connection cannot be reused.
-async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, resp: &mut Response, w: &Worker) -> bool {
+async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: &mut Response<'a>, w: &Worker) -> bool {
     let req: &Request = ctx.req;
     let length = req.content_length.unwrap_or(0);
     if length == 0 && !req.chunked {
@@ -319,7 +319,7 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, engine: &mut Engine, r
 }
 
 /// Queue the response head and body in `io.out` (files may be streamed).
-async fn write_response(io: &mut Io, ctx: &mut RequestCtx<'_>, resp: Response, keep: bool) -> bool {
+async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> bool {
     let conf = ctx.conf;
     let head_only = ctx.req.method_str() == "HEAD" || matches!(resp.status, 204 | 304) || resp.status < 200;
     let body_len = match &resp.body {

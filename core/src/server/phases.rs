@@ -4,6 +4,7 @@
 //! try_files fallbacks, index, error_page) restart at the location search,
 //! at most `MAX_REDIRECTS` times, as nginx's 10 URI changes.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use crate::conf::template::Template;
@@ -17,24 +18,25 @@ use super::vars::RequestCtx;
 
 const MAX_REDIRECTS: u32 = 10;
 
-/// A response body.
+/// A response body; `'a` is the configuration's lifetime, so a literal
+/// `return` text is sent without a copy.
 #[derive(Debug)]
-pub enum Body {
+pub enum Body<'a> {
     Empty,
-    Bytes(Vec<u8>),
+    Bytes(Cow<'a, [u8]>),
     File(FileBody),
 }
 
 /// What the phases decided to send.
 #[derive(Debug)]
-pub struct Response {
+pub struct Response<'a> {
     pub status: u16,
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'a, str>>,
     /// Content-Length to announce when the body is not in `body` (HEAD,
     /// files); None = length of `body`.
     pub content_length: Option<u64>,
     pub headers: Vec<(String, String)>,
-    pub body: Body,
+    pub body: Body<'a>,
     /// A status without a body of its own (nginx's "special response"):
     /// error_page applies, and the default HTML page is added.
     pub special: bool,
@@ -42,13 +44,13 @@ pub struct Response {
     pub close: bool,
 }
 
-impl Response {
+impl<'a> Response<'a> {
     /// A status whose body is the standard page (or an error_page).
-    pub fn special(status: u16) -> Response {
+    pub fn special(status: u16) -> Response<'a> {
         Response { status, content_type: None, content_length: None, headers: Vec::new(), body: Body::Empty, special: true, close: false }
     }
 
-    fn redirect(status: u16, location: String) -> Response {
+    fn redirect(status: u16, location: String) -> Response<'a> {
         let mut r = Response::special(status);
         r.headers.push(("Location".into(), location));
         r
@@ -56,12 +58,12 @@ impl Response {
 }
 
 /// Where a rewrite list left the request.
-enum Flow {
+enum Flow<'a> {
     /// Go on to content in the current location.
     Continue,
     /// Search the location again (rewrite ... last, or a changed URI).
     Research,
-    Respond(Response),
+    Respond(Response<'a>),
 }
 
 /// Per-request state of the engine beyond `RequestCtx`.
@@ -107,7 +109,7 @@ fn captures_of(caps: &regex::Captures) -> Vec<String> {
 
 impl Engine {
     /// Run everything up to the response for a fresh request.
-    pub fn run(&mut self, ctx: &mut RequestCtx) -> Response {
+    pub fn run<'a>(&mut self, ctx: &mut RequestCtx<'a>) -> Response<'a> {
         let server = ctx.server;
         let resp = match self.rewrites(ctx, &server.rewrites) {
             Flow::Respond(r) => r,
@@ -117,7 +119,7 @@ impl Engine {
     }
 
     /// Location search, location rewrites, content.
-    fn find_and_serve(&mut self, ctx: &mut RequestCtx) -> Response {
+    fn find_and_serve<'a>(&mut self, ctx: &mut RequestCtx<'a>) -> Response<'a> {
         loop {
             let server = ctx.server;
             let Some(m) = find_location(&server.locations, &ctx.uri) else {
@@ -145,7 +147,7 @@ impl Engine {
         }
     }
 
-    fn count_redirect(&mut self, ctx: &RequestCtx) -> Option<Response> {
+    fn count_redirect<'a>(&mut self, ctx: &RequestCtx<'a>) -> Option<Response<'a>> {
         self.redirects += 1;
         if self.redirects > MAX_REDIRECTS {
             ctx.log(Level::Error, format_args!("rewrite or internal redirection cycle while processing \"{}\"",
@@ -157,7 +159,7 @@ impl Engine {
     }
 
     /// Jump to `uri` (may carry `?args`) or `@name`, as an internal redirect.
-    fn internal_redirect(&mut self, ctx: &mut RequestCtx, target: &str) -> Response {
+    fn internal_redirect<'a>(&mut self, ctx: &mut RequestCtx<'a>, target: &str) -> Response<'a> {
         if let Some(r) = self.count_redirect(ctx) {
             return r;
         }
@@ -176,16 +178,16 @@ impl Engine {
         }
         match target.split_once('?') {
             Some((u, a)) => {
-                ctx.uri = u.to_string();
-                ctx.args = Some(a.to_string());
+                ctx.uri = Cow::Owned(u.to_string());
+                ctx.args = Some(Cow::Owned(a.to_string()));
             }
-            None => ctx.uri = target.to_string(),
+            None => ctx.uri = Cow::Owned(target.to_string()),
         }
         self.find_and_serve(ctx)
     }
 
     /// The rewrite module: set, rewrite, return, if, in order.
-    fn rewrites(&mut self, ctx: &mut RequestCtx, ops: &[RewriteOp]) -> Flow {
+    fn rewrites<'a>(&mut self, ctx: &mut RequestCtx<'a>, ops: &'a [RewriteOp]) -> Flow<'a> {
         let mut changed = false;
         for op in ops {
             match op {
@@ -216,7 +218,7 @@ impl Engine {
                                     a.push_str(old);
                                 }
                             }
-                            ctx.args = Some(a.trim_end_matches('?').to_string());
+                            ctx.args = Some(Cow::Owned(a.trim_end_matches('?').to_string()));
                         }
                     }
                     if redirect {
@@ -228,7 +230,7 @@ impl Engine {
                         }
                         return Flow::Respond(Response::redirect(status, loc));
                     }
-                    ctx.uri = new;
+                    ctx.uri = Cow::Owned(new);
                     match flag {
                         RewriteFlag::Last => return Flow::Research,
                         RewriteFlag::Break => return Flow::Continue,
@@ -282,25 +284,30 @@ impl Engine {
     }
 
     /// `return code [text|url]`.
-    fn ret(&mut self, ctx: &mut RequestCtx, code: u16, body: Option<&Template>) -> Response {
+    fn ret<'a>(&mut self, ctx: &mut RequestCtx<'a>, code: u16, body: Option<&'a Template>) -> Response<'a> {
         let Some(t) = body else { return Response::special(code) };
-        let text = render(ctx, t);
         if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            let text = render(ctx, t);
             return Response::redirect(code, absolute_url(ctx, &text));
         }
+        let body = match t.as_literal() {
+            Some(lit) => Cow::Borrowed(lit.as_bytes()),
+            None => Cow::Owned(render(ctx, t).into_bytes()),
+        };
+        let conf: &'a crate::conf::LocConf = ctx.conf;
         Response {
             status: code,
-            content_type: Some(ctx.conf.default_type.clone()),
+            content_type: Some(Cow::Borrowed(conf.default_type.as_str())),
             content_length: None,
             headers: Vec::new(),
-            body: Body::Bytes(text.into_bytes()),
+            body: Body::Bytes(body),
             special: false,
             close: false,
         }
     }
 
     /// The content phase: try_files, index, static file.
-    fn content(&mut self, ctx: &mut RequestCtx, loc: Option<&Location>) -> Response {
+    fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
         if let Some(tries) = &ctx.conf.try_files {
             let (last, files) = tries.split_last().expect("try_files has at least two arguments");
             for t in files {
@@ -315,7 +322,7 @@ impl Engine {
                 let path = map_path(ctx, loc, &name);
                 let ok = std::fs::metadata(&path).map(|m| if dir { m.is_dir() } else { m.is_file() }).unwrap_or(false);
                 if ok {
-                    ctx.uri = name;
+                    ctx.uri = Cow::Owned(name);
                     return self.static_file(ctx, loc);
                 }
             }
@@ -328,7 +335,7 @@ impl Engine {
         self.static_file(ctx, loc)
     }
 
-    fn static_file(&mut self, ctx: &mut RequestCtx, loc: Option<&Location>) -> Response {
+    fn static_file<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
         let method = ctx.method();
         let head = method == "HEAD";
         let post = method == "POST";
@@ -391,7 +398,7 @@ impl Engine {
                 }
                 Response {
                     status: f.status,
-                    content_type: (!f.content_type.is_empty()).then_some(f.content_type),
+                    content_type: (!f.content_type.is_empty()).then_some(Cow::Owned(f.content_type)),
                     content_length: (f.status != 304).then_some(f.content_length),
                     headers: f.headers,
                     body: f.body.map_or(Body::Empty, Body::File),
@@ -403,7 +410,7 @@ impl Engine {
     }
 
     /// error_page, the default error page body, add_header.
-    pub fn finalize(&mut self, ctx: &mut RequestCtx, mut resp: Response) -> Response {
+    pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
         if resp.special && resp.status >= 300 && !self.error_page_done {
             let page = ctx.conf.error_page.iter().find(|p| p.codes.contains(&resp.status)).cloned();
             if let Some(page) = page {
@@ -432,8 +439,8 @@ impl Engine {
         }
         if resp.special && matches!(resp.body, Body::Empty) {
             if let Some(page) = error_page_body(resp.status, ctx.conf.server_tokens) {
-                resp.body = Body::Bytes(page.into_bytes());
-                resp.content_type = Some("text/html".into());
+                resp.body = Body::Bytes(Cow::Owned(page.into_bytes()));
+                resp.content_type = Some(Cow::Borrowed("text/html"));
                 resp.content_length = None;
             }
         }

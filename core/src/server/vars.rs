@@ -56,8 +56,8 @@ pub struct RequestCtx<'a> {
     /// The settings in force: the matched location's, or the server's.
     pub conf: &'a LocConf,
     /// $uri: starts as the normalized path, changed by rewrite/try_files.
-    pub uri: String,
-    pub args: Option<String>,
+    pub uri: Cow<'a, str>,
+    pub args: Option<Cow<'a, str>>,
     /// GET after an error_page redirect of a non-HEAD request.
     pub method_get: bool,
     /// Regex captures of the last matching location or rewrite.
@@ -75,7 +75,7 @@ pub struct RequestCtx<'a> {
     pub request_length: u64,
     /// Response headers, for $sent_http_*.
     pub sent_headers: Vec<(String, String)>,
-    pub sent_content_type: Option<String>,
+    pub sent_content_type: Option<Cow<'a, str>>,
 }
 
 impl<'a> RequestCtx<'a> {
@@ -85,8 +85,8 @@ impl<'a> RequestCtx<'a> {
             conn,
             server,
             conf: &server.conf,
-            uri: req.path.clone(),
-            args: req.args.clone(),
+            uri: Cow::Borrowed(req.path()),
+            args: req.args().map(Cow::Borrowed),
             method_get: false,
             captures: Vec::new(),
             set_vars: Vec::new(),
@@ -108,10 +108,7 @@ impl<'a> RequestCtx<'a> {
 
     /// $host: the Host (or absolute-URI host), else the server's name.
     pub fn host(&self) -> Cow<'_, str> {
-        match &self.req.host {
-            Some(h) => Cow::Borrowed(h.as_str()),
-            None => Cow::Borrowed(self.server.primary_name.as_str()),
-        }
+        Cow::Borrowed(self.req.host().unwrap_or(self.server.primary_name.as_str()))
     }
 
     /// Write an error-log line about this request, with nginx's trailing
@@ -123,8 +120,8 @@ impl<'a> RequestCtx<'a> {
         let tail = crate::log::error::request_context(
             &self.conn.remote_addr(),
             &self.server.primary_name,
-            Some(&self.req.request_line),
-            self.req.host.as_deref(),
+            Some(self.req.request_line()),
+            self.req.host(),
         );
         crate::log::error::log(level, Some(self.conn.number), &format!("{msg}{tail}"));
     }
@@ -143,9 +140,9 @@ impl<'a> RequestCtx<'a> {
         }
         let req = self.req;
         Some(match name {
-            "uri" | "document_uri" => self.uri.clone(),
-            "request_uri" => req.request_uri.clone(),
-            "args" | "query_string" => self.args.clone().unwrap_or_default(),
+            "uri" | "document_uri" => self.uri.to_string(),
+            "request_uri" => req.request_uri().to_string(),
+            "args" | "query_string" => self.args.as_deref().unwrap_or_default().to_string(),
             "is_args" => if self.args.is_some() { "?" } else { "" }.to_string(),
             "host" => self.host().into_owned(),
             "hostname" => hostname(),
@@ -160,7 +157,7 @@ impl<'a> RequestCtx<'a> {
             "scheme" => "http".to_string(),
             "https" => String::new(),
             "request_method" => self.method().to_string(),
-            "request" => req.request_line.clone(),
+            "request" => req.request_line().to_string(),
             "request_length" => self.request_length.to_string(),
             "request_time" => {
                 let d = self.start.elapsed();
@@ -188,11 +185,11 @@ impl<'a> RequestCtx<'a> {
 
     fn prefixed(&self, name: &str) -> Option<String> {
         if let Some(h) = name.strip_prefix("http_") {
-            return header_var(self.req.headers.iter(), h);
+            return header_var(self.req.headers(), h);
         }
         if let Some(h) = name.strip_prefix("sent_http_") {
             if h == "content_type" {
-                return self.sent_content_type.clone();
+                return self.sent_content_type.as_deref().map(str::to_string);
             }
             return header_var(self.sent_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), h);
         }
