@@ -272,31 +272,41 @@ impl Request {
     }
 }
 
-/// Builds a request's text: appends pieces of the head, validated as UTF-8
-/// once as a whole (so pieces split at ASCII delimiters are just copied).
+/// Builds a request's text. A head that is valid UTF-8 (nearly always)
+/// is copied once, whole, and its pieces become spans of that copy; only
+/// what parsing produces (a normalized path, a lowercased host) or an
+/// invalid head's pieces (made lossy) are appended.
 struct TextBuilder<'h> {
     text: String,
     head: &'h [u8],
-    /// The head as text, when it is valid UTF-8 (nearly always).
-    head_str: Option<&'h str>,
+    /// Whether `text` starts with a copy of `head`.
+    whole: bool,
 }
 
 impl<'h> TextBuilder<'h> {
     fn new(head: &'h [u8]) -> Self {
-        TextBuilder { text: String::with_capacity(head.len() * 2), head, head_str: std::str::from_utf8(head).ok() }
+        match std::str::from_utf8(head) {
+            Ok(h) => {
+                let mut text = String::with_capacity(head.len() + 32);
+                text.push_str(h);
+                TextBuilder { text, head, whole: true }
+            }
+            Err(_) => TextBuilder { text: String::with_capacity(head.len() * 2), head, whole: false },
+        }
     }
 
-    /// Append `piece` (a sub-slice of the head, or any bytes) and return its span.
+    /// The span of `piece`, a sub-slice of the head split at ASCII
+    /// delimiters (or any bytes, which are then appended).
     fn push(&mut self, piece: &[u8]) -> Span {
-        let a = self.text.len() as u32;
-        let base = self.head.as_ptr() as usize;
-        let off = (piece.as_ptr() as usize).wrapping_sub(base);
-        match self.head_str {
-            Some(h) if off <= self.head.len() && off + piece.len() <= self.head.len() && h.is_char_boundary(off) && h.is_char_boundary(off + piece.len()) => {
-                self.text.push_str(&h[off..off + piece.len()])
+        let off = (piece.as_ptr() as usize).wrapping_sub(self.head.as_ptr() as usize);
+        if self.whole && off <= self.head.len() && piece.len() <= self.head.len() - off {
+            let (a, b) = (off, off + piece.len());
+            if self.text.is_char_boundary(a) && self.text.is_char_boundary(b) {
+                return (a as u32, b as u32);
             }
-            _ => self.text.push_str(&String::from_utf8_lossy(piece)),
         }
+        let a = self.text.len() as u32;
+        self.text.push_str(&String::from_utf8_lossy(piece));
         (a, self.text.len() as u32)
     }
 

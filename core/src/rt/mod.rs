@@ -10,8 +10,10 @@ pub mod executor;
 pub mod ops;
 pub mod timer;
 pub mod notify;
+pub mod deadline;
 
 pub use driver::{probe, RingError};
 pub use executor::{now, run, spawn, shutdown_requested, request_shutdown};
 pub use timer::{sleep_until, timeout_at, Elapsed};
 pub use notify::{race, Notify};
+pub use deadline::Deadline;

@@ -15,7 +15,7 @@ use crate::http::request::{parse_request, Limits, Request};
 use crate::http::response::{error_page_body, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
-use crate::rt::{self, ops, timeout_at};
+use crate::rt::{self, ops, Deadline};
 
 use super::phases::{Body, Engine, Response};
 use super::vars::{ConnInfo, RequestCtx};
@@ -38,6 +38,8 @@ struct Io {
     sending: Option<Sending>,
     /// The buffer of the last completed send, reused for `out`.
     spare: Vec<u8>,
+    /// The timeout of whatever the connection waits for.
+    deadline: Deadline,
 }
 
 /// A send submitted but not yet awaited.
@@ -75,7 +77,7 @@ impl Io {
     async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         self.compact();
         let buf = std::mem::take(&mut self.inbuf);
-        let op = timeout_at(deadline, ops::recv(self.fd, buf, max));
+        let op = self.deadline.run(deadline, ops::recv(self.fd, buf, max));
         let res = match w {
             Some(w) => match rt::race(op, w.shutdown.wait()).await {
                 Ok(r) => r,
@@ -113,7 +115,7 @@ impl Io {
     /// Wait until everything handed to the kernel is sent.
     async fn settle(&mut self) -> bool {
         while let Some(mut s) = self.sending.take() {
-            match timeout_at(s.deadline, &mut s.op).await {
+            match self.deadline.run(s.deadline, &mut s.op).await {
                 Ok((n, buf)) if n > 0 => {
                     let from = s.from + n as usize;
                     if from < buf.len() {
@@ -132,7 +134,7 @@ impl Io {
 
 /// Serve one accepted connection until it closes.
 pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
-    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new() };
+    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new() };
     serve_requests(w, &mut io, listen).await;
     // What was handed to the kernel goes out before the socket closes.
     io.settle().await;
