@@ -332,18 +332,43 @@ pub fn parse_request_with(
     limits: &Limits,
     policy: &HeaderPolicy,
 ) -> Result<Option<(Request, usize)>, HttpError> {
+    // First strictly: a head with a header name httparse refuses is rare,
+    // and only then is the lenient parse (and its check of the lines it
+    // skipped) worth its cost.
+    match parse_with(buf, limits, policy, false) {
+        Err(e) if e.lenient_retry => parse_with(buf, limits, policy, true).map_err(|e| e.error),
+        res => res.map_err(|e| e.error),
+    }
+}
+
+/// A parse error, and whether a lenient parse might still accept the head.
+struct ParseFailure {
+    error: HttpError,
+    lenient_retry: bool,
+}
+
+impl From<HttpError> for ParseFailure {
+    fn from(error: HttpError) -> Self {
+        ParseFailure { error, lenient_retry: false }
+    }
+}
+
+fn parse_with(
+    buf: &[u8],
+    limits: &Limits,
+    policy: &HeaderPolicy,
+    lenient: bool,
+) -> Result<Option<(Request, usize)>, ParseFailure> {
     let mut config = httparse::ParserConfig::default();
     // nginx accepts several spaces between request-line parts, and skips
     // (rather than rejects) header lines with odd names.
-    config
-        .allow_multiple_spaces_in_request_line_delimiters(true)
-        .ignore_invalid_headers_in_requests(true);
+    config.allow_multiple_spaces_in_request_line_delimiters(true).ignore_invalid_headers_in_requests(lenient);
 
     // 64 headers on the stack cover nearly every request; more retry below.
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
     let mut req = httparse::Request::new(&mut []);
-    match config.parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
-        Ok(httparse::Status::Complete(len)) => finish(&req, buf, len, limits, policy).map(Some),
+    let res = match config.parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => finish(&req, buf, len, limits, policy, lenient).map(Some),
         Ok(httparse::Status::Partial) => check_limits(buf, false, limits).map(|()| None),
         Err(httparse::Error::TooManyHeaders) => {
             // Every header takes at least one line: this many slots suffice.
@@ -352,18 +377,25 @@ pub fn parse_request_with(
             let mut req = httparse::Request::new(&mut []);
             match config.parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
                 Ok(httparse::Status::Complete(len)) => {
-                    finish(&req, buf, len, limits, policy).map(Some)
+                    finish(&req, buf, len, limits, policy, lenient).map(Some)
                 }
                 Ok(httparse::Status::Partial) => check_limits(buf, false, limits).map(|()| None),
+                Err(e @ (httparse::Error::HeaderName | httparse::Error::HeaderValue)) if !lenient => {
+                    return Err(ParseFailure { error: map_error(e), lenient_retry: true })
+                }
                 Err(e) => Err(map_error(e)),
             }
+        }
+        Err(e @ (httparse::Error::HeaderName | httparse::Error::HeaderValue)) if !lenient => {
+            return Err(ParseFailure { error: map_error(e), lenient_retry: true })
         }
         // "HTTP/1.10" fails as a bad line end after "HTTP/1.1", hence NewLine.
         Err(e @ (httparse::Error::Version | httparse::Error::NewLine)) => {
             other_version(buf, limits, policy, map_error(e))
         }
         Err(e) => Err(map_error(e)),
-    }
+    };
+    res.map_err(ParseFailure::from)
 }
 
 fn map_error(e: httparse::Error) -> HttpError {
@@ -539,8 +571,9 @@ fn check_skipped_lines(headers: &[u8]) -> Result<(), HttpError> {
             continue;
         }
         let name_end = line.iter().position(|&c| c == b':').unwrap_or(line.len());
-        // nginx rejects an empty name (": x") as well as bad bytes in one.
-        if name_end == 0 || line[..name_end].iter().any(|&c| c <= 0x20 || c == 0x7f) {
+        // nginx rejects an empty name (": x") as well as bad bytes in one,
+        // and a NUL anywhere.
+        if name_end == 0 || line[..name_end].iter().any(|&c| c <= 0x20 || c == 0x7f) || line.contains(&0) {
             return Err(INVALID_HEADER);
         }
     }
@@ -706,6 +739,7 @@ fn finish(
     len: usize,
     limits: &Limits,
     policy: &HeaderPolicy,
+    lenient: bool,
 ) -> Result<(Request, usize), HttpError> {
     let head = &buf[..len];
     check_limits(head, true, limits)?;
@@ -716,8 +750,7 @@ fn finish(
 
     // httparse skips header lines it finds invalid; if it skipped any, make
     // sure none is one nginx would reject. Lines = header lines + blank line.
-    let header_lines = count_lf(&head[line_end..]).saturating_sub(1);
-    if header_lines != parsed.headers.len() {
+    if lenient && count_lf(&head[line_end..]).saturating_sub(1) != parsed.headers.len() {
         check_skipped_lines(&head[line_end..])?;
     }
 
@@ -774,9 +807,6 @@ fn finish(
         let (name, value) = (h.name, h.value);
         if !valid_header_name(name, policy) && policy.ignore_invalid_headers {
             continue;
-        }
-        if value.contains(&0) {
-            return Err(INVALID_HEADER);
         }
         match name.len() {
             4 if name.eq_ignore_ascii_case("host") => {
@@ -873,18 +903,27 @@ fn finish(
 /// The Host value as a span: copied as is when it is already a plain
 /// lowercase name, else validated and normalized by `validate_host`.
 fn host_span(tb: &mut TextBuilder, value: &[u8]) -> Option<Span> {
-    // "name:port" with a plain name: the name is the host.
-    let name = match value.iter().rposition(|&c| c == b':') {
-        Some(i) if i + 1 < value.len() && value[i + 1..].iter().all(u8::is_ascii_digit) => &value[..i],
-        _ => value,
-    };
-    let plain = !name.is_empty()
-        && name.last() != Some(&b'.')
-        && name.first() != Some(&b'.')
-        && name.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
-        && !name.windows(2).any(|w| w == b"..");
-    if plain {
-        return Some(tb.push(name));
+    // One pass: a plain lowercase name, optionally ":digits".
+    let mut name_end = value.len();
+    let mut plain = !value.is_empty() && value[0] != b'.';
+    let mut prev = 0u8;
+    for (i, &c) in value.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
+            b'.' if prev != b'.' => {}
+            b':' if i > 0 && value[i + 1..].iter().all(u8::is_ascii_digit) && i + 1 < value.len() => {
+                name_end = i;
+                break;
+            }
+            _ => {
+                plain = false;
+                break;
+            }
+        }
+        prev = c;
+    }
+    if plain && prev != b'.' {
+        return Some(tb.push(&value[..name_end]));
     }
     let h = validate_host(value)?;
     Some(tb.push_str(&h))
@@ -1098,6 +1137,20 @@ mod tests {
         assert_eq!(err("GET 1ttp://h/ HTTP/1.0\r\n\r\n"), INVALID_REQUEST);
         // nginx still wants a Host header on HTTP/1.1.
         assert_eq!(err("GET http://h/ HTTP/1.1\r\n\r\n"), NO_HOST);
+    }
+
+    #[test]
+    fn nul_in_a_header_value_is_400() {
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n").status, 400);
+    }
+
+    #[test]
+    fn plain_host_with_port_is_a_span_of_the_head() {
+        let r = ok("GET / HTTP/1.1\r\nHost: a-b.example.com:8080\r\n\r\n");
+        assert_eq!(r.host(), Some("a-b.example.com"));
+        // Not plain: validated the long way.
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n").status, 400);
+        assert_eq!(ok("GET / HTTP/1.1\r\nHost: A.b:1\r\n\r\n").host(), Some("a.b"));
     }
 
     #[test]
