@@ -73,10 +73,15 @@ impl<T: 'static> Drop for Op<T> {
     }
 }
 
+/// IORING_RECVSEND_POLL_FIRST: wait for readiness before trying the recv.
+const RECV_POLL_FIRST: u16 = 1;
+
 /// recv(2) into the spare capacity of `buf` (at most `max` bytes); the
 /// result is the byte count, 0 at EOF, or -errno. `buf.len()` grows by the
-/// bytes received.
-pub async fn recv(fd: RawFd, mut buf: Vec<u8>, max: usize) -> (i32, Vec<u8>) {
+/// bytes received. `poll_first` skips the immediate attempt when no data
+/// is expected yet (a keep-alive connection between requests), saving a
+/// recv that would fail with EAGAIN.
+pub async fn recv(fd: RawFd, mut buf: Vec<u8>, max: usize, poll_first: bool) -> (i32, Vec<u8>) {
     if buf.capacity() - buf.len() < max {
         buf.reserve(max);
     }
@@ -84,7 +89,9 @@ pub async fn recv(fd: RawFd, mut buf: Vec<u8>, max: usize) -> (i32, Vec<u8>) {
     // SAFETY: the pointer is into buf's spare capacity, which the Op owns
     // (and parks on drop) until the completion.
     let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
-    let entry = opcode::Recv::new(types::Fd(fd), ptr, spare.min(u32::MAX as usize) as u32).build();
+    let entry = opcode::Recv::new(types::Fd(fd), ptr, spare.min(u32::MAX as usize) as u32)
+        .ioprio(if poll_first { RECV_POLL_FIRST } else { 0 })
+        .build();
     let (res, mut buf) = Op::submit(entry, buf).await;
     if res > 0 {
         // SAFETY: the kernel initialised `res` bytes after the old length.

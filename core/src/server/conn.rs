@@ -77,7 +77,10 @@ impl Io {
     async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         self.compact();
         let buf = std::mem::take(&mut self.inbuf);
-        let op = self.deadline.run(deadline, ops::recv(self.fd, buf, max));
+        // An idle keep-alive connection has just been answered: its next
+        // request cannot be there yet.
+        let poll_first = w.is_some();
+        let op = self.deadline.run(deadline, ops::recv(self.fd, buf, max, poll_first));
         let res = match w {
             Some(w) => match rt::race(op, w.shutdown.wait()).await {
                 Ok(r) => r,
