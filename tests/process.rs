@@ -353,3 +353,29 @@ fn workers_share_the_load_port_after_start() {
     }
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn daemon_on_detaches_and_stops_by_pid_file() {
+    let p = Prefix::new();
+    let port = free_port();
+    let conf = server_conf("        location / { return 200 \"daemon\"; }")
+        .replace("{{PORT}}", &port.to_string())
+        .replace("daemon off;", "daemon on;");
+    assert!(conf.contains("daemon on;"), "{conf}");
+    p.write_conf(&conf);
+    // The command returns once the daemon is detached.
+    let out = p.cli(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid_file = p.path().join("logs/nginx.pid");
+    assert!(wait_until(Duration::from_secs(5), || pid_file.exists()), "no pid file");
+    let pid: i32 = p.read_file("logs/nginx.pid").trim().parse().unwrap();
+    assert!(pid_alive(pid), "daemon {pid} not running");
+    let resp = parse(&request(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    assert_eq!(resp.text(), "daemon");
+    let out = p.cli(&["-s", "stop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)), "daemon {pid} did not stop");
+    // Log lines name the daemon's pid, not the pid of the command that started it.
+    let log = p.read_file("logs/error.log");
+    assert!(log.lines().any(|l| l.contains(&format!(" {pid}#{pid}: "))), "{log}");
+}

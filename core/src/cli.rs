@@ -151,8 +151,12 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
             return 1;
         }
     };
-    if cfg.daemon && !daemonize() {
-        return 1;
+    if cfg.daemon {
+        if !daemonize() {
+            return 1;
+        }
+        // The log names the process that writes it: the daemon, now.
+        crate::log::error::set_pid();
     }
     // Signals are read synchronously (sigtimedwait / signalfd), so block
     // them before any child exists.
