@@ -182,8 +182,9 @@ pub struct Request {
     path: Span,
     args: Option<Span>,
     host: Option<Span>,
-    /// (name, value) spans of the header lines nginx keeps, in order.
-    headers: Vec<(Span, Span)>,
+    /// (name, value) spans of the header lines nginx keeps, in order
+    /// (inline up to 8: no allocation for most requests).
+    headers: smallvec::SmallVec<[(Span, Span); 8]>,
 }
 
 impl Request {
@@ -209,7 +210,7 @@ impl Request {
             path: (0, 0),
             args: None,
             host: None,
-            headers: Vec::new(),
+            headers: Default::default(),
             text,
         }
     }
@@ -651,6 +652,20 @@ fn hex_val(c: u8) -> Option<u8> {
 /// already removed): cut at `#`, `%XX` decoded (`%00` and bad escapes are
 /// errors), slashes merged, `.` and `..` resolved (`..` above the root is an
 /// error).
+/// [`normalize_path`] of text already known to be UTF-8: a path with nothing
+/// to decode or resolve is borrowed as is.
+fn normalize_path_str(raw: &str) -> Result<std::borrow::Cow<'_, str>, HttpError> {
+    let b = raw.as_bytes();
+    let simple = b.first() == Some(&b'/')
+        && !b.iter().enumerate().any(|(i, &c)| {
+            c == b'%' || c == b'#' || (c == b'/' && matches!(b.get(i + 1), Some(b'/') | Some(b'.')))
+        });
+    if simple {
+        return Ok(std::borrow::Cow::Borrowed(raw));
+    }
+    normalize_path(b)
+}
+
 pub fn normalize_path(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, HttpError> {
     let raw = match raw.iter().position(|&c| c == b'#') {
         Some(i) => &raw[..i],
@@ -790,13 +805,13 @@ fn finish(
         let start = uri.0 + (a.as_ptr() as usize - uri_text.as_ptr() as usize) as u32;
         (start, start + a.len() as u32)
     });
-    let path = match normalize_path(path_raw.as_bytes())? {
+    let path = match normalize_path_str(path_raw)? {
         // Already normal: the path is a span of the URI.
         std::borrow::Cow::Borrowed(p) => (uri.0, uri.0 + p.len() as u32),
         std::borrow::Cow::Owned(p) => tb.push_str(&p),
     };
 
-    let mut headers = Vec::with_capacity(parsed.headers.len());
+    let mut headers = smallvec::SmallVec::with_capacity(parsed.headers.len());
     let mut host_hdr: Option<Span> = None;
     let mut content_length: Option<&[u8]> = None;
     let mut transfer_encoding: Option<&[u8]> = None;

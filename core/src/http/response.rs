@@ -72,18 +72,8 @@ pub enum KeepAlive {
 }
 
 /// Appends a decimal number without going through `fmt`.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -96,6 +86,21 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// Appends the status line. Like nginx, halo answers `HTTP/1.1` whatever
 /// the request's version; an unknown status gets no phrase (`HTTP/1.1 299 `).
 pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    // The common ones, whole: one copy instead of five pieces.
+    let line: &[u8] = match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Moved Temporarily\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        _ => b"",
+    };
+    if !line.is_empty() {
+        out.extend_from_slice(line);
+        return;
+    }
     out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(out, u64::from(status));
     out.push(b' ');
