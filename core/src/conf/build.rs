@@ -987,25 +987,10 @@ impl<'a> Builder<'a> {
 
     fn finish_http(&mut self, raw: HttpRaw) -> Http {
         let defaults = LocConf {
-            root: Template::literal(&self.full("html").to_string_lossy()),
-            alias: None,
-            index: vec!["index.html".to_string()],
-            try_files: None,
-            add_header: Vec::new(),
-            error_page: Vec::new(),
-            default_type: "text/plain".to_string(),
             types: Arc::new(mime::default_types()),
-            keepalive_timeout: Duration::from_secs(75),
-            keepalive_requests: 1000,
-            client_body_timeout: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(60),
-            client_max_body_size: 1 << 20,
-            server_tokens: true,
-            access_log: vec![AccessLog {
-                path: self.full("logs/access.log"),
-                format: "combined".to_string(),
-            }],
+            access_log: vec![AccessLog { path: self.full("logs/access.log"), format: "combined".to_string() }],
             log_formats: Arc::new(std::mem::take(&mut self.log_formats)),
+            ..LocConf::nginx_defaults(&self.full("html").to_string_lossy())
         };
         let http_conf = merge(&raw.partial, &defaults);
         let hp = &raw.partial;

@@ -196,3 +196,28 @@ pub struct LocConf {
     /// log_format name -> compiled format (shared by all levels).
     pub log_formats: std::sync::Arc<HashMap<String, Template>>,
 }
+
+impl LocConf {
+    /// nginx's defaults with `root` as the document root, and no MIME
+    /// types, access log or log formats (the builder adds those).
+    pub fn nginx_defaults(root: &str) -> LocConf {
+        LocConf {
+            root: Template::literal(root),
+            alias: None,
+            index: vec!["index.html".to_string()],
+            try_files: None,
+            add_header: Vec::new(),
+            error_page: Vec::new(),
+            default_type: "text/plain".to_string(),
+            types: Default::default(),
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+            client_body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            client_max_body_size: 1 << 20,
+            server_tokens: true,
+            access_log: Vec::new(),
+            log_formats: Default::default(),
+        }
+    }
+}

@@ -145,33 +145,14 @@ pub fn find_named<'a>(server: &'a Server, name: &str) -> Option<&'a Location> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::conf::template::Template;
     use crate::conf::types::LocConf;
     use regex::{Regex, RegexBuilder};
     use std::collections::HashMap;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// A LocConf with nginx's defaults, for hand-built test configs.
     pub(crate) fn default_loc_conf() -> LocConf {
-        LocConf {
-            root: Template::literal("html"),
-            alias: None,
-            index: vec!["index.html".into()],
-            try_files: None,
-            add_header: Vec::new(),
-            error_page: Vec::new(),
-            default_type: "text/plain".into(),
-            types: Arc::new(HashMap::new()),
-            keepalive_timeout: Duration::from_secs(75),
-            keepalive_requests: 1000,
-            client_body_timeout: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(60),
-            client_max_body_size: 1 << 20,
-            server_tokens: true,
-            access_log: Vec::new(),
-            log_formats: Arc::new(HashMap::new()),
-        }
+        LocConf::nginx_defaults("html")
     }
 
     /// Build a location from its nginx spelling: "= /x", "^~ /x", "/x",
