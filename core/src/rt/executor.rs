@@ -20,7 +20,6 @@ thread_local! {
     static NOW: Cell<Option<Instant>> = const { Cell::new(None) };
     static TASKS: RefCell<Slab<Option<Task>>> = RefCell::new(Slab::new());
     static READY: RefCell<VecDeque<usize>> = const { RefCell::new(VecDeque::new()) };
-    static SHUTDOWN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The time at the start of this loop iteration (one clock read per
@@ -46,21 +45,6 @@ fn refresh_now() -> Instant {
 pub fn spawn(fut: impl Future<Output = ()> + 'static) {
     let idx = TASKS.with(|t| t.borrow_mut().insert(Some(Box::pin(fut))));
     READY.with(|r| r.borrow_mut().push_back(idx));
-}
-
-/// Number of live tasks.
-pub fn task_count() -> usize {
-    TASKS.with(|t| t.borrow().len())
-}
-
-/// Ask the loop to stop once `keep_running` says so (see `run`).
-pub fn request_shutdown() {
-    SHUTDOWN.with(|s| s.set(true));
-}
-
-/// Whether a graceful shutdown was requested.
-pub fn shutdown_requested() -> bool {
-    SHUTDOWN.with(|s| s.get())
 }
 
 fn waker(idx: usize) -> Waker {

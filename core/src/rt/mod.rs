@@ -13,7 +13,7 @@ pub mod notify;
 pub mod deadline;
 
 pub use driver::{probe, RingError};
-pub use executor::{now, run, spawn, shutdown_requested, request_shutdown};
-pub use timer::{sleep_until, timeout_at, Elapsed};
+pub use executor::{now, run, spawn};
+pub use timer::{sleep_until, Elapsed};
 pub use notify::{race, Notify};
 pub use deadline::Deadline;

@@ -104,20 +104,3 @@ impl Drop for Sleep {
 /// The deadline passed before the operation completed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Elapsed;
-
-/// Run `fut` until `deadline`; dropping it on expiry cancels the I/O
-/// (see `ops::Op`'s Drop).
-pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Elapsed> {
-    let mut fut = std::pin::pin!(fut);
-    let mut sleep = sleep_until(deadline);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Ok(v));
-        }
-        match Pin::new(&mut sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
