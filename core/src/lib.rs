@@ -13,3 +13,5 @@ pub mod rt;
 pub mod http;
 pub mod server;
 pub mod log;
+pub mod lua;
+pub mod ffi;

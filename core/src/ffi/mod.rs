@@ -1,0 +1,106 @@
+//! The C ABI the Lua layer calls through LuaJIT's FFI.
+//!
+//! Every function here is `#[no_mangle] extern "C"`, named `halo_ffi_<module>_<op>`,
+//! declared in `ffi-headers/<module>.h` (the single source of truth, fed verbatim to
+//! `ffi.cdef` by lualib/) and exported from the `halo` executable by the root
+//! build.rs, so that `ffi.C.halo_ffi_*` resolves. One Rust file per header.
+//!
+//! None of these functions may panic (a panic cannot unwind into LuaJIT): user
+//! input is checked and turned into return codes.
+
+use std::os::raw::c_int;
+
+pub mod config;
+pub mod log;
+pub mod time;
+pub mod worker;
+
+/// Success (`HALO_FFI_OK` in ffi-headers/base.h).
+pub const OK: c_int = 0;
+/// Failure; the error text, if any, is in an out-parameter.
+pub const ERROR: c_int = -1;
+/// The operation was registered; the Lua side yields and is resumed later.
+pub const AGAIN: c_int = -2;
+/// Busy (resty-core's FFI_BUSY).
+pub const BUSY: c_int = -3;
+/// Done: nothing more to do (no yield needed).
+pub const DONE: c_int = -4;
+/// Not found / not applicable (maps to `nil` in Lua).
+pub const DECLINED: c_int = -5;
+/// Aborted (resty-core's FFI_ABORT).
+pub const ABORT: c_int = -6;
+/// The handle names no live request (stale or foreign).
+pub const NO_REQUEST: c_int = -100;
+/// The API is not allowed in the current phase.
+pub const BAD_CONTEXT: c_int = -101;
+
+/// Copies `s` into the caller's buffer `buf[..len]`; returns the number of bytes
+/// written, or [`ERROR`] when it does not fit (or `buf` is NULL).
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `len` bytes.
+pub(crate) unsafe fn write_out(buf: *mut u8, len: usize, s: &[u8]) -> c_int {
+    if buf.is_null() || s.len() > len || s.len() > c_int::MAX as usize {
+        return ERROR;
+    }
+    // SAFETY: `buf` is non-null and valid for `len >= s.len()` bytes (caller's
+    // contract); `s` is a Rust slice, so the two cannot overlap.
+    unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len()) };
+    s.len() as c_int
+}
+
+/// Borrows the caller's input string `(ptr, len)`; an empty slice for NULL.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for reads of `len` bytes for the returned lifetime.
+pub(crate) unsafe fn read_in<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: non-null and valid for `len` bytes (caller's contract).
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Rust codes match the enum in ffi-headers/base.h, which Lua reads.
+    #[test]
+    fn codes_match_base_h() {
+        let h = include_str!("../../../ffi-headers/base.h");
+        let want = [
+            ("HALO_FFI_OK", OK),
+            ("HALO_FFI_ERROR", ERROR),
+            ("HALO_FFI_AGAIN", AGAIN),
+            ("HALO_FFI_BUSY", BUSY),
+            ("HALO_FFI_DONE", DONE),
+            ("HALO_FFI_DECLINED", DECLINED),
+            ("HALO_FFI_ABORT", ABORT),
+            ("HALO_FFI_NO_REQUEST", NO_REQUEST),
+            ("HALO_FFI_BAD_CONTEXT", BAD_CONTEXT),
+        ];
+        for (name, code) in want {
+            let line = h
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} not in base.h"));
+            let v: c_int = line.split('=').nth(1).unwrap().trim().trim_end_matches(',').parse().unwrap();
+            assert_eq!(v, code, "{name}");
+        }
+    }
+
+    #[test]
+    fn write_out_checks_space() {
+        let mut b = [0u8; 4];
+        // SAFETY: `b` is valid for 4 bytes.
+        unsafe {
+            assert_eq!(write_out(b.as_mut_ptr(), 4, b"abcd"), 4);
+            assert_eq!(&b, b"abcd");
+            assert_eq!(write_out(b.as_mut_ptr(), 3, b"abcd"), ERROR);
+            assert_eq!(write_out(std::ptr::null_mut(), 4, b"ab"), ERROR);
+            assert_eq!(read_in(std::ptr::null(), 5), b"");
+            assert_eq!(read_in(b.as_ptr(), 2), b"ab");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `halo_ffi_worker_*` (ffi-headers/worker.h): `ngx.worker.id/count/pid/exiting`,
+//! from a small per-process state the worker sets when it starts.
+
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// Worker number, or -1 outside a worker. Before [`set_worker`]: 0 (a single
+/// process serving requests, as `master_process off`).
+static ID: AtomicI32 = AtomicI32::new(0);
+static COUNT: AtomicI32 = AtomicI32::new(1);
+/// Cached pid; 0 = not cached, ask the OS (getpid is a real syscall on glibc).
+static PID: AtomicI32 = AtomicI32::new(0);
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Records this process's place among the workers: `id` is its number
+/// (0..count), or None outside a worker (master, privileged agent: then
+/// `ngx.worker.id()` is nil). Call it in the worker after fork: it also caches
+/// the pid that `ngx.worker.pid()` returns.
+pub fn set_worker(id: Option<u32>, count: u32) {
+    let id = id.map_or(-1, |i| i.min(i32::MAX as u32) as i32);
+    ID.store(id, Ordering::Relaxed);
+    COUNT.store(count.min(i32::MAX as u32) as i32, Ordering::Relaxed);
+    PID.store(std::process::id() as i32, Ordering::Relaxed);
+    EXITING.store(false, Ordering::Relaxed);
+}
+
+/// Marks the worker as shutting down (`ngx.worker.exiting()` becomes true).
+pub fn set_exiting(exiting: bool) {
+    EXITING.store(exiting, Ordering::Relaxed);
+}
+
+/// Worker number 0..count-1, or -1 outside a worker.
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_id() -> c_int {
+    ID.load(Ordering::Relaxed)
+}
+
+/// Number of worker processes.
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_count() -> c_int {
+    COUNT.load(Ordering::Relaxed)
+}
+
+/// This process's pid.
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_pid() -> c_int {
+    match PID.load(Ordering::Relaxed) {
+        0 => std::process::id() as c_int,
+        pid => pid,
+    }
+}
+
+/// 1 once the worker is shutting down, else 0.
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_exiting() -> c_int {
+    c_int::from(EXITING.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One test: the state is process-wide and tests run in parallel threads.
+    #[test]
+    fn state() {
+        assert_eq!(halo_ffi_worker_pid(), std::process::id() as c_int);
+        set_worker(Some(3), 4);
+        assert_eq!((halo_ffi_worker_id(), halo_ffi_worker_count()), (3, 4));
+        assert_eq!(halo_ffi_worker_pid(), std::process::id() as c_int);
+        assert_eq!(halo_ffi_worker_exiting(), 0);
+        set_exiting(true);
+        assert_eq!(halo_ffi_worker_exiting(), 1);
+        set_worker(None, 2);
+        assert_eq!((halo_ffi_worker_id(), halo_ffi_worker_count(), halo_ffi_worker_exiting()), (-1, 2, 0));
+    }
+}

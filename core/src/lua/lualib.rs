@@ -1,0 +1,117 @@
+//! The Lua sources of lualib/ and the C headers of ffi-headers/, compiled into
+//! the binary so a VM needs no files on disk.
+//!
+//! Adding a file to lualib/ or ffi-headers/ means adding it to the lists below;
+//! a test fails until you do.
+
+/// One embedded Lua module.
+#[derive(Debug, Clone, Copy)]
+pub struct Module {
+    /// The `require` name ("resty.core.time").
+    pub name: &'static str,
+    /// The path under lualib/ ("resty/core/time.lua"), also the chunk name.
+    pub path: &'static str,
+    /// The Lua source.
+    pub source: &'static str,
+}
+
+macro_rules! modules {
+    ($($name:literal => $path:literal),* $(,)?) => {
+        &[$(Module {
+            name: $name,
+            path: $path,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../lualib/", $path)),
+        }),*]
+    };
+}
+
+macro_rules! headers {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../ffi-headers/", $name, ".h")))),*]
+    };
+}
+
+/// Every module in lualib/.
+pub static MODULES: &[Module] = modules![
+    "resty.core" => "resty/core.lua",
+    "resty.core.base" => "resty/core/base.lua",
+    "resty.core.consts" => "resty/core/consts.lua",
+    "resty.core.time" => "resty/core/time.lua",
+    "resty.core.worker" => "resty/core/worker.lua",
+    "resty.core.config" => "resty/core/config.lua",
+    "resty.core.log" => "resty/core/log.lua",
+];
+
+/// Every header in ffi-headers/, as (file stem, text).
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log"];
+
+/// The embedded module `name`, if any.
+pub fn find(name: &str) -> Option<&'static Module> {
+    MODULES.iter().find(|m| m.name == name)
+}
+
+/// A header as LuaJIT's `ffi.cdef` takes it: the preprocessor lines (include
+/// guards, #include) removed, line count kept so parse errors point at the
+/// right line of the .h file.
+pub fn cdef_text(header: &str) -> String {
+    let mut out = String::with_capacity(header.len());
+    for line in header.lines() {
+        if !line.trim_start().starts_with('#') {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Relative paths of the files under `dir` whose name ends with `ext`.
+    fn files(dir: &Path, ext: &str, base: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, ext, base, out);
+            } else if p.to_str().unwrap().ends_with(ext) {
+                out.push(p.strip_prefix(base).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+
+    #[test]
+    fn every_lualib_file_is_embedded_under_its_require_name() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lualib");
+        let mut found = Vec::new();
+        files(&root, ".lua", &root, &mut found);
+        found.sort();
+        let mut listed: Vec<String> = MODULES.iter().map(|m| m.path.to_owned()).collect();
+        listed.sort();
+        assert_eq!(found, listed, "lualib/ and lua::lualib::MODULES differ");
+        for m in MODULES {
+            assert_eq!(m.name.replace('.', "/") + ".lua", m.path, "{}", m.name);
+            assert!(!m.source.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_header_is_embedded() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ffi-headers");
+        let mut found = Vec::new();
+        files(&root, ".h", &root, &mut found);
+        found.sort();
+        let mut listed: Vec<String> = HEADERS.iter().map(|(n, _)| format!("{n}.h")).collect();
+        listed.sort();
+        assert_eq!(found, listed, "ffi-headers/ and lua::lualib::HEADERS differ");
+    }
+
+    #[test]
+    fn cdef_text_drops_preprocessor_lines_only() {
+        let h = "#ifndef X\n#define X\n  #include <stddef.h>\nint f(void);\n/* c */\n#endif\n";
+        assert_eq!(cdef_text(h), "\n\n\nint f(void);\n/* c */\n\n");
+        assert_eq!(find("resty.core.time").unwrap().path, "resty/core/time.lua");
+        assert!(find("resty.core.nope").is_none());
+    }
+}

@@ -1,0 +1,15 @@
+-- resty.core: loads every API module, filling the global ngx table. The core
+-- requires it when it creates a VM; requiring it again (as OpenResty configs
+-- often do in init_by_lua) is harmless.
+
+local base = require "resty.core.base"
+
+require "resty.core.consts"
+require "resty.core.time"
+require "resty.core.worker"
+require "resty.core.config"
+require "resty.core.log"
+
+return {
+    version = base.version,
+}

@@ -1,0 +1,126 @@
+-- resty.core.base: what every lualib module shares (as in lua-resty-core):
+-- declaring the C ABI from ffi-headers/, the return codes, reusable scratch
+-- buffers and out-parameters, and table helpers.
+
+local ffi = require "ffi"
+local headers = require "halo.ffi_headers"   -- set by the core: name -> C text
+
+local ffi_new = ffi.new
+local error = error
+local type = type
+local tostring = tostring
+local pcall = pcall
+
+local ok, new_tab = pcall(require, "table.new")
+if not ok then
+    new_tab = function() return {} end
+end
+
+local clear_tab
+ok, clear_tab = pcall(require, "table.clear")
+if not ok then
+    clear_tab = function(tab)
+        for k in pairs(tab) do
+            tab[k] = nil
+        end
+    end
+end
+
+local _M = new_tab(0, 32)
+
+-- The lua-resty-core release whose API this layer follows (libraries check it).
+_M.version = "0.1.30"
+_M.new_tab = new_tab
+_M.clear_tab = clear_tab
+
+local declared = {}
+
+-- Declares ffi-headers/<name>.h with ffi.cdef, once per VM. The header text is
+-- the one compiled into the core (preprocessor lines removed), so Lua and Rust
+-- cannot disagree on a signature.
+function _M.cdef(name)
+    if declared[name] then
+        return
+    end
+    local text = headers[name]
+    if type(text) ~= "string" then
+        error("no ffi header named '" .. tostring(name) .. "'", 2)
+    end
+    ffi.cdef(text)
+    declared[name] = true
+end
+
+_M.cdef "base"
+
+local C = ffi.C
+
+-- Return codes (ffi-headers/base.h): enum constants need no symbol lookup.
+_M.FFI_OK = C.HALO_FFI_OK
+_M.FFI_ERROR = C.HALO_FFI_ERROR
+_M.FFI_AGAIN = C.HALO_FFI_AGAIN
+_M.FFI_BUSY = C.HALO_FFI_BUSY
+_M.FFI_DONE = C.HALO_FFI_DONE
+_M.FFI_DECLINED = C.HALO_FFI_DECLINED
+_M.FFI_ABORT = C.HALO_FFI_ABORT
+_M.FFI_NO_REQ_CTX = C.HALO_FFI_NO_REQUEST
+_M.FFI_BAD_CONTEXT = C.HALO_FFI_BAD_CONTEXT
+
+local str_buf_size = 4096
+local str_buf
+local size_ptr
+local errmsg
+
+-- A scratch char buffer of at least `size` bytes. Sizes up to the shared
+-- buffer's size reuse one buffer: consume it before the next call (and never
+-- across a yield). Larger sizes, or must_alloc, get a fresh one.
+function _M.get_string_buf(size, must_alloc)
+    if size > str_buf_size or must_alloc then
+        return ffi_new("unsigned char[?]", size)
+    end
+    if not str_buf then
+        str_buf = ffi_new("unsigned char[?]", str_buf_size)
+    end
+    return str_buf
+end
+
+function _M.get_string_buf_size()
+    return str_buf_size
+end
+
+function _M.set_string_buf_size(size)
+    if size <= 0 then
+        return
+    end
+    if str_buf then
+        str_buf = nil
+    end
+    str_buf_size = size
+end
+
+-- A shared size_t[1] out-parameter.
+function _M.get_size_ptr()
+    if not size_ptr then
+        size_ptr = ffi_new("size_t[1]")
+    end
+    return size_ptr
+end
+
+-- A shared const char *[1] out-parameter for static error strings.
+function _M.get_errmsg_ptr()
+    if not errmsg then
+        errmsg = ffi_new("const char *[1]")
+    end
+    return errmsg
+end
+
+-- Only the http subsystem exists in halo.
+function _M.allows_subsystem(...)
+    for i = 1, select("#", ...) do
+        if select(i, ...) == "http" then
+            return true
+        end
+    end
+    return false
+end
+
+return _M

@@ -1,0 +1,110 @@
+//! Every function declared in ffi-headers/*.h is exported by the `halo` binary
+//! under that exact name (so LuaJIT's `ffi.C` finds it), and nothing else of
+//! the core leaks into the dynamic symbol table.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// `halo_ffi_*` names declared as functions (identifier then `(`) outside comments.
+/// Same parser as build.rs, which cannot share code with tests.
+fn declared_functions(text: &str) -> Vec<String> {
+    let code = strip_comments(text);
+    let mut out = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("halo_ffi_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let preceded_by_ident = rest[..i].chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !preceded_by_ident && tail[end..].trim_start().starts_with('(') {
+            out.push(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let block = rest.find("/*");
+        let line = rest.find("//");
+        match (block, line) {
+            (Some(b), l) if l.is_none_or(|l| b < l) => {
+                out.push_str(&rest[..b]);
+                rest = rest[b + 2..].find("*/").map_or("", |e| &rest[b + 2 + e + 2..]);
+                out.push(' ');
+            }
+            (_, Some(l)) => {
+                out.push_str(&rest[..l]);
+                rest = rest[l..].find('\n').map_or("", |e| &rest[l + e..]);
+            }
+            _ => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+fn declared() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ffi-headers");
+    let mut names = BTreeSet::new();
+    for e in fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "h") {
+            for n in declared_functions(&fs::read_to_string(&p).unwrap()) {
+                let fresh = names.insert(n.clone());
+                assert!(fresh, "{n} declared twice (again in {})", p.display());
+                let module = p.file_stem().unwrap().to_str().unwrap();
+                assert!(
+                    n.starts_with(&format!("halo_ffi_{module}_")),
+                    "{n} in {module}.h: names are halo_ffi_<module>_<op>"
+                );
+            }
+        }
+    }
+    names
+}
+
+/// Defined symbols in the binary's dynamic symbol table (`nm -D --defined-only`).
+fn dynamic_symbols(bin: &str) -> BTreeSet<String> {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only", bin])
+        .output()
+        .expect("run nm (binutils)");
+    assert!(out.status.success(), "nm: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_addr, kind, name) = (f.next()?, f.next()?, f.next()?);
+            (kind == "T").then(|| name.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn header_parser() {
+    let h = "/* halo_ffi_x_commented(void); */\n// halo_ffi_x_line(void);\n\
+             int halo_ffi_x_a(void);\ndouble *halo_ffi_x_b (int a,\n size_t b);\n\
+             int my_halo_ffi_x_c(void);\nint halo_ffi_x_not_a_call;\n";
+    assert_eq!(declared_functions(h), ["halo_ffi_x_a", "halo_ffi_x_b"]);
+}
+
+#[test]
+fn every_declared_function_is_exported() {
+    let declared = declared();
+    assert!(declared.len() >= 10, "headers parsed: {declared:?}");
+    let exported = dynamic_symbols(env!("CARGO_BIN_EXE_halo"));
+    let missing: Vec<_> = declared.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(missing.is_empty(), "declared in ffi-headers/ but not exported by halo: {missing:?}");
+    // Exported but undeclared: a Rust fn the headers (so Lua) do not know about.
+    let extra: Vec<_> = exported.iter().filter(|n| n.starts_with("halo_ffi_") && !declared.contains(*n)).collect();
+    assert!(extra.is_empty(), "exported but not declared in ffi-headers/: {extra:?}");
+    // Only the ABI is exported: LuaJIT's own lua_*/luaL_* stay private.
+    assert!(!exported.iter().any(|n| n.starts_with("lua_")), "lua_* symbols exported");
+}
