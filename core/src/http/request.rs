@@ -187,6 +187,26 @@ pub struct Request {
     headers: smallvec::SmallVec<[(Span, Span); 8]>,
 }
 
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            method: Method::Get,
+            version_minor: 1,
+            content_length: None,
+            chunked: false,
+            keep_alive: false,
+            expect_continue: false,
+            text: String::new(),
+            line: (0, 0),
+            uri: (0, 0),
+            path: (0, 0),
+            args: None,
+            host: None,
+            headers: Default::default(),
+        }
+    }
+}
+
 impl Request {
     fn span(&self, (a, b): Span) -> &str {
         &self.text[a as usize..b as usize]
@@ -277,22 +297,23 @@ impl Request {
 /// is copied once, whole, and its pieces become spans of that copy; only
 /// what parsing produces (a normalized path, a lowercased host) or an
 /// invalid head's pieces (made lossy) are appended.
-struct TextBuilder<'h> {
-    text: String,
+struct TextBuilder<'h, 't> {
+    text: &'t mut String,
     head: &'h [u8],
     /// Whether `text` starts with a copy of `head`.
     whole: bool,
 }
 
-impl<'h> TextBuilder<'h> {
-    fn new(head: &'h [u8]) -> Self {
+impl<'h, 't> TextBuilder<'h, 't> {
+    /// Start over in `text` (its capacity is kept).
+    fn new(text: &'t mut String, head: &'h [u8]) -> Self {
+        text.clear();
         match std::str::from_utf8(head) {
             Ok(h) => {
-                let mut text = String::with_capacity(head.len() + 32);
                 text.push_str(h);
                 TextBuilder { text, head, whole: true }
             }
-            Err(_) => TextBuilder { text: String::with_capacity(head.len() * 2), head, whole: false },
+            Err(_) => TextBuilder { text, head, whole: false },
         }
     }
 
@@ -333,11 +354,24 @@ pub fn parse_request_with(
     limits: &Limits,
     policy: &HeaderPolicy,
 ) -> Result<Option<(Request, usize)>, HttpError> {
+    let mut req = Request::default();
+    Ok(parse_request_into(buf, limits, policy, &mut req)?.map(|n| (req, n)))
+}
+
+/// Parse a request head into `out`, reusing its buffers: a connection
+/// keeps one `Request` for all its requests, so parsing allocates nothing
+/// once the buffers have grown. Ok(None) = the head is incomplete.
+pub fn parse_request_into(
+    buf: &[u8],
+    limits: &Limits,
+    policy: &HeaderPolicy,
+    out: &mut Request,
+) -> Result<Option<usize>, HttpError> {
     // First strictly: a head with a header name httparse refuses is rare,
     // and only then is the lenient parse (and its check of the lines it
     // skipped) worth its cost.
-    match parse_with(buf, limits, policy, false) {
-        Err(e) if e.lenient_retry => parse_with(buf, limits, policy, true).map_err(|e| e.error),
+    match parse_with(buf, limits, policy, false, out) {
+        Err(e) if e.lenient_retry => parse_with(buf, limits, policy, true, out).map_err(|e| e.error),
         res => res.map_err(|e| e.error),
     }
 }
@@ -359,7 +393,8 @@ fn parse_with(
     limits: &Limits,
     policy: &HeaderPolicy,
     lenient: bool,
-) -> Result<Option<(Request, usize)>, ParseFailure> {
+    out: &mut Request,
+) -> Result<Option<usize>, ParseFailure> {
     let mut config = httparse::ParserConfig::default();
     // nginx accepts several spaces between request-line parts, and skips
     // (rather than rejects) header lines with odd names.
@@ -369,7 +404,7 @@ fn parse_with(
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
     let mut req = httparse::Request::new(&mut []);
     let res = match config.parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
-        Ok(httparse::Status::Complete(len)) => finish(&req, buf, len, limits, policy, lenient).map(Some),
+        Ok(httparse::Status::Complete(len)) => finish(&req, buf, len, limits, policy, lenient, out).map(Some),
         Ok(httparse::Status::Partial) => check_limits(buf, false, limits).map(|()| None),
         Err(httparse::Error::TooManyHeaders) => {
             // Every header takes at least one line: this many slots suffice.
@@ -378,7 +413,7 @@ fn parse_with(
             let mut req = httparse::Request::new(&mut []);
             match config.parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
                 Ok(httparse::Status::Complete(len)) => {
-                    finish(&req, buf, len, limits, policy, lenient).map(Some)
+                    finish(&req, buf, len, limits, policy, lenient, out).map(Some)
                 }
                 Ok(httparse::Status::Partial) => check_limits(buf, false, limits).map(|()| None),
                 Err(e @ (httparse::Error::HeaderName | httparse::Error::HeaderValue)) if !lenient => {
@@ -392,7 +427,7 @@ fn parse_with(
         }
         // "HTTP/1.10" fails as a bad line end after "HTTP/1.1", hence NewLine.
         Err(e @ (httparse::Error::Version | httparse::Error::NewLine)) => {
-            other_version(buf, limits, policy, map_error(e))
+            other_version(buf, limits, policy, map_error(e), out)
         }
         Err(e) => Err(map_error(e)),
     };
@@ -504,7 +539,8 @@ fn other_version(
     limits: &Limits,
     policy: &HeaderPolicy,
     fallback: HttpError,
-) -> Result<Option<(Request, usize)>, HttpError> {
+    out: &mut Request,
+) -> Result<Option<usize>, HttpError> {
     let start = skip_empty_lines(buf);
     let (line, end) = request_line_at(buf, start);
     let parts: Vec<&[u8]> = line.split(|&c| c == b' ').filter(|p| !p.is_empty()).collect();
@@ -535,10 +571,10 @@ fn other_version(
                 // after the version): parsing again would loop.
                 return Err(fallback);
             }
-            let res = parse_request_with(&copy, limits, policy)?;
-            Ok(res.map(|(mut req, len)| {
-                req.set_request_line(lossy(&buf[start..line_end]).trim_end());
-                (req, (len as isize + delta) as usize)
+            let res = parse_request_into(&copy, limits, policy, out)?;
+            Ok(res.map(|len| {
+                out.set_request_line(lossy(&buf[start..line_end]).trim_end());
+                (len as isize + delta) as usize
             }))
         }
         Some((0, _)) => Err(INVALID_REQUEST),
@@ -755,7 +791,8 @@ fn finish(
     limits: &Limits,
     policy: &HeaderPolicy,
     lenient: bool,
-) -> Result<(Request, usize), HttpError> {
+    out: &mut Request,
+) -> Result<usize, HttpError> {
     let head = &buf[..len];
     check_limits(head, true, limits)?;
 
@@ -788,7 +825,9 @@ fn finish(
     } else {
         return Err(INVALID_REQUEST);
     };
-    let mut tb = TextBuilder::new(head);
+    let mut headers = std::mem::take(&mut out.headers);
+    headers.clear();
+    let mut tb = TextBuilder::new(&mut out.text, head);
     let line = tb.push(line);
     let uri = if uri_part.starts_with('/') {
         tb.push(uri_part.as_bytes())
@@ -811,7 +850,6 @@ fn finish(
         std::borrow::Cow::Owned(p) => tb.push_str(&p),
     };
 
-    let mut headers = smallvec::SmallVec::with_capacity(parsed.headers.len());
     let mut host_hdr: Option<Span> = None;
     let mut content_length: Option<&[u8]> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
@@ -895,29 +933,24 @@ fn finish(
         None => host_hdr,
     };
 
-    Ok((
-        Request {
-            method,
-            version_minor,
-            content_length,
-            chunked,
-            keep_alive,
-            expect_continue,
-            text: tb.text,
-            line,
-            uri,
-            path,
-            args,
-            host,
-            headers,
-        },
-        len,
-    ))
+    out.method = method;
+    out.version_minor = version_minor;
+    out.content_length = content_length;
+    out.chunked = chunked;
+    out.keep_alive = keep_alive;
+    out.expect_continue = expect_continue;
+    out.line = line;
+    out.uri = uri;
+    out.path = path;
+    out.args = args;
+    out.host = host;
+    out.headers = headers;
+    Ok(len)
 }
 
 /// The Host value as a span: copied as is when it is already a plain
 /// lowercase name, else validated and normalized by `validate_host`.
-fn host_span(tb: &mut TextBuilder, value: &[u8]) -> Option<Span> {
+fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<Span> {
     // One pass: a plain lowercase name, optionally ":digits".
     let mut name_end = value.len();
     let mut plain = !value.is_empty() && value[0] != b'.';

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::conf::template::Escape;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{parse_request, Limits, Request};
+use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Request};
 use crate::http::response::{error_page_body, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
@@ -149,12 +149,14 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     let dsrv = &cfg.http.servers[default];
     let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
     let mut conn = ConnInfo::new(io.fd, listen, w.conn_number());
+    // One request head for the connection's life: parsing reuses its buffers.
+    let mut req = Request::default();
     let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
     let mut send_timeout = dsrv.conf.send_timeout;
     loop {
-        let parsed = parse_request(io.pending(), &limits);
-        let (req, head_len) = match parsed {
-            Ok(Some(p)) => p,
+        let parsed = parse_request_into(io.pending(), &limits, &HeaderPolicy::default(), &mut req);
+        let head_len = match parsed {
+            Ok(Some(n)) => n,
             Ok(None) => {
                 if !io.out.is_empty() && !io.flush(send_timeout).await {
                     return;
@@ -221,7 +223,6 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         }
         access_log(w, &mut ctx);
         drop(ctx);
-        drop(req);
         if !keep {
             io.flush(send_timeout).await;
             lingering_close(io).await;
