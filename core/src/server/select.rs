@@ -105,6 +105,8 @@ struct AddrTable {
     /// (server index, index into its `names`), in config order.
     regex: Vec<(usize, usize)>,
     default: usize,
+    /// Only one server listens here: no name to look up.
+    single: bool,
 }
 
 impl ServerIndex {
@@ -145,6 +147,13 @@ impl ServerIndex {
                 }
             }
         }
+        let mut count: HashMap<SocketAddr, usize> = HashMap::default();
+        for (addr, _) in &seen {
+            *count.entry(*addr).or_default() += 1;
+        }
+        for (addr, t) in addrs.iter_mut() {
+            t.single = count.get(addr) == Some(&1);
+        }
         ServerIndex { addrs }
     }
 
@@ -158,6 +167,9 @@ impl ServerIndex {
         host: Option<&str>,
     ) -> Option<usize> {
         let t = self.addrs.get(&listen)?;
+        if t.single {
+            return Some(t.default);
+        }
         let host = host.unwrap_or("");
         if let Some(&i) = t.exact.get(host) {
             return Some(i);
