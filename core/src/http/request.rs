@@ -182,9 +182,8 @@ pub struct Request {
     path: Span,
     args: Option<Span>,
     host: Option<Span>,
-    /// (name, value) spans of the header lines nginx keeps, in order
-    /// (inline up to 8: no allocation for most requests).
-    headers: smallvec::SmallVec<[(Span, Span); 8]>,
+    /// (name, value) spans of the header lines nginx keeps, in order.
+    headers: Vec<(Span, Span)>,
 }
 
 impl Default for Request {
@@ -319,6 +318,7 @@ impl<'h, 't> TextBuilder<'h, 't> {
 
     /// The span of `piece`, a sub-slice of the head split at ASCII
     /// delimiters (or any bytes, which are then appended).
+    #[inline]
     fn push(&mut self, piece: &[u8]) -> Span {
         let off = (piece.as_ptr() as usize).wrapping_sub(self.head.as_ptr() as usize);
         if self.whole && off <= self.head.len() && piece.len() <= self.head.len() - off {
@@ -951,31 +951,33 @@ fn finish(
 /// The Host value as a span: copied as is when it is already a plain
 /// lowercase name, else validated and normalized by `validate_host`.
 fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<Span> {
-    // One pass: a plain lowercase name, optionally ":digits".
-    let mut name_end = value.len();
-    let mut plain = !value.is_empty() && value[0] != b'.';
-    let mut prev = 0u8;
-    for (i, &c) in value.iter().enumerate() {
-        match c {
-            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
-            b'.' if prev != b'.' => {}
-            b':' if i > 0 && value[i + 1..].iter().all(u8::is_ascii_digit) && i + 1 < value.len() => {
-                name_end = i;
-                break;
-            }
-            _ => {
-                plain = false;
-                break;
-            }
-        }
-        prev = c;
-    }
-    if plain && prev != b'.' {
-        return Some(tb.push(&value[..name_end]));
+    // "name:port" with a plain name: the name is the host.
+    let name = match value.iter().rposition(|&c| c == b':') {
+        Some(i) if i + 1 < value.len() && value[i + 1..].iter().all(u8::is_ascii_digit) => &value[..i],
+        _ => value,
+    };
+    let plain = name.first().is_some_and(|&c| c != b'.')
+        && name.last().is_some_and(|&c| c != b'.')
+        && name.iter().all(|&c| PLAIN_HOST[c as usize])
+        && !name.windows(2).any(|w| w == b"..");
+    if plain {
+        return Some(tb.push(name));
     }
     let h = validate_host(value)?;
     Some(tb.push_str(&h))
 }
+
+/// Bytes of a host name that needs no normalizing: a-z, 0-9, '-', '.'.
+static PLAIN_HOST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+        c += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {

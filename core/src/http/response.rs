@@ -160,20 +160,26 @@ impl<'a> ResponseHead<'a> {
 
     /// Appends the head, ending with the blank line, to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.reserve(128 + self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
+        let extra: usize = self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        out.reserve(160 + self.date.len() + self.content_type.map_or(0, str::len) + extra);
         write_status_line(out, self.status);
         if let Some(s) = self.server {
-            push_header(out, "Server", s);
+            out.extend_from_slice(b"Server: ");
+            out.extend_from_slice(s.as_bytes());
+            out.extend_from_slice(b"\r\nDate: ");
+        } else {
+            out.extend_from_slice(b"Date: ");
         }
-        push_header(out, "Date", self.date);
+        out.extend_from_slice(self.date.as_bytes());
         if let Some(ct) = self.content_type {
-            push_header(out, "Content-Type", ct);
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            out.extend_from_slice(ct.as_bytes());
         }
         if let Some(n) = self.content_length {
-            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(b"\r\nContent-Length: ");
             push_u64(out, n);
-            out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(b"\r\n");
         if let Some(lm) = self.last_modified {
             push_header(out, "Last-Modified", lm);
         }

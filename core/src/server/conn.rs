@@ -339,10 +339,6 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
         (Body::Bytes(b), _) => Some(b.len() as u64),
         (Body::File(_), cl) => cl.or(Some(body_len)),
     };
-    let last_modified = resp.headers.iter().position(|(n, _)| n == "Last-Modified");
-    let location = resp.headers.iter().position(|(n, _)| n == "Location");
-    let extra: Vec<(String, String)> =
-        resp.headers.iter().enumerate().filter(|(i, _)| Some(*i) != last_modified && Some(*i) != location).map(|(_, h)| h.clone()).collect();
     let before = io.out.len();
     crate::log::time::with_http_date(|date| {
         ResponseHead {
@@ -351,12 +347,14 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
             date,
             content_type: resp.content_type.as_deref(),
             content_length,
-            last_modified: last_modified.map(|i| resp.headers[i].1.as_str()),
-            location: location.map(|i| resp.headers[i].1.as_str()),
+            // Last-Modified, Location and the rest go out in the order the
+            // phases added them, after Connection.
+            last_modified: None,
+            location: None,
             chunked: false,
             keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
             keep_alive_timeout: None,
-            extra: &extra,
+            extra: &resp.headers,
         }
         .write(&mut io.out)
     });
