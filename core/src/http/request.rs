@@ -208,7 +208,9 @@ impl Default for Request {
 
 impl Request {
     fn span(&self, (a, b): Span) -> &str {
-        &self.text[a as usize..b as usize]
+        // Spans are made at ASCII delimiters of valid UTF-8; `get` keeps a
+        // mistake from ever panicking a worker.
+        self.text.get(a as usize..b as usize).unwrap_or("")
     }
 
     /// What is known of a request that failed to parse, for the logs: the
@@ -322,10 +324,7 @@ impl<'h, 't> TextBuilder<'h, 't> {
     fn push(&mut self, piece: &[u8]) -> Span {
         let off = (piece.as_ptr() as usize).wrapping_sub(self.head.as_ptr() as usize);
         if self.whole && off <= self.head.len() && piece.len() <= self.head.len() - off {
-            let (a, b) = (off, off + piece.len());
-            if self.text.is_char_boundary(a) && self.text.is_char_boundary(b) {
-                return (a as u32, b as u32);
-            }
+            return (off as u32, (off + piece.len()) as u32);
         }
         let a = self.text.len() as u32;
         self.text.push_str(&String::from_utf8_lossy(piece));
@@ -692,10 +691,15 @@ fn hex_val(c: u8) -> Option<u8> {
 /// to decode or resolve is borrowed as is.
 fn normalize_path_str(raw: &str) -> Result<std::borrow::Cow<'_, str>, HttpError> {
     let b = raw.as_bytes();
-    let simple = b.first() == Some(&b'/')
-        && !b.iter().enumerate().any(|(i, &c)| {
-            c == b'%' || c == b'#' || (c == b'/' && matches!(b.get(i + 1), Some(b'/') | Some(b'.')))
-        });
+    let mut simple = b.first() == Some(&b'/');
+    let mut prev = 0u8;
+    for &c in b {
+        if c == b'%' || c == b'#' || (prev == b'/' && (c == b'/' || c == b'.')) {
+            simple = false;
+            break;
+        }
+        prev = c;
+    }
     if simple {
         return Ok(std::borrow::Cow::Borrowed(raw));
     }
@@ -835,7 +839,7 @@ fn finish(
         // "http://host" or "http://host?a": the path is "/".
         tb.push_str(&format!("/{uri_part}"))
     };
-    let uri_text = &tb.text[uri.0 as usize..uri.1 as usize];
+    let uri_text = tb.text.get(uri.0 as usize..uri.1 as usize).ok_or(INVALID_REQUEST)?;
     let (path_raw, args_raw) = match uri_text.find('?') {
         Some(q) => (&uri_text[..q], Some(&uri_text[q + 1..])),
         None => (uri_text, None),
@@ -956,10 +960,17 @@ fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<Span> {
         Some(i) if i + 1 < value.len() && value[i + 1..].iter().all(u8::is_ascii_digit) => &value[..i],
         _ => value,
     };
-    let plain = name.first().is_some_and(|&c| c != b'.')
-        && name.last().is_some_and(|&c| c != b'.')
-        && name.iter().all(|&c| PLAIN_HOST[c as usize])
-        && !name.windows(2).any(|w| w == b"..");
+    // Plain: table bytes only, no leading, trailing or doubled dot.
+    let mut prev = b'.';
+    let mut plain = !name.is_empty();
+    for &c in name {
+        if !PLAIN_HOST[c as usize] || (c == b'.' && prev == b'.') {
+            plain = false;
+            break;
+        }
+        prev = c;
+    }
+    let plain = plain && prev != b'.';
     if plain {
         return Some(tb.push(name));
     }
