@@ -9,6 +9,11 @@ require "resty.core.time"
 require "resty.core.worker"
 require "resty.core.config"
 require "resty.core.log"
+require "resty.core.output"
+require "resty.core.exit"
+require "resty.core.request"
+require "resty.core.var"
+require "resty.core.response"
 
 return {
     version = base.version,

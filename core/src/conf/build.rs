@@ -170,6 +170,12 @@ static SPECS: &[Spec] = &[
     spec("rewrite", REWRITE, false, Range(2, 3)),
     spec("return", REWRITE, false, Range(1, 2)),
     spec("if", SRV | LOC, true, AtLeast(1)),
+    // lua
+    spec("lua_package_path", HTTP, false, Exactly(1)),
+    spec("lua_package_cpath", HTTP, false, Exactly(1)),
+    spec("content_by_lua_block", LOC, false, Exactly(1)),
+    spec("content_by_lua", LOC, false, Exactly(1)),
+    spec("content_by_lua_file", LOC, false, Exactly(1)),
 ];
 
 /// The generic checks nginx's `ngx_conf_handler` makes, in its order.
@@ -393,6 +399,7 @@ struct Partial {
     client_header_timeout: Option<Duration>,
     client_header_buffer_size: Option<usize>,
     large_client_header_buffers: Option<(usize, usize)>,
+    content_by_lua: Option<Arc<LuaCode>>,
 }
 
 struct HttpRaw {
@@ -432,6 +439,8 @@ struct ListenEntry {
 
 struct Builder<'a> {
     prefix: &'a Path,
+    lua_package_path: Option<String>,
+    lua_package_cpath: Option<String>,
     log_formats: HashMap<String, Template>,
     log_escape: HashMap<String, Escape>,
     listens: Vec<ListenEntry>,
@@ -449,6 +458,8 @@ impl<'a> Builder<'a> {
         log_escape.insert("combined".to_string(), Escape::Default);
         Builder {
             prefix,
+            lua_package_path: None,
+            lua_package_cpath: None,
             log_formats,
             log_escape,
             listens: Vec::new(),
@@ -572,6 +583,8 @@ impl<'a> Builder<'a> {
                     h.servers.push(s);
                 }
                 "log_format" => self.log_format(c)?,
+                "lua_package_path" => set_once(c, &mut self.lua_package_path, c.args[0].clone())?,
+                "lua_package_cpath" => set_once(c, &mut self.lua_package_cpath, c.args[0].clone())?,
                 _ => {
                     if !self.common(c, &mut h.partial)? {
                         unreachable!("{} allowed in http but not handled", c.name);
@@ -580,6 +593,19 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(h)
+    }
+
+    /// The code of a `*_by_lua*` directive, named as lua-nginx-module names
+    /// chunks: `content_by_lua(nginx.conf:12)`, or the file for `_file`.
+    fn lua_code(&self, d: &Directive) -> LuaCode {
+        let arg = &d.args[d.args.len() - 1];
+        if d.name.ends_with("_file") {
+            let path = self.full(arg);
+            return LuaCode { chunkname: path.display().to_string(), source: LuaSource::File(path) };
+        }
+        let base = d.name.strip_suffix("_block").unwrap_or(&d.name);
+        let file = std::path::Path::new(&*d.file).file_name().map_or_else(|| d.file.to_string(), |f| f.to_string_lossy().into_owned());
+        LuaCode { source: LuaSource::Inline(arg.clone()), chunkname: format!("{base}({file}:{})", d.line) }
     }
 
     fn log_format(&mut self, d: &Directive) -> Result<(), ConfError> {
@@ -734,6 +760,12 @@ impl<'a> Builder<'a> {
                 p.index
                     .get_or_insert_with(Vec::new)
                     .extend(d.args.iter().cloned());
+            }
+            "content_by_lua_block" | "content_by_lua" | "content_by_lua_file" => {
+                if p.content_by_lua.is_some() {
+                    return Err(ConfError::at("content handler is duplicate", d));
+                }
+                p.content_by_lua = Some(Arc::new(self.lua_code(d)));
             }
             "try_files" => {
                 if p.try_files.is_some() {
@@ -1035,6 +1067,8 @@ impl<'a> Builder<'a> {
             servers,
             listens: self.listens.iter().map(|e| e.listen.clone()).collect(),
             log_format_escape: std::mem::take(&mut self.log_escape),
+            lua_package_path: self.lua_package_path.take(),
+            lua_package_cpath: self.lua_package_cpath.take(),
         }
     }
 }
@@ -1094,6 +1128,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),
+        content_by_lua: p.content_by_lua.clone(),
     }
 }
 

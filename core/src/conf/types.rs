@@ -45,6 +45,26 @@ pub struct Http {
     /// log_format name -> its `escape=` mode (Default when not given);
     /// same keys as `LocConf::log_formats`.
     pub log_format_escape: HashMap<String, crate::conf::template::Escape>,
+    /// `lua_package_path` / `lua_package_cpath` as written (`;;` and
+    /// `$prefix` are expanded when the VM is made).
+    pub lua_package_path: Option<String>,
+    pub lua_package_cpath: Option<String>,
+}
+
+/// Lua code of a `*_by_lua*` directive.
+#[derive(Debug)]
+pub struct LuaCode {
+    pub source: LuaSource,
+    /// What tracebacks call it: `content_by_lua(nginx.conf:12)`, or the
+    /// file's path for `*_by_lua_file`.
+    pub chunkname: String,
+}
+
+#[derive(Debug)]
+pub enum LuaSource {
+    Inline(String),
+    /// Absolute path, read (and compiled) on first use.
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +215,8 @@ pub struct LocConf {
     pub access_log: Vec<AccessLog>,
     /// log_format name -> compiled format (shared by all levels).
     pub log_formats: std::sync::Arc<HashMap<String, Template>>,
+    /// `content_by_lua*` of this location (not inherited).
+    pub content_by_lua: Option<std::sync::Arc<LuaCode>>,
 }
 
 impl LocConf {
@@ -218,6 +240,7 @@ impl LocConf {
             server_tokens: true,
             access_log: Vec::new(),
             log_formats: Default::default(),
+            content_by_lua: None,
         }
     }
 }

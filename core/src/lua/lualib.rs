@@ -40,10 +40,15 @@ pub static MODULES: &[Module] = modules![
     "resty.core.worker" => "resty/core/worker.lua",
     "resty.core.config" => "resty/core/config.lua",
     "resty.core.log" => "resty/core/log.lua",
+    "resty.core.output" => "resty/core/output.lua",
+    "resty.core.exit" => "resty/core/exit.lua",
+    "resty.core.request" => "resty/core/request.lua",
+    "resty.core.var" => "resty/core/var.lua",
+    "resty.core.response" => "resty/core/response.lua",
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request"];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {

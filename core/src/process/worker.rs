@@ -36,6 +36,8 @@ pub struct Worker {
     exit_now: Cell<bool>,
     next_conn: Cell<u64>,
     pub access_logs: RefCell<AccessLogs>,
+    /// The Lua VM and handlers (one per worker).
+    pub lua: Option<crate::lua::handler::LuaHandlers>,
 }
 
 impl Worker {
@@ -58,7 +60,17 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
             return 2;
         }
     };
+    crate::ffi::worker::set_worker(Some(id as u32), count as u32);
+    crate::ffi::config::set_prefix(&cfg.prefix);
+    let lua = match crate::lua::handler::LuaHandlers::new(&cfg) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            crate::error_log!(Level::Emerg, None, "failed to create the Lua VM: {e}");
+            return 2;
+        }
+    };
     let w = Rc::new(Worker {
+        lua,
         servers: ServerIndex::new(&cfg.http.servers),
         cfg,
         id,

@@ -308,6 +308,15 @@ impl Engine {
 
     /// The content phase: try_files, index, static file.
     fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
+        if let Some(code) = &ctx.conf.content_by_lua {
+            return match ctx.lua {
+                Some(lua) => lua.run_content(ctx, code),
+                None => {
+                    ctx.log(Level::Alert, format_args!("no Lua VM in this worker for {}", code.chunkname));
+                    Response::special(500)
+                }
+            };
+        }
         if let Some(tries) = &ctx.conf.try_files {
             let (last, files) = tries.split_last().expect("try_files has at least two arguments");
             for t in files {

@@ -1,0 +1,196 @@
+//! ffi-headers/request.h: what a Lua handler sees of its request.
+//!
+//! While a handler runs, `CURRENT` points at its [`Binding`] (set by
+//! [`bind`] for the duration of one resume). Handles are a serial number per
+//! binding, so a handle that outlived its run matches nothing.
+
+use std::cell::Cell;
+use std::os::raw::c_int;
+
+use super::{read_in, DECLINED, NO_REQUEST, OK};
+use crate::server::vars::RequestCtx;
+
+/// What a Lua handler produced, and the request it runs for.
+pub struct Binding {
+    /// The request; valid while the binding is current (see `bind`).
+    ctx: *mut RequestCtx<'static>,
+    pub out: Vec<u8>,
+    /// 0 = not set.
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    /// The status given to ngx.exit, if it was called.
+    pub exit: Option<c_int>,
+    /// Where borrowed results live until the next call.
+    scratch: String,
+}
+
+impl Binding {
+    pub fn new(ctx: &mut RequestCtx<'_>) -> Binding {
+        Binding {
+            ctx: ctx as *mut RequestCtx<'_> as *mut RequestCtx<'static>,
+            out: Vec::new(),
+            status: 0,
+            headers: Vec::new(),
+            content_type: None,
+            exit: None,
+            scratch: String::new(),
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*mut Binding> = const { Cell::new(std::ptr::null_mut()) };
+    static SERIAL: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Run `f` (which resumes Lua) with `b` as the current request.
+///
+/// `b`'s request context must not be used by anything else meanwhile: it is
+/// reached through `b` by the FFI calls `f` makes.
+pub fn bind<R>(b: &mut Binding, f: impl FnOnce() -> R) -> R {
+    let prev = CURRENT.with(|c| c.replace(b as *mut Binding));
+    SERIAL.with(|s| s.set(s.get() + 1));
+    let r = f();
+    CURRENT.with(|c| c.set(prev));
+    SERIAL.with(|s| s.set(s.get() + 1));
+    r
+}
+
+/// The current binding if `r` is its handle.
+fn binding<'b>(r: u64) -> Option<&'b mut Binding> {
+    if r == 0 || r != SERIAL.with(Cell::get) {
+        return None;
+    }
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: CURRENT is set by `bind` to a live `&mut Binding` for exactly the
+    // span of `f`, and cleared (or restored) before `bind` returns; the serial
+    // check makes stale handles fail. FFI calls run synchronously inside that
+    // span on this thread, one at a time, so no other reference is active.
+    unsafe { p.as_mut() }
+}
+
+fn ctx<'b>(b: &Binding) -> &'b mut RequestCtx<'static> {
+    // SAFETY: `b.ctx` came from a `&mut RequestCtx` that `bind`'s caller holds
+    // (unused) for the whole run; the 'static is never observable outside
+    // the call that borrows it.
+    unsafe { &mut *b.ctx }
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_current() -> u64 {
+    if CURRENT.with(Cell::get).is_null() {
+        0
+    } else {
+        SERIAL.with(Cell::get)
+    }
+}
+
+/// # Safety
+/// `data` must be NULL or valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    b.out.extend_from_slice(unsafe { read_in(data, len) });
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => c_int::from(b.status),
+        None => NO_REQUEST,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if !(100..=999).contains(&status) {
+        return DECLINED;
+    }
+    b.status = status as u16;
+    OK
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_exit(r: u64, status: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    b.exit = Some(status);
+    OK
+}
+
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let m = ctx(b).method();
+    // SAFETY: caller's contract; the method text lives in the request (or is
+    // static), which outlives the handler's run.
+    unsafe {
+        *data = m.as_ptr();
+        *len = m.len();
+    }
+    OK
+}
+
+/// # Safety
+/// `name` must be valid for `len` bytes; `value` and `value_len` for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_var(
+    r: u64,
+    name: *const u8,
+    len: usize,
+    value: *mut *const u8,
+    value_len: *mut usize,
+) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let name = unsafe { read_in(name, len) };
+    let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
+    // Variable names are case-insensitive in nginx.
+    let name = name.to_ascii_lowercase();
+    match ctx(b).lookup(&name) {
+        Some(v) => {
+            b.scratch = v;
+            // SAFETY: caller's contract; scratch lives until the next call.
+            unsafe {
+                *value = b.scratch.as_ptr();
+                *value_len = b.scratch.len();
+            }
+            OK
+        }
+        None => DECLINED,
+    }
+}
+
+/// # Safety
+/// `name` must be valid for `name_len` bytes, `value` NULL or valid for
+/// `value_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_header(
+    r: u64,
+    name: *const u8,
+    name_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).into_owned();
+    let value = (!value.is_null()).then(|| {
+        // SAFETY: caller's contract.
+        String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
+    });
+    if name.eq_ignore_ascii_case("content-type") {
+        b.content_type = value;
+        return OK;
+    }
+    b.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+    if let Some(v) = value {
+        b.headers.push((name, v));
+    }
+    OK
+}

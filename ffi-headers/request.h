@@ -1,0 +1,42 @@
+/*
+ * The request a Lua handler runs for (lualib/resty/core/request.lua,
+ * output.lua, var.lua, response.lua, exit.lua).
+ *
+ * A handle names one run of one handler; a handle kept past its run (in a
+ * global, say) gets HALO_FFI_NO_REQUEST, never another request.
+ * Borrowed pointers returned here stay valid until the next call.
+ */
+#ifndef HALO_FFI_REQUEST_H
+#define HALO_FFI_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The running handler's request, or 0 outside a request. */
+uint64_t halo_ffi_request_current(void);
+
+/* Appends to the response body (ngx.print / ngx.say). */
+int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);
+
+/* The response status (0 until set), or a negative code. */
+int halo_ffi_request_get_status(uint64_t r);
+
+/* Sets the response status (100..999). HALO_FFI_DECLINED if out of range. */
+int halo_ffi_request_set_status(uint64_t r, int status);
+
+/* Records ngx.exit(status); the Lua side then yields to end the handler. */
+int halo_ffi_request_exit(uint64_t r, int status);
+
+/* The request method as sent. */
+int halo_ffi_request_get_method(uint64_t r, const unsigned char **data, size_t *len);
+
+/* The value of $name (HALO_FFI_DECLINED: unknown or unset variable). */
+int halo_ffi_request_get_var(uint64_t r, const unsigned char *name, size_t len,
+                             const unsigned char **value, size_t *value_len);
+
+/* Sets a response header, replacing earlier values; value NULL clears it.
+   Content-Type sets the response's type. */
+int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,
+                                const unsigned char *value, size_t value_len);
+
+#endif

@@ -1,0 +1,86 @@
+-- resty.core.response: setting response headers through ngx.header, and
+-- ngx.status, over ffi-headers/request.h.
+
+local base = require "resty.core.base"
+local ffi = require "ffi"
+
+base.cdef "request"
+
+local C = ffi.C
+local get_request = C.halo_ffi_request_current
+local c_set_header = C.halo_ffi_request_set_header
+local c_get_status = C.halo_ffi_request_get_status
+local c_set_status = C.halo_ffi_request_set_status
+local type = type
+local error = error
+local tostring = tostring
+local gsub = string.gsub
+local rawget = rawget
+local rawset = rawset
+local FFI_OK = base.FFI_OK
+
+local ngx = ngx
+
+local function set_header(_, name, value)
+    if type(name) ~= "string" then
+        error("bad argument #1 to 'ngx.header' (string expected, got " .. type(name) .. ")", 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    -- ngx.header.content_type means Content-Type.
+    name = gsub(name, "_", "-")
+    local vt = type(value)
+    if vt == "nil" then
+        c_set_header(r, name, #name, nil, 0)
+        return
+    end
+    if vt == "number" or vt == "boolean" then
+        value = tostring(value)
+    elseif vt ~= "string" then
+        error("setting ngx.header." .. name .. " to a " .. vt .. " is not supported yet", 2)
+    end
+    c_set_header(r, name, #name, value, #value)
+end
+
+local function get_header(_, name)
+    error("reading ngx.header." .. tostring(name) .. " is not supported yet", 2)
+end
+
+ngx.header = setmetatable({}, { __index = get_header, __newindex = set_header })
+
+-- ngx.status is a field with a getter and a setter, as in lua-nginx-module.
+local mt = getmetatable(ngx) or {}
+
+mt.__index = function(t, key)
+    if key == "status" then
+        local r = get_request()
+        if r == 0 then
+            error("no request found", 2)
+        end
+        return c_get_status(r)
+    end
+    return rawget(t, key)
+end
+
+mt.__newindex = function(t, key, value)
+    if key == "status" then
+        local r = get_request()
+        if r == 0 then
+            error("no request found", 2)
+        end
+        if type(value) ~= "number" then
+            error("bad argument to 'ngx.status' (number expected, got " .. type(value) .. ")", 2)
+        end
+        if c_set_status(r, value) ~= FFI_OK then
+            error("invalid HTTP status code " .. tostring(value), 2)
+        end
+        return
+    end
+    rawset(t, key, value)
+end
+
+setmetatable(ngx, mt)
+
+return {}

@@ -1,0 +1,136 @@
+//! content_by_lua* through the real binary: output, status, headers,
+//! ngx.exit, ngx.var, ngx.req.get_method, errors and per-request globals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn say_and_print_flatten_their_arguments() {
+    let h = Halo::server(
+        r#"
+        location = /say { content_by_lua_block { ngx.say("hello ", 42, " ", true, nil, ngx.null, {"a", {"b", 1}}) } }
+        location = /print { content_by_lua_block { ngx.print("a") ngx.print("b", "c") } }"#,
+    );
+    let r = h.get("/say");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.text(), "hello 42 truenilnullab1\n");
+    assert_eq!(h.get("/print").text(), "abc");
+}
+
+#[test]
+fn bad_argument_to_say_is_a_500_naming_it() {
+    let h = Halo::server(r#"        location = /t { content_by_lua_block { ngx.say(function() end) } }"#);
+    assert_eq!(h.get("/t").status, 500);
+    assert!(
+        h.wait_log("logs/error.log", "bad argument to 'say'", Duration::from_secs(2)),
+        "{}",
+        h.error_log()
+    );
+}
+
+#[test]
+fn status_and_headers() {
+    let h = Halo::server(
+        r#"
+        location = /t { content_by_lua_block {
+            ngx.status = 201
+            ngx.header["X-Foo"] = "bar"
+            ngx.header.x_num = 7
+            ngx.header.content_type = "application/json"
+            ngx.say('{"status":', ngx.status, '}')
+        } }"#,
+    );
+    let r = h.get("/t");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-foo"), Some("bar"));
+    assert_eq!(r.header("x-num"), Some("7"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.text(), "{\"status\":201}\n");
+}
+
+#[test]
+fn exit_ends_the_handler() {
+    let h = Halo::server(
+        r#"
+        location = /404 { content_by_lua_block { ngx.exit(404) ngx.say("not reached") } }
+        location = /ok { content_by_lua_block { ngx.say("done") ngx.exit(200) ngx.say("not reached") } }
+        location = /pcall { content_by_lua_block { pcall(ngx.exit, 403) ngx.say("not reached") } }"#,
+    );
+    let r = h.get("/404");
+    assert_eq!(r.status, 404);
+    assert_contains(&r.text(), "<center><h1>404 Not Found</h1></center>");
+    let r = h.get("/ok");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "done\n");
+    // ngx.exit yields, so even pcall cannot keep the handler going.
+    assert_eq!(h.get("/pcall").status, 403);
+}
+
+#[test]
+fn variables_and_method() {
+    let h = Halo::server(
+        r#"
+        location /v { content_by_lua_block {
+            ngx.say(ngx.var.uri, "|", ngx.var.arg_x, "|", ngx.var.http_x_test, "|", ngx.req.get_method(), "|", tostring(ngx.var.no_such_var))
+        } }"#,
+    );
+    let r = h.get_response("POST /v/a?x=7 HTTP/1.1\r\nHost: localhost\r\nX-Test: yes\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.text(), "/v/a|7|yes|POST|nil\n");
+}
+
+#[test]
+fn error_in_handler_is_logged_with_chunk_name_and_answers_500() {
+    let h = Halo::server(
+        r#"
+        location = /boom { content_by_lua_block {
+            local s = "}" -- a brace inside a string
+            error("boom")
+        } }
+        location = /after { content_by_lua_block { ngx.say("still serving") } }"#,
+    );
+    assert_eq!(h.get("/boom").status, 500);
+    let log = h.error_log();
+    let re = regex::Regex::new(r"\[error\] \d+#\d+: \*\d+ failed to run content_by_lua\*: content_by_lua\(nginx\.conf:\d+\):3: boom\nstack traceback:").unwrap();
+    assert!(re.is_match(&log), "{log}");
+    assert_contains(&log, "request: \"GET /boom HTTP/1.1\"");
+    // The worker keeps serving.
+    assert_eq!(h.get("/after").text(), "still serving\n");
+}
+
+#[test]
+fn globals_do_not_leak_between_requests() {
+    let h = Halo::server(r#"        location = /g { content_by_lua_block { counter = (counter or 0) + 1 ngx.say(counter) } }"#);
+    assert_eq!(h.get("/g").text(), "1\n");
+    assert_eq!(h.get("/g").text(), "1\n");
+}
+
+#[test]
+fn content_by_lua_file_and_package_path() {
+    let p = Prefix::new();
+    p.write_file("lua/greet.lua", "local m = {} function m.hi(n) return 'hi ' .. n end return m\n");
+    p.write_file("lua/handler.lua", "local greet = require 'greet'\nngx.say(greet.hi(ngx.var.arg_n))\n");
+    let conf = http_conf(
+        r#"
+    lua_package_path "$prefix/lua/?.lua;;";
+    server {
+        listen 127.0.0.1:{{PORT}};
+        server_name localhost;
+        location = /f { content_by_lua_file lua/handler.lua; }
+    }"#,
+    );
+    let h = p.start(&conf);
+    assert_eq!(h.get("/f?n=you").text(), "hi you\n");
+}
+
+#[test]
+fn unknown_lua_directive_context_is_a_config_error() {
+    let p = Prefix::new();
+    p.write_conf(&http_conf("    content_by_lua_block { ngx.say(1) }\n"));
+    let out = p.cli(&["-t"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_contains(&String::from_utf8_lossy(&out.stderr), "\"content_by_lua_block\" directive is not allowed here");
+}
