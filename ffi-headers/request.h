@@ -35,7 +35,7 @@ int halo_ffi_request_get_var(uint64_t r, const unsigned char *name, size_t len,
                              const unsigned char **value, size_t *value_len);
 
 /* Sets a response header, replacing earlier values; value NULL clears it.
-   Content-Type sets the response's type. */
+   '_' in the name becomes '-'; Content-Type sets the response's type. */
 int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,
                                 const unsigned char *value, size_t value_len);
 

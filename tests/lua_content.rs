@@ -134,3 +134,62 @@ fn unknown_lua_directive_context_is_a_config_error() {
     assert_eq!(out.status.code(), Some(1));
     assert_contains(&String::from_utf8_lossy(&out.stderr), "\"content_by_lua_block\" directive is not allowed here");
 }
+
+/// The request APIs called in a hot loop inside a real handler compile to a
+/// trace: no abort, no stitch (tests/jit_recorder.lua watches jit.attach).
+#[test]
+fn request_api_loop_is_jit_compiled() {
+    let p = Prefix::new();
+    p.write_file("lua/jit_recorder.lua", include_str!("jit_recorder.lua"));
+    // LuaJIT's generated jit/vmdef.lua, so abort reasons read as text.
+    if let Some(vmdef) = vmdef_lua() {
+        p.write_file("lua/jit/vmdef.lua", vmdef);
+    }
+    p.write_file(
+        "lua/hot.lua",
+        r#"
+        local acc = 0
+        for i = 1, 1000 do
+            acc = acc + #ngx.var.uri + #ngx.req.get_method()
+            ngx.header["X-Loop"] = "v"
+            ngx.header.x_other = i
+            ngx.status = 200
+            acc = acc + ngx.status + ngx.time() + ngx.now()
+            ngx.print("")
+            ngx.say("x")
+        end
+        assert(acc > 0)
+        "#,
+    );
+    let conf = http_conf(
+        r#"
+    lua_package_path "$prefix/lua/?.lua;;";
+    server {
+        listen 127.0.0.1:{{PORT}};
+        server_name localhost;
+        location = /jit { content_by_lua_block {
+            local record = require "jit_recorder"
+            local f = assert(io.open(ngx.config.prefix() .. "lua/hot.lua")):read("*a")
+            local compiled, stitches, aborts = record("=hot", f)
+            ngx.status = 200
+            ngx.header["X-Compiled"] = compiled
+            ngx.print("\n--stitches--\n", stitches, "\n--aborts--\n", aborts, "\n")
+        } }
+    }"#,
+    );
+    let h = p.start(&conf);
+    let r = h.get("/jit");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), h.error_log());
+    let text = r.text();
+    let report = &text[text.find("\n--stitches--").expect("report")..];
+    assert_eq!(report, "\n--stitches--\n\n--aborts--\n\n", "JIT report:\n{report}");
+    let compiled: i64 = r.header("x-compiled").unwrap().parse().unwrap();
+    assert!(compiled >= 1, "no loop trace compiled");
+}
+
+/// The vendored LuaJIT build's jit/vmdef.lua, if the build left it around.
+fn vmdef_lua() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let build = exe.parent()?.parent()?.join("build");
+    std::fs::read_dir(build).ok()?.flatten().find_map(|e| std::fs::read_to_string(e.path().join("out/luajit-build/src/jit/vmdef.lua")).ok())
+}

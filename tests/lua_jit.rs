@@ -9,71 +9,8 @@ use std::path::Path;
 use halo_core::lua::mlua::{self, Lua};
 use halo_core::lua::new_vm;
 
-/// Lua: `record(chunk_name, src)` runs `src` with jit.attach("trace") collecting
-/// events, and returns: the number of traces started in the chunk that close a
-/// loop, then one line per stitch and per abort.
-///
-/// "leaving loop in root trace" aborts are left out: they happen when a callee
-/// got hot first (a trace starting at its entry returns into the loop) and are
-/// harmless, the loop then compiles on its own.
-const RECORDER: &str = r#"
-local jutil = require "jit.util"
-local ok, vmdef = pcall(require, "jit.vmdef")   -- text of abort reasons, if found
-if not ok then vmdef = nil end
-
-local function where(func, pc)
-    local fi = jutil.funcinfo(func, pc)
-    return (fi.source or "?") .. ":" .. tostring(fi.currentline or fi.linedefined or "?"), fi.source
-end
-
-local function reason(code, info)
-    local fmt = vmdef and vmdef.traceerr[code]
-    if not fmt then
-        return "trace error " .. tostring(code) .. " (" .. tostring(info) .. ")"
-    end
-    if type(info) == "function" then
-        info = where(info)
-    elseif fmt:find("bytecode", 1, true) and type(info) == "number" then
-        info = vmdef.bcnames:sub(6 * info + 1, 6 * info + 6)
-    end
-    local ok, s = pcall(string.format, fmt, info)
-    return ok and s or fmt
-end
-
--- LJ_TRERR_LLEAVE, "leaving loop in root trace" (lj_traceerr.h, stable in 2.1).
-local LLEAVE = 8
-assert(not vmdef or vmdef.traceerr[LLEAVE] == "leaving loop in root trace")
-
-return function(chunk_name, src)
-    local starts, compiled, stitches, aborts = {}, 0, {}, {}
-    local function on_trace(what, tr, func, pc, otr, oex)
-        if what == "start" then
-            local loc, source = where(func, pc)
-            starts[tr] = { loc = loc, source = source }
-        elseif what == "stop" then
-            local ti = jutil.traceinfo(tr)
-            local st = starts[tr] or { loc = "?" }
-            if ti.linktype == "stitch" then
-                stitches[#stitches + 1] = "trace " .. tr .. " from " .. st.loc .. " stitched"
-            elseif ti.linktype == "loop" and st.source == chunk_name then
-                compiled = compiled + 1
-            end
-        elseif what == "abort" and otr ~= LLEAVE then
-            local st = starts[tr] or { loc = "?" }
-            aborts[#aborts + 1] = "trace " .. tr .. " from " .. st.loc .. " aborted at "
-                .. where(func, pc) .. ": " .. reason(otr, oex)
-        end
-    end
-    jit.on()
-    jit.flush()
-    jit.attach(on_trace, "trace")
-    local f = assert(load(src, chunk_name))
-    local ok, err = pcall(f)
-    jit.attach(on_trace)
-    assert(ok, err)
-    return compiled, table.concat(stitches, "\n"), table.concat(aborts, "\n")
-end
-"#;
+/// Lua: `record(chunk_name, src)`, see the file's header.
+const RECORDER: &str = include_str!("jit_recorder.lua");
 
 /// LuaJIT's generated jit/vmdef.lua from the vendored build, so abort reasons
 /// print as text ("NYI: bytecode FNEW") instead of numbers; None if not found.

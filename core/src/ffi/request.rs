@@ -178,8 +178,8 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     value_len: usize,
 ) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).into_owned();
+    // SAFETY: caller's contract. `x_foo` names X-Foo, as in lua-nginx-module.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).replace('_', "-");
     let value = (!value.is_null()).then(|| {
         // SAFETY: caller's contract.
         String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
