@@ -39,4 +39,8 @@ int halo_ffi_request_get_var(uint64_t r, const unsigned char *name, size_t len,
 int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,
                                 const unsigned char *value, size_t value_len);
 
+/* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
+   which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
+int halo_ffi_request_sleep(uint64_t r, double seconds);
+
 #endif

@@ -193,3 +193,63 @@ fn vmdef_lua() -> Option<String> {
     let build = exe.parent()?.parent()?.join("build");
     std::fs::read_dir(build).ok()?.flatten().find_map(|e| std::fs::read_to_string(e.path().join("out/luajit-build/src/jit/vmdef.lua")).ok())
 }
+
+#[test]
+fn sleep_waits_on_the_event_loop_while_others_are_served() {
+    let h = Halo::server(
+        r#"
+        location = /slow { content_by_lua_block {
+            local t0 = ngx.now()
+            ngx.say("before")
+            ngx.sleep(0.6)
+            ngx.update_time()
+            ngx.say("after ", ngx.now() - t0 >= 0.5)
+        } }
+        location = /fast { content_by_lua_block { ngx.say("fast") } }"#,
+    );
+    let port = h.port;
+    let slow = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let r = parse(&request(port, b"GET /slow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let t = std::time::Instant::now();
+    assert_eq!(h.get("/fast").text(), "fast\n");
+    assert!(t.elapsed() < Duration::from_millis(300), "fast request waited {:?}", t.elapsed());
+    let (r, took) = slow.join().unwrap();
+    assert_eq!(r.text(), "before\nafter true\n");
+    assert!(took >= Duration::from_millis(550), "slept only {took:?}");
+}
+
+#[test]
+fn concurrent_sleeping_handlers_keep_their_own_globals() {
+    let h = Halo::server(
+        r#"
+        location = /g { content_by_lua_block {
+            mine = ngx.var.arg_v
+            ngx.sleep(0.2)
+            ngx.say(mine)
+        } }"#,
+    );
+    let port = h.port;
+    let a = std::thread::spawn(move || parse(&request(port, b"GET /g?v=a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")));
+    std::thread::sleep(Duration::from_millis(50));
+    let b = parse(&request(port, b"GET /g?v=b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    assert_eq!(a.join().unwrap().text(), "a\n");
+    assert_eq!(b.text(), "b\n");
+}
+
+#[test]
+fn sleep_rejects_bad_arguments() {
+    let h = Halo::server(
+        r#"
+        location = /s { content_by_lua_block { ngx.sleep("x") } }
+        location = /n { content_by_lua_block { ngx.sleep(-1) } }"#,
+    );
+    assert_eq!(h.get("/s").status, 500);
+    assert_eq!(h.get("/n").status, 500);
+    let log = h.error_log();
+    assert_contains(&log, "bad argument #1 to 'sleep' (number expected, got string)");
+    assert_contains(&log, "bad argument #1 to 'sleep' (a non-negative number of seconds expected)");
+}

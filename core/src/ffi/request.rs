@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::os::raw::c_int;
 
-use super::{read_in, DECLINED, NO_REQUEST, OK};
+use super::{read_in, AGAIN, DECLINED, NO_REQUEST, OK};
 use crate::server::vars::RequestCtx;
 
 /// What a Lua handler produced, and the request it runs for.
@@ -21,6 +21,8 @@ pub struct Binding {
     pub content_type: Option<String>,
     /// The status given to ngx.exit, if it was called.
     pub exit: Option<c_int>,
+    /// What the handler yielded to wait for.
+    pub pending: Option<Pending>,
     /// Where borrowed results live until the next call.
     scratch: String,
 }
@@ -34,9 +36,16 @@ impl Binding {
             headers: Vec::new(),
             content_type: None,
             exit: None,
+            pending: None,
             scratch: String::new(),
         }
     }
+}
+
+/// An operation a handler yielded for; the core resumes it when done.
+#[derive(Debug)]
+pub enum Pending {
+    Sleep(std::time::Duration),
 }
 
 thread_local! {
@@ -193,4 +202,15 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
         b.headers.push((name, v));
     }
     OK
+}
+
+/// ngx.sleep: registers the wait; the Lua side yields on AGAIN.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if !(seconds >= 0.0 && seconds.is_finite()) {
+        return DECLINED;
+    }
+    b.pending = Some(Pending::Sleep(std::time::Duration::from_secs_f64(seconds)));
+    AGAIN
 }

@@ -1,69 +1,101 @@
 //! Running `*_by_lua*` handlers for a request: each run is a fresh coroutine
-//! of the worker's VM over the handler's compiled (and cached) chunk, with
-//! the request bound for the FFI calls it makes ([`crate::ffi::request`]).
+//! of the worker's VM over a fresh closure of the handler's compiled (and
+//! cached) chunk, with globals of its own, and the request bound for the
+//! FFI calls it makes ([`crate::ffi::request`]). When the handler yields for
+//! an operation (ngx.sleep), the connection's task waits for it on the event
+//! loop and resumes the coroutine; other requests run meanwhile.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mlua::{Function, Lua, ThreadStatus};
+use mlua::{Function, Lua, Table, Thread, ThreadStatus};
 
 use crate::conf::{Config, LuaCode, LuaSource};
-use crate::ffi::request::{bind, Binding};
+use crate::ffi::request::{bind, Binding, Pending};
 use crate::log::Level;
+use crate::rt;
 use crate::server::phases::{Body, Response};
 use crate::server::vars::RequestCtx;
 
 /// A worker's VM and its compiled handlers.
 pub struct LuaHandlers {
     pub vm: Lua,
-    /// Compiled chunks by the address of their `LuaCode` (one per directive
-    /// for the life of the configuration), as `lua_code_cache on`.
+    /// Per directive (keyed by the address of its `LuaCode`, stable for the
+    /// configuration's life), a function that returns a new closure of the
+    /// handler's code: `lua_code_cache on`.
     cache: RefCell<HashMap<usize, Function>>,
+    setfenv: Function,
+    globals: Table,
 }
 
 impl LuaHandlers {
     /// The VM for `cfg`: lualib loaded, package paths from the config.
     pub fn new(cfg: &Config) -> mlua::Result<LuaHandlers> {
         let vm = super::new_vm(&cfg.prefix, cfg.http.lua_package_path.as_deref(), cfg.http.lua_package_cpath.as_deref())?;
-        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()) })
+        let globals = vm.globals();
+        let setfenv = globals.get("setfenv")?;
+        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), setfenv, globals })
     }
 
-    fn function(&self, code: &Arc<LuaCode>) -> Result<Function, String> {
+    /// The closure factory of `code`. The source is wrapped on its first
+    /// line (`return function(...) <code> end`), so line numbers are kept and
+    /// each request gets its own closure, hence its own globals even while
+    /// another request of the same handler is suspended.
+    fn factory(&self, code: &Arc<LuaCode>) -> Result<Function, String> {
         let key = Arc::as_ptr(code) as usize;
         if let Some(f) = self.cache.borrow().get(&key) {
             return Ok(f.clone());
         }
-        let f = match &code.source {
-            LuaSource::Inline(src) => self.vm.load(src.as_str()).set_name(format!("={}", code.chunkname)).into_function(),
-            LuaSource::File(path) => match std::fs::read(path) {
-                Ok(src) => self.vm.load(src).set_name(format!("@{}", path.display())).into_function(),
+        let (src, name) = match &code.source {
+            LuaSource::Inline(src) => (src.clone(), format!("={}", code.chunkname)),
+            LuaSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(src) => (src, format!("@{}", path.display())),
                 Err(e) => return Err(format!("failed to load Lua file \"{}\": {e}", path.display())),
             },
-        }
-        .map_err(|e| e.to_string())?;
+        };
+        let wrapped = format!("return function(...) {src}\nend");
+        let f = self.vm.load(wrapped).set_name(name).into_function().map_err(|e| e.to_string())?;
         self.cache.borrow_mut().insert(key, f.clone());
         Ok(f)
     }
 
-    /// Run a content handler; its output becomes the response.
-    pub fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>) -> Response<'a> {
-        let f = match self.function(code) {
-            Ok(f) => f,
+    /// A coroutine running a new closure of `code` with fresh globals (over _G).
+    fn thread(&self, code: &Arc<LuaCode>) -> Result<Thread, String> {
+        let factory = self.factory(code)?;
+        let make = || -> mlua::Result<Thread> {
+            let handler: Function = factory.call(())?;
+            let env = self.vm.create_table()?;
+            let meta = self.vm.create_table()?;
+            meta.set("__index", &self.globals)?;
+            env.set_metatable(Some(meta))?;
+            self.setfenv.call::<()>((&handler, env))?;
+            self.vm.create_thread(handler)
+        };
+        make().map_err(error_text)
+    }
+
+    /// Run a content handler to its end; its output becomes the response.
+    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>) -> Response<'a> {
+        let co = match self.thread(code) {
+            Ok(co) => co,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load content_by_lua*: {e}"));
                 return Response::special(500);
             }
         };
         let mut b = Binding::new(ctx);
-        let outcome = bind(&mut b, || self.resume(&f));
-        // ngx.exit yields; any other yield of the handler itself would wait
-        // for the event loop (ngx.sleep, cosockets), which is not built yet.
-        let outcome = match outcome {
-            Ok(true) if b.exit.is_none() => {
-                Err("attempt to yield from content_by_lua*: yielding APIs are not supported yet".to_string())
+        let outcome = loop {
+            let res = bind(&mut b, || co.resume::<()>(()));
+            match res {
+                Err(e) => break Err(error_text(e)),
+                Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
+                Ok(()) => match b.pending.take() {
+                    Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
+                    None if b.exit.is_some() => break Ok(()),
+                    None => break Err("attempt to yield from content_by_lua* without an operation to wait for".into()),
+                },
             }
-            other => other.map(drop),
         };
         match outcome {
             Ok(()) => respond(ctx, b),
@@ -72,33 +104,14 @@ impl LuaHandlers {
                 if b.out.is_empty() {
                     Response::special(500)
                 } else {
-                    // Part of the body is out: send it, then close, so the
-                    // client sees a cut response rather than a complete one.
+                    // Part of the body was produced: send it, then close, so
+                    // the client sees a cut response rather than a whole one.
                     let mut r = respond(ctx, b);
                     r.close = true;
                     r
                 }
             }
         }
-    }
-
-    /// Run `f` in a new coroutine whose globals are its own (over _G), until
-    /// it returns or yields; Ok(true) when it yielded.
-    fn resume(&self, f: &Function) -> Result<bool, String> {
-        let run = || -> mlua::Result<Result<bool, String>> {
-            let env = self.vm.create_table()?;
-            let meta = self.vm.create_table()?;
-            meta.set("__index", self.vm.globals())?;
-            env.set_metatable(Some(meta))?;
-            let setfenv: Function = self.vm.globals().get("setfenv")?;
-            setfenv.call::<()>((f.clone(), env))?;
-            let co = self.vm.create_thread(f.clone())?;
-            match co.resume::<mlua::MultiValue>(()) {
-                Ok(_) => Ok(Ok(co.status() == ThreadStatus::Resumable)),
-                Err(e) => Ok(Err(error_text(e))),
-            }
-        };
-        run().unwrap_or_else(|e| Err(e.to_string()))
     }
 }
 

@@ -202,10 +202,17 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         let server_idx = w.servers.select(&cfg.http.servers, listen, req.host()).unwrap_or(default);
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
-        ctx.lua = w.lua.as_ref();
         server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
+        if let Body::Lua(code) = &resp.body {
+            let code = code.clone();
+            resp = match w.lua.as_ref() {
+                Some(lua) => lua.run_content(&mut ctx, &code).await,
+                None => Response::special(500),
+            };
+            resp = engine.finalize(&mut ctx, resp);
+        }
 
         // The body: read (and for now keep nothing of it) or refuse.
         let body_ok = read_body(io, &mut ctx, &mut engine, &mut resp, w).await;
@@ -333,12 +340,14 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
         Body::Empty => resp.content_length.unwrap_or(0),
         Body::Bytes(b) => b.len() as u64,
         Body::File(f) => f.len,
+        Body::Lua(_) => unreachable!("Lua content runs before the response is written"),
     };
     let content_length = match (&resp.body, resp.content_length) {
         (Body::Empty, None) if matches!(resp.status, 204 | 304) || resp.status < 200 => None,
         (Body::Empty, cl) => Some(cl.unwrap_or(0)),
         (Body::Bytes(b), _) => Some(b.len() as u64),
         (Body::File(_), cl) => cl.or(Some(body_len)),
+        (Body::Lua(_), _) => None,
     };
     let before = io.out.len();
     crate::log::time::with_http_date(|date| {
@@ -375,6 +384,7 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
                 Some(n) => sent_body = n,
                 None => return false,
             },
+            Body::Lua(_) => {}
         }
     }
     ctx.body_bytes_sent = sent_body;

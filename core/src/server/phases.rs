@@ -25,6 +25,9 @@ pub enum Body<'a> {
     Empty,
     Bytes(Cow<'a, [u8]>),
     File(FileBody),
+    /// To be produced by this content_by_lua* handler: the connection runs
+    /// it (it may wait on the event loop), then calls `Engine::finalize`.
+    Lua(std::sync::Arc<crate::conf::LuaCode>),
 }
 
 /// What the phases decided to send.
@@ -309,13 +312,10 @@ impl Engine {
     /// The content phase: try_files, index, static file.
     fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
         if let Some(code) = &ctx.conf.content_by_lua {
-            return match ctx.lua {
-                Some(lua) => lua.run_content(ctx, code),
-                None => {
-                    ctx.log(Level::Alert, format_args!("no Lua VM in this worker for {}", code.chunkname));
-                    Response::special(500)
-                }
-            };
+            let mut r = Response::special(200);
+            r.special = false;
+            r.body = Body::Lua(code.clone());
+            return r;
         }
         if let Some(tries) = &ctx.conf.try_files {
             let (last, files) = tries.split_last().expect("try_files has at least two arguments");
@@ -420,6 +420,10 @@ impl Engine {
 
     /// error_page, the default error page body, add_header.
     pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
+        if matches!(resp.body, Body::Lua(_)) {
+            // Finalized once the handler has produced the response.
+            return resp;
+        }
         if resp.special && resp.status >= 300 && !self.error_page_done {
             let page = ctx.conf.error_page.iter().find(|p| p.codes.contains(&resp.status)).cloned();
             if let Some(page) = page {

@@ -76,8 +76,6 @@ pub struct RequestCtx<'a> {
     /// Response headers, for $sent_http_*.
     pub sent_headers: Vec<(String, String)>,
     pub sent_content_type: Option<Cow<'a, str>>,
-    /// The worker's Lua handlers.
-    pub lua: Option<&'a crate::lua::handler::LuaHandlers>,
 }
 
 impl<'a> RequestCtx<'a> {
@@ -100,7 +98,6 @@ impl<'a> RequestCtx<'a> {
             request_length,
             sent_headers: Vec::new(),
             sent_content_type: None,
-            lua: None,
         }
     }
 

@@ -1,5 +1,6 @@
--- resty.core.exit: ngx.exit. It records the status, then yields the
--- handler's coroutine back to the core, which ends the handler there.
+-- resty.core.exit: ngx.exit and ngx.sleep. Both tell the core what to do,
+-- then yield the handler's coroutine back to it: ngx.exit ends the handler
+-- there; ngx.sleep is resumed by the event loop when the time is up.
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -9,6 +10,8 @@ base.cdef "request"
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_exit = C.halo_ffi_request_exit
+local c_sleep = C.halo_ffi_request_sleep
+local FFI_AGAIN = base.FFI_AGAIN
 local type = type
 local error = error
 -- Saved at load time, before user code can replace coroutine.yield.
@@ -24,6 +27,21 @@ function ngx.exit(status)
     end
     c_exit(r, status)
     return co_yield()
+end
+
+function ngx.sleep(seconds)
+    if type(seconds) ~= "number" then
+        error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ")", 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    local rc = c_sleep(r, seconds)
+    if rc == FFI_AGAIN then
+        return co_yield()
+    end
+    error("bad argument #1 to 'sleep' (a non-negative number of seconds expected)", 2)
 end
 
 return {}
