@@ -39,6 +39,20 @@ int halo_ffi_request_get_var(uint64_t r, const unsigned char *name, size_t len,
 int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,
                                 const unsigned char *value, size_t value_len);
 
+/* One request header, borrowed (valid until the handler yields or ends). */
+typedef struct {
+    const unsigned char *name;
+    size_t name_len;
+    const unsigned char *value;
+    size_t value_len;
+} halo_ffi_header_t;
+
+/* The number of request headers. */
+int halo_ffi_request_header_count(uint64_t r);
+
+/* Fills out[0..max) with the request headers in order; returns how many. */
+int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

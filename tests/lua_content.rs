@@ -150,7 +150,7 @@ fn request_api_loop_is_jit_compiled() {
         r#"
         local acc = 0
         for i = 1, 1000 do
-            acc = acc + #ngx.var.uri + #ngx.req.get_method()
+            acc = acc + #ngx.var.uri + #ngx.req.get_method() + #ngx.req.get_headers().host
             ngx.header["X-Loop"] = "v"
             ngx.header.x_other = i
             ngx.status = 200
@@ -252,4 +252,27 @@ fn sleep_rejects_bad_arguments() {
     let log = h.error_log();
     assert_contains(&log, "bad argument #1 to 'sleep' (number expected, got string)");
     assert_contains(&log, "bad argument #1 to 'sleep' (a non-negative number of seconds expected)");
+}
+
+#[test]
+fn get_headers_and_log_with_request_context() {
+    let h = Halo::server(
+        r#"
+        location = /h { content_by_lua_block {
+            local hs = ngx.req.get_headers()
+            ngx.log(ngx.WARN, "agent=", hs["user-agent"])
+            local raw = ngx.req.get_headers(0, true)
+            ngx.say(hs.host, "|", hs["x-multi"][1], ",", hs["x-multi"][2], "|", raw["X-Multi"][2], "|", tostring(hs["X-Multi"]))
+            local two = ngx.req.get_headers(2)
+            local n = 0 for _ in pairs(two) do n = n + 1 end
+            ngx.say(n)
+        } }"#,
+    );
+    let r = h.get_response("GET /h HTTP/1.1\r\nHost: localhost\r\nUser-Agent: t/1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n");
+    assert_eq!(r.text(), "localhost|a,b|b|nil\n2\n");
+    assert!(h.wait_log("logs/error.log", "agent=t/1", Duration::from_secs(2)), "{}", h.error_log());
+    let log = h.error_log();
+    let line = log.lines().find(|l| l.contains("agent=t/1")).unwrap();
+    let re = regex::Regex::new(r#"\[warn\] \d+#\d+: \*\d+ \[lua\] content_by_lua\(nginx\.conf:\d+\):3: agent=t/1, client: 127\.0\.0\.1, server: localhost, request: "GET /h HTTP/1\.1", host: "localhost"$"#).unwrap();
+    assert!(re.is_match(line), "{line}");
 }

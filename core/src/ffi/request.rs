@@ -86,6 +86,14 @@ fn ctx<'b>(b: &Binding) -> &'b mut RequestCtx<'static> {
     unsafe { &mut *b.ctx }
 }
 
+/// The request of the running handler, if a handler is running (for
+/// functions without a handle, such as ngx.log).
+pub fn current_ctx<'b>() -> Option<&'b RequestCtx<'static>> {
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: as in `binding`: CURRENT is live while set.
+    unsafe { p.as_ref() }.map(|b| &*ctx(b))
+}
+
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_current() -> u64 {
     if CURRENT.with(Cell::get).is_null() {
@@ -213,4 +221,41 @@ pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
     }
     b.pending = Some(Pending::Sleep(std::time::Duration::from_secs_f64(seconds)));
     AGAIN
+}
+
+/// One request header as ffi-headers/request.h's `halo_ffi_header_t`.
+#[repr(C)]
+pub struct Header {
+    pub name: *const u8,
+    pub name_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => ctx(b).req.headers().count().min(c_int::MAX as usize) as c_int,
+        None => NO_REQUEST,
+    }
+}
+
+/// # Safety
+/// `out` must be valid for writes of `max` headers.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if out.is_null() || max <= 0 {
+        return 0;
+    }
+    let mut n = 0;
+    for (name, value) in ctx(b).req.headers().take(max as usize) {
+        // SAFETY: `out` has room for `max` entries (caller's contract) and
+        // n < max; the strings live in the request, which outlives the run.
+        unsafe {
+            out.add(n).write(Header { name: name.as_ptr(), name_len: name.len(), value: value.as_ptr(), value_len: value.len() });
+        }
+        n += 1;
+    }
+    n as c_int
 }

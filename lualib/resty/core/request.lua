@@ -8,9 +8,14 @@ base.cdef "request"
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_get_method = C.halo_ffi_request_get_method
+local c_header_count = C.halo_ffi_request_header_count
+local c_get_headers = C.halo_ffi_request_get_headers
+local lower = string.lower
+local new_tab = base.new_tab
 local ffi_str = ffi.string
 local ffi_new = ffi.new
 local error = error
+local type = type
 local FFI_OK = base.FFI_OK
 
 local data_out = ffi_new("const unsigned char *[1]")
@@ -28,6 +33,52 @@ function ngx.req.get_method()
         error("no request found", 2)
     end
     return ffi_str(data_out[0], len_out[0])
+end
+
+-- Header buffer, grown when a request has more headers than it holds.
+local headers_buf_size = 32
+local headers_buf = ffi_new("halo_ffi_header_t[?]", headers_buf_size)
+
+-- ngx.req.get_headers(max_headers?, raw?): name -> value, or a list of
+-- values for a repeated name; names lowercased unless raw. At most 100
+-- headers by default (0 = all), as lua-nginx-module.
+function ngx.req.get_headers(max_headers, raw)
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if max_headers == nil then
+        max_headers = 100
+    elseif type(max_headers) ~= "number" then
+        error("bad argument #1 to 'get_headers' (number expected, got " .. type(max_headers) .. ")", 2)
+    end
+    local n = c_header_count(r)
+    if max_headers > 0 and n > max_headers then
+        n = max_headers
+    end
+    if n > headers_buf_size then
+        headers_buf_size = n
+        headers_buf = ffi_new("halo_ffi_header_t[?]", n)
+    end
+    n = c_get_headers(r, headers_buf, n)
+    local t = new_tab(0, n)
+    for i = 0, n - 1 do
+        local h = headers_buf[i]
+        local name = ffi_str(h.name, h.name_len)
+        if not raw then
+            name = lower(name)
+        end
+        local value = ffi_str(h.value, h.value_len)
+        local old = t[name]
+        if old == nil then
+            t[name] = value
+        elseif type(old) == "table" then
+            old[#old + 1] = value
+        else
+            t[name] = { old, value }
+        end
+    end
+    return t
 end
 
 return {}
