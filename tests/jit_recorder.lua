@@ -1,6 +1,8 @@
--- record(chunk_name, src): runs src with jit.attach("trace") collecting
--- events; returns the number of loop traces compiled in the chunk, then one
--- line per stitch and per abort. Used by tests/lua_jit.rs (in a bare VM) and
+-- record(chunk_name, src, allow_inner): runs src with jit.attach("trace")
+-- collecting events; returns the number of loop traces compiled in the
+-- chunk, then one line per stitch and per abort. allow_inner leaves out
+-- "inner loop in root trace" aborts, for APIs that loop inside (the
+-- outer trace is retried once the inner loop has its own trace). Used by tests/lua_jit.rs (in a bare VM) and
 -- tests/lua_content.rs (inside a request handler of the real server).
 
 local jutil = require "jit.util"
@@ -29,13 +31,17 @@ end
 -- A function called from the loop can get hot before the loop does; a trace
 -- started in it then aborts when it returns into the loop's frame, with one
 -- of these (lj_traceerr.h, stable in 2.1), and the loop compiles on its own.
--- Only such aborts of traces started outside the chunk are left out.
+-- Only such aborts of traces started outside the chunk are left out; so is
+-- RECERR when such a trace's recording is cut by the recorder's own
+-- jit.attach callback (a trace started in the loop never is).
+local RECERR = 0    -- "error thrown or hook called during recording"
 local LLEAVE = 8    -- "leaving loop in root trace"
 local NYIRETL = 16  -- "NYI: return to lower frame"
+local LINNER = 9    -- "inner loop in root trace"
 assert(not vmdef or vmdef.traceerr[LLEAVE] == "leaving loop in root trace")
 assert(not vmdef or vmdef.traceerr[NYIRETL] == "NYI: return to lower frame")
 
-return function(chunk_name, src)
+return function(chunk_name, src, allow_inner)
     local starts, compiled, stitches, aborts = {}, 0, {}, {}
     local function on_trace(what, tr, func, pc, otr, oex)
         if what == "start" then
@@ -51,8 +57,8 @@ return function(chunk_name, src)
             end
         elseif what == "abort" then
             local st = starts[tr] or { loc = "?" }
-            local callee_first = (otr == LLEAVE or otr == NYIRETL) and st.source ~= chunk_name
-            if not callee_first then
+            local callee_first = (otr == LLEAVE or otr == NYIRETL or otr == RECERR) and st.source ~= chunk_name
+            if not callee_first and not (allow_inner and otr == LINNER) then
                 aborts[#aborts + 1] = "trace " .. tr .. " from " .. st.loc .. " aborted at "
                     .. where(func, pc) .. ": " .. reason(otr, oex)
             end
