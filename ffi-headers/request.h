@@ -15,6 +15,11 @@
 /* The running handler's request, or 0 outside a request. */
 uint64_t halo_ffi_request_current(void);
 
+/* The running handler's phase: 1 rewrite, 2 access, 3 content, 4 log.
+   Calls that answer the request (write, status, header, exit, sleep) return
+   HALO_FFI_BAD_CONTEXT in the log phase. */
+int halo_ffi_request_get_phase(uint64_t r);
+
 /* Appends to the response body (ngx.print / ngx.say). */
 int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);
 

@@ -32,8 +32,7 @@ end
 -- started in it then aborts when it returns into the loop's frame, with one
 -- of these (lj_traceerr.h, stable in 2.1), and the loop compiles on its own.
 -- Only such aborts of traces started outside the chunk are left out; so is
--- RECERR when such a trace's recording is cut by the recorder's own
--- jit.attach callback (a trace started in the loop never is).
+-- RECERR for such traces (e.g. a finalizer ran during their recording).
 local RECERR = 0    -- "error thrown or hook called during recording"
 local LLEAVE = 8    -- "leaving loop in root trace"
 local NYIRETL = 16  -- "NYI: return to lower frame"

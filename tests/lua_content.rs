@@ -182,9 +182,17 @@ fn request_api_loop_is_jit_compiled() {
         server_name localhost;
         location = /jit { content_by_lua_block {
             local record = require "jit_recorder"
-            local f = assert(io.open(ngx.config.prefix() .. "lua/hot.lua")):read("*a")
+            local function slurp(name)
+                local fh = assert(io.open(ngx.config.prefix() .. "lua/" .. name))
+                local src = fh:read("*a")
+                fh:close()
+                return src
+            end
+            local f, f2 = slurp("hot.lua"), slurp("hot_headers.lua")
+            -- File handles have finalizers: a GC step running one while a
+            -- trace records aborts it. Run them now, not in the loops.
+            collectgarbage()
             local compiled, stitches, aborts = record("=hot", f)
-            local f2 = assert(io.open(ngx.config.prefix() .. "lua/hot_headers.lua")):read("*a")
             local compiled2, stitches2, aborts2 = record("=hot_headers", f2, true)
             compiled = math.min(compiled, compiled2)
             stitches = stitches .. stitches2
@@ -293,4 +301,57 @@ fn get_headers_and_log_with_request_context() {
     let line = log.lines().find(|l| l.contains("agent=t/1")).unwrap();
     let re = regex::Regex::new(r#"\[warn\] \d+#\d+: \*\d+ \[lua\] content_by_lua\(nginx\.conf:\d+\):3: agent=t/1, client: 127\.0\.0\.1, server: localhost, request: "GET /h HTTP/1\.1", host: "localhost"$"#).unwrap();
     assert!(re.is_match(line), "{line}");
+}
+
+#[test]
+fn rewrite_access_and_log_phases() {
+    let h = Halo::server(
+        r#"
+        access_by_lua_block {
+            if ngx.var.arg_token ~= "ok" then
+                return ngx.exit(403)
+            end
+        }
+        log_by_lua_block {
+            ngx.log(ngx.NOTICE, "logged ", ngx.var.uri, " ", ngx.var.status, " in ", ngx.get_phase())
+        }
+        location /p {
+            rewrite_by_lua_block { if ngx.var.arg_early then ngx.say("early from ", ngx.get_phase()) return ngx.exit(200) end }
+            content_by_lua_block { ngx.say("content in ", ngx.get_phase()) }
+        }
+        location /static { root html; }
+        location /sleepy {
+            access_by_lua_block { ngx.sleep(0.05) }
+            content_by_lua_block { ngx.say("after access sleep") }
+        }"#,
+    );
+    h.write_file("html/static/x.txt", "static\n");
+    // access_by_lua (inherited from the server) denies without the token.
+    assert_eq!(h.get("/p").status, 403);
+    assert_eq!(h.get("/static/x.txt").status, 403);
+    assert_eq!(h.get("/p?token=ok").text(), "content in content\n");
+    assert_eq!(h.get("/static/x.txt?token=ok").text(), "static\n");
+    // rewrite_by_lua runs first and may answer the request itself.
+    assert_eq!(h.get("/p?token=ok&early=1").text(), "early from rewrite\n");
+    assert_eq!(h.get("/sleepy?token=ok").text(), "after access sleep\n");
+    assert!(h.wait_log("logs/error.log", "logged /p 200 in log", Duration::from_secs(2)), "{}", h.error_log());
+    assert_contains(&h.error_log(), "logged /p 403 in log");
+}
+
+#[test]
+fn output_apis_are_disabled_in_the_log_phase() {
+    let h = Halo::server(
+        r#"
+        location /l {
+            content_by_lua_block { ngx.say("ok") }
+            log_by_lua_block { ngx.say("too late") }
+        }"#,
+    );
+    assert_eq!(h.get("/l").text(), "ok\n");
+    assert!(
+        h.wait_log("logs/error.log", "failed to run log_by_lua*: log_by_lua(nginx.conf:", Duration::from_secs(2)),
+        "{}",
+        h.error_log()
+    );
+    assert_contains(&h.error_log(), "):1: API disabled in the context of log_by_lua*\nstack traceback:");
 }

@@ -176,6 +176,15 @@ static SPECS: &[Spec] = &[
     spec("content_by_lua_block", LOC, false, Exactly(1)),
     spec("content_by_lua", LOC, false, Exactly(1)),
     spec("content_by_lua_file", LOC, false, Exactly(1)),
+    spec("rewrite_by_lua_block", HSL, false, Exactly(1)),
+    spec("rewrite_by_lua", HSL, false, Exactly(1)),
+    spec("rewrite_by_lua_file", HSL, false, Exactly(1)),
+    spec("access_by_lua_block", HSL, false, Exactly(1)),
+    spec("access_by_lua", HSL, false, Exactly(1)),
+    spec("access_by_lua_file", HSL, false, Exactly(1)),
+    spec("log_by_lua_block", HSL, false, Exactly(1)),
+    spec("log_by_lua", HSL, false, Exactly(1)),
+    spec("log_by_lua_file", HSL, false, Exactly(1)),
 ];
 
 /// The generic checks nginx's `ngx_conf_handler` makes, in its order.
@@ -400,6 +409,9 @@ struct Partial {
     client_header_buffer_size: Option<usize>,
     large_client_header_buffers: Option<(usize, usize)>,
     content_by_lua: Option<Arc<LuaCode>>,
+    rewrite_by_lua: Option<Arc<LuaCode>>,
+    access_by_lua: Option<Arc<LuaCode>>,
+    log_by_lua: Option<Arc<LuaCode>>,
 }
 
 struct HttpRaw {
@@ -767,6 +779,15 @@ impl<'a> Builder<'a> {
                 }
                 p.content_by_lua = Some(Arc::new(self.lua_code(d)));
             }
+            "rewrite_by_lua_block" | "rewrite_by_lua" | "rewrite_by_lua_file" => {
+                set_once(d, &mut p.rewrite_by_lua, Arc::new(self.lua_code(d)))?
+            }
+            "access_by_lua_block" | "access_by_lua" | "access_by_lua_file" => {
+                set_once(d, &mut p.access_by_lua, Arc::new(self.lua_code(d)))?
+            }
+            "log_by_lua_block" | "log_by_lua" | "log_by_lua_file" => {
+                set_once(d, &mut p.log_by_lua, Arc::new(self.lua_code(d)))?
+            }
             "try_files" => {
                 if p.try_files.is_some() {
                     return Err(dup(d));
@@ -1129,6 +1150,9 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         access_log,
         log_formats: parent.log_formats.clone(),
         content_by_lua: p.content_by_lua.clone(),
+        rewrite_by_lua: p.rewrite_by_lua.clone().or_else(|| parent.rewrite_by_lua.clone()),
+        access_by_lua: p.access_by_lua.clone().or_else(|| parent.access_by_lua.clone()),
+        log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),
     }
 }
 

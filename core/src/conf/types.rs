@@ -217,6 +217,10 @@ pub struct LocConf {
     pub log_formats: std::sync::Arc<HashMap<String, Template>>,
     /// `content_by_lua*` of this location (not inherited).
     pub content_by_lua: Option<std::sync::Arc<LuaCode>>,
+    /// `rewrite_by_lua*`, `access_by_lua*`, `log_by_lua*` (inherited).
+    pub rewrite_by_lua: Option<std::sync::Arc<LuaCode>>,
+    pub access_by_lua: Option<std::sync::Arc<LuaCode>>,
+    pub log_by_lua: Option<std::sync::Arc<LuaCode>>,
 }
 
 impl LocConf {
@@ -241,6 +245,9 @@ impl LocConf {
             access_log: Vec::new(),
             log_formats: Default::default(),
             content_by_lua: None,
+            rewrite_by_lua: None,
+            access_by_lua: None,
+            log_by_lua: None,
         }
     }
 }

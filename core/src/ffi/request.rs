@@ -7,11 +7,39 @@
 use std::cell::Cell;
 use std::os::raw::c_int;
 
-use super::{read_in, AGAIN, DECLINED, NO_REQUEST, OK};
+use super::{read_in, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::server::vars::RequestCtx;
+
+/// The request phase a handler runs in (the numbers of
+/// `halo_ffi_request_get_phase`, names in lualib/resty/core/phase.lua).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Rewrite = 1,
+    Access = 2,
+    Content = 3,
+    Log = 4,
+}
+
+impl Phase {
+    /// The directive family, for messages: `access_by_lua*`.
+    pub fn directive(self) -> &'static str {
+        match self {
+            Phase::Rewrite => "rewrite_by_lua*",
+            Phase::Access => "access_by_lua*",
+            Phase::Content => "content_by_lua*",
+            Phase::Log => "log_by_lua*",
+        }
+    }
+
+    /// Whether output, ngx.exit, ngx.sleep, status and headers may be used.
+    fn may_respond(self) -> bool {
+        !matches!(self, Phase::Log)
+    }
+}
 
 /// What a Lua handler produced, and the request it runs for.
 pub struct Binding {
+    pub phase: Phase,
     /// The request; valid while the binding is current (see `bind`).
     ctx: *mut RequestCtx<'static>,
     pub out: Vec<u8>,
@@ -28,8 +56,9 @@ pub struct Binding {
 }
 
 impl Binding {
-    pub fn new(ctx: &mut RequestCtx<'_>) -> Binding {
+    pub fn new(ctx: &mut RequestCtx<'_>, phase: Phase) -> Binding {
         Binding {
+            phase,
             ctx: ctx as *mut RequestCtx<'_> as *mut RequestCtx<'static>,
             out: Vec::new(),
             status: 0,
@@ -79,6 +108,16 @@ fn binding<'b>(r: u64) -> Option<&'b mut Binding> {
     unsafe { p.as_mut() }
 }
 
+/// The current binding if `r` is its handle and its phase may respond.
+fn responding<'b>(r: u64) -> Result<&'b mut Binding, c_int> {
+    let b = binding(r).ok_or(NO_REQUEST)?;
+    if b.phase.may_respond() {
+        Ok(b)
+    } else {
+        Err(BAD_CONTEXT)
+    }
+}
+
 fn ctx<'b>(b: &Binding) -> &'b mut RequestCtx<'static> {
     // SAFETY: `b.ctx` came from a `&mut RequestCtx` that `bind`'s caller holds
     // (unused) for the whole run; the 'static is never observable outside
@@ -107,7 +146,10 @@ pub extern "C" fn halo_ffi_request_current() -> u64 {
 /// `data` must be NULL or valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
     // SAFETY: caller's contract.
     b.out.extend_from_slice(unsafe { read_in(data, len) });
     OK
@@ -123,7 +165,10 @@ pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
     if !(100..=999).contains(&status) {
         return DECLINED;
     }
@@ -133,7 +178,10 @@ pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_exit(r: u64, status: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
     b.exit = Some(status);
     OK
 }
@@ -194,7 +242,10 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     value: *const u8,
     value_len: usize,
 ) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
     // SAFETY: caller's contract. `x_foo` names X-Foo, as in lua-nginx-module.
     let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).replace('_', "-");
     let value = (!value.is_null()).then(|| {
@@ -215,7 +266,10 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
 /// ngx.sleep: registers the wait; the Lua side yields on AGAIN.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
     if !(seconds >= 0.0 && seconds.is_finite()) {
         return DECLINED;
     }
@@ -258,4 +312,13 @@ pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, 
         n += 1;
     }
     n as c_int
+}
+
+/// The phase of the running handler (see [`Phase`]), or a negative code.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => b.phase as c_int,
+        None => NO_REQUEST,
+    }
 }

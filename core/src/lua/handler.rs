@@ -12,7 +12,7 @@ use std::sync::Arc;
 use mlua::{Function, Lua, Table, Thread, ThreadStatus};
 
 use crate::conf::{Config, LuaCode, LuaSource};
-use crate::ffi::request::{bind, Binding, Pending};
+use crate::ffi::request::{bind, Binding, Pending, Phase};
 use crate::log::Level;
 use crate::rt;
 use crate::server::phases::{Body, Response};
@@ -77,14 +77,22 @@ impl LuaHandlers {
 
     /// Run a content handler to its end; its output becomes the response.
     pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>) -> Response<'a> {
+        // A content handler always answers.
+        self.run(ctx, code, Phase::Content).await.unwrap_or_else(|| Response::special(500))
+    }
+
+    /// Run a handler of `phase` to its end. Some(response) when it answers
+    /// the request (content always does; rewrite and access do with
+    /// ngx.exit(status >= 200), output, or an error), None to go on.
+    pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase) -> Option<Response<'a>> {
         let co = match self.thread(code) {
             Ok(co) => co,
             Err(e) => {
-                ctx.log(Level::Error, format_args!("failed to load content_by_lua*: {e}"));
-                return Response::special(500);
+                ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
+                return Some(Response::special(500));
             }
         };
-        let mut b = Binding::new(ctx);
+        let mut b = Binding::new(ctx, phase);
         let outcome = loop {
             let res = bind(&mut b, || co.resume::<()>(()));
             match res {
@@ -93,22 +101,35 @@ impl LuaHandlers {
                 Ok(()) => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
                     None if b.exit.is_some() => break Ok(()),
-                    None => break Err("attempt to yield from content_by_lua* without an operation to wait for".into()),
+                    None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
                 },
             }
         };
         match outcome {
-            Ok(()) => respond(ctx, b),
+            Ok(()) => {
+                let answers = phase == Phase::Content
+                    || (phase != Phase::Log && (b.exit.is_some_and(|s| s >= 200) || !b.out.is_empty()));
+                if answers {
+                    return Some(respond(ctx, b));
+                }
+                match b.exit {
+                    // ngx.exit(ngx.ERROR) and other negative codes: a 500.
+                    Some(s) if s < 0 && phase != Phase::Log => Some(Response::special(500)),
+                    _ => None,
+                }
+            }
             Err(e) => {
-                ctx.log(Level::Error, format_args!("failed to run content_by_lua*: {e}"));
-                if b.out.is_empty() {
-                    Response::special(500)
+                ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive()));
+                if phase == Phase::Log {
+                    None
+                } else if b.out.is_empty() {
+                    Some(Response::special(500))
                 } else {
                     // Part of the body was produced: send it, then close, so
                     // the client sees a cut response rather than a whole one.
                     let mut r = respond(ctx, b);
                     r.close = true;
-                    r
+                    Some(r)
                 }
             }
         }

@@ -18,6 +18,7 @@ use crate::process::worker::Worker;
 use crate::rt::{self, ops, Deadline};
 
 use super::phases::{Body, Engine, Response};
+use crate::ffi::request::Phase;
 use super::vars::{ConnInfo, RequestCtx};
 
 /// Bytes asked of one recv while reading heads, and while reading bodies.
@@ -205,6 +206,16 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
+        if let Body::LuaPhases(loc) = resp.body {
+            engine.lua_phases_done = true;
+            resp = match run_lua_phases(w, &mut ctx).await {
+                Some(r) => r,
+                None => engine.content(&mut ctx, loc),
+            };
+            if !matches!(resp.body, Body::Lua(_)) {
+                resp = engine.finalize(&mut ctx, resp);
+            }
+        }
         if let Body::Lua(code) = &resp.body {
             let code = code.clone();
             resp = match w.lua.as_ref() {
@@ -229,6 +240,9 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         if !write_response(io, &mut ctx, resp, keep).await {
             return;
         }
+        if let (Some(code), Some(lua)) = (ctx.conf.log_by_lua.clone(), w.lua.as_ref()) {
+            lua.run(&mut ctx, &code, Phase::Log).await;
+        }
         access_log(w, &mut ctx);
         drop(ctx);
         if !keep {
@@ -240,6 +254,20 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             return;
         }
     }
+}
+
+/// rewrite_by_lua* then access_by_lua* of the request's location; the
+/// response of the first that answers the request.
+async fn run_lua_phases<'a>(w: &Worker, ctx: &mut RequestCtx<'a>) -> Option<Response<'a>> {
+    let lua = w.lua.as_ref()?;
+    for (code, phase) in [(ctx.conf.rewrite_by_lua.clone(), Phase::Rewrite), (ctx.conf.access_by_lua.clone(), Phase::Access)] {
+        if let Some(code) = code {
+            if let Some(r) = lua.run(ctx, &code, phase).await {
+                return Some(r);
+            }
+        }
+    }
+    None
 }
 
 /// Named groups of a matching `server_name ~regex` become variables.
@@ -340,14 +368,14 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
         Body::Empty => resp.content_length.unwrap_or(0),
         Body::Bytes(b) => b.len() as u64,
         Body::File(f) => f.len,
-        Body::Lua(_) => unreachable!("Lua content runs before the response is written"),
+        Body::Lua(_) | Body::LuaPhases(_) => unreachable!("Lua handlers run before the response is written"),
     };
     let content_length = match (&resp.body, resp.content_length) {
         (Body::Empty, None) if matches!(resp.status, 204 | 304) || resp.status < 200 => None,
         (Body::Empty, cl) => Some(cl.unwrap_or(0)),
         (Body::Bytes(b), _) => Some(b.len() as u64),
         (Body::File(_), cl) => cl.or(Some(body_len)),
-        (Body::Lua(_), _) => None,
+        (Body::Lua(_) | Body::LuaPhases(_), _) => None,
     };
     let before = io.out.len();
     crate::log::time::with_http_date(|date| {
@@ -384,7 +412,7 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
                 Some(n) => sent_body = n,
                 None => return false,
             },
-            Body::Lua(_) => {}
+            Body::Lua(_) | Body::LuaPhases(_) => {}
         }
     }
     ctx.body_bytes_sent = sent_body;

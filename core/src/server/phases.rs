@@ -28,6 +28,10 @@ pub enum Body<'a> {
     /// To be produced by this content_by_lua* handler: the connection runs
     /// it (it may wait on the event loop), then calls `Engine::finalize`.
     Lua(std::sync::Arc<crate::conf::LuaCode>),
+    /// The location (None: the server level) has rewrite_by_lua* or
+    /// access_by_lua* handlers to run first: the connection runs them, then
+    /// `Engine::content` unless one of them answered.
+    LuaPhases(Option<&'a Location>),
 }
 
 /// What the phases decided to send.
@@ -73,11 +77,13 @@ enum Flow<'a> {
 pub struct Engine {
     redirects: u32,
     error_page_done: bool,
+    /// rewrite_by_lua* / access_by_lua* have run for this request.
+    pub lua_phases_done: bool,
 }
 
 impl Default for Engine {
     fn default() -> Self {
-        Engine { redirects: 0, error_page_done: false }
+        Engine { redirects: 0, error_page_done: false, lua_phases_done: false }
     }
 }
 
@@ -310,7 +316,13 @@ impl Engine {
     }
 
     /// The content phase: try_files, index, static file.
-    fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
+    pub fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
+        if !self.lua_phases_done && (ctx.conf.rewrite_by_lua.is_some() || ctx.conf.access_by_lua.is_some()) {
+            let mut r = Response::special(200);
+            r.special = false;
+            r.body = Body::LuaPhases(loc);
+            return r;
+        }
         if let Some(code) = &ctx.conf.content_by_lua {
             let mut r = Response::special(200);
             r.special = false;
@@ -420,7 +432,7 @@ impl Engine {
 
     /// error_page, the default error page body, add_header.
     pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
-        if matches!(resp.body, Body::Lua(_)) {
+        if matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_)) {
             // Finalized once the handler has produced the response.
             return resp;
         }

@@ -12,6 +12,8 @@ local get_request = C.halo_ffi_request_current
 local c_exit = C.halo_ffi_request_exit
 local c_sleep = C.halo_ffi_request_sleep
 local FFI_AGAIN = base.FFI_AGAIN
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local disabled = require("resty.core.phase").disabled
 local type = type
 local error = error
 -- Saved at load time, before user code can replace coroutine.yield.
@@ -25,7 +27,9 @@ function ngx.exit(status)
     if r == 0 then
         error("no request found", 2)
     end
-    c_exit(r, status)
+    if c_exit(r, status) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
     return co_yield()
 end
 
@@ -40,6 +44,9 @@ function ngx.sleep(seconds)
     local rc = c_sleep(r, seconds)
     if rc == FFI_AGAIN then
         return co_yield()
+    end
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
     end
     error("bad argument #1 to 'sleep' (a non-negative number of seconds expected)", 2)
 end

@@ -18,6 +18,8 @@ local concat = table.concat
 local new_tab = base.new_tab
 local ngx = ngx
 local null = ngx.null
+local disabled = require("resty.core.phase").disabled
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 
 local function flatten(parts, n, v, fname)
     local t = type(v)
@@ -38,8 +40,9 @@ local function flatten(parts, n, v, fname)
             n = flatten(parts, n, v[i], fname)
         end
     else
+        -- Level 3: flatten, output, then the caller (ngx.say tail-calls output).
         error("bad argument to '" .. fname .. "' (string, number, boolean, nil, "
-              .. "ngx.null, or array table expected, got " .. t .. ")", 4)
+              .. "ngx.null, or array table expected, got " .. t .. ")", 3)
     end
     return n
 end
@@ -47,7 +50,7 @@ end
 local function output(fname, newline, ...)
     local r = get_request()
     if r == 0 then
-        error("no request found", 3)
+        error("no request found", 2)
     end
     local nargs = select("#", ...)
     local s
@@ -61,7 +64,9 @@ local function output(fname, newline, ...)
         end
         s = concat(parts, "", 1, n)
     end
-    c_write(r, s, #s)
+    if c_write(r, s, #s) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
     if newline then
         c_write(r, "\n", 1)
     end

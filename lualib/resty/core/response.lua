@@ -17,6 +17,8 @@ local tostring = tostring
 local rawget = rawget
 local rawset = rawset
 local FFI_OK = base.FFI_OK
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local disabled = require("resty.core.phase").disabled
 
 local ngx = ngx
 
@@ -31,8 +33,12 @@ local function set_header(_, name, value)
     -- ngx.header.content_type means Content-Type: the core turns '_' into
     -- '-' (string.gsub would not be JIT-compiled).
     local vt = type(value)
+    local rc
     if vt == "nil" then
-        c_set_header(r, name, #name, nil, 0)
+        rc = c_set_header(r, name, #name, nil, 0)
+        if rc == FFI_BAD_CONTEXT then
+            error(disabled(r), 2)
+        end
         return
     end
     if vt == "number" or vt == "boolean" then
@@ -40,7 +46,9 @@ local function set_header(_, name, value)
     elseif vt ~= "string" then
         error("setting ngx.header." .. name .. " to a " .. vt .. " is not supported yet", 2)
     end
-    c_set_header(r, name, #name, value, #value)
+    if c_set_header(r, name, #name, value, #value) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
 end
 
 local function get_header(_, name)
@@ -72,7 +80,10 @@ mt.__newindex = function(t, key, value)
         if type(value) ~= "number" then
             error("bad argument to 'ngx.status' (number expected, got " .. type(value) .. ")", 2)
         end
-        if c_set_status(r, value) ~= FFI_OK then
+        local rc = c_set_status(r, value)
+        if rc == FFI_BAD_CONTEXT then
+            error(disabled(r), 2)
+        elseif rc ~= FFI_OK then
             error("invalid HTTP status code " .. tostring(value), 2)
         end
         return

@@ -1,0 +1,32 @@
+-- resty.core.phase: ngx.get_phase, and the "API disabled" message the
+-- other modules raise when the core answers HALO_FFI_BAD_CONTEXT.
+
+local base = require "resty.core.base"
+local ffi = require "ffi"
+
+base.cdef "request"
+
+local C = ffi.C
+local get_request = C.halo_ffi_request_current
+local c_get_phase = C.halo_ffi_request_get_phase
+
+local names = { "rewrite", "access", "content", "log" }
+
+local _M = {}
+
+-- The running handler's phase; "init" outside a request (module loading).
+function ngx.get_phase()
+    local r = get_request()
+    if r == 0 then
+        return "init"
+    end
+    return names[c_get_phase(r)] or "unknown"
+end
+
+-- "API disabled in the context of log_by_lua*", for request r.
+function _M.disabled(r)
+    local name = names[c_get_phase(r)] or "unknown"
+    return "API disabled in the context of " .. name .. "_by_lua*"
+end
+
+return _M
