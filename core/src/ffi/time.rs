@@ -69,7 +69,7 @@ pub unsafe extern "C" fn halo_ffi_time_localtime(buf: *mut u8, len: usize) -> c_
 /// `buf` must be NULL or valid for writes of `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_time_utctime(buf: *mut u8, len: usize) -> c_int {
-    let t = Utc::new(cached_since_epoch().as_secs() as i64);
+    let t = crate::log::time::utc_tm(cached_since_epoch().as_secs() as i64);
     let s = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year, t.mon, t.mday, t.hour, t.min, t.sec
@@ -136,7 +136,7 @@ const MONTHS: [&str; 12] =
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 fn format_cookie_time(secs: i64) -> String {
-    let t = Utc::new(secs);
+    let t = crate::log::time::utc_tm(secs);
     let wday = WEEKDAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
     let mon = MONTHS[(t.mon - 1) as usize];
     if t.year > 2037 {
@@ -150,35 +150,6 @@ fn format_cookie_time(secs: i64) -> String {
             t.min,
             t.sec
         )
-    }
-}
-
-/// A UTC broken-down time (crate::log::time keeps its own private).
-struct Utc {
-    year: i64,
-    mon: u32,
-    mday: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
-}
-
-impl Utc {
-    /// Howard Hinnant's days-to-civil algorithm; valid for any i64 day count
-    /// that does not overflow (callers pass clamped or current times).
-    fn new(secs: i64) -> Utc {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let mday = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let mon = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(mon <= 2);
-        Utc { year, mon, mday, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60 }
     }
 }
 
@@ -245,9 +216,9 @@ mod tests {
 
     #[test]
     fn utc_breakdown() {
-        let t = Utc::new(1_795_294_800);
+        let t = crate::log::time::utc_tm(1_795_294_800);
         assert_eq!((t.year, t.mon, t.mday, t.hour, t.min, t.sec), (2026, 11, 21, 21, 0, 0));
-        let t = Utc::new(1_709_210_096);
+        let t = crate::log::time::utc_tm(1_709_210_096);
         assert_eq!((t.year, t.mon, t.mday, t.hour, t.min, t.sec), (2024, 2, 29, 12, 34, 56));
     }
 

@@ -158,23 +158,23 @@ fn unix_secs(t: SystemTime) -> i64 {
 
 /// A broken-down time with its offset from UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tm {
-    year: i64,
+pub(crate) struct Tm {
+    pub year: i64,
     /// 1..=12
-    mon: u32,
-    mday: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
+    pub mon: u32,
+    pub mday: u32,
+    pub hour: u32,
+    pub min: u32,
+    pub sec: u32,
     /// Seconds east of UTC.
-    gmtoff: i64,
+    pub gmtoff: i64,
 }
 
 const MONTHS: [&str; 12] =
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// UTC broken-down time (Howard Hinnant's days-to-civil algorithm).
-fn utc_tm(secs: i64) -> Tm {
+pub(crate) fn utc_tm(secs: i64) -> Tm {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400) as u32;
     let z = days + 719_468;
