@@ -7,47 +7,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// `halo_ffi_*` names declared as functions (identifier then `(`) outside comments.
-/// Same parser as build.rs, which cannot share code with tests.
-fn declared_functions(text: &str) -> Vec<String> {
-    let code = strip_comments(text);
-    let mut out = Vec::new();
-    let mut rest = code.as_str();
-    while let Some(i) = rest.find("halo_ffi_") {
-        let tail = &rest[i..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
-        let preceded_by_ident = rest[..i].chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !preceded_by_ident && tail[end..].trim_start().starts_with('(') {
-            out.push(tail[..end].to_owned());
-        }
-        rest = &tail[end..];
-    }
-    out
-}
-
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let block = rest.find("/*");
-        let line = rest.find("//");
-        match (block, line) {
-            (Some(b), l) if l.is_none_or(|l| b < l) => {
-                out.push_str(&rest[..b]);
-                rest = rest[b + 2..].find("*/").map_or("", |e| &rest[b + 2 + e + 2..]);
-                out.push(' ');
-            }
-            (_, Some(l)) => {
-                out.push_str(&rest[..l]);
-                rest = rest[l..].find('\n').map_or("", |e| &rest[l + e..]);
-            }
-            _ => {
-                out.push_str(rest);
-                return out;
-            }
-        }
-    }
-}
+/// The header parser build.rs uses to keep these functions in the binary.
+#[path = "../build/ffi_decls.rs"]
+mod ffi_decls;
+use ffi_decls::declared_functions;
 
 fn declared() -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ffi-headers");
