@@ -20,6 +20,9 @@ uint64_t halo_ffi_request_current(void);
    HALO_FFI_BAD_CONTEXT in the log phase. */
 int halo_ffi_request_get_phase(uint64_t r);
 
+/* The request's number in this worker (> 0), the key of ngx.ctx. */
+double halo_ffi_request_id(uint64_t r);
+
 /* Appends to the response body (ngx.print / ngx.say). */
 int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);
 

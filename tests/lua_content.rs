@@ -355,3 +355,59 @@ fn output_apis_are_disabled_in_the_log_phase() {
     );
     assert_contains(&h.error_log(), "):1: API disabled in the context of log_by_lua*\nstack traceback:");
 }
+
+#[test]
+fn ctx_is_shared_by_the_phases_of_one_request_only() {
+    let h = Halo::server(
+        r#"
+        location /c {
+            rewrite_by_lua_block { ngx.ctx.trail = "rewrite" }
+            access_by_lua_block { ngx.ctx.trail = ngx.ctx.trail .. ">access" }
+            content_by_lua_block {
+                ngx.ctx.trail = ngx.ctx.trail .. ">content"
+                ngx.say(ngx.ctx.trail, " ", tostring(ngx.ctx.leftover))
+                ngx.ctx.leftover = "x"
+            }
+            log_by_lua_block { ngx.log(ngx.NOTICE, "trail=", ngx.ctx.trail, ">log") }
+        }"#,
+    );
+    assert_eq!(h.get("/c").text(), "rewrite>access>content nil\n");
+    // A new request starts with an empty ngx.ctx.
+    assert_eq!(h.get("/c").text(), "rewrite>access>content nil\n");
+    assert!(h.wait_log("logs/error.log", "trail=rewrite>access>content>log", Duration::from_secs(2)), "{}", h.error_log());
+}
+
+#[test]
+fn init_and_init_worker_by_lua() {
+    let conf = http_conf(
+        r#"
+    init_by_lua_block {
+        greeting = "hello from init"
+        package.loaded.shared = { count = 0 }
+    }
+    init_worker_by_lua_block {
+        package.loaded.shared.worker = ngx.worker.id()
+    }
+    server {
+        listen 127.0.0.1:{{PORT}};
+        server_name localhost;
+        location /i { content_by_lua_block {
+            local shared = require "shared"
+            ngx.say(greeting, " ", shared.worker, " ", ngx.get_phase())
+        } }
+    }"#,
+    );
+    let h = Prefix::new().start(&conf);
+    assert_eq!(h.get("/i").text(), "hello from init 0 content\n");
+}
+
+#[test]
+fn init_by_lua_error_stops_the_start() {
+    let p = Prefix::new();
+    let conf = http_conf("    init_by_lua_block { error(\"bad init\") }\n").replace("{{PORT}}", &free_port().to_string());
+    p.write_conf(&conf);
+    let out = p.cli(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_contains(&String::from_utf8_lossy(&out.stderr), "init_by_lua error: init_by_lua(nginx.conf:");
+    assert_contains(&String::from_utf8_lossy(&out.stderr), "bad init");
+}

@@ -142,6 +142,16 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
         eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.error_log.path.display(), e.raw_os_error().unwrap_or(0));
         return 1;
     }
+    // init_by_lua runs before anything forks, as in OpenResty; a failure
+    // stops the start.
+    let lua = match master::prepare_lua(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("halo: [error] {e}");
+            crate::error_log!(Level::Emerg, None, "{e}");
+            return 1;
+        }
+    };
     let slots = if cfg.master_process { cfg.worker_processes } else { 1 };
     let listeners = match listen::open_all(&cfg.http.listens, slots, &mut Vec::new()) {
         Ok(l) => l,
@@ -167,10 +177,10 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
     }
     let pid_path = cfg.pid.clone();
     let code = if cfg.master_process {
-        master::Master::new(cfg, listeners, globals).run()
+        master::Master::new(cfg, listeners, globals, lua).run()
     } else {
         let fds = master::single_fds(&listeners);
-        worker::run(std::sync::Arc::new(cfg), fds, 0, 1)
+        worker::run(std::sync::Arc::new(cfg), fds, 0, 1, lua)
     };
     let _ = std::fs::remove_file(pid_path);
     code

@@ -15,6 +15,7 @@ require "resty.core.exit"
 require "resty.core.request"
 require "resty.core.var"
 require "resty.core.response"
+require "resty.core.ctx"
 
 return {
     version = base.version,

@@ -173,6 +173,12 @@ static SPECS: &[Spec] = &[
     // lua
     spec("lua_package_path", HTTP, false, Exactly(1)),
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
+    spec("init_by_lua_block", HTTP, false, Exactly(1)),
+    spec("init_by_lua", HTTP, false, Exactly(1)),
+    spec("init_by_lua_file", HTTP, false, Exactly(1)),
+    spec("init_worker_by_lua_block", HTTP, false, Exactly(1)),
+    spec("init_worker_by_lua", HTTP, false, Exactly(1)),
+    spec("init_worker_by_lua_file", HTTP, false, Exactly(1)),
     spec("content_by_lua_block", LOC, false, Exactly(1)),
     spec("content_by_lua", LOC, false, Exactly(1)),
     spec("content_by_lua_file", LOC, false, Exactly(1)),
@@ -453,6 +459,8 @@ struct Builder<'a> {
     prefix: &'a Path,
     lua_package_path: Option<String>,
     lua_package_cpath: Option<String>,
+    init_by_lua: Option<Arc<LuaCode>>,
+    init_worker_by_lua: Option<Arc<LuaCode>>,
     log_formats: HashMap<String, Template>,
     log_escape: HashMap<String, Escape>,
     listens: Vec<ListenEntry>,
@@ -472,6 +480,8 @@ impl<'a> Builder<'a> {
             prefix,
             lua_package_path: None,
             lua_package_cpath: None,
+            init_by_lua: None,
+            init_worker_by_lua: None,
             log_formats,
             log_escape,
             listens: Vec::new(),
@@ -597,6 +607,14 @@ impl<'a> Builder<'a> {
                 "log_format" => self.log_format(c)?,
                 "lua_package_path" => set_once(c, &mut self.lua_package_path, c.args[0].clone())?,
                 "lua_package_cpath" => set_once(c, &mut self.lua_package_cpath, c.args[0].clone())?,
+                "init_by_lua_block" | "init_by_lua" | "init_by_lua_file" => {
+                    let code = Arc::new(self.lua_code(c));
+                    set_once(c, &mut self.init_by_lua, code)?
+                }
+                "init_worker_by_lua_block" | "init_worker_by_lua" | "init_worker_by_lua_file" => {
+                    let code = Arc::new(self.lua_code(c));
+                    set_once(c, &mut self.init_worker_by_lua, code)?
+                }
                 _ => {
                     if !self.common(c, &mut h.partial)? {
                         unreachable!("{} allowed in http but not handled", c.name);
@@ -1090,6 +1108,8 @@ impl<'a> Builder<'a> {
             log_format_escape: std::mem::take(&mut self.log_escape),
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
+            init_by_lua: self.init_by_lua.take(),
+            init_worker_by_lua: self.init_worker_by_lua.take(),
         }
     }
 }

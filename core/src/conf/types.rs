@@ -49,6 +49,10 @@ pub struct Http {
     /// `$prefix` are expanded when the VM is made).
     pub lua_package_path: Option<String>,
     pub lua_package_cpath: Option<String>,
+    /// `init_by_lua*` (run in the master before the workers fork) and
+    /// `init_worker_by_lua*` (run in each worker as it starts).
+    pub init_by_lua: Option<std::sync::Arc<LuaCode>>,
+    pub init_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
 }
 
 /// Lua code of a `*_by_lua*` directive.

@@ -322,3 +322,13 @@ pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
         None => NO_REQUEST,
     }
 }
+
+/// The request's number in this worker (ngx.ctx's key), as a double so Lua
+/// gets a plain number (exact below 2^53).
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_id(r: u64) -> f64 {
+    match binding(r) {
+        Some(b) => ctx(b).id as f64,
+        None => f64::from(NO_REQUEST),
+    }
+}

@@ -27,6 +27,8 @@ pub struct LuaHandlers {
     cache: RefCell<HashMap<usize, Function>>,
     setfenv: Function,
     globals: Table,
+    /// resty.core.ctx's release(id): drops a finished request's ngx.ctx.
+    release_ctx: Function,
 }
 
 impl LuaHandlers {
@@ -35,7 +37,16 @@ impl LuaHandlers {
         let vm = super::new_vm(&cfg.prefix, cfg.http.lua_package_path.as_deref(), cfg.http.lua_package_cpath.as_deref())?;
         let globals = vm.globals();
         let setfenv = globals.get("setfenv")?;
-        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), setfenv, globals })
+        let require: Function = globals.get("require")?;
+        let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
+        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), setfenv, globals, release_ctx })
+    }
+
+    /// The request is over: forget its ngx.ctx (if it made one).
+    pub fn request_done(&self, id: u64) {
+        if let Err(e) = self.release_ctx.call::<()>(id as f64) {
+            crate::error_log!(Level::Alert, None, "releasing ngx.ctx failed: {e}");
+        }
     }
 
     /// The closure factory of `code`. The source is wrapped on its first
@@ -58,6 +69,19 @@ impl LuaHandlers {
         let f = self.vm.load(wrapped).set_name(name).into_function().map_err(|e| e.to_string())?;
         self.cache.borrow_mut().insert(key, f.clone());
         Ok(f)
+    }
+
+    /// Run `init_by_lua*` or `init_worker_by_lua*` code: in the VM's own
+    /// globals (what init_by_lua defines is what handlers see through _G),
+    /// outside any request. `what` names it in the error.
+    pub fn run_init(&self, code: &Arc<LuaCode>, what: &str) -> Result<(), String> {
+        let factory = self.factory(code)?;
+        let run = || -> mlua::Result<()> {
+            let f: Function = factory.call(())?;
+            self.setfenv.call::<()>((&f, &self.globals))?;
+            f.call::<()>(())
+        };
+        run().map_err(|e| format!("{what} error: {}", error_text(e)))
     }
 
     /// A coroutine running a new closure of `code` with fresh globals (over _G).
@@ -92,6 +116,7 @@ impl LuaHandlers {
                 return Some(Response::special(500));
             }
         };
+        ctx.lua_used = true;
         let mut b = Binding::new(ctx, phase);
         let outcome = loop {
             let res = bind(&mut b, || co.resume::<()>(()));

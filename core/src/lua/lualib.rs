@@ -46,6 +46,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.request" => "resty/core/request.lua",
     "resty.core.var" => "resty/core/var.lua",
     "resty.core.response" => "resty/core/response.lua",
+    "resty.core.ctx" => "resty/core/ctx.lua",
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).

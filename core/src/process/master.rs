@@ -14,6 +14,7 @@ use crate::log::Level;
 use super::listen::{self, Listener};
 use super::signals;
 use super::worker;
+use crate::lua::handler::LuaHandlers;
 
 struct WorkerProc {
     pid: i32,
@@ -29,10 +30,12 @@ pub struct Master {
     workers: Vec<WorkerProc>,
     generation: u64,
     globals: String,
+    /// The Lua VM with init_by_lua run, which every worker inherits.
+    lua: Option<LuaHandlers>,
 }
 
 /// Fork one worker serving `cfg`. Returns the child's pid.
-fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize) -> std::io::Result<i32> {
+fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize, lua: &mut Option<LuaHandlers>) -> std::io::Result<i32> {
     let count = cfg.worker_processes;
     let fds: Vec<_> = listeners
         .iter()
@@ -47,20 +50,22 @@ fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize) -> std::io
     if pid == 0 {
         // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag on this process.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        let code = worker::run(cfg.clone(), fds, id, count);
+        // The child's copy of the master's VM becomes the worker's.
+        let Some(lua) = lua.take() else { std::process::exit(2) };
+        let code = worker::run(cfg.clone(), fds, id, count, lua);
         std::process::exit(code);
     }
     Ok(pid)
 }
 
 impl Master {
-    pub fn new(cfg: Config, listeners: Vec<Listener>, globals: String) -> Master {
-        Master { cfg: Arc::new(cfg), listeners, workers: Vec::new(), generation: 0, globals }
+    pub fn new(cfg: Config, listeners: Vec<Listener>, globals: String, lua: LuaHandlers) -> Master {
+        Master { cfg: Arc::new(cfg), listeners, workers: Vec::new(), generation: 0, globals, lua: Some(lua) }
     }
 
     fn start_workers(&mut self) {
         for id in 0..self.cfg.worker_processes {
-            match spawn_worker(&self.cfg, &self.listeners, id) {
+            match spawn_worker(&self.cfg, &self.listeners, id, &mut self.lua) {
                 Ok(pid) => {
                     crate::error_log!(Level::Notice, None, "start worker process {pid}");
                     self.workers.push(WorkerProc { pid, id, generation: self.generation });
@@ -97,7 +102,7 @@ impl Master {
                 crate::error_log!(Level::Notice, None, "worker process {pid} exited with code {}", libc::WEXITSTATUS(status));
             }
             if abnormal && !stopping && w.generation == self.generation {
-                match spawn_worker(&self.cfg, &self.listeners, w.id) {
+                match spawn_worker(&self.cfg, &self.listeners, w.id, &mut self.lua) {
                     Ok(pid) => {
                         crate::error_log!(Level::Notice, None, "start worker process {pid}");
                         self.workers.push(WorkerProc { pid, id: w.id, generation: self.generation });
@@ -114,6 +119,14 @@ impl Master {
     fn reload(&mut self) {
         let cfg = match conf::build::load(&self.cfg.prefix, &self.cfg.conf_path, &self.globals) {
             Ok(c) => c,
+            Err(e) => {
+                crate::error_log!(Level::Emerg, None, "{e}");
+                return;
+            }
+        };
+        // A fresh VM for the new configuration, init_by_lua run again.
+        let lua = match prepare_lua(&cfg) {
+            Ok(l) => l,
             Err(e) => {
                 crate::error_log!(Level::Emerg, None, "{e}");
                 return;
@@ -138,6 +151,7 @@ impl Master {
         drop(old);
         self.listeners = listeners;
         self.cfg = Arc::new(cfg);
+        self.lua = Some(lua);
         let retired = self.generation;
         self.generation += 1;
         self.start_workers();
@@ -186,6 +200,16 @@ impl Master {
             }
         }
     }
+}
+
+/// The VM workers will inherit: lualib loaded, init_by_lua run.
+pub fn prepare_lua(cfg: &Config) -> Result<LuaHandlers, String> {
+    crate::ffi::config::set_prefix(&cfg.prefix);
+    let lua = LuaHandlers::new(cfg).map_err(|e| format!("failed to create the Lua VM: {e}"))?;
+    if let Some(code) = &cfg.http.init_by_lua {
+        lua.run_init(code, "init_by_lua")?;
+    }
+    Ok(lua)
 }
 
 fn signal_name(sig: libc::c_int) -> &'static str {

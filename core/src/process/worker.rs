@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::conf::Config;
 use crate::log::access::AccessLogs;
 use crate::log::Level;
+use crate::lua::handler::LuaHandlers;
 use crate::rt::{self, ops, Notify};
 use crate::server::select::ServerIndex;
 
@@ -35,6 +36,7 @@ pub struct Worker {
     /// SIGTERM: leave the loop now, whatever is in flight.
     exit_now: Cell<bool>,
     next_conn: Cell<u64>,
+    next_request: Cell<u64>,
     pub access_logs: RefCell<AccessLogs>,
     /// The Lua VM and handlers (one per worker).
     pub lua: Option<crate::lua::handler::LuaHandlers>,
@@ -48,10 +50,19 @@ impl Worker {
         self.next_conn.set(n);
         n
     }
+
+    /// A number for a request, unique in this worker.
+    pub fn request_number(&self) -> u64 {
+        let n = self.next_request.get() + 1;
+        self.next_request.set(n);
+        n
+    }
 }
 
-/// Run a worker until it is told to stop; returns the exit code.
-pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, count: usize) -> i32 {
+/// Run a worker until it is told to stop; returns the exit code. `lua` is
+/// the VM the master prepared (init_by_lua already run), inherited through
+/// fork.
+pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, count: usize, lua: LuaHandlers) -> i32 {
     crate::log::error::set_pid();
     let sfd = match signals::signalfd() {
         Ok(fd) => fd,
@@ -61,16 +72,13 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         }
     };
     crate::ffi::worker::set_worker(Some(id as u32), count as u32);
-    crate::ffi::config::set_prefix(&cfg.prefix);
-    let lua = match crate::lua::handler::LuaHandlers::new(&cfg) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            crate::error_log!(Level::Emerg, None, "failed to create the Lua VM: {e}");
-            return 2;
+    if let Some(code) = &cfg.http.init_worker_by_lua {
+        if let Err(e) = lua.run_init(code, "init_worker_by_lua") {
+            crate::error_log!(Level::Error, None, "{e}");
         }
-    };
+    }
     let w = Rc::new(Worker {
-        lua,
+        lua: Some(lua),
         servers: ServerIndex::new(&cfg.http.servers),
         cfg,
         id,
@@ -80,6 +88,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         accepting: Cell::new(listeners.len()),
         exit_now: Cell::new(false),
         next_conn: Cell::new(0),
+        next_request: Cell::new(0),
         access_logs: RefCell::new(AccessLogs::default()),
     });
     let entries = (w.cfg.worker_connections.clamp(64, 4096) as u32).next_power_of_two();

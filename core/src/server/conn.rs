@@ -203,6 +203,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         let server_idx = w.servers.select(&cfg.http.servers, listen, req.host()).unwrap_or(default);
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
+        ctx.id = w.request_number();
         server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
@@ -240,8 +241,13 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         if !write_response(io, &mut ctx, resp, keep).await {
             return;
         }
-        if let (Some(code), Some(lua)) = (ctx.conf.log_by_lua.clone(), w.lua.as_ref()) {
-            lua.run(&mut ctx, &code, Phase::Log).await;
+        if let Some(lua) = w.lua.as_ref() {
+            if let Some(code) = ctx.conf.log_by_lua.clone() {
+                lua.run(&mut ctx, &code, Phase::Log).await;
+            }
+            if ctx.lua_used {
+                lua.request_done(ctx.id);
+            }
         }
         access_log(w, &mut ctx);
         drop(ctx);

@@ -50,6 +50,10 @@ impl ConnInfo {
 
 /// One request on its way through the phases.
 pub struct RequestCtx<'a> {
+    /// Unique among the worker's requests (ngx.ctx is keyed by it).
+    pub id: u64,
+    /// A Lua handler ran for this request (its ngx.ctx needs releasing).
+    pub lua_used: bool,
     pub req: &'a Request,
     pub conn: &'a ConnInfo,
     pub server: &'a Server,
@@ -81,6 +85,8 @@ pub struct RequestCtx<'a> {
 impl<'a> RequestCtx<'a> {
     pub fn new(req: &'a Request, conn: &'a ConnInfo, server: &'a Server, request_length: u64) -> Self {
         RequestCtx {
+            id: 0,
+            lua_used: false,
             req,
             conn,
             server,

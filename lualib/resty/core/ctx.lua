@@ -1,0 +1,61 @@
+-- resty.core.ctx: ngx.ctx, one table per request shared by all its phases
+-- (rewrite, access, content, log). Tables are kept here by request number
+-- and released by the core when the request ends.
+
+local base = require "resty.core.base"
+local ffi = require "ffi"
+
+base.cdef "request"
+
+local C = ffi.C
+local get_request = C.halo_ffi_request_current
+local c_request_id = C.halo_ffi_request_id
+local type = type
+local error = error
+local new_tab = base.new_tab
+
+local ngx = ngx
+local ctxs = {}
+
+local mt = getmetatable(ngx)
+local index, newindex = mt.__index, mt.__newindex
+
+mt.__index = function(t, key)
+    if key == "ctx" then
+        local r = get_request()
+        if r == 0 then
+            error("no request found", 2)
+        end
+        local id = c_request_id(r)
+        local c = ctxs[id]
+        if c == nil then
+            c = new_tab(0, 4)
+            ctxs[id] = c
+        end
+        return c
+    end
+    return index(t, key)
+end
+
+mt.__newindex = function(t, key, value)
+    if key == "ctx" then
+        local r = get_request()
+        if r == 0 then
+            error("no request found", 2)
+        end
+        if type(value) ~= "table" then
+            error("ctx should be a table while getting a " .. type(value), 2)
+        end
+        ctxs[c_request_id(r)] = value
+        return
+    end
+    return newindex(t, key, value)
+end
+
+local _M = {}
+
+function _M.release(id)
+    ctxs[id] = nil
+end
+
+return _M
