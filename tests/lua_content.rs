@@ -157,6 +157,8 @@ fn request_api_loop_is_jit_compiled() {
             acc = acc + ngx.status + ngx.time() + ngx.now()
             ngx.print("")
             ngx.say("x")
+            local c = ngx.ctx
+            c.n = (c.n or 0) + 1
         end
         assert(acc > 0)
         "#,
@@ -410,4 +412,19 @@ fn init_by_lua_error_stops_the_start() {
     assert_eq!(out.status.code(), Some(1));
     assert_contains(&String::from_utf8_lossy(&out.stderr), "init_by_lua error: init_by_lua(nginx.conf:");
     assert_contains(&String::from_utf8_lossy(&out.stderr), "bad init");
+}
+
+#[test]
+fn workers_inherit_init_by_lua_and_reload_runs_it_again() {
+    let conf = |v: &str| {
+        format!(
+            "master_process on;\nworker_processes 2;\ndaemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\nevents {{ worker_connections 1024; }}\nhttp {{\n    init_by_lua_block {{ version = \"{v}\" }}\n    server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n        location / {{ content_by_lua_block {{ ngx.say(version, \" \", ngx.worker.count()) }} }}\n    }}\n}}\n"
+        )
+    };
+    let h = Halo::start_full(&conf("v1"));
+    assert_eq!(h.get("/").text(), "v1 2\n");
+    h.rewrite_conf(&conf("v2"));
+    let out = h.prefix.cli(&["-s", "reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(wait_until(Duration::from_secs(10), || h.get("/").text() == "v2 2\n"), "{}", h.logs());
 }
