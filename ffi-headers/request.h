@@ -61,6 +61,11 @@ int halo_ffi_request_header_count(uint64_t r);
 /* Fills out[0..max) with the request headers in order; returns how many. */
 int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max);
 
+/* Fills out[0..max) with the decoded query arguments in order (value NULL
+   for an argument without '='); returns how many, at most max. Valid until
+   the next call. */
+int halo_ffi_request_get_uri_args(uint64_t r, halo_ffi_header_t *out, int max);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

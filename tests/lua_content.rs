@@ -428,3 +428,26 @@ fn workers_inherit_init_by_lua_and_reload_runs_it_again() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(wait_until(Duration::from_secs(10), || h.get("/").text() == "v2 2\n"), "{}", h.logs());
 }
+
+#[test]
+fn uri_args_and_redirect() {
+    let h = Halo::server(
+        r#"
+        location = /args { content_by_lua_block {
+            local a = ngx.req.get_uri_args()
+            ngx.say(a.x, "|", a.sp, "|", tostring(a.flag), "|", a.m[1], ",", a.m[2], "|", a["k e"], "|", tostring(a.none))
+            local one = ngx.req.get_uri_args(1)
+            local n = 0 for _ in pairs(one) do n = n + 1 end
+            ngx.say(n)
+        } }
+        location = /r { content_by_lua_block { ngx.redirect("/target?a=1", 301) } }
+        location = /bad { content_by_lua_block { ngx.redirect("/x", 200) } }"#,
+    );
+    let r = h.get("/args?x=1&sp=a+b%21&flag&m=1&m=2&k%20e=v");
+    assert_eq!(r.text(), "1|a b!|true|1,2|v|nil\n1\n");
+    let r = h.get("/r");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some(format!("http://localhost:{}/target?a=1", h.port).as_str()));
+    assert_eq!(h.get("/bad").status, 500);
+    assert_contains(&h.error_log(), "only ngx.HTTP_MOVED_TEMPORARILY");
+}

@@ -53,6 +53,7 @@ pub struct Binding {
     pub pending: Option<Pending>,
     /// Where borrowed results live until the next call.
     scratch: String,
+    args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Binding {
@@ -67,6 +68,7 @@ impl Binding {
             exit: None,
             pending: None,
             scratch: String::new(),
+            args_scratch: Vec::new(),
         }
     }
 }
@@ -331,4 +333,54 @@ pub extern "C" fn halo_ffi_request_id(r: u64) -> f64 {
         Some(b) => ctx(b).id as f64,
         None => f64::from(NO_REQUEST),
     }
+}
+
+/// `%XX` and `+` decoded, as ngx.req.get_uri_args does.
+fn unescape_arg(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// # Safety
+/// `out` must be valid for writes of `max` entries.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, max: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if out.is_null() || max <= 0 {
+        return 0;
+    }
+    let args = ctx(b).args.as_deref().unwrap_or("");
+    b.args_scratch.clear();
+    for part in args.as_bytes().split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max as usize) {
+        let (k, v) = match part.iter().position(|&c| c == b'=') {
+            Some(i) => (&part[..i], Some(&part[i + 1..])),
+            None => (part, None),
+        };
+        b.args_scratch.push((unescape_arg(k), v.map(unescape_arg)));
+    }
+    for (n, (k, v)) in b.args_scratch.iter().enumerate() {
+        let (vp, vl) = v.as_ref().map_or((std::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+        // SAFETY: n < max entries (caller's contract); the bytes live in
+        // args_scratch until the next call.
+        unsafe { out.add(n).write(Header { name: k.as_ptr(), name_len: k.len(), value: vp, value_len: vl }) };
+    }
+    b.args_scratch.len() as c_int
 }

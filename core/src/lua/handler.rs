@@ -172,7 +172,13 @@ fn error_text(e: mlua::Error) -> String {
 }
 
 /// The response a handler's binding describes.
-fn respond<'a>(ctx: &RequestCtx<'a>, b: Binding) -> Response<'a> {
+fn respond<'a>(ctx: &RequestCtx<'a>, mut b: Binding) -> Response<'a> {
+    // A relative Location becomes absolute, as nginx's header filter makes it.
+    for (name, value) in b.headers.iter_mut() {
+        if name.eq_ignore_ascii_case("location") && value.starts_with('/') {
+            *value = crate::server::phases::absolute_url(ctx, value);
+        }
+    }
     let exit = b.exit.unwrap_or(0);
     let status = if b.status != 0 { b.status } else if exit >= 200 { exit as u16 } else { 200 };
     // ngx.exit(>= 300) before any output: nginx's own page for that status.

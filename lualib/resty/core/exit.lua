@@ -33,6 +33,32 @@ function ngx.exit(status)
     return co_yield()
 end
 
+local c_set_header = C.halo_ffi_request_set_header
+local redirect_ok = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- ngx.redirect(uri, status?): Location (made absolute by the core when it
+-- starts with '/', as nginx's header filter does) and the status, then exit.
+function ngx.redirect(uri, status)
+    if type(uri) ~= "string" then
+        error("bad argument #1 to 'redirect' (string expected, got " .. type(uri) .. ")", 2)
+    end
+    status = status or 302
+    if not redirect_ok[status] then
+        error("only ngx.HTTP_MOVED_TEMPORARILY, ngx.HTTP_MOVED_PERMANENTLY, "
+              .. "ngx.HTTP_PERMANENT_REDIRECT, ngx.HTTP_SEE_OTHER, and "
+              .. "ngx.HTTP_TEMPORARY_REDIRECT are allowed", 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if c_set_header(r, "Location", 8, uri, #uri) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
+    c_exit(r, status)
+    return co_yield()
+end
+
 function ngx.sleep(seconds)
     if type(seconds) ~= "number" then
         error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ")", 2)

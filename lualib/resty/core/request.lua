@@ -10,6 +10,7 @@ local get_request = C.halo_ffi_request_current
 local c_get_method = C.halo_ffi_request_get_method
 local c_header_count = C.halo_ffi_request_header_count
 local c_get_headers = C.halo_ffi_request_get_headers
+local c_get_uri_args = C.halo_ffi_request_get_uri_args
 local lower = string.lower
 local new_tab = base.new_tab
 local ffi_str = ffi.string
@@ -69,6 +70,48 @@ function ngx.req.get_headers(max_headers, raw)
             name = lower(name)
         end
         local value = ffi_str(h.value, h.value_len)
+        local old = t[name]
+        if old == nil then
+            t[name] = value
+        elseif type(old) == "table" then
+            old[#old + 1] = value
+        else
+            t[name] = { old, value }
+        end
+    end
+    return t
+end
+
+local args_buf_size = 32
+local args_buf = ffi_new("halo_ffi_header_t[?]", args_buf_size)
+
+-- ngx.req.get_uri_args(max_args?): name -> value ("a=1"), true ("a"), or a
+-- list for a repeated name; names and values %-decoded, '+' as space. At
+-- most 100 arguments by default (0 = all), as lua-nginx-module.
+function ngx.req.get_uri_args(max_args)
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if max_args == nil then
+        max_args = 100
+    elseif type(max_args) ~= "number" then
+        error("bad argument #1 to 'get_uri_args' (number expected, got " .. type(max_args) .. ")", 2)
+    end
+    local want = max_args > 0 and max_args or 65536
+    if want > args_buf_size then
+        args_buf_size = want
+        args_buf = ffi_new("halo_ffi_header_t[?]", want)
+    end
+    local n = c_get_uri_args(r, args_buf, want)
+    local t = new_tab(0, n)
+    for i = 0, n - 1 do
+        local a = args_buf[i]
+        local name = ffi_str(a.name, a.name_len)
+        local value = true
+        if a.value ~= nil then
+            value = ffi_str(a.value, a.value_len)
+        end
         local old = t[name]
         if old == nil then
             t[name] = value
