@@ -15,9 +15,10 @@
 /* The running handler's request, or 0 outside a request. */
 uint64_t halo_ffi_request_current(void);
 
-/* The running handler's phase: 1 rewrite, 2 access, 3 content, 4 log.
-   Calls that answer the request (write, status, header, exit, sleep) return
-   HALO_FFI_BAD_CONTEXT in the log phase. */
+/* The running handler's phase: 1 rewrite, 2 access, 3 content, 4 log,
+   5 header_filter, 6 body_filter. Output, exit and sleep work in rewrite,
+   access and content; status and headers also in header_filter; elsewhere
+   they return HALO_FFI_BAD_CONTEXT. */
 int halo_ffi_request_get_phase(uint64_t r);
 
 /* The request's number in this worker (> 0), the key of ngx.ctx. */
@@ -65,6 +66,18 @@ int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max);
    for an argument without '='); returns how many, at most max. Valid until
    the next call. */
 int halo_ffi_request_get_uri_args(uint64_t r, halo_ffi_header_t *out, int max);
+
+/* The response header `name` set so far ('_' as '-'; Content-Type too);
+   HALO_FFI_DECLINED when not set. */
+int halo_ffi_request_get_resp_header(uint64_t r, const unsigned char *name, size_t len,
+                                     const unsigned char **value, size_t *value_len);
+
+/* body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof, 1 or 0):
+   HALO_FFI_BAD_CONTEXT in other phases. */
+int halo_ffi_request_get_arg_body(uint64_t r, const unsigned char **data, size_t *len);
+int halo_ffi_request_get_arg_eof(uint64_t r);
+int halo_ffi_request_set_arg_body(uint64_t r, const unsigned char *data, size_t len);
+int halo_ffi_request_set_arg_eof(uint64_t r, int eof);
 
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */

@@ -451,3 +451,41 @@ fn uri_args_and_redirect() {
     assert_eq!(h.get("/bad").status, 500);
     assert_contains(&h.error_log(), "only ngx.HTTP_MOVED_TEMPORARILY");
 }
+
+#[test]
+fn header_and_body_filters() {
+    let h = Halo::server(
+        r#"
+        header_filter_by_lua_block {
+            ngx.header["X-Filtered"] = ngx.get_phase()
+            ngx.header["X-Seen-Type"] = ngx.header.content_type
+            if ngx.status == 404 then ngx.status = 410 end
+        }
+        location /b {
+            content_by_lua_block { ngx.header["X-From"] = "content" ngx.say("hello world") }
+            body_filter_by_lua_block {
+                ngx.arg[1] = string.upper(ngx.arg[1]) .. (ngx.arg[2] and "[eof]" or "")
+            }
+        }
+        location /f {
+            root html;
+            body_filter_by_lua_block { ngx.arg[1] = "<" .. ngx.arg[1] .. ">" }
+        }
+        location /missing { return 404; }
+        location /bad {
+            content_by_lua_block { ngx.say("x") }
+            header_filter_by_lua_block { ngx.say("no output here") }
+        }"#,
+    );
+    h.write_file("html/f/x.txt", "file");
+    let r = h.get("/b");
+    assert_eq!(r.header("x-filtered"), Some("header_filter"));
+    assert_eq!(r.header("x-seen-type"), Some("text/plain"));
+    assert_eq!(r.header("x-from"), Some("content"));
+    assert_eq!(r.text(), "HELLO WORLD\n[eof]");
+    assert_eq!(r.header("content-length"), Some("17"));
+    assert_eq!(h.get("/f/x.txt").text(), "<file>");
+    assert_eq!(h.get("/missing").status, 410);
+    assert_eq!(h.get("/bad").status, 500);
+    assert_contains(&h.error_log(), "API disabled in the context of header_filter_by_lua*");
+}

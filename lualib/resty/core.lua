@@ -16,6 +16,7 @@ require "resty.core.request"
 require "resty.core.var"
 require "resty.core.response"
 require "resty.core.ctx"
+require "resty.core.arg"
 
 return {
     version = base.version,

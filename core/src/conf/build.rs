@@ -191,6 +191,12 @@ static SPECS: &[Spec] = &[
     spec("log_by_lua_block", HSL, false, Exactly(1)),
     spec("log_by_lua", HSL, false, Exactly(1)),
     spec("log_by_lua_file", HSL, false, Exactly(1)),
+    spec("header_filter_by_lua_block", HSL, false, Exactly(1)),
+    spec("header_filter_by_lua", HSL, false, Exactly(1)),
+    spec("header_filter_by_lua_file", HSL, false, Exactly(1)),
+    spec("body_filter_by_lua_block", HSL, false, Exactly(1)),
+    spec("body_filter_by_lua", HSL, false, Exactly(1)),
+    spec("body_filter_by_lua_file", HSL, false, Exactly(1)),
 ];
 
 /// The generic checks nginx's `ngx_conf_handler` makes, in its order.
@@ -418,6 +424,8 @@ struct Partial {
     rewrite_by_lua: Option<Arc<LuaCode>>,
     access_by_lua: Option<Arc<LuaCode>>,
     log_by_lua: Option<Arc<LuaCode>>,
+    header_filter_by_lua: Option<Arc<LuaCode>>,
+    body_filter_by_lua: Option<Arc<LuaCode>>,
 }
 
 struct HttpRaw {
@@ -806,6 +814,12 @@ impl<'a> Builder<'a> {
             "log_by_lua_block" | "log_by_lua" | "log_by_lua_file" => {
                 set_once(d, &mut p.log_by_lua, Arc::new(self.lua_code(d)))?
             }
+            "header_filter_by_lua_block" | "header_filter_by_lua" | "header_filter_by_lua_file" => {
+                set_once(d, &mut p.header_filter_by_lua, Arc::new(self.lua_code(d)))?
+            }
+            "body_filter_by_lua_block" | "body_filter_by_lua" | "body_filter_by_lua_file" => {
+                set_once(d, &mut p.body_filter_by_lua, Arc::new(self.lua_code(d)))?
+            }
             "try_files" => {
                 if p.try_files.is_some() {
                     return Err(dup(d));
@@ -1173,6 +1187,8 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         rewrite_by_lua: p.rewrite_by_lua.clone().or_else(|| parent.rewrite_by_lua.clone()),
         access_by_lua: p.access_by_lua.clone().or_else(|| parent.access_by_lua.clone()),
         log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),
+        header_filter_by_lua: p.header_filter_by_lua.clone().or_else(|| parent.header_filter_by_lua.clone()),
+        body_filter_by_lua: p.body_filter_by_lua.clone().or_else(|| parent.body_filter_by_lua.clone()),
     }
 }
 

@@ -225,6 +225,9 @@ pub struct LocConf {
     pub rewrite_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub access_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub log_by_lua: Option<std::sync::Arc<LuaCode>>,
+    /// `header_filter_by_lua*`, `body_filter_by_lua*` (inherited).
+    pub header_filter_by_lua: Option<std::sync::Arc<LuaCode>>,
+    pub body_filter_by_lua: Option<std::sync::Arc<LuaCode>>,
 }
 
 impl LocConf {
@@ -252,6 +255,8 @@ impl LocConf {
             rewrite_by_lua: None,
             access_by_lua: None,
             log_by_lua: None,
+            header_filter_by_lua: None,
+            body_filter_by_lua: None,
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum Phase {
     Access = 2,
     Content = 3,
     Log = 4,
+    HeaderFilter = 5,
+    BodyFilter = 6,
 }
 
 impl Phase {
@@ -28,12 +30,19 @@ impl Phase {
             Phase::Access => "access_by_lua*",
             Phase::Content => "content_by_lua*",
             Phase::Log => "log_by_lua*",
+            Phase::HeaderFilter => "header_filter_by_lua*",
+            Phase::BodyFilter => "body_filter_by_lua*",
         }
     }
 
-    /// Whether output, ngx.exit, ngx.sleep, status and headers may be used.
+    /// Whether output, ngx.exit and ngx.sleep may be used.
     fn may_respond(self) -> bool {
-        !matches!(self, Phase::Log)
+        matches!(self, Phase::Rewrite | Phase::Access | Phase::Content)
+    }
+
+    /// Whether the status and response headers may be changed.
+    fn may_set_headers(self) -> bool {
+        self.may_respond() || self == Phase::HeaderFilter
     }
 }
 
@@ -51,6 +60,9 @@ pub struct Binding {
     pub exit: Option<c_int>,
     /// What the handler yielded to wait for.
     pub pending: Option<Pending>,
+    /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
+    pub arg_body: Vec<u8>,
+    pub arg_eof: bool,
     /// Where borrowed results live until the next call.
     scratch: String,
     args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -67,6 +79,8 @@ impl Binding {
             content_type: None,
             exit: None,
             pending: None,
+            arg_body: Vec::new(),
+            arg_eof: false,
             scratch: String::new(),
             args_scratch: Vec::new(),
         }
@@ -120,6 +134,16 @@ fn responding<'b>(r: u64) -> Result<&'b mut Binding, c_int> {
     }
 }
 
+/// The current binding if `r` is its handle and it may change headers.
+fn setting_headers<'b>(r: u64) -> Result<&'b mut Binding, c_int> {
+    let b = binding(r).ok_or(NO_REQUEST)?;
+    if b.phase.may_set_headers() {
+        Ok(b)
+    } else {
+        Err(BAD_CONTEXT)
+    }
+}
+
 fn ctx<'b>(b: &Binding) -> &'b mut RequestCtx<'static> {
     // SAFETY: `b.ctx` came from a `&mut RequestCtx` that `bind`'s caller holds
     // (unused) for the whole run; the 'static is never observable outside
@@ -167,7 +191,7 @@ pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
-    let b = match responding(r) {
+    let b = match setting_headers(r) {
         Ok(b) => b,
         Err(rc) => return rc,
     };
@@ -244,7 +268,7 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     value: *const u8,
     value_len: usize,
 ) -> c_int {
-    let b = match responding(r) {
+    let b = match setting_headers(r) {
         Ok(b) => b,
         Err(rc) => return rc,
     };
@@ -383,4 +407,92 @@ pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header,
         unsafe { out.add(n).write(Header { name: k.as_ptr(), name_len: k.len(), value: vp, value_len: vl }) };
     }
     b.args_scratch.len() as c_int
+}
+
+/// The response header `name` as set so far (Content-Type included).
+///
+/// # Safety
+/// `name` must be valid for `len` bytes; `value` and `value_len` for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
+    r: u64,
+    name: *const u8,
+    len: usize,
+    value: *mut *const u8,
+    value_len: *mut usize,
+) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
+    let found = if name.eq_ignore_ascii_case("content-type") {
+        b.content_type.clone()
+    } else {
+        b.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)).map(|(_, v)| v.clone())
+    };
+    match found {
+        Some(v) => {
+            b.scratch = v;
+            // SAFETY: caller's contract; scratch lives until the next call.
+            unsafe {
+                *value = b.scratch.as_ptr();
+                *value_len = b.scratch.len();
+            }
+            OK
+        }
+        None => DECLINED,
+    }
+}
+
+/// body_filter_by_lua's ngx.arg[1]: the body.
+///
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_arg_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if b.phase != Phase::BodyFilter {
+        return BAD_CONTEXT;
+    }
+    // SAFETY: caller's contract; the body lives in the binding for the run.
+    unsafe {
+        *data = b.arg_body.as_ptr();
+        *len = b.arg_body.len();
+    }
+    OK
+}
+
+/// body_filter_by_lua's ngx.arg[2]: 1 at the end of the body, else 0.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_get_arg_eof(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) if b.phase == Phase::BodyFilter => c_int::from(b.arg_eof),
+        Some(_) => BAD_CONTEXT,
+        None => NO_REQUEST,
+    }
+}
+
+/// Sets ngx.arg[1] (the body) in body_filter_by_lua.
+///
+/// # Safety
+/// `data` must be NULL or valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_arg_body(r: u64, data: *const u8, len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if b.phase != Phase::BodyFilter {
+        return BAD_CONTEXT;
+    }
+    // SAFETY: caller's contract.
+    b.arg_body = unsafe { read_in(data, len) }.to_vec();
+    OK
+}
+
+/// Sets ngx.arg[2] (eof) in body_filter_by_lua.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_set_arg_eof(r: u64, eof: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if b.phase != Phase::BodyFilter {
+        return BAD_CONTEXT;
+    }
+    b.arg_eof = eof != 0;
+    OK
 }

@@ -109,28 +109,8 @@ impl LuaHandlers {
     /// the request (content always does; rewrite and access do with
     /// ngx.exit(status >= 200), output, or an error), None to go on.
     pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase) -> Option<Response<'a>> {
-        let co = match self.thread(code) {
-            Ok(co) => co,
-            Err(e) => {
-                ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
-                return Some(Response::special(500));
-            }
-        };
-        ctx.lua_used = true;
-        let mut b = Binding::new(ctx, phase);
-        let outcome = loop {
-            let res = bind(&mut b, || co.resume::<()>(()));
-            match res {
-                Err(e) => break Err(error_text(e)),
-                Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
-                Ok(()) => match b.pending.take() {
-                    Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
-                    None if b.exit.is_some() => break Ok(()),
-                    None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
-                },
-            }
-        };
-        match outcome {
+        let (res, b) = self.execute(ctx, code, phase, |_| {}).await;
+        match res {
             Ok(()) => {
                 let answers = phase == Phase::Content
                     || (phase != Phase::Log && (b.exit.is_some_and(|s| s >= 200) || !b.out.is_empty()));
@@ -143,21 +123,111 @@ impl LuaHandlers {
                     _ => None,
                 }
             }
-            Err(e) => {
-                ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive()));
-                if phase == Phase::Log {
-                    None
-                } else if b.out.is_empty() {
-                    Some(Response::special(500))
-                } else {
-                    // Part of the body was produced: send it, then close, so
-                    // the client sees a cut response rather than a whole one.
-                    let mut r = respond(ctx, b);
-                    r.close = true;
-                    Some(r)
-                }
+            Err(()) if phase == Phase::Log => None,
+            Err(()) if b.out.is_empty() => Some(Response::special(500)),
+            Err(()) => {
+                // Part of the body was produced: send it, then close, so the
+                // client sees a cut response rather than a whole one.
+                let mut r = respond(ctx, b);
+                r.close = true;
+                Some(r)
             }
         }
+    }
+
+    /// header_filter_by_lua*: may change the status and headers of `resp`.
+    /// An error answers 500.
+    pub async fn run_header_filter<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, mut resp: Response<'a>) -> Response<'a> {
+        let headers = std::mem::take(&mut resp.headers);
+        let content_type = resp.content_type.take().map(|c| c.into_owned());
+        let status = resp.status;
+        let (res, b) = self
+            .execute(ctx, code, Phase::HeaderFilter, |b| {
+                b.status = status;
+                b.headers = headers;
+                b.content_type = content_type;
+            })
+            .await;
+        if res.is_err() {
+            return Response::special(500);
+        }
+        resp.status = b.status;
+        resp.headers = b.headers;
+        resp.content_type = b.content_type.map(std::borrow::Cow::Owned);
+        resp
+    }
+
+    /// body_filter_by_lua*: sees the whole body once, as ngx.arg[1] with
+    /// ngx.arg[2] true (halo buffers bodies), and may replace it. An error
+    /// leaves the body as it was.
+    pub async fn run_body_filter<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, mut resp: Response<'a>) -> Response<'a> {
+        let body = match std::mem::replace(&mut resp.body, Body::Empty) {
+            Body::Bytes(b) => b.into_owned(),
+            Body::File(f) => {
+                use std::io::{Read, Seek};
+                let mut file = f.file;
+                let mut buf = Vec::with_capacity(f.len as usize);
+                if file.seek(std::io::SeekFrom::Start(f.offset)).and_then(|_| file.take(f.len).read_to_end(&mut buf)).is_err() {
+                    ctx.log(Level::Error, format_args!("body_filter_by_lua*: reading the file failed"));
+                    return Response::special(500);
+                }
+                buf
+            }
+            other => {
+                resp.body = other;
+                return resp;
+            }
+        };
+        let (_, b) = self
+            .execute(ctx, code, Phase::BodyFilter, |b| {
+                b.arg_body = body;
+                b.arg_eof = true;
+            })
+            .await;
+        resp.body = Body::Bytes(std::borrow::Cow::Owned(b.arg_body));
+        resp.content_length = None;
+        resp
+    }
+
+    /// Run `code` in a new coroutine, through any waits, to its end, with a
+    /// binding of `phase` (filled by `init`) that it returns; errors are
+    /// logged (Err(())).
+    ///
+    /// The binding's pointer to `ctx` is made after the last use of `ctx`
+    /// before the run and is not used after it, so the FFI calls in between
+    /// are the only users of the request.
+    async fn execute(
+        &self,
+        ctx: &mut RequestCtx<'_>,
+        code: &Arc<LuaCode>,
+        phase: Phase,
+        init: impl FnOnce(&mut Binding),
+    ) -> (Result<(), ()>, Binding) {
+        ctx.lua_used = true;
+        let co = self.thread(code);
+        let mut b = Binding::new(ctx, phase);
+        init(&mut b);
+        let co = match co {
+            Ok(co) => co,
+            Err(e) => {
+                ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
+                return (Err(()), b);
+            }
+        };
+        let outcome = loop {
+            let res = bind(&mut b, || co.resume::<()>(()));
+            match res {
+                Err(e) => break Err(error_text(e)),
+                Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
+                Ok(()) => match b.pending.take() {
+                    Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
+                    None if b.exit.is_some() => break Ok(()),
+                    None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
+                },
+            }
+        };
+        let res = outcome.map_err(|e| ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive())));
+        (res, b)
     }
 }
 

@@ -47,6 +47,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.var" => "resty/core/var.lua",
     "resty.core.response" => "resty/core/response.lua",
     "resty.core.ctx" => "resty/core/ctx.lua",
+    "resty.core.arg" => "resty/core/arg.lua",
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).

@@ -238,6 +238,17 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             && conn.requests < conf.keepalive_requests
             && !keepalive_timeout.is_zero()
             && !w.shutdown.is_set();
+        if let Some(lua) = w.lua.as_ref() {
+            if let Some(code) = ctx.conf.header_filter_by_lua.clone() {
+                resp = lua.run_header_filter(&mut ctx, &code, resp).await;
+                if resp.special {
+                    resp = engine.finalize(&mut ctx, resp);
+                }
+            }
+            if let Some(code) = ctx.conf.body_filter_by_lua.clone() {
+                resp = lua.run_body_filter(&mut ctx, &code, resp).await;
+            }
+        }
         if !write_response(io, &mut ctx, resp, keep).await {
             return;
         }

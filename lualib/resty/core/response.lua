@@ -11,6 +11,11 @@ local get_request = C.halo_ffi_request_current
 local c_set_header = C.halo_ffi_request_set_header
 local c_get_status = C.halo_ffi_request_get_status
 local c_set_status = C.halo_ffi_request_set_status
+local c_get_resp_header = C.halo_ffi_request_get_resp_header
+local ffi_str = ffi.string
+local ffi_new = ffi.new
+local value_out = ffi_new("const unsigned char *[1]")
+local len_out = ffi_new("size_t[1]")
 local type = type
 local error = error
 local tostring = tostring
@@ -51,8 +56,19 @@ local function set_header(_, name, value)
     end
 end
 
+-- Reading ngx.header.X: the response header as set so far (one value).
 local function get_header(_, name)
-    error("reading ngx.header." .. tostring(name) .. " is not supported yet", 2)
+    if type(name) ~= "string" then
+        error("bad argument #1 to 'ngx.header' (string expected, got " .. type(name) .. ")", 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if c_get_resp_header(r, name, #name, value_out, len_out) == FFI_OK then
+        return ffi_str(value_out[0], len_out[0])
+    end
+    return nil
 end
 
 ngx.header = setmetatable({}, { __index = get_header, __newindex = set_header })

@@ -1,0 +1,79 @@
+-- resty.core.arg: ngx.arg in body_filter_by_lua*: ngx.arg[1] is the body
+-- (halo passes the whole body at once), ngx.arg[2] is true at its end.
+-- Both can be assigned to change what is sent.
+
+local base = require "resty.core.base"
+local ffi = require "ffi"
+
+base.cdef "request"
+
+local C = ffi.C
+local get_request = C.halo_ffi_request_current
+local c_get_body = C.halo_ffi_request_get_arg_body
+local c_get_eof = C.halo_ffi_request_get_arg_eof
+local c_set_body = C.halo_ffi_request_set_arg_body
+local c_set_eof = C.halo_ffi_request_set_arg_eof
+local ffi_str = ffi.string
+local ffi_new = ffi.new
+local type = type
+local error = error
+local tostring = tostring
+local concat = table.concat
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local disabled = require("resty.core.phase").disabled
+
+local data_out = ffi_new("const unsigned char *[1]")
+local len_out = ffi_new("size_t[1]")
+
+local function request()
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 3)
+    end
+    return r
+end
+
+local function get(_, i)
+    local r = request()
+    if i == 1 then
+        local rc = c_get_body(r, data_out, len_out)
+        if rc == FFI_BAD_CONTEXT then
+            error(disabled(r), 2)
+        end
+        return ffi_str(data_out[0], len_out[0])
+    elseif i == 2 then
+        local rc = c_get_eof(r)
+        if rc == FFI_BAD_CONTEXT then
+            error(disabled(r), 2)
+        end
+        return rc == 1
+    end
+    return nil
+end
+
+local function set(_, i, v)
+    local r = request()
+    local rc
+    if i == 1 then
+        local t = type(v)
+        if t == "table" then
+            v = concat(v)
+        elseif t == "nil" then
+            v = ""
+        elseif t ~= "string" then
+            v = tostring(v)
+        end
+        rc = c_set_body(r, v, #v)
+    elseif i == 2 then
+        rc = c_set_eof(r, v and 1 or 0)
+    else
+        error("bad index " .. tostring(i) .. " for ngx.arg", 2)
+    end
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
+end
+
+ngx.arg = setmetatable({}, { __index = get, __newindex = set })
+
+return {}
