@@ -72,7 +72,8 @@ impl Binding {
     pub fn new(ctx: &mut RequestCtx<'_>, phase: Phase) -> Binding {
         Binding {
             phase,
-            ctx: ctx as *mut RequestCtx<'_> as *mut RequestCtx<'static>,
+            // The lifetime is erased here and never observable: see `ctx`.
+            ctx: (ctx as *mut RequestCtx<'_>).cast::<RequestCtx<'static>>(),
             out: Vec::new(),
             status: 0,
             headers: Vec::new(),

@@ -26,7 +26,7 @@ struct Slot {
 }
 
 thread_local! {
-    static SLOTS: RefCell<Slab<Slot>> = RefCell::new(Slab::new());
+    static SLOTS: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 

@@ -74,6 +74,7 @@ enum Flow<'a> {
 }
 
 /// Per-request state of the engine beyond `RequestCtx`.
+#[derive(Default)]
 pub struct Engine {
     redirects: u32,
     error_page_done: bool,
@@ -81,11 +82,6 @@ pub struct Engine {
     pub lua_phases_done: bool,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
-        Engine { redirects: 0, error_page_done: false, lua_phases_done: false }
-    }
-}
 
 /// Render a template against the request.
 pub fn render(ctx: &mut RequestCtx, t: &Template) -> String {
