@@ -489,3 +489,20 @@ fn header_and_body_filters() {
     assert_eq!(h.get("/bad").status, 500);
     assert_contains(&h.error_log(), "API disabled in the context of header_filter_by_lua*");
 }
+
+#[test]
+fn exit_worker_by_lua_runs_on_graceful_stop() {
+    let conf = http_conf(
+        r#"
+    exit_worker_by_lua_block { ngx.log(ngx.NOTICE, "bye from worker ", ngx.worker.id(), " exiting=", ngx.worker.exiting()) }
+    server {
+        listen 127.0.0.1:{{PORT}};
+        location / { content_by_lua_block { ngx.say("up") } }
+    }"#,
+    );
+    let mut h = Prefix::new().start(&conf);
+    assert_eq!(h.get("/").text(), "up\n");
+    h.signal(libc::SIGQUIT);
+    assert_eq!(h.wait_exit(Duration::from_secs(5)), Some(0), "{}", h.logs());
+    assert_contains(&h.error_log(), "bye from worker 0 exiting=true");
+}

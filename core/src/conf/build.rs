@@ -179,6 +179,8 @@ static SPECS: &[Spec] = &[
     spec("init_worker_by_lua_block", HTTP, false, Exactly(1)),
     spec("init_worker_by_lua", HTTP, false, Exactly(1)),
     spec("init_worker_by_lua_file", HTTP, false, Exactly(1)),
+    spec("exit_worker_by_lua_block", HTTP, false, Exactly(1)),
+    spec("exit_worker_by_lua_file", HTTP, false, Exactly(1)),
     spec("content_by_lua_block", LOC, false, Exactly(1)),
     spec("content_by_lua", LOC, false, Exactly(1)),
     spec("content_by_lua_file", LOC, false, Exactly(1)),
@@ -469,6 +471,7 @@ struct Builder<'a> {
     lua_package_cpath: Option<String>,
     init_by_lua: Option<Arc<LuaCode>>,
     init_worker_by_lua: Option<Arc<LuaCode>>,
+    exit_worker_by_lua: Option<Arc<LuaCode>>,
     log_formats: HashMap<String, Template>,
     log_escape: HashMap<String, Escape>,
     listens: Vec<ListenEntry>,
@@ -490,6 +493,7 @@ impl<'a> Builder<'a> {
             lua_package_cpath: None,
             init_by_lua: None,
             init_worker_by_lua: None,
+            exit_worker_by_lua: None,
             log_formats,
             log_escape,
             listens: Vec::new(),
@@ -622,6 +626,10 @@ impl<'a> Builder<'a> {
                 "init_worker_by_lua_block" | "init_worker_by_lua" | "init_worker_by_lua_file" => {
                     let code = Arc::new(self.lua_code(c));
                     set_once(c, &mut self.init_worker_by_lua, code)?
+                }
+                "exit_worker_by_lua_block" | "exit_worker_by_lua_file" => {
+                    let code = Arc::new(self.lua_code(c));
+                    set_once(c, &mut self.exit_worker_by_lua, code)?
                 }
                 _ => {
                     if !self.common(c, &mut h.partial)? {
@@ -1124,6 +1132,7 @@ impl<'a> Builder<'a> {
             lua_package_cpath: self.lua_package_cpath.take(),
             init_by_lua: self.init_by_lua.take(),
             init_worker_by_lua: self.init_worker_by_lua.take(),
+            exit_worker_by_lua: self.exit_worker_by_lua.take(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Http {
     /// `init_worker_by_lua*` (run in each worker as it starts).
     pub init_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub init_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
+    /// `exit_worker_by_lua*`: run in each worker as it stops gracefully.
+    pub exit_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
 }
 
 /// Lua code of a `*_by_lua*` directive.

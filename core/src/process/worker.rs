@@ -106,7 +106,16 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         move || w.exit_now.get() || (w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0)
     };
     match rt::run(entries, main, crate::log::time::update, done) {
-        Ok(()) => 0,
+        Ok(()) => {
+            // exit_worker_by_lua: on a graceful stop, once the last request is done.
+            crate::ffi::worker::set_exiting(true);
+            if let (Some(code), Some(lua)) = (&w.cfg.http.exit_worker_by_lua, &w.lua) {
+                if let Err(e) = lua.run_init(code, "exit_worker_by_lua") {
+                    crate::error_log!(Level::Error, None, "{e}");
+                }
+            }
+            0
+        }
         Err(e) => {
             crate::error_log!(Level::Emerg, None, "{e}");
             2
