@@ -16,7 +16,7 @@
 uint64_t halo_ffi_request_current(void);
 
 /* The running handler's phase: 1 rewrite, 2 access, 3 content, 4 log,
-   5 header_filter, 6 body_filter. Output, exit and sleep work in rewrite,
+   5 header_filter, 6 body_filter, 7 set. Output, exit and sleep work in rewrite,
    access and content; status and headers also in header_filter; elsewhere
    they return HALO_FFI_BAD_CONTEXT. */
 int halo_ffi_request_get_phase(uint64_t r);
@@ -72,9 +72,10 @@ int halo_ffi_request_get_uri_args(uint64_t r, halo_ffi_header_t *out, int max);
 int halo_ffi_request_get_resp_header(uint64_t r, const unsigned char *name, size_t len,
                                      const unsigned char **value, size_t *value_len);
 
-/* body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof, 1 or 0):
-   HALO_FFI_BAD_CONTEXT in other phases. */
-int halo_ffi_request_get_arg_body(uint64_t r, const unsigned char **data, size_t *len);
+/* ngx.arg[i]: in body_filter_by_lua, i = 1 is the body; in set_by_lua, the
+   directive's arguments (HALO_FFI_DECLINED past the last). ngx.arg[2] of the
+   body filter is eof (1 or 0). HALO_FFI_BAD_CONTEXT in other phases. */
+int halo_ffi_request_get_arg(uint64_t r, int i, const unsigned char **data, size_t *len);
 int halo_ffi_request_get_arg_eof(uint64_t r);
 int halo_ffi_request_set_arg_body(uint64_t r, const unsigned char *data, size_t len);
 int halo_ffi_request_set_arg_eof(uint64_t r, int eof);

@@ -506,3 +506,24 @@ fn exit_worker_by_lua_runs_on_graceful_stop() {
     assert_eq!(h.wait_exit(Duration::from_secs(5)), Some(0), "{}", h.logs());
     assert_contains(&h.error_log(), "bye from worker 0 exiting=true");
 }
+
+#[test]
+fn set_by_lua_sets_a_variable_in_the_rewrite_directives() {
+    let h = Halo::server(
+        r#"
+        location /s {
+            set $a "from-set";
+            set_by_lua_block $sum { return 1 + 1 }
+            set_by_lua $joined 'return ngx.arg[1] .. "+" .. ngx.arg[2] .. tostring(ngx.arg[3])' $a $arg_q;
+            set_by_lua_block $phase { return ngx.get_phase() }
+            return 200 "$sum $joined $phase\n";
+        }
+        location /bad {
+            set_by_lua_block $x { ngx.say("no") }
+            return 200 "unreachable";
+        }"#,
+    );
+    assert_eq!(h.get("/s?q=z").text(), "2 from-set+znil set\n");
+    assert_eq!(h.get("/bad").status, 500);
+    assert_contains(&h.error_log(), "API disabled in the context of set_by_lua*");
+}

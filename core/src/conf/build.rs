@@ -181,6 +181,9 @@ static SPECS: &[Spec] = &[
     spec("init_worker_by_lua_file", HTTP, false, Exactly(1)),
     spec("exit_worker_by_lua_block", HTTP, false, Exactly(1)),
     spec("exit_worker_by_lua_file", HTTP, false, Exactly(1)),
+    spec("set_by_lua_block", SRV | LOC, false, Exactly(2)),
+    spec("set_by_lua", SRV | LOC, false, AtLeast(2)),
+    spec("set_by_lua_file", SRV | LOC, false, AtLeast(2)),
     spec("content_by_lua_block", LOC, false, Exactly(1)),
     spec("content_by_lua", LOC, false, Exactly(1)),
     spec("content_by_lua_file", LOC, false, Exactly(1)),
@@ -654,6 +657,21 @@ impl<'a> Builder<'a> {
         LuaCode { source: LuaSource::Inline(arg.clone()), chunkname: format!("{base}({file}:{})", d.line) }
     }
 
+    /// `set_by_lua_block $var { code }`, `set_by_lua $var 'code' [args]`,
+    /// `set_by_lua_file $var path [args]`.
+    fn set_by_lua(&self, d: &Directive) -> Result<RewriteOp, ConfError> {
+        let v = &d.args[0];
+        let Some(var) = v.strip_prefix('$').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) else {
+            return Err(ConfError::at(format!("invalid variable name \"{v}\""), d));
+        };
+        // The code is the second argument; the block form has nothing after it.
+        let mut one = d.clone();
+        one.args = vec![d.args[1].clone()];
+        let code = Arc::new(self.lua_code(&one));
+        let args = d.args[2..].iter().map(|a| tmpl(d, a)).collect::<Result<Vec<_>, _>>()?;
+        Ok(RewriteOp::SetByLua { var: var.to_ascii_lowercase(), code, args })
+    }
+
     fn log_format(&mut self, d: &Directive) -> Result<(), ConfError> {
         let name = &d.args[0];
         if self.log_formats.contains_key(name) {
@@ -930,6 +948,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 "set" | "rewrite" | "return" | "if" => s.rewrites.push(rewrite_op(c, SIF)?),
+                "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => s.rewrites.push(self.set_by_lua(c)?),
                 _ => {
                     if !self.common(c, &mut s.partial)? {
                         unreachable!("{} allowed in server but not handled", c.name);
@@ -1066,6 +1085,7 @@ impl<'a> Builder<'a> {
                 }
                 "internal" => l.internal = true,
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
+                "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
                 _ => {
                     if !self.common(c, &mut l.partial)? {
                         unreachable!("{} allowed in location but not handled", c.name);

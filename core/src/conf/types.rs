@@ -160,6 +160,8 @@ pub enum RewriteOp {
     Return { code: u16, body: Option<Template> },
     /// `if (cond) { ... }`: parsed; conditions evaluated by the server.
     If { cond: IfCond, ops: Vec<RewriteOp> },
+    /// `set_by_lua* $var ... [args]`: the code's return value.
+    SetByLua { var: String, code: std::sync::Arc<LuaCode>, args: Vec<Template> },
 }
 
 #[derive(Debug)]

@@ -20,6 +20,7 @@ pub enum Phase {
     Log = 4,
     HeaderFilter = 5,
     BodyFilter = 6,
+    Set = 7,
 }
 
 impl Phase {
@@ -32,6 +33,7 @@ impl Phase {
             Phase::Log => "log_by_lua*",
             Phase::HeaderFilter => "header_filter_by_lua*",
             Phase::BodyFilter => "body_filter_by_lua*",
+            Phase::Set => "set_by_lua*",
         }
     }
 
@@ -63,6 +65,8 @@ pub struct Binding {
     /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
     pub arg_body: Vec<u8>,
     pub arg_eof: bool,
+    /// set_by_lua's arguments, ngx.arg[1..].
+    pub set_args: Vec<String>,
     /// Where borrowed results live until the next call.
     scratch: String,
     args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -82,6 +86,7 @@ impl Binding {
             pending: None,
             arg_body: Vec::new(),
             arg_eof: false,
+            set_args: Vec::new(),
             scratch: String::new(),
             args_scratch: Vec::new(),
         }
@@ -444,20 +449,27 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
     }
 }
 
-/// body_filter_by_lua's ngx.arg[1]: the body.
+/// ngx.arg[i]: in body_filter_by_lua, i = 1 is the body; in set_by_lua,
+/// the directive's arguments. DECLINED for an index with no value.
 ///
 /// # Safety
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_arg_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_get_arg(r: u64, i: c_int, data: *mut *const u8, len: *mut usize) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    if b.phase != Phase::BodyFilter {
-        return BAD_CONTEXT;
-    }
-    // SAFETY: caller's contract; the body lives in the binding for the run.
+    let value: &[u8] = match b.phase {
+        Phase::BodyFilter if i == 1 => &b.arg_body,
+        Phase::BodyFilter => return DECLINED,
+        Phase::Set => match usize::try_from(i).ok().and_then(|i| i.checked_sub(1)).and_then(|i| b.set_args.get(i)) {
+            Some(a) => a.as_bytes(),
+            None => return DECLINED,
+        },
+        _ => return BAD_CONTEXT,
+    };
+    // SAFETY: caller's contract; the value lives in the binding for the run.
     unsafe {
-        *data = b.arg_body.as_ptr();
-        *len = b.arg_body.len();
+        *data = value.as_ptr();
+        *len = value.len();
     }
     OK
 }

@@ -189,6 +189,32 @@ impl LuaHandlers {
         resp
     }
 
+    /// set_by_lua*: run `code` with `args` as ngx.arg[1..] (it cannot wait:
+    /// the rewrite directives around it run synchronously) and return its
+    /// first result as a string (nil as ""); None after an error, which is
+    /// logged (the request then gets a 500).
+    pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
+        ctx.lua_used = true;
+        let co = self.thread(code);
+        let mut b = Binding::new(ctx, Phase::Set);
+        b.set_args = args;
+        let co = match co {
+            Ok(co) => co,
+            Err(e) => {
+                ctx.log(Level::Error, format_args!("failed to load set_by_lua*: {e}"));
+                return None;
+            }
+        };
+        let res = bind(&mut b, || co.resume::<mlua::Value>(()));
+        let res = match res {
+            Ok(_) if co.status() == ThreadStatus::Resumable => Err("attempt to yield in set_by_lua*".to_string()),
+            Ok(mlua::Value::Nil) => Ok(String::new()),
+            Ok(v) => v.to_string().map_err(error_text),
+            Err(e) => Err(error_text(e)),
+        };
+        res.map_err(|e| ctx.log(Level::Error, format_args!("failed to run set_by_lua*: {e}"))).ok()
+    }
+
     /// Run `code` in a new coroutine, through any waits, to its end, with a
     /// binding of `phase` (filled by `init`) that it returns; errors are
     /// logged (Err(())).

@@ -200,6 +200,17 @@ impl Engine {
                     let v = render(ctx, value);
                     ctx.set_var(var, v);
                 }
+                RewriteOp::SetByLua { var, code, args } => {
+                    let args: Vec<String> = args.iter().map(|a| render(ctx, a)).collect();
+                    let value = match ctx.lua {
+                        Some(lua) => lua.run_set(ctx, code, args),
+                        None => None,
+                    };
+                    match value {
+                        Some(v) => ctx.set_var(var, v),
+                        None => return Flow::Respond(Response::special(500)),
+                    }
+                }
                 RewriteOp::Return { code, body } => return Flow::Respond(self.ret(ctx, *code, body.as_ref())),
                 RewriteOp::Rewrite { regex, replacement, flag } => {
                     let Some(caps) = regex.captures(&ctx.uri) else { continue };

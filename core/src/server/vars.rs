@@ -54,6 +54,9 @@ pub struct RequestCtx<'a> {
     pub id: u64,
     /// A Lua handler ran for this request (its ngx.ctx needs releasing).
     pub lua_used: bool,
+    /// The worker's Lua handlers, for set_by_lua* (run inside the rewrite
+    /// directives).
+    pub lua: Option<&'a crate::lua::handler::LuaHandlers>,
     pub req: &'a Request,
     pub conn: &'a ConnInfo,
     pub server: &'a Server,
@@ -87,6 +90,7 @@ impl<'a> RequestCtx<'a> {
         RequestCtx {
             id: 0,
             lua_used: false,
+            lua: None,
             req,
             conn,
             server,

@@ -1,6 +1,7 @@
--- resty.core.arg: ngx.arg in body_filter_by_lua*: ngx.arg[1] is the body
--- (halo passes the whole body at once), ngx.arg[2] is true at its end.
--- Both can be assigned to change what is sent.
+-- resty.core.arg: ngx.arg. In body_filter_by_lua*, ngx.arg[1] is the body
+-- (halo passes the whole body at once) and ngx.arg[2] is true at its end;
+-- both can be assigned. In set_by_lua*, ngx.arg[i] are the directive's
+-- arguments.
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -9,7 +10,7 @@ base.cdef "request"
 
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
-local c_get_body = C.halo_ffi_request_get_arg_body
+local c_get_arg = C.halo_ffi_request_get_arg
 local c_get_eof = C.halo_ffi_request_get_arg_eof
 local c_set_body = C.halo_ffi_request_set_arg_body
 local c_set_eof = C.halo_ffi_request_set_arg_eof
@@ -33,20 +34,26 @@ local function request()
     return r
 end
 
+local FFI_OK = base.FFI_OK
+
 local function get(_, i)
     local r = request()
-    if i == 1 then
-        local rc = c_get_body(r, data_out, len_out)
-        if rc == FFI_BAD_CONTEXT then
-            error(disabled(r), 2)
-        end
+    if type(i) ~= "number" then
+        return nil
+    end
+    local rc = c_get_arg(r, i, data_out, len_out)
+    if rc == FFI_OK then
         return ffi_str(data_out[0], len_out[0])
-    elseif i == 2 then
-        local rc = c_get_eof(r)
-        if rc == FFI_BAD_CONTEXT then
-            error(disabled(r), 2)
+    end
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
+    if i == 2 then
+        -- body_filter_by_lua's eof flag.
+        local eof = c_get_eof(r)
+        if eof >= 0 then
+            return eof == 1
         end
-        return rc == 1
     end
     return nil
 end

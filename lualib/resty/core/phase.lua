@@ -10,7 +10,7 @@ local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_get_phase = C.halo_ffi_request_get_phase
 
-local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter" }
+local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set" }
 
 local _M = {}
 
