@@ -2857,7 +2857,7 @@ mod tests {
 
     #[test]
     fn rewrite_order_kept() {
-        let s = srv("set $a 1; if ($a) { return 401; } rewrite ^ /x; return 200;");
+        let s = srv("set $a 1; if ($a) { return 401; } set_by_lua $b 'return 1'; rewrite ^ /x; return 200;");
         let kinds: Vec<&str> = s
             .rewrites
             .iter()
@@ -2866,9 +2866,10 @@ mod tests {
                 RewriteOp::If { .. } => "if",
                 RewriteOp::Rewrite { .. } => "rewrite",
                 RewriteOp::Return { .. } => "return",
+                RewriteOp::SetByLua { .. } => "set_by_lua",
             })
             .collect();
-        assert_eq!(kinds, vec!["set", "if", "rewrite", "return"]);
+        assert_eq!(kinds, vec!["set", "if", "set_by_lua", "rewrite", "return"]);
     }
 
     #[test]
