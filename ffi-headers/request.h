@@ -80,6 +80,14 @@ int halo_ffi_request_get_arg_eof(uint64_t r);
 int halo_ffi_request_set_arg_body(uint64_t r, const unsigned char *data, size_t len);
 int halo_ffi_request_set_arg_eof(uint64_t r, int eof);
 
+/* The same for an application/x-www-form-urlencoded request body;
+   HALO_FFI_DECLINED when the body was not read. */
+int halo_ffi_request_get_post_args(uint64_t r, halo_ffi_header_t *out, int max);
+
+/* The request body (read before the Lua phases run); HALO_FFI_DECLINED when
+   the request has none. */
+int halo_ffi_request_get_body(uint64_t r, const unsigned char **data, size_t *len);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

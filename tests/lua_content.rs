@@ -527,3 +527,24 @@ fn set_by_lua_sets_a_variable_in_the_rewrite_directives() {
     assert_eq!(h.get("/bad").status, 500);
     assert_contains(&h.error_log(), "API disabled in the context of set_by_lua*");
 }
+
+#[test]
+fn request_body_in_lua() {
+    let h = Halo::server(
+        r#"
+        client_max_body_size 1k;
+        location /b { content_by_lua_block {
+            ngx.req.read_body()
+            local data = ngx.req.get_body_data()
+            local args = ngx.req.get_post_args()
+            ngx.say(tostring(data), "|", tostring(args and args.name), "|", ngx.var.request_body or "-")
+        } }"#,
+    );
+    let r = h.get_response("POST /b HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 15\r\n\r\nname=halo&x=%21");
+    assert_eq!(r.text(), "name=halo&x=%21|halo|name=halo&x=%21\n");
+    let r = h.get_response("POST /b HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nname\r\n5\r\n=rust\r\n0\r\n\r\n");
+    assert_eq!(r.text(), "name=rust|rust|name=rust\n");
+    assert_eq!(h.get("/b").text(), "nil|nil|-\n");
+    let big = format!("POST /b HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n{}", "a".repeat(2000));
+    assert_eq!(h.get_response(&big).status, 413);
+}

@@ -389,17 +389,17 @@ fn unescape_arg(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Decode `a=1&b&c=%20` into `b.args_scratch`, at most `max` pairs, and
+/// point `out` at them; returns how many.
+///
 /// # Safety
 /// `out` must be valid for writes of `max` entries.
-#[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, max: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
+unsafe fn fill_args(b: &mut Binding, src: &[u8], out: *mut Header, max: c_int) -> c_int {
+    b.args_scratch.clear();
     if out.is_null() || max <= 0 {
         return 0;
     }
-    let args = ctx(b).args.as_deref().unwrap_or("");
-    b.args_scratch.clear();
-    for part in args.as_bytes().split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max as usize) {
+    for part in src.split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max as usize) {
         let (k, v) = match part.iter().position(|&c| c == b'=') {
             Some(i) => (&part[..i], Some(&part[i + 1..])),
             None => (part, None),
@@ -413,6 +413,42 @@ pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header,
         unsafe { out.add(n).write(Header { name: k.as_ptr(), name_len: k.len(), value: vp, value_len: vl }) };
     }
     b.args_scratch.len() as c_int
+}
+
+/// # Safety
+/// `out` must be valid for writes of `max` entries.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, max: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let args = ctx(b).args.as_deref().unwrap_or("");
+    // SAFETY: forwarded caller contract.
+    unsafe { fill_args(b, args.as_bytes(), out, max) }
+}
+
+/// # Safety
+/// `out` must be valid for writes of `max` entries.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header, max: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
+    // SAFETY: forwarded caller contract.
+    unsafe { fill_args(b, body, out, max) }
+}
+
+/// The request body, if it was read (DECLINED when there is none).
+///
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
+    // SAFETY: caller's contract; the body lives in the request context.
+    unsafe {
+        *data = body.as_ptr();
+        *len = body.len();
+    }
+    OK
 }
 
 /// The response header `name` as set so far (Content-Type included).

@@ -208,6 +208,13 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
+        // Lua handlers get the request body read in advance (as with
+        // lua_need_request_body on): ngx.req.get_body_data() just reads it.
+        let mut body_ok = None;
+        if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_)) {
+            let ok = read_body(io, &mut ctx, &mut engine, &mut resp, true).await;
+            body_ok = Some(ok);
+        }
         if let Body::LuaPhases(loc) = resp.body {
             engine.lua_phases_done = true;
             resp = match run_lua_phases(w, &mut ctx).await {
@@ -227,8 +234,11 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             resp = engine.finalize(&mut ctx, resp);
         }
 
-        // The body: read (and for now keep nothing of it) or refuse.
-        let body_ok = read_body(io, &mut ctx, &mut engine, &mut resp, w).await;
+        // The body: read (and keep nothing of it) or refuse, unless done above.
+        let body_ok = match body_ok {
+            Some(ok) => ok,
+            None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
+        };
         let conf = ctx.conf;
         keepalive_timeout = conf.keepalive_timeout;
         send_timeout = conf.send_timeout;
@@ -305,7 +315,8 @@ fn server_name_captures(ctx: &mut RequestCtx) {
 /// Consume the request body (Content-Length or chunked). Answers 413 over
 /// client_max_body_size, 400 for a bad chunk, 408 on client_body_timeout.
 /// Returns false when the connection cannot be reused.
-async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: &mut Response<'a>, w: &Worker) -> bool {
+/// With `keep`, the body is kept in `ctx.body` (for Lua handlers).
+async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: &mut Response<'a>, keep: bool) -> bool {
     let req: &Request = ctx.req;
     let length = req.content_length.unwrap_or(0);
     if length == 0 && !req.chunked {
@@ -322,6 +333,7 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
     let mut decoder = req.chunked.then(ChunkedDecoder::new);
     let mut left = length;
     let mut sink = Vec::new();
+    let mut kept = Vec::new();
     loop {
         // Use what is buffered.
         let avail = io.pending();
@@ -329,6 +341,9 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
             match d.decode(avail, &mut sink) {
                 Ok((used, done)) => {
                     io.start += used;
+                    if keep {
+                        kept.extend_from_slice(&sink);
+                    }
                     sink.clear();
                     if max > 0 && d.total() > max {
                         ctx.log(Level::Error, format_args!("client intended to send too large chunked body: {} bytes", d.total()));
@@ -337,6 +352,9 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
                     }
                     if done {
                         ctx.request_length += used as u64;
+                        if keep {
+                            ctx.body = Some(kept);
+                        }
                         return true;
                     }
                 }
@@ -348,10 +366,16 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
             }
         } else {
             let used = (avail.len() as u64).min(left) as usize;
+            if keep {
+                kept.extend_from_slice(&avail[..used]);
+            }
             io.start += used;
             left -= used as u64;
             if left == 0 {
                 ctx.request_length += length;
+                if keep {
+                    ctx.body = Some(kept);
+                }
                 return true;
             }
         }
@@ -374,7 +398,6 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
                 return false;
             }
         }
-        let _ = w;
     }
 }
 

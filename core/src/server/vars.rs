@@ -54,6 +54,8 @@ pub struct RequestCtx<'a> {
     pub id: u64,
     /// A Lua handler ran for this request (its ngx.ctx needs releasing).
     pub lua_used: bool,
+    /// The request body, when it was read for Lua handlers.
+    pub body: Option<Vec<u8>>,
     /// The worker's Lua handlers, for set_by_lua* (run inside the rewrite
     /// directives).
     pub lua: Option<&'a crate::lua::handler::LuaHandlers>,
@@ -91,6 +93,7 @@ impl<'a> RequestCtx<'a> {
             id: 0,
             lua_used: false,
             lua: None,
+            body: None,
             req,
             conn,
             server,
@@ -184,6 +187,7 @@ impl<'a> RequestCtx<'a> {
             "time_iso8601" => crate::log::time::time_iso8601(),
             "content_type" => req.header("content-type")?.to_string(),
             "content_length" => req.header("content-length")?.to_string(),
+            "request_body" => String::from_utf8_lossy(self.body.as_deref()?).into_owned(),
             "document_root" => self.conf.root.render(&mut NoVars, &[]),
             "realpath_root" => {
                 let root = self.conf.root.render(&mut NoVars, &[]);

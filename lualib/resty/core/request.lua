@@ -11,6 +11,9 @@ local c_get_method = C.halo_ffi_request_get_method
 local c_header_count = C.halo_ffi_request_header_count
 local c_get_headers = C.halo_ffi_request_get_headers
 local c_get_uri_args = C.halo_ffi_request_get_uri_args
+local c_get_post_args = C.halo_ffi_request_get_post_args
+local c_get_body = C.halo_ffi_request_get_body
+local FFI_DECLINED = base.FFI_DECLINED
 local lower = string.lower
 local new_tab = base.new_tab
 local ffi_str = ffi.string
@@ -85,25 +88,25 @@ end
 local args_buf_size = 32
 local args_buf = ffi_new("halo_ffi_header_t[?]", args_buf_size)
 
--- ngx.req.get_uri_args(max_args?): name -> value ("a=1"), true ("a"), or a
--- list for a repeated name; names and values %-decoded, '+' as space. At
--- most 100 arguments by default (0 = all), as lua-nginx-module.
-function ngx.req.get_uri_args(max_args)
+local function collect_args(fname, fill, max_args)
     local r = get_request()
     if r == 0 then
-        error("no request found", 2)
+        error("no request found", 3)
     end
     if max_args == nil then
         max_args = 100
     elseif type(max_args) ~= "number" then
-        error("bad argument #1 to 'get_uri_args' (number expected, got " .. type(max_args) .. ")", 2)
+        error("bad argument #1 to '" .. fname .. "' (number expected, got " .. type(max_args) .. ")", 3)
     end
     local want = max_args > 0 and max_args or 65536
     if want > args_buf_size then
         args_buf_size = want
         args_buf = ffi_new("halo_ffi_header_t[?]", want)
     end
-    local n = c_get_uri_args(r, args_buf, want)
+    local n = fill(r, args_buf, want)
+    if n == FFI_DECLINED then
+        return nil, "request body not read"
+    end
     local t = new_tab(0, n)
     for i = 0, n - 1 do
         local a = args_buf[i]
@@ -122,6 +125,38 @@ function ngx.req.get_uri_args(max_args)
         end
     end
     return t
+end
+
+-- ngx.req.get_uri_args(max_args?): name -> value ("a=1"), true ("a"), or a
+-- list for a repeated name; names and values %-decoded, '+' as space. At
+-- most 100 arguments by default (0 = all), as lua-nginx-module.
+function ngx.req.get_uri_args(max_args)
+    return collect_args("get_uri_args", c_get_uri_args, max_args)
+end
+
+-- ngx.req.get_post_args(max_args?): the same for a form-encoded body.
+function ngx.req.get_post_args(max_args)
+    return collect_args("get_post_args", c_get_post_args, max_args)
+end
+
+-- halo reads the body before the Lua phases run (as lua_need_request_body
+-- on), so reading and discarding are already done.
+function ngx.req.read_body()
+end
+
+function ngx.req.discard_body()
+end
+
+-- ngx.req.get_body_data(): the body, or nil without one.
+function ngx.req.get_body_data()
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if c_get_body(r, data_out, len_out) == FFI_OK then
+        return ffi_str(data_out[0], len_out[0])
+    end
+    return nil
 end
 
 return {}
