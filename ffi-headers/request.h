@@ -43,6 +43,12 @@ int halo_ffi_request_get_method(uint64_t r, const unsigned char **data, size_t *
 int halo_ffi_request_get_var(uint64_t r, const unsigned char *name, size_t len,
                              const unsigned char **value, size_t *value_len);
 
+/* ngx.var.NAME = value (value NULL: empty): HALO_FFI_OK; HALO_FFI_DECLINED
+   when no such variable exists; HALO_FFI_ERROR for a built-in that cannot
+   change. `set` variables and $args are writable. */
+int halo_ffi_request_set_var(uint64_t r, const unsigned char *name, size_t len,
+                             const unsigned char *value, size_t value_len);
+
 /* Sets a response header, replacing earlier values; value NULL clears it.
    '_' in the name becomes '-'; Content-Type sets the response's type. */
 int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,

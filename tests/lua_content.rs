@@ -548,3 +548,20 @@ fn request_body_in_lua() {
     let big = format!("POST /b HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n{}", "a".repeat(2000));
     assert_eq!(h.get_response(&big).status, 413);
 }
+
+#[test]
+fn writing_variables() {
+    let h = Halo::server(
+        r#"
+        location /w {
+            set $who "nobody";
+            rewrite_by_lua_block { ngx.var.who = "lua" ngx.var.args = "x=9" }
+            content_by_lua_block {
+                local ok, err = pcall(function() ngx.var.uri = "/no" end)
+                local ok2, err2 = pcall(function() ngx.var.undeclared = "v" end)
+                ngx.say(ngx.var.who, " ", ngx.var.arg_x, " ", ok, " ", err:match('not changeable') ~= nil, " ", err2:match('not found for writing') ~= nil)
+            }
+        }"#,
+    );
+    assert_eq!(h.get("/w?x=1").text(), "lua 9 false true true\n");
+}

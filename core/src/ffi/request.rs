@@ -263,6 +263,26 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
     }
 }
 
+/// ngx.var.NAME = value: OK, DECLINED (no such variable), or ERROR (a
+/// built-in that cannot be changed).
+///
+/// # Safety
+/// `name` must be valid for `len` bytes, `value` NULL or valid for
+/// `value_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: usize, value: *const u8, value_len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).to_ascii_lowercase();
+    // SAFETY: caller's contract.
+    let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
+    match ctx(b).assign(&name, value) {
+        Ok(()) => OK,
+        Err(true) => super::ERROR,
+        Err(false) => DECLINED,
+    }
+}
+
 /// # Safety
 /// `name` must be valid for `name_len` bytes, `value` NULL or valid for
 /// `value_len` bytes.

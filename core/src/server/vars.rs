@@ -146,6 +146,22 @@ impl<'a> RequestCtx<'a> {
         }
     }
 
+    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables and
+    /// $args are writable; Err(true) for a built-in that is not, Err(false)
+    /// for a variable that does not exist (nginx wants it declared by `set`).
+    pub fn assign(&mut self, name: &str, value: String) -> Result<(), bool> {
+        if name == "args" || name == "query_string" {
+            self.args = (!value.is_empty()).then_some(Cow::Owned(value));
+            return Ok(());
+        }
+        if let Some(slot) = self.set_vars.iter_mut().find(|(n, _)| n == name) {
+            slot.1 = value;
+            return Ok(());
+        }
+        let prefixed = ["http_", "sent_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
+        Err(prefixed || self.lookup(name).is_some())
+    }
+
     /// The value of `$name`, or None if unknown / not set.
     pub fn lookup(&self, name: &str) -> Option<String> {
         if let Some((_, v)) = self.set_vars.iter().find(|(n, _)| n == name) {

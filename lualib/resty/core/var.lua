@@ -1,4 +1,4 @@
--- resty.core.var: reading ngx.var.NAME over ffi-headers/request.h.
+-- resty.core.var: ngx.var.NAME, read and written, over ffi-headers/request.h.
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -8,6 +8,8 @@ base.cdef "request"
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_get_var = C.halo_ffi_request_get_var
+local c_set_var = C.halo_ffi_request_set_var
+local FFI_DECLINED = base.FFI_DECLINED
 local ffi_str = ffi.string
 local ffi_new = ffi.new
 local type = type
@@ -36,8 +38,29 @@ local function get(_, name)
     return nil
 end
 
-local function set(_, name)
-    error("setting ngx.var." .. tostring(name) .. " is not supported yet", 2)
+local function set(_, name, value)
+    if type(name) ~= "string" then
+        error("bad variable name: " .. tostring(name), 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    if value == nil then
+        value = ""
+    elseif type(value) ~= "string" then
+        value = tostring(value)
+    end
+    local rc = c_set_var(r, name, #name, value, #value)
+    if rc == FFI_OK then
+        return
+    end
+    if rc == FFI_DECLINED then
+        error("variable \"" .. name .. "\" not found for writing; maybe it is a built-in "
+              .. "variable that is not changeable or you forgot to use \"set $" .. name
+              .. " '';\" in the config file to define it first", 2)
+    end
+    error("variable \"" .. name .. "\" not changeable", 2)
 end
 
 ngx.var = setmetatable({}, { __index = get, __newindex = set })
