@@ -94,6 +94,12 @@ int halo_ffi_request_get_post_args(uint64_t r, halo_ffi_header_t *out, int max);
    the request has none. */
 int halo_ffi_request_get_body(uint64_t r, const unsigned char **data, size_t *len);
 
+/* ngx.exec: records an internal redirect to uri ("/path?args" or "@name")
+   with args appended; HALO_FFI_DECLINED for a uri not starting with / or @.
+   The Lua side then yields, ending the handler. */
+int halo_ffi_request_exec(uint64_t r, const unsigned char *uri, size_t uri_len,
+                          const unsigned char *args, size_t args_len);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

@@ -565,3 +565,24 @@ fn writing_variables() {
     );
     assert_eq!(h.get("/w?x=1").text(), "lua 9 false true true\n");
 }
+
+#[test]
+fn exec_redirects_internally() {
+    let h = Halo::server(
+        r#"
+        location /from {
+            content_by_lua_block { ngx.exec("/to", { a = 1, b = "x y" }) ngx.say("not reached") }
+        }
+        location /to { content_by_lua_block { ngx.say("to ", ngx.var.uri, "?", ngx.var.args, " internal") } }
+        location /named { access_by_lua_block { ngx.exec("@fallback") } }
+        location @fallback { content_by_lua_block { ngx.say("fallback for ", ngx.var.uri) } }
+        location /static-target { rewrite_by_lua_block { ngx.exec("/file.txt") } }
+        location /loop { content_by_lua_block { ngx.exec("/loop") } }"#,
+    );
+    h.write_file("html/file.txt", "a file\n");
+    assert_eq!(h.get("/from").text(), "to /to?a=1&b=x%20y internal\n");
+    assert_eq!(h.get("/named").text(), "fallback for /named\n");
+    assert_eq!(h.get("/static-target").text(), "a file\n");
+    assert_eq!(h.get("/loop").status, 500);
+    assert_contains(&h.error_log(), "rewrite or internal redirection cycle");
+}

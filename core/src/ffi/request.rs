@@ -62,6 +62,8 @@ pub struct Binding {
     pub exit: Option<c_int>,
     /// What the handler yielded to wait for.
     pub pending: Option<Pending>,
+    /// ngx.exec's target: "uri?args" or "@name".
+    pub exec: Option<String>,
     /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
     pub arg_body: Vec<u8>,
     pub arg_eof: bool,
@@ -84,6 +86,7 @@ impl Binding {
             content_type: None,
             exit: None,
             pending: None,
+            exec: None,
             arg_body: Vec::new(),
             arg_eof: false,
             set_args: Vec::new(),
@@ -563,5 +566,32 @@ pub extern "C" fn halo_ffi_request_set_arg_eof(r: u64, eof: c_int) -> c_int {
         return BAD_CONTEXT;
     }
     b.arg_eof = eof != 0;
+    OK
+}
+
+/// ngx.exec(uri, args): records the internal redirect; the Lua side then
+/// yields to end the handler.
+///
+/// # Safety
+/// `uri` must be valid for `uri_len` bytes, `args` NULL or valid for
+/// `args_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_exec(r: u64, uri: *const u8, uri_len: usize, args: *const u8, args_len: usize) -> c_int {
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    // SAFETY: caller's contract.
+    let mut target = String::from_utf8_lossy(unsafe { read_in(uri, uri_len) }).into_owned();
+    if target.is_empty() || !(target.starts_with('/') || target.starts_with('@')) {
+        return DECLINED;
+    }
+    // SAFETY: caller's contract.
+    let args = unsafe { read_in(args, args_len) };
+    if !args.is_empty() {
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&String::from_utf8_lossy(args));
+    }
+    b.exec = Some(target);
     OK
 }

@@ -109,8 +109,14 @@ impl LuaHandlers {
     /// the request (content always does; rewrite and access do with
     /// ngx.exit(status >= 200), output, or an error), None to go on.
     pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase) -> Option<Response<'a>> {
-        let (res, b) = self.execute(ctx, code, phase, |_| {}).await;
+        let (res, mut b) = self.execute(ctx, code, phase, |_| {}).await;
         match res {
+            Ok(()) if b.exec.is_some() => {
+                let mut r = Response::special(200);
+                r.special = false;
+                r.body = Body::Exec(b.exec.take().unwrap_or_default());
+                Some(r)
+            }
             Ok(()) => {
                 let answers = phase == Phase::Content
                     || (phase != Phase::Log && (b.exit.is_some_and(|s| s >= 200) || !b.out.is_empty()));
@@ -247,7 +253,7 @@ impl LuaHandlers {
                 Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
                 Ok(()) => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
-                    None if b.exit.is_some() => break Ok(()),
+                    None if b.exit.is_some() || b.exec.is_some() => break Ok(()),
                     None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
                 },
             }

@@ -215,22 +215,33 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             let ok = read_body(io, &mut ctx, &mut engine, &mut resp, true).await;
             body_ok = Some(ok);
         }
-        if let Body::LuaPhases(loc) = resp.body {
-            engine.lua_phases_done = true;
-            resp = match run_lua_phases(w, &mut ctx).await {
-                Some(r) => r,
-                None => engine.content(&mut ctx, loc),
+        // Lua handlers, and the internal redirects (ngx.exec) they ask for.
+        let mut lua_ran = false;
+        loop {
+            resp = match resp.body {
+                Body::LuaPhases(loc) => {
+                    engine.lua_phases_done = true;
+                    match run_lua_phases(w, &mut ctx).await {
+                        Some(r) => r,
+                        None => engine.content(&mut ctx, loc),
+                    }
+                }
+                Body::Lua(ref code) => {
+                    let code = code.clone();
+                    match w.lua.as_ref() {
+                        Some(lua) => lua.run_content(&mut ctx, &code).await,
+                        None => Response::special(500),
+                    }
+                }
+                Body::Exec(ref target) => {
+                    let target = target.clone();
+                    engine.exec(&mut ctx, &target)
+                }
+                _ => break,
             };
-            if !matches!(resp.body, Body::Lua(_)) {
-                resp = engine.finalize(&mut ctx, resp);
-            }
+            lua_ran = true;
         }
-        if let Body::Lua(code) = &resp.body {
-            let code = code.clone();
-            resp = match w.lua.as_ref() {
-                Some(lua) => lua.run_content(&mut ctx, &code).await,
-                None => Response::special(500),
-            };
+        if lua_ran {
             resp = engine.finalize(&mut ctx, resp);
         }
 
@@ -409,14 +420,14 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
         Body::Empty => resp.content_length.unwrap_or(0),
         Body::Bytes(b) => b.len() as u64,
         Body::File(f) => f.len,
-        Body::Lua(_) | Body::LuaPhases(_) => unreachable!("Lua handlers run before the response is written"),
+        Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_) => unreachable!("Lua handlers run before the response is written"),
     };
     let content_length = match (&resp.body, resp.content_length) {
         (Body::Empty, None) if matches!(resp.status, 204 | 304) || resp.status < 200 => None,
         (Body::Empty, cl) => Some(cl.unwrap_or(0)),
         (Body::Bytes(b), _) => Some(b.len() as u64),
         (Body::File(_), cl) => cl.or(Some(body_len)),
-        (Body::Lua(_) | Body::LuaPhases(_), _) => None,
+        (Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_), _) => None,
     };
     let before = io.out.len();
     crate::log::time::with_http_date(|date| {
@@ -453,7 +464,7 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
                 Some(n) => sent_body = n,
                 None => return false,
             },
-            Body::Lua(_) | Body::LuaPhases(_) => {}
+            Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_) => {}
         }
     }
     ctx.body_bytes_sent = sent_body;

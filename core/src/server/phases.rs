@@ -32,6 +32,8 @@ pub enum Body<'a> {
     /// access_by_lua* handlers to run first: the connection runs them, then
     /// `Engine::content` unless one of them answered.
     LuaPhases(Option<&'a Location>),
+    /// ngx.exec: an internal redirect to this URI (with `?args`) or @name.
+    Exec(String),
 }
 
 /// What the phases decided to send.
@@ -161,6 +163,13 @@ impl Engine {
             return Some(Response::special(500));
         }
         None
+    }
+
+    /// ngx.exec: an internal redirect whose new location runs its Lua
+    /// phases again.
+    pub fn exec<'a>(&mut self, ctx: &mut RequestCtx<'a>, target: &str) -> Response<'a> {
+        self.lua_phases_done = false;
+        self.internal_redirect(ctx, target)
     }
 
     /// Jump to `uri` (may carry `?args`) or `@name`, as an internal redirect.
@@ -439,7 +448,7 @@ impl Engine {
 
     /// error_page, the default error page body, add_header.
     pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
-        if matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_)) {
+        if matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_)) {
             // Finalized once the handler has produced the response.
             return resp;
         }

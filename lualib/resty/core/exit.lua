@@ -59,6 +59,68 @@ function ngx.redirect(uri, status)
     return co_yield()
 end
 
+local c_exec = C.halo_ffi_request_exec
+local FFI_DECLINED = base.FFI_DECLINED
+local gsub = string.gsub
+local format = string.format
+local byte = string.byte
+local concat = table.concat
+local pairs = pairs
+local tostring = tostring
+
+local function escape(s)
+    return (gsub(tostring(s), "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
+end
+
+-- A table of arguments as a query string (keys sorted: a stable order).
+local function encode_args(t)
+    local keys = {}
+    for k in pairs(t) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local parts = {}
+    for _, k in ipairs(keys) do
+        local v = t[k]
+        if v == true then
+            parts[#parts + 1] = escape(k)
+        elseif type(v) == "table" then
+            for _, e in ipairs(v) do
+                parts[#parts + 1] = escape(k) .. "=" .. escape(e)
+            end
+        elseif v ~= false then
+            parts[#parts + 1] = escape(k) .. "=" .. escape(v)
+        end
+    end
+    return concat(parts, "&")
+end
+
+-- ngx.exec(uri, args?): internal redirect to uri ("/path" or "@name"),
+-- args a string or a table; ends the handler.
+function ngx.exec(uri, args)
+    if type(uri) ~= "string" then
+        error("bad argument #1 to 'exec' (string expected, got " .. type(uri) .. ")", 2)
+    end
+    if args == nil then
+        args = ""
+    elseif type(args) == "table" then
+        args = encode_args(args)
+    elseif type(args) ~= "string" then
+        error("bad argument #2 to 'exec' (string or table expected, got " .. type(args) .. ")", 2)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 2)
+    end
+    local rc = c_exec(r, uri, #uri, args, #args)
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    elseif rc == FFI_DECLINED then
+        error("bad argument #1 to 'exec' (a URI starting with '/' or '@' expected)", 2)
+    end
+    return co_yield()
+end
+
 function ngx.sleep(seconds)
     if type(seconds) ~= "number" then
         error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ")", 2)
