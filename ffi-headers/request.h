@@ -100,6 +100,22 @@ int halo_ffi_request_get_body(uint64_t r, const unsigned char **data, size_t *le
 int halo_ffi_request_exec(uint64_t r, const unsigned char *uri, size_t uri_len,
                           const unsigned char *args, size_t args_len);
 
+/* ngx.req.http_version() * 10 (10 or 11). */
+int halo_ffi_request_http_version(uint64_t r);
+
+/* ngx.req.start_time(): seconds since the epoch, with milliseconds. */
+double halo_ffi_request_start_time(uint64_t r);
+
+/* ngx.req.is_internal(): 1 after an internal redirect, else 0. */
+int halo_ffi_request_is_internal(uint64_t r);
+
+/* The number of response headers set so far (Content-Type included). */
+int halo_ffi_request_resp_header_count(uint64_t r);
+
+/* Fills out[0..max) with the response headers set so far, Content-Type
+   first; returns how many. Valid until the next call. */
+int halo_ffi_request_get_resp_headers(uint64_t r, halo_ffi_header_t *out, int max);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

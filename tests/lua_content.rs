@@ -586,3 +586,24 @@ fn exec_redirects_internally() {
     assert_eq!(h.get("/loop").status, 500);
     assert_contains(&h.error_log(), "rewrite or internal redirection cycle");
 }
+
+#[test]
+fn request_and_response_getters() {
+    let h = Halo::server(
+        r#"
+        location /g { content_by_lua_block {
+            ngx.header["X-One"] = "1"
+            ngx.header.content_type = "text/x-test"
+            local rh = ngx.resp.get_headers()
+            local age = ngx.now() - ngx.req.start_time()
+            ngx.say(ngx.req.http_version(), " ", tostring(ngx.req.is_internal()), " ", tostring(ngx.is_subrequest()),
+                    " ", rh["x-one"], " ", rh["content-type"], " ", age >= 0 and age < 5)
+        } }
+        location /i { content_by_lua_block { ngx.exec("/internal") } }
+        location /internal { content_by_lua_block { ngx.say(tostring(ngx.req.is_internal())) } }"#,
+    );
+    assert_eq!(h.get("/g").text(), "1.1 false false 1 text/x-test true\n");
+    let r = h.get_response("GET /g HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert!(r.text().starts_with("1 false"), "{}", r.text());
+    assert_eq!(h.get("/i").text(), "true\n");
+}

@@ -595,3 +595,56 @@ pub unsafe extern "C" fn halo_ffi_request_exec(r: u64, uri: *const u8, uri_len: 
     b.exec = Some(target);
     OK
 }
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_http_version(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => 10 + c_int::from(ctx(b).req.version_minor),
+        None => NO_REQUEST,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_start_time(r: u64) -> f64 {
+    let Some(b) = binding(r) else { return f64::from(NO_REQUEST) };
+    // The request's start as wall time: now minus how long it has run.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let started = now.saturating_sub(ctx(b).start.elapsed());
+    (started.as_millis() as f64) / 1000.0
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_is_internal(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => c_int::from(ctx(b).internal),
+        None => NO_REQUEST,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_resp_header_count(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => (b.headers.len() + usize::from(b.content_type.is_some())).min(c_int::MAX as usize) as c_int,
+        None => NO_REQUEST,
+    }
+}
+
+/// # Safety
+/// `out` must be valid for writes of `max` entries.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    if out.is_null() || max <= 0 {
+        return 0;
+    }
+    let ct = b.content_type.as_deref().map(|v| ("Content-Type", v));
+    let all = ct.into_iter().chain(b.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let mut n = 0;
+    for (name, value) in all.take(max as usize) {
+        // SAFETY: n < max entries (caller's contract); the strings live in
+        // the binding until the next call that changes headers.
+        unsafe { out.add(n).write(Header { name: name.as_ptr(), name_len: name.len(), value: value.as_ptr(), value_len: value.len() }) };
+        n += 1;
+    }
+    n as c_int
+}

@@ -14,6 +14,11 @@ local c_get_uri_args = C.halo_ffi_request_get_uri_args
 local c_get_post_args = C.halo_ffi_request_get_post_args
 local c_get_body = C.halo_ffi_request_get_body
 local FFI_DECLINED = base.FFI_DECLINED
+local c_http_version = C.halo_ffi_request_http_version
+local c_start_time = C.halo_ffi_request_start_time
+local c_is_internal = C.halo_ffi_request_is_internal
+local c_resp_header_count = C.halo_ffi_request_resp_header_count
+local c_get_resp_headers = C.halo_ffi_request_get_resp_headers
 local lower = string.lower
 local new_tab = base.new_tab
 local ffi_str = ffi.string
@@ -137,6 +142,64 @@ end
 -- ngx.req.get_post_args(max_args?): the same for a form-encoded body.
 function ngx.req.get_post_args(max_args)
     return collect_args("get_post_args", c_get_post_args, max_args)
+end
+
+local function req()
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 3)
+    end
+    return r
+end
+
+-- 1.0 or 1.1.
+function ngx.req.http_version()
+    return c_http_version(req()) / 10
+end
+
+function ngx.req.start_time()
+    return c_start_time(req())
+end
+
+function ngx.req.is_internal()
+    return c_is_internal(req()) == 1
+end
+
+-- halo has no subrequests (yet).
+function ngx.is_subrequest()
+    req()
+    return false
+end
+
+ngx.resp = ngx.resp or {}
+
+-- ngx.resp.get_headers(max_headers?, raw?): the response headers set so far.
+function ngx.resp.get_headers(max_headers, raw)
+    local r = req()
+    if max_headers == nil then
+        max_headers = 100
+    elseif type(max_headers) ~= "number" then
+        error("bad argument #1 to 'get_headers' (number expected, got " .. type(max_headers) .. ")", 2)
+    end
+    local n = c_resp_header_count(r)
+    if max_headers > 0 and n > max_headers then
+        n = max_headers
+    end
+    if n > headers_buf_size then
+        headers_buf_size = n
+        headers_buf = ffi_new("halo_ffi_header_t[?]", n)
+    end
+    n = c_get_resp_headers(r, headers_buf, n)
+    local t = new_tab(0, n)
+    for i = 0, n - 1 do
+        local h = headers_buf[i]
+        local name = ffi_str(h.name, h.name_len)
+        if not raw then
+            name = lower(name)
+        end
+        t[name] = ffi_str(h.value, h.value_len)
+    end
+    return t
 end
 
 -- halo reads the body before the Lua phases run (as lua_need_request_body
