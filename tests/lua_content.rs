@@ -607,3 +607,34 @@ fn request_and_response_getters() {
     assert!(r.text().starts_with("1 false"), "{}", r.text());
     assert_eq!(h.get("/i").text(), "true\n");
 }
+
+#[test]
+fn yielding_apis_work_inside_user_coroutines() {
+    let h = Halo::server(
+        r#"
+        location /co { content_by_lua_block {
+            local gen = coroutine.wrap(function()
+                for i = 1, 3 do
+                    ngx.sleep(0.01)
+                    coroutine.yield(i)
+                end
+            end)
+            local got = {}
+            for _ = 1, 3 do got[#got + 1] = gen() end
+            local co = coroutine.create(function(a)
+                ngx.sleep(0.01)
+                local b = coroutine.yield(a + 1)
+                ngx.sleep(0.01)
+                return b * 2
+            end)
+            local ok1, v1 = coroutine.resume(co, 1)
+            local ok2, v2 = coroutine.resume(co, 10)
+            ngx.say(table.concat(got, ","), " ", tostring(ok1), v1, " ", tostring(ok2), v2, " ", coroutine.status(co))
+            coroutine.wrap(function() ngx.exit(202) end)()
+            ngx.say("not reached")
+        } }"#,
+    );
+    let r = h.get("/co");
+    assert_eq!(r.status, 202);
+    assert_eq!(r.text(), "1,2,3 true2 true20 dead\n");
+}

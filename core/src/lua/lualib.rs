@@ -41,6 +41,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.config" => "resty/core/config.lua",
     "resty.core.log" => "resty/core/log.lua",
     "resty.core.phase" => "resty/core/phase.lua",
+    "resty.core.coroutine" => "resty/core/coroutine.lua",
     "resty.core.output" => "resty/core/output.lua",
     "resty.core.exit" => "resty/core/exit.lua",
     "resty.core.request" => "resty/core/request.lua",

@@ -16,8 +16,8 @@ local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
 local type = type
 local error = error
--- Saved at load time, before user code can replace coroutine.yield.
-local co_yield = coroutine.yield
+-- Yields to the core through any user coroutines (resty.core.coroutine).
+local co_yield = require("resty.core.coroutine").api_yield
 
 function ngx.exit(status)
     if type(status) ~= "number" then
