@@ -638,3 +638,31 @@ fn yielding_apis_work_inside_user_coroutines() {
     assert_eq!(r.status, 202);
     assert_eq!(r.text(), "1,2,3 true2 true20 dead\n");
 }
+
+#[test]
+fn lua_code_cache_off_rereads_files() {
+    let p = Prefix::new();
+    p.write_file("lua/h.lua", "ngx.say('one')\n");
+    let conf = http_conf(
+        r#"
+    lua_code_cache off;
+    lua_need_request_body on;
+    server {
+        listen 127.0.0.1:{{PORT}};
+        location = /h { content_by_lua_file lua/h.lua; }
+    }"#,
+    );
+    let h = p.start(&conf);
+    assert_eq!(h.get("/h").text(), "one\n");
+    h.write_file("lua/h.lua", "ngx.say('two')\n");
+    assert_eq!(h.get("/h").text(), "two\n");
+}
+
+#[test]
+fn unsupported_lua_switches_are_refused() {
+    let p = Prefix::new();
+    p.write_conf(&http_conf("    rewrite_by_lua_no_postpone on;\n"));
+    let out = p.cli(&["-t"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_contains(&String::from_utf8_lossy(&out.stderr), "\"rewrite_by_lua_no_postpone on\" is not supported");
+}

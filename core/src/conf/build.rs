@@ -173,6 +173,10 @@ static SPECS: &[Spec] = &[
     // lua
     spec("lua_package_path", HTTP, false, Exactly(1)),
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
+    spec("lua_code_cache", HTTP, false, Exactly(1)),
+    spec("lua_need_request_body", HSL, false, Exactly(1)),
+    spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
+    spec("access_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("init_by_lua_block", HTTP, false, Exactly(1)),
     spec("init_by_lua", HTTP, false, Exactly(1)),
     spec("init_by_lua_file", HTTP, false, Exactly(1)),
@@ -472,6 +476,7 @@ struct Builder<'a> {
     prefix: &'a Path,
     lua_package_path: Option<String>,
     lua_package_cpath: Option<String>,
+    lua_code_cache: Option<bool>,
     init_by_lua: Option<Arc<LuaCode>>,
     init_worker_by_lua: Option<Arc<LuaCode>>,
     exit_worker_by_lua: Option<Arc<LuaCode>>,
@@ -494,6 +499,7 @@ impl<'a> Builder<'a> {
             prefix,
             lua_package_path: None,
             lua_package_cpath: None,
+            lua_code_cache: None,
             init_by_lua: None,
             init_worker_by_lua: None,
             exit_worker_by_lua: None,
@@ -622,6 +628,18 @@ impl<'a> Builder<'a> {
                 "log_format" => self.log_format(c)?,
                 "lua_package_path" => set_once(c, &mut self.lua_package_path, c.args[0].clone())?,
                 "lua_package_cpath" => set_once(c, &mut self.lua_package_cpath, c.args[0].clone())?,
+                "lua_code_cache" => {
+                    let on = flag(c)?;
+                    set_once(c, &mut self.lua_code_cache, on)?
+                }
+                // halo runs Lua handlers at the end of their phase (the
+                // default) and reads the body for them: "off" and "on" are
+                // what it does; the other value is refused, not ignored.
+                "rewrite_by_lua_no_postpone" | "access_by_lua_no_postpone" => {
+                    if flag(c)? {
+                        return Err(ConfError::at(format!("\"{} on\" is not supported", c.name), c));
+                    }
+                }
                 "init_by_lua_block" | "init_by_lua" | "init_by_lua_file" => {
                     let code = Arc::new(self.lua_code(c));
                     set_once(c, &mut self.init_by_lua, code)?
@@ -824,6 +842,11 @@ impl<'a> Builder<'a> {
                 p.index
                     .get_or_insert_with(Vec::new)
                     .extend(d.args.iter().cloned());
+            }
+            "lua_need_request_body" => {
+                if !flag(d)? {
+                    return Err(ConfError::at("\"lua_need_request_body off\" is not supported: halo reads the body for Lua handlers", d));
+                }
             }
             "content_by_lua_block" | "content_by_lua" | "content_by_lua_file" => {
                 if p.content_by_lua.is_some() {
@@ -1150,6 +1173,7 @@ impl<'a> Builder<'a> {
             log_format_escape: std::mem::take(&mut self.log_escape),
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
+            lua_code_cache: self.lua_code_cache.unwrap_or(true),
             init_by_lua: self.init_by_lua.take(),
             init_worker_by_lua: self.init_worker_by_lua.take(),
             exit_worker_by_lua: self.exit_worker_by_lua.take(),

@@ -51,6 +51,8 @@ pub struct Http {
     pub lua_package_cpath: Option<String>,
     /// `init_by_lua*` (run in the master before the workers fork) and
     /// `init_worker_by_lua*` (run in each worker as it starts).
+    /// `lua_code_cache off`: handlers are compiled for each request.
+    pub lua_code_cache: bool,
     pub init_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub init_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
     /// `exit_worker_by_lua*`: run in each worker as it stops gracefully.

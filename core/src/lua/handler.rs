@@ -25,6 +25,8 @@ pub struct LuaHandlers {
     /// configuration's life), a function that returns a new closure of the
     /// handler's code: `lua_code_cache on`.
     cache: RefCell<HashMap<usize, Function>>,
+    /// `lua_code_cache off`: compile (and read `_file` code) per request.
+    code_cache: bool,
     setfenv: Function,
     globals: Table,
     /// resty.core.ctx's release(id): drops a finished request's ngx.ctx.
@@ -39,7 +41,7 @@ impl LuaHandlers {
         let setfenv = globals.get("setfenv")?;
         let require: Function = globals.get("require")?;
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
-        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), setfenv, globals, release_ctx })
+        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), code_cache: cfg.http.lua_code_cache, setfenv, globals, release_ctx })
     }
 
     /// The request is over: forget its ngx.ctx (if it made one).
@@ -67,7 +69,9 @@ impl LuaHandlers {
         };
         let wrapped = format!("return function(...) {src}\nend");
         let f = self.vm.load(wrapped).set_name(name).into_function().map_err(|e| e.to_string())?;
-        self.cache.borrow_mut().insert(key, f.clone());
+        if self.code_cache {
+            self.cache.borrow_mut().insert(key, f.clone());
+        }
         Ok(f)
     }
 
