@@ -24,8 +24,16 @@ int halo_ffi_request_get_phase(uint64_t r);
 /* The request's number in this worker (> 0), the key of ngx.ctx. */
 double halo_ffi_request_id(uint64_t r);
 
-/* Appends to the response body (ngx.print / ngx.say). */
+/* Appends to the response body (ngx.print / ngx.say); the head then counts
+   as sent. HALO_FFI_DECLINED after ngx.eof. */
 int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);
+
+/* ngx.send_headers, ngx.headers_sent (1 or 0), ngx.eof. Status and headers
+   set after the head counts as sent are logged and ignored, as OpenResty
+   does (halo buffers the response until the handler ends either way). */
+int halo_ffi_request_send_headers(uint64_t r);
+int halo_ffi_request_headers_sent(uint64_t r);
+int halo_ffi_request_eof(uint64_t r);
 
 /* The response status (0 until set), or a negative code. */
 int halo_ffi_request_get_status(uint64_t r);

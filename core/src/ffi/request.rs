@@ -64,6 +64,11 @@ pub struct Binding {
     pub pending: Option<Pending>,
     /// ngx.exec's target: "uri?args" or "@name".
     pub exec: Option<String>,
+    /// Output or ngx.send_headers happened: the head counts as sent, as in
+    /// OpenResty (halo still buffers it until the handler ends).
+    pub headers_sent: bool,
+    /// ngx.eof was called: no more output.
+    pub eof: bool,
     /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
     pub arg_body: Vec<u8>,
     pub arg_eof: bool,
@@ -87,6 +92,8 @@ impl Binding {
             exit: None,
             pending: None,
             exec: None,
+            headers_sent: false,
+            eof: false,
             arg_body: Vec::new(),
             arg_eof: false,
             set_args: Vec::new(),
@@ -185,6 +192,10 @@ pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: us
         Ok(b) => b,
         Err(rc) => return rc,
     };
+    if b.eof {
+        return DECLINED;
+    }
+    b.headers_sent = true;
     // SAFETY: caller's contract.
     b.out.extend_from_slice(unsafe { read_in(data, len) });
     OK
@@ -206,6 +217,10 @@ pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
     };
     if !(100..=999).contains(&status) {
         return DECLINED;
+    }
+    if b.headers_sent {
+        ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.status after sending out response headers"));
+        return OK;
     }
     b.status = status as u16;
     OK
@@ -307,6 +322,10 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
         // SAFETY: caller's contract.
         String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
     });
+    if b.headers_sent {
+        ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.header.{name} after sending out response headers"));
+        return OK;
+    }
     if name.eq_ignore_ascii_case("content-type") {
         b.content_type = value;
         return OK;
@@ -647,4 +666,36 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Hea
         n += 1;
     }
     n as c_int
+}
+
+/// ngx.send_headers: the head counts as sent from now on.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_send_headers(r: u64) -> c_int {
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    b.headers_sent = true;
+    OK
+}
+
+/// ngx.headers_sent: 1 or 0.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_headers_sent(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => c_int::from(b.headers_sent),
+        None => NO_REQUEST,
+    }
+}
+
+/// ngx.eof: no more output for this request.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_eof(r: u64) -> c_int {
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    b.headers_sent = true;
+    b.eof = true;
+    OK
 }

@@ -20,6 +20,9 @@ local ngx = ngx
 local null = ngx.null
 local disabled = require("resty.core.phase").disabled
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local FFI_DECLINED = base.FFI_DECLINED
+local c_send_headers = C.halo_ffi_request_send_headers
+local c_eof = C.halo_ffi_request_eof
 
 local function flatten(parts, n, v, fname)
     local t = type(v)
@@ -64,11 +67,44 @@ local function output(fname, newline, ...)
         end
         s = concat(parts, "", 1, n)
     end
-    if c_write(r, s, #s) == FFI_BAD_CONTEXT then
+    local rc = c_write(r, s, #s)
+    if rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
+    elseif rc == FFI_DECLINED then
+        return nil, "seen eof"
     end
     if newline then
         c_write(r, "\n", 1)
+    end
+    return 1
+end
+
+local function request(level)
+    local r = get_request()
+    if r == 0 then
+        error("no request found", level)
+    end
+    return r
+end
+
+function ngx.send_headers()
+    local r = request(3)
+    if c_send_headers(r) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
+    return 1
+end
+
+-- halo sends a handler's output when it ends: there is nothing to flush yet.
+function ngx.flush()
+    request(3)
+    return 1
+end
+
+function ngx.eof()
+    local r = request(3)
+    if c_eof(r) == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
     end
     return 1
 end

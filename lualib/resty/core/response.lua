@@ -76,7 +76,16 @@ ngx.header = setmetatable({}, { __index = get_header, __newindex = set_header })
 -- ngx.status is a field with a getter and a setter, as in lua-nginx-module.
 local mt = getmetatable(ngx) or {}
 
+local c_headers_sent = C.halo_ffi_request_headers_sent
+
 mt.__index = function(t, key)
+    if key == "headers_sent" then
+        local r = get_request()
+        if r == 0 then
+            error("no request found", 2)
+        end
+        return c_headers_sent(r) == 1
+    end
     if key == "status" then
         local r = get_request()
         if r == 0 then
