@@ -124,6 +124,19 @@ int halo_ffi_request_resp_header_count(uint64_t r);
    first; returns how many. Valid until the next call. */
 int halo_ffi_request_get_resp_headers(uint64_t r, halo_ffi_header_t *out, int max);
 
+/* ngx.req.set_header (value non-NULL: replaces every header of the name) and
+   ngx.req.clear_header (value NULL); '_' in the name becomes '-'. */
+int halo_ffi_request_set_req_header(uint64_t r, const unsigned char *name, size_t len,
+                                    const unsigned char *value, size_t value_len);
+
+/* ngx.req.set_method with a method name ("POST"); HALO_FFI_DECLINED for
+   another name. */
+int halo_ffi_request_set_method(uint64_t r, const unsigned char *name, size_t len);
+
+/* ngx.req.set_uri without jump: $uri becomes uri (HALO_FFI_DECLINED unless
+   it starts with '/'). */
+int halo_ffi_request_set_uri(uint64_t r, const unsigned char *uri, size_t len);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

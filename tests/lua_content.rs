@@ -698,3 +698,36 @@ fn headers_sent_flush_and_eof() {
     assert_contains(&log, "attempt to set ngx.status after sending out response headers");
     assert_contains(&log, "attempt to set ngx.header.X-Late after sending out response headers");
 }
+
+#[test]
+fn request_setters() {
+    let h = Halo::server(
+        r#"
+        location /set {
+            rewrite_by_lua_block {
+                ngx.req.set_header("X-Added", "1")
+                ngx.req.set_header("User-Agent", "replaced")
+                ngx.req.clear_header("X-Drop")
+                ngx.req.set_method(ngx.HTTP_POST)
+                ngx.req.set_uri_args({ b = 2, a = "x y" })
+            }
+            content_by_lua_block {
+                local h = ngx.req.get_headers()
+                ngx.say(h["x-added"], " ", h["user-agent"], " ", tostring(h["x-drop"]), " ", ngx.var.http_x_added,
+                        " ", ngx.req.get_method(), " ", ngx.var.args, " ", ngx.var.uri)
+            }
+        }
+        location /jump {
+            rewrite_by_lua_block { ngx.req.set_uri("/target", true) }
+        }
+        location /target { content_by_lua_block { ngx.say("jumped to ", ngx.var.uri, " ", ngx.var.args) } }
+        location /nojump {
+            rewrite_by_lua_block { ngx.req.set_uri("/elsewhere") }
+            content_by_lua_block { ngx.say("uri now ", ngx.var.uri) }
+        }"#,
+    );
+    let r = h.get_response("GET /set?old=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: orig\r\nX-Drop: d\r\n\r\n");
+    assert_eq!(r.text(), "1 replaced nil 1 POST a=x%20y&b=2 /set\n");
+    assert_eq!(h.get("/jump?k=v").text(), "jumped to /target k=v\n");
+    assert_eq!(h.get("/nojump").text(), "uri now /elsewhere\n");
+}

@@ -363,7 +363,7 @@ pub struct Header {
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
     match binding(r) {
-        Some(b) => ctx(b).req.headers().count().min(c_int::MAX as usize) as c_int,
+        Some(b) => ctx(b).request_headers().count().min(c_int::MAX as usize) as c_int,
         None => NO_REQUEST,
     }
 }
@@ -377,7 +377,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, 
         return 0;
     }
     let mut n = 0;
-    for (name, value) in ctx(b).req.headers().take(max as usize) {
+    for (name, value) in ctx(b).request_headers().take(max as usize) {
         // SAFETY: `out` has room for `max` entries (caller's contract) and
         // n < max; the strings live in the request, which outlives the run.
         unsafe {
@@ -697,5 +697,60 @@ pub extern "C" fn halo_ffi_request_eof(r: u64) -> c_int {
     };
     b.headers_sent = true;
     b.eof = true;
+    OK
+}
+
+/// ngx.req.set_header (value non-NULL) / clear_header (value NULL).
+///
+/// # Safety
+/// `name` must be valid for `len` bytes, `value` NULL or valid for
+/// `value_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_req_header(r: u64, name: *const u8, len: usize, value: *const u8, value_len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract. '_' names '-', as for response headers.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
+    let value = (!value.is_null()).then(|| {
+        // SAFETY: caller's contract.
+        String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
+    });
+    ctx(b).edit_header(&name, value);
+    OK
+}
+
+/// ngx.req.set_method: one of nginx's method names.
+///
+/// # Safety
+/// `name` must be valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_method(r: u64, name: *const u8, len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let m = unsafe { read_in(name, len) };
+    const METHODS: [&str; 14] =
+        ["GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"];
+    match METHODS.iter().find(|x| x.as_bytes() == m) {
+        Some(x) => {
+            ctx(b).method_override = Some(x);
+            OK
+        }
+        None => DECLINED,
+    }
+}
+
+/// ngx.req.set_uri(uri): changes $uri (the jump form goes through
+/// halo_ffi_request_exec).
+///
+/// # Safety
+/// `uri` must be valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_uri(r: u64, uri: *const u8, len: usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    // SAFETY: caller's contract.
+    let uri = String::from_utf8_lossy(unsafe { read_in(uri, len) }).into_owned();
+    if !uri.starts_with('/') {
+        return DECLINED;
+    }
+    ctx(b).uri = std::borrow::Cow::Owned(uri);
     OK
 }

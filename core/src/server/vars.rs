@@ -56,6 +56,12 @@ pub struct RequestCtx<'a> {
     pub lua_used: bool,
     /// The request body, when it was read for Lua handlers.
     pub body: Option<Vec<u8>>,
+    /// ngx.req.set_header / clear_header: per name (last edit only), the
+    /// value that replaces all of the request's headers of that name, or
+    /// None to remove them.
+    pub header_edits: Vec<(String, Option<String>)>,
+    /// ngx.req.set_method.
+    pub method_override: Option<&'static str>,
     /// The worker's Lua handlers, for set_by_lua* (run inside the rewrite
     /// directives).
     pub lua: Option<&'a crate::lua::handler::LuaHandlers>,
@@ -94,6 +100,8 @@ impl<'a> RequestCtx<'a> {
             lua_used: false,
             lua: None,
             body: None,
+            header_edits: Vec::new(),
+            method_override: None,
             req,
             conn,
             server,
@@ -116,7 +124,27 @@ impl<'a> RequestCtx<'a> {
 
     /// $request_method after error_page redirects.
     pub fn method(&self) -> &str {
-        if self.method_get { "GET" } else { self.req.method_str() }
+        if self.method_get {
+            "GET"
+        } else {
+            self.method_override.unwrap_or_else(|| self.req.method_str())
+        }
+    }
+
+    /// The request headers with Lua's edits applied, in order (edited
+    /// names last).
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let edits = &self.header_edits;
+        self.req
+            .headers()
+            .filter(move |(n, _)| !edits.iter().any(|(e, _)| e.eq_ignore_ascii_case(n)))
+            .chain(edits.iter().filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v))))
+    }
+
+    /// ngx.req.set_header (value Some) / clear_header (None).
+    pub fn edit_header(&mut self, name: &str, value: Option<String>) {
+        self.header_edits.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.header_edits.push((name.to_string(), value));
     }
 
     /// $host: the Host (or absolute-URI host), else the server's name.
@@ -215,7 +243,7 @@ impl<'a> RequestCtx<'a> {
 
     fn prefixed(&self, name: &str) -> Option<String> {
         if let Some(h) = name.strip_prefix("http_") {
-            return header_var(self.req.headers(), h);
+            return header_var(self.request_headers(), h);
         }
         if let Some(h) = name.strip_prefix("sent_http_") {
             if h == "content_type" {
@@ -227,7 +255,7 @@ impl<'a> RequestCtx<'a> {
             return arg(self.args.as_deref()?, a).map(str::to_string);
         }
         if let Some(c) = name.strip_prefix("cookie_") {
-            return self.req.headers_named("cookie").find_map(|v| cookie(v, c)).map(str::to_string);
+            return self.request_headers().filter(|(n, _)| n.eq_ignore_ascii_case("cookie")).find_map(|(_, v)| cookie(v, c)).map(str::to_string);
         }
         if let Ok(n) = name.parse::<usize>() {
             return self.captures.get(n).cloned();

@@ -61,39 +61,7 @@ end
 
 local c_exec = C.halo_ffi_request_exec
 local FFI_DECLINED = base.FFI_DECLINED
-local gsub = string.gsub
-local format = string.format
-local byte = string.byte
-local concat = table.concat
-local pairs = pairs
-local tostring = tostring
-
-local function escape(s)
-    return (gsub(tostring(s), "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
-end
-
--- A table of arguments as a query string (keys sorted: a stable order).
-local function encode_args(t)
-    local keys = {}
-    for k in pairs(t) do
-        keys[#keys + 1] = k
-    end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    local parts = {}
-    for _, k in ipairs(keys) do
-        local v = t[k]
-        if v == true then
-            parts[#parts + 1] = escape(k)
-        elseif type(v) == "table" then
-            for _, e in ipairs(v) do
-                parts[#parts + 1] = escape(k) .. "=" .. escape(e)
-            end
-        elseif v ~= false then
-            parts[#parts + 1] = escape(k) .. "=" .. escape(v)
-        end
-    end
-    return concat(parts, "&")
-end
+local encode_args = base.encode_args
 
 -- ngx.exec(uri, args?): internal redirect to uri ("/path" or "@name"),
 -- args a string or a table; ends the handler.

@@ -19,6 +19,12 @@ local c_start_time = C.halo_ffi_request_start_time
 local c_is_internal = C.halo_ffi_request_is_internal
 local c_resp_header_count = C.halo_ffi_request_resp_header_count
 local c_get_resp_headers = C.halo_ffi_request_get_resp_headers
+local c_set_req_header = C.halo_ffi_request_set_req_header
+local c_set_method = C.halo_ffi_request_set_method
+local c_set_uri = C.halo_ffi_request_set_uri
+local c_exec = C.halo_ffi_request_exec
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local tostring = tostring
 local lower = string.lower
 local new_tab = base.new_tab
 local ffi_str = ffi.string
@@ -200,6 +206,82 @@ function ngx.resp.get_headers(max_headers, raw)
         t[name] = ffi_str(h.value, h.value_len)
     end
     return t
+end
+
+-- ngx.req.set_header(name, value): replaces every request header of that
+-- name (nil removes them), as later $http_* and get_headers() see them.
+function ngx.req.set_header(name, value)
+    if type(name) ~= "string" then
+        error("bad argument #1 to 'set_header' (string expected, got " .. type(name) .. ")", 2)
+    end
+    local r = req()
+    if value == nil then
+        c_set_req_header(r, name, #name, nil, 0)
+        return
+    end
+    if type(value) == "table" then
+        error("bad argument #2 to 'set_header' (several values are not supported yet)", 2)
+    end
+    value = tostring(value)
+    c_set_req_header(r, name, #name, value, #value)
+end
+
+function ngx.req.clear_header(name)
+    if type(name) ~= "string" then
+        error("bad argument #1 to 'clear_header' (string expected, got " .. type(name) .. ")", 2)
+    end
+    c_set_req_header(req(), name, #name, nil, 0)
+end
+
+local method_names = {
+    [ngx.HTTP_GET] = "GET", [ngx.HTTP_HEAD] = "HEAD", [ngx.HTTP_POST] = "POST",
+    [ngx.HTTP_PUT] = "PUT", [ngx.HTTP_DELETE] = "DELETE", [ngx.HTTP_MKCOL] = "MKCOL",
+    [ngx.HTTP_COPY] = "COPY", [ngx.HTTP_MOVE] = "MOVE", [ngx.HTTP_OPTIONS] = "OPTIONS",
+    [ngx.HTTP_PROPFIND] = "PROPFIND", [ngx.HTTP_PROPPATCH] = "PROPPATCH",
+    [ngx.HTTP_LOCK] = "LOCK", [ngx.HTTP_UNLOCK] = "UNLOCK", [ngx.HTTP_PATCH] = "PATCH",
+}
+
+-- ngx.req.set_method(ngx.HTTP_POST)
+function ngx.req.set_method(id)
+    local name = method_names[id]
+    if not name then
+        error("bad argument #1 to 'set_method' (unsupported HTTP method: " .. tostring(id) .. ")", 2)
+    end
+    c_set_method(req(), name, #name)
+end
+
+-- ngx.req.set_uri_args(args): a query string or a table of arguments.
+function ngx.req.set_uri_args(args)
+    if type(args) == "table" then
+        args = base.encode_args(args)
+    elseif type(args) ~= "string" then
+        error("bad argument #1 to 'set_uri_args' (string or table expected, got " .. type(args) .. ")", 2)
+    end
+    req()
+    ngx.var.args = args
+end
+
+local co_yield = require("resty.core.coroutine").api_yield
+
+-- ngx.req.set_uri(uri, jump?): changes $uri; with jump (rewrite_by_lua only)
+-- the location is searched again, as after `rewrite ... last`.
+function ngx.req.set_uri(uri, jump)
+    if type(uri) ~= "string" or uri == "" then
+        error("bad argument #1 to 'set_uri' (non-empty string expected)", 2)
+    end
+    local r = req()
+    if jump then
+        if ngx.get_phase() ~= "rewrite" then
+            error("API disabled in the context of " .. ngx.get_phase() .. "_by_lua* (jump is for rewrite_by_lua*)", 2)
+        end
+        if c_exec(r, uri, #uri, nil, 0) ~= FFI_OK then
+            error("bad argument #1 to 'set_uri' (a URI starting with '/' expected)", 2)
+        end
+        return co_yield()
+    end
+    if c_set_uri(r, uri, #uri) ~= FFI_OK then
+        error("bad argument #1 to 'set_uri' (a URI starting with '/' expected)", 2)
+    end
 end
 
 -- halo reads the body before the Lua phases run (as lua_need_request_body
