@@ -137,6 +137,15 @@ int halo_ffi_request_set_method(uint64_t r, const unsigned char *name, size_t le
    it starts with '/'). */
 int halo_ffi_request_set_uri(uint64_t r, const unsigned char *uri, size_t len);
 
+/* ngx.req.raw_header(): the request head as sent; HALO_FFI_DECLINED when it
+   was not valid UTF-8. */
+int halo_ffi_request_raw_header(uint64_t r, const unsigned char **data, size_t *len);
+
+/* One more value of a response header (after set_header cleared it):
+   ngx.header.X = { "a", "b" }. */
+int halo_ffi_request_add_header(uint64_t r, const unsigned char *name, size_t name_len,
+                                const unsigned char *value, size_t value_len);
+
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */
 int halo_ffi_request_sleep(uint64_t r, double seconds);

@@ -731,3 +731,21 @@ fn request_setters() {
     assert_eq!(h.get("/jump?k=v").text(), "jumped to /target k=v\n");
     assert_eq!(h.get("/nojump").text(), "uri now /elsewhere\n");
 }
+
+#[test]
+fn raw_header_multi_value_headers_and_print() {
+    let h = Halo::server(
+        r#"
+        location /m { content_by_lua_block {
+            ngx.header["Set-Cookie"] = { "a=1", "b=2" }
+            print("printed ", 42)
+            ngx.print(ngx.req.raw_header(true))
+        } }"#,
+    );
+    let r = h.get_response("GET /m HTTP/1.1\r\nHost: localhost\r\nX-Raw: yes\r\n\r\n");
+    assert_eq!(r.headers_all("set-cookie"), vec!["a=1", "b=2"]);
+    assert_eq!(r.text(), "Host: localhost\r\nX-Raw: yes\r\n\r\n");
+    assert!(h.wait_log("logs/error.log", "[notice]", Duration::from_secs(2)));
+    assert_contains(&h.error_log(), "[lua] content_by_lua(nginx.conf:");
+    assert_contains(&h.error_log(), "printed 42");
+}

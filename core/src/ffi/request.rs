@@ -754,3 +754,40 @@ pub unsafe extern "C" fn halo_ffi_request_set_uri(r: u64, uri: *const u8, len: u
     ctx(b).uri = std::borrow::Cow::Owned(uri);
     OK
 }
+
+/// ngx.req.raw_header(): the head as sent (DECLINED when not valid UTF-8).
+///
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_raw_header(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let Some(raw) = ctx(b).req.raw_header() else { return DECLINED };
+    // SAFETY: caller's contract; the head lives in the request.
+    unsafe {
+        *data = raw.as_ptr();
+        *len = raw.len();
+    }
+    OK
+}
+
+/// Adds one more value of a response header (ngx.header.X = { ... }).
+///
+/// # Safety
+/// As `halo_ffi_request_set_header`, with `value` non-NULL.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_add_header(r: u64, name: *const u8, name_len: usize, value: *const u8, value_len: usize) -> c_int {
+    let b = match setting_headers(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    if b.headers_sent {
+        return OK;
+    }
+    // SAFETY: caller's contract.
+    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).replace('_', "-");
+    // SAFETY: caller's contract.
+    let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
+    b.headers.push((name, value));
+    OK
+}

@@ -184,6 +184,9 @@ pub struct Request {
     host: Option<Span>,
     /// (name, value) spans of the header lines nginx keeps, in order.
     headers: Vec<(Span, Span)>,
+    /// The whole head as sent, when it was valid UTF-8 (it is then the
+    /// start of `text`).
+    raw: Option<Span>,
 }
 
 impl Default for Request {
@@ -202,6 +205,7 @@ impl Default for Request {
             args: None,
             host: None,
             headers: Default::default(),
+            raw: None,
         }
     }
 }
@@ -232,6 +236,7 @@ impl Request {
             args: None,
             host: None,
             headers: Default::default(),
+            raw: None,
             text,
         }
     }
@@ -284,6 +289,12 @@ impl Request {
     /// All headers with this name (case-insensitive), in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// The request head as sent (request line, headers, blank line), when
+    /// it was valid UTF-8.
+    pub fn raw_header(&self) -> Option<&str> {
+        self.raw.map(|s| self.span(s))
     }
 
     /// Replace `$request` (the version-substitution path parses a copy).
@@ -832,6 +843,7 @@ fn finish(
     let mut headers = std::mem::take(&mut out.headers);
     headers.clear();
     let mut tb = TextBuilder::new(&mut out.text, head);
+    let whole = tb.whole;
     let line = tb.push(line);
     let uri = if uri_part.starts_with('/') {
         tb.push(uri_part.as_bytes())
@@ -950,6 +962,7 @@ fn finish(
     out.args = args;
     out.host = host;
     out.headers = headers;
+    out.raw = whole.then_some((0, len as u32));
     Ok(len)
 }
 

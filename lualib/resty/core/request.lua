@@ -22,6 +22,7 @@ local c_get_resp_headers = C.halo_ffi_request_get_resp_headers
 local c_set_req_header = C.halo_ffi_request_set_req_header
 local c_set_method = C.halo_ffi_request_set_method
 local c_set_uri = C.halo_ffi_request_set_uri
+local c_raw_header = C.halo_ffi_request_raw_header
 local c_exec = C.halo_ffi_request_exec
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local tostring = tostring
@@ -206,6 +207,22 @@ function ngx.resp.get_headers(max_headers, raw)
         t[name] = ffi_str(h.value, h.value_len)
     end
     return t
+end
+
+-- ngx.req.raw_header(no_request_line?): the head as the client sent it.
+function ngx.req.raw_header(no_request_line)
+    local r = req()
+    if c_raw_header(r, data_out, len_out) ~= FFI_OK then
+        return nil
+    end
+    local raw = ffi_str(data_out[0], len_out[0])
+    if no_request_line then
+        local eol = raw:find("\n", 1, true)
+        if eol then
+            raw = raw:sub(eol + 1)
+        end
+    end
+    return raw
 end
 
 -- ngx.req.set_header(name, value): replaces every request header of that

@@ -12,6 +12,7 @@ local c_set_header = C.halo_ffi_request_set_header
 local c_get_status = C.halo_ffi_request_get_status
 local c_set_status = C.halo_ffi_request_set_status
 local c_get_resp_header = C.halo_ffi_request_get_resp_header
+local c_add_header = C.halo_ffi_request_add_header
 local ffi_str = ffi.string
 local ffi_new = ffi.new
 local value_out = ffi_new("const unsigned char *[1]")
@@ -46,10 +47,21 @@ local function set_header(_, name, value)
         end
         return
     end
+    if vt == "table" then
+        -- Several values: one header line each (Set-Cookie, say).
+        if c_set_header(r, name, #name, nil, 0) == FFI_BAD_CONTEXT then
+            error(disabled(r), 2)
+        end
+        for i = 1, #value do
+            local v = tostring(value[i])
+            c_add_header(r, name, #name, v, #v)
+        end
+        return
+    end
     if vt == "number" or vt == "boolean" then
         value = tostring(value)
     elseif vt ~= "string" then
-        error("setting ngx.header." .. name .. " to a " .. vt .. " is not supported yet", 2)
+        error("bad argument to 'ngx.header." .. name .. "' (string, number, boolean, nil or table expected, got " .. vt .. ")", 2)
     end
     if c_set_header(r, name, #name, value, #value) == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
