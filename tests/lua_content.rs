@@ -749,3 +749,56 @@ fn raw_header_multi_value_headers_and_print() {
     assert_contains(&h.error_log(), "[lua] content_by_lua(nginx.conf:");
     assert_contains(&h.error_log(), "printed 42");
 }
+
+/// Which APIs each phase allows: the same probes run in every phase and log
+/// "name=ok" or "name=disabled" (OpenResty's "API disabled in the context of").
+#[test]
+fn api_availability_by_phase() {
+    let probe = r#"
+        local function try(name, f)
+            local ok, err = pcall(f)
+            local r = ok and "ok" or (tostring(err):find("API disabled in the context of", 1, true) and "disabled" or ("error:" .. tostring(err)))
+            return name .. "=" .. r
+        end
+        local res = {
+            try("var", function() return ngx.var.uri end),
+            try("method", function() return ngx.req.get_method() end),
+            try("ctx", function() ngx.ctx.x = 1 end),
+            try("header", function() ngx.header["X-Probe"] = "1" end),
+            try("status", function() ngx.status = 200 end),
+            try("print", function() ngx.print("") end),
+            try("sleep", function() ngx.sleep(0) end),
+        }
+        ngx.log(ngx.NOTICE, "probe ", ngx.get_phase(), ": ", table.concat(res, " "))
+    "#;
+    let conf = format!(
+        r#"
+        location /p {{
+            set_by_lua_block $ignored {{ {probe} return "" }}
+            rewrite_by_lua_block {{ {probe} }}
+            access_by_lua_block {{ {probe} }}
+            content_by_lua_block {{ {probe} ngx.say("done") }}
+            header_filter_by_lua_block {{ {probe} }}
+            body_filter_by_lua_block {{ {probe} }}
+            log_by_lua_block {{ {probe} }}
+        }}"#
+    );
+    let h = Halo::server(&conf);
+    assert_eq!(h.get("/p").text(), "done\n");
+    assert!(h.wait_log("logs/error.log", "probe log:", Duration::from_secs(2)), "{}", h.error_log());
+    let log = h.error_log();
+    let line = |phase: &str| {
+        let needle = format!("probe {phase}: ");
+        let l = log.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no probe for {phase}:\n{log}"));
+        let start = l.find(&needle).unwrap() + needle.len();
+        l[start..].split(", client:").next().unwrap().to_string()
+    };
+    let all_ok = "var=ok method=ok ctx=ok header=ok status=ok print=ok sleep=ok";
+    assert_eq!(line("rewrite"), all_ok);
+    assert_eq!(line("access"), all_ok);
+    assert_eq!(line("content"), all_ok);
+    assert_eq!(line("set"), "var=ok method=ok ctx=ok header=disabled status=disabled print=disabled sleep=disabled");
+    assert_eq!(line("header_filter"), "var=ok method=ok ctx=ok header=ok status=ok print=disabled sleep=disabled");
+    assert_eq!(line("body_filter"), "var=ok method=ok ctx=ok header=disabled status=disabled print=disabled sleep=disabled");
+    assert_eq!(line("log"), "var=ok method=ok ctx=ok header=disabled status=disabled print=disabled sleep=disabled");
+}
