@@ -248,6 +248,8 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         // The body: read (and keep nothing of it) or refuse, unless done above.
         let body_ok = match body_ok {
             Some(ok) => ok,
+            // Most requests have no body: skip making the future.
+            None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
             None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
         };
         let conf = ctx.conf;
