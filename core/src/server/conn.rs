@@ -215,35 +215,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             let ok = read_body(io, &mut ctx, &mut engine, &mut resp, true).await;
             body_ok = Some(ok);
         }
-        // Lua handlers, and the internal redirects (ngx.exec) they ask for.
-        let mut lua_ran = false;
-        loop {
-            resp = match resp.body {
-                Body::LuaPhases(loc) => {
-                    engine.lua_phases_done = true;
-                    match run_lua_phases(w, &mut ctx).await {
-                        Some(r) => r,
-                        None => engine.content(&mut ctx, loc),
-                    }
-                }
-                Body::Lua(ref code) => {
-                    let code = code.clone();
-                    match w.lua.as_ref() {
-                        Some(lua) => lua.run_content(&mut ctx, &code).await,
-                        None => Response::special(500),
-                    }
-                }
-                Body::Exec(ref target) => {
-                    let target = target.clone();
-                    engine.exec(&mut ctx, &target)
-                }
-                _ => break,
-            };
-            lua_ran = true;
-        }
-        if lua_ran {
-            resp = engine.finalize(&mut ctx, resp);
-        }
+        resp = run_lua_handlers(w, &mut ctx, &mut engine, resp).await;
 
         // The body: read (and keep nothing of it) or refuse, unless done above.
         let body_ok = match body_ok {
@@ -252,6 +224,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
             None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
         };
+        resp = filter_response(w, &mut ctx, &mut engine, resp).await;
         let conf = ctx.conf;
         keepalive_timeout = conf.keepalive_timeout;
         send_timeout = conf.send_timeout;
@@ -262,17 +235,6 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             && conn.requests < conf.keepalive_requests
             && !keepalive_timeout.is_zero()
             && !w.shutdown.is_set();
-        if let Some(lua) = w.lua.as_ref() {
-            if let Some(code) = ctx.conf.header_filter_by_lua.clone() {
-                resp = lua.run_header_filter(&mut ctx, &code, resp).await;
-                if resp.special {
-                    resp = engine.finalize(&mut ctx, resp);
-                }
-            }
-            if let Some(code) = ctx.conf.body_filter_by_lua.clone() {
-                resp = lua.run_body_filter(&mut ctx, &code, resp).await;
-            }
-        }
         if !write_response(io, &mut ctx, resp, keep).await {
             return;
         }
@@ -295,6 +257,55 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             return;
         }
     }
+}
+
+/// Run the Lua handlers the engine stopped at (rewrite/access, content) and
+/// follow the internal redirects they ask for (ngx.exec), to the response.
+async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>) -> Response<'a> {
+    let mut lua_ran = false;
+    loop {
+        resp = match resp.body {
+            Body::LuaPhases(loc) => {
+                engine.lua_phases_done = true;
+                match run_lua_phases(w, ctx).await {
+                    Some(r) => r,
+                    None => engine.content(ctx, loc),
+                }
+            }
+            Body::Lua(ref code) => {
+                let code = code.clone();
+                match w.lua.as_ref() {
+                    Some(lua) => lua.run_content(ctx, &code).await,
+                    None => Response::special(500),
+                }
+            }
+            Body::Exec(ref target) => {
+                let target = target.clone();
+                engine.exec(ctx, &target)
+            }
+            _ => break,
+        };
+        lua_ran = true;
+    }
+    if lua_ran {
+        resp = engine.finalize(ctx, resp);
+    }
+    resp
+}
+
+/// header_filter_by_lua* and body_filter_by_lua* over the final response.
+async fn filter_response<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>) -> Response<'a> {
+    let Some(lua) = w.lua.as_ref() else { return resp };
+    if let Some(code) = ctx.conf.header_filter_by_lua.clone() {
+        resp = lua.run_header_filter(ctx, &code, resp).await;
+        if resp.special {
+            resp = engine.finalize(ctx, resp);
+        }
+    }
+    if let Some(code) = ctx.conf.body_filter_by_lua.clone() {
+        resp = lua.run_body_filter(ctx, &code, resp).await;
+    }
+    resp
 }
 
 /// rewrite_by_lua* then access_by_lua* of the request's location; the
