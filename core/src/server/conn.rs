@@ -215,7 +215,10 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             let ok = read_body(io, &mut ctx, &mut engine, &mut resp, true).await;
             body_ok = Some(ok);
         }
-        resp = run_lua_handlers(w, &mut ctx, &mut engine, resp).await;
+        // (The checks keep plain requests from making these futures.)
+        if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_) | Body::Exec(_)) {
+            resp = run_lua_handlers(w, &mut ctx, &mut engine, resp).await;
+        }
 
         // The body: read (and keep nothing of it) or refuse, unless done above.
         let body_ok = match body_ok {
@@ -224,7 +227,9 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
             None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
         };
-        resp = filter_response(w, &mut ctx, &mut engine, resp).await;
+        if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
+            resp = filter_response(w, &mut ctx, &mut engine, resp).await;
+        }
         let conf = ctx.conf;
         keepalive_timeout = conf.keepalive_timeout;
         send_timeout = conf.send_timeout;
