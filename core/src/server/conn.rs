@@ -18,6 +18,7 @@ use crate::process::worker::Worker;
 use crate::rt::{self, ops, Deadline};
 
 use super::phases::{Body, Engine, Response};
+use super::static_files::FileBody;
 use crate::ffi::request::Phase;
 use super::vars::{ConnInfo, RequestCtx};
 
@@ -190,7 +191,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
                 let mut ctx = RequestCtx::new(&req, &conn, dsrv, io.pending().len() as u64);
                 ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
                 let resp = Engine::default().finalize(&mut ctx, Response::special(e.status));
-                if write_response(io, &mut ctx, resp, false).await {
+                if respond_with(io, &mut ctx, resp, false).await {
                     io.flush(send_timeout).await;
                     lingering_close(io).await;
                 }
@@ -240,8 +241,10 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             && conn.requests < conf.keepalive_requests
             && !keepalive_timeout.is_zero()
             && !w.shutdown.is_set();
-        if !write_response(io, &mut ctx, resp, keep).await {
-            return;
+        if let Some(f) = write_response(io, &mut ctx, resp, keep) {
+            if send_file(io, f, send_timeout).await.is_none() {
+                return;
+            }
         }
         if let Some(lua) = w.lua.as_ref() {
             if let Some(code) = ctx.conf.log_by_lua.clone() {
@@ -431,7 +434,9 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
 }
 
 /// Queue the response head and body in `io.out` (files may be streamed).
-async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> bool {
+/// Queue the response in `io.out`; a file body is streamed by the caller
+/// (`send_file`), which is async, so the common case makes no future.
+fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> Option<FileBody> {
     let conf = ctx.conf;
     let head_only = ctx.req.method_str() == "HEAD" || matches!(resp.status, 204 | 304) || resp.status < 200;
     let body_len = match &resp.body {
@@ -471,6 +476,7 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
     ctx.sent_headers = resp.headers;
     let head_len = (io.out.len() - before) as u64;
     let mut sent_body = 0u64;
+    let mut file = None;
     if !head_only {
         match resp.body {
             Body::Empty => {}
@@ -478,20 +484,29 @@ async fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Respons
                 io.out.extend_from_slice(&b);
                 sent_body = b.len() as u64;
             }
-            Body::File(f) => match send_file(io, f, conf.send_timeout).await {
-                Some(n) => sent_body = n,
-                None => return false,
-            },
+            Body::File(f) => {
+                // Counted as sent; send_file says if it was not.
+                sent_body = f.len;
+                file = Some(f);
+            }
             Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_) => {}
         }
     }
     ctx.body_bytes_sent = sent_body;
     ctx.bytes_sent = head_len + sent_body;
-    true
+    file
+}
+
+/// Write the response; false when the connection failed.
+async fn respond_with<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> bool {
+    match write_response(io, ctx, resp, keep) {
+        None => true,
+        Some(f) => send_file(io, f, ctx.conf.send_timeout).await.is_some(),
+    }
 }
 
 /// Append (small) or stream (large) a file range; None on failure.
-async fn send_file(io: &mut Io, f: crate::server::static_files::FileBody, send_timeout: Duration) -> Option<u64> {
+async fn send_file(io: &mut Io, f: FileBody, send_timeout: Duration) -> Option<u64> {
     use std::os::fd::AsRawFd;
     let fd = f.file.as_raw_fd();
     let mut off = f.offset;
