@@ -187,6 +187,10 @@ pub struct Request {
     /// The whole head as sent, when it was valid UTF-8 (it is then the
     /// start of `text`).
     raw: Option<Span>,
+    /// The last plain Host value parsed into this (reused) request and the
+    /// length of its name part: the next request on a connection nearly
+    /// always sends the same one.
+    host_cache: (Vec<u8>, usize),
 }
 
 impl Default for Request {
@@ -206,6 +210,7 @@ impl Default for Request {
             host: None,
             headers: Default::default(),
             raw: None,
+            host_cache: Default::default(),
         }
     }
 }
@@ -237,6 +242,7 @@ impl Request {
             host: None,
             headers: Default::default(),
             raw: None,
+            host_cache: Default::default(),
             text,
         }
     }
@@ -883,7 +889,18 @@ fn finish(
                 if host_hdr.is_some() {
                     return Err(DUPLICATE_HOST);
                 }
-                host_hdr = Some(host_span(&mut tb, value).ok_or(INVALID_HOST)?);
+                let cache = &mut out.host_cache;
+                host_hdr = Some(if !cache.0.is_empty() && cache.0 == value {
+                    tb.push(&value[..cache.1])
+                } else {
+                    let (span, plain) = host_span(&mut tb, value).ok_or(INVALID_HOST)?;
+                    if let Some(n) = plain {
+                        cache.0.clear();
+                        cache.0.extend_from_slice(value);
+                        cache.1 = n;
+                    }
+                    span
+                });
             }
             14 if name.eq_ignore_ascii_case("content-length") => {
                 if content_length.is_some() {
@@ -968,7 +985,8 @@ fn finish(
 
 /// The Host value as a span: copied as is when it is already a plain
 /// lowercase name, else validated and normalized by `validate_host`.
-fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<Span> {
+/// Also the name's length when the value was plain (worth caching).
+fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<(Span, Option<usize>)> {
     // "name:port" with a plain name: the name is the host.
     let name = match value.iter().rposition(|&c| c == b':') {
         Some(i) if i + 1 < value.len() && value[i + 1..].iter().all(u8::is_ascii_digit) => &value[..i],
@@ -986,10 +1004,10 @@ fn host_span(tb: &mut TextBuilder<'_, '_>, value: &[u8]) -> Option<Span> {
     }
     let plain = plain && prev != b'.';
     if plain {
-        return Some(tb.push(name));
+        return Some((tb.push(name), Some(name.len())));
     }
     let h = validate_host(value)?;
-    Some(tb.push_str(&h))
+    Some((tb.push_str(&h), None))
 }
 
 /// Bytes of a host name that needs no normalizing: a-z, 0-9, '-', '.'.
@@ -1212,6 +1230,26 @@ mod tests {
         assert_eq!(err("GET 1ttp://h/ HTTP/1.0\r\n\r\n"), INVALID_REQUEST);
         // nginx still wants a Host header on HTTP/1.1.
         assert_eq!(err("GET http://h/ HTTP/1.1\r\n\r\n"), NO_HOST);
+    }
+
+    #[test]
+    fn reused_request_host_cache() {
+        let limits = Limits::default();
+        let policy = HeaderPolicy::default();
+        let mut r = Request::default();
+        let mut parse = |head: &str, r: &mut Request| parse_request_into(head.as_bytes(), &limits, &policy, r);
+        assert!(parse("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
+        assert_eq!(r.host(), Some("a.example"));
+        // Same value: from the cache, still right.
+        assert!(parse("GET /x HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
+        assert_eq!(r.host(), Some("a.example"));
+        assert_eq!(r.path(), "/x");
+        // A different host, then a bad one: not taken from the cache.
+        assert!(parse("GET / HTTP/1.1\r\nHost: B.example\r\n\r\n", &mut r).unwrap().is_some());
+        assert_eq!(r.host(), Some("b.example"));
+        assert_eq!(parse("GET / HTTP/1.1\r\nHost: a..example\r\n\r\n", &mut r).unwrap_err().status, 400);
+        assert!(parse("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
+        assert_eq!(r.host(), Some("a.example"));
     }
 
     #[test]
