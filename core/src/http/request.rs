@@ -1237,7 +1237,7 @@ mod tests {
         let limits = Limits::default();
         let policy = HeaderPolicy::default();
         let mut r = Request::default();
-        let mut parse = |head: &str, r: &mut Request| parse_request_into(head.as_bytes(), &limits, &policy, r);
+        let parse = |head: &str, r: &mut Request| parse_request_into(head.as_bytes(), &limits, &policy, r);
         assert!(parse("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
         assert_eq!(r.host(), Some("a.example"));
         // Same value: from the cache, still right.
