@@ -1146,6 +1146,7 @@ impl<'a> Builder<'a> {
                 .map(|l| finish_location(l, &conf))
                 .collect();
             servers.push(Server {
+                has_regex_name: s.names.iter().any(|n| matches!(n, ServerName::Regex(_))),
                 listen: s.listen,
                 names: s.names,
                 primary_name,

@@ -101,6 +101,8 @@ pub struct Server {
     pub names: Vec<ServerName>,
     /// The first server_name, for $server_name.
     pub primary_name: String,
+    /// Some server_name is a regex (whose captures become variables).
+    pub has_regex_name: bool,
     /// Server-level rewrite-module directives, in order.
     pub rewrites: Vec<RewriteOp>,
     /// Top-level locations in config order (children nested inside).

@@ -332,6 +332,9 @@ async fn run_lua_phases<'a>(w: &Worker, ctx: &mut RequestCtx<'a>) -> Option<Resp
 
 /// Named groups of a matching `server_name ~regex` become variables.
 fn server_name_captures(ctx: &mut RequestCtx) {
+    if !ctx.server.has_regex_name {
+        return;
+    }
     let Some(host) = ctx.req.host() else { return };
     for name in &ctx.server.names {
         if let crate::conf::ServerName::Regex(re) = name {

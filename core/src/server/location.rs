@@ -409,6 +409,7 @@ pub(crate) mod tests {
         let server = Server {
             listen: Vec::new(),
             names: Vec::new(),
+            has_regex_name: false,
             primary_name: String::new(),
             rewrites: Vec::new(),
             locations: Vec::new(),

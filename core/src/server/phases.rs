@@ -448,6 +448,10 @@ impl Engine {
 
     /// error_page, the default error page body, add_header.
     pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
+        if !resp.special && ctx.conf.add_header.is_empty() && !matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_)) {
+            // Nothing to add to an ordinary response.
+            return resp;
+        }
         if matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_)) {
             // Finalized once the handler has produced the response.
             return resp;

@@ -244,6 +244,7 @@ mod tests {
             })
             .collect::<Vec<_>>();
         Server {
+            has_regex_name: names.iter().any(|n| matches!(n, ServerName::Regex(_))),
             listen: listens,
             names,
             primary_name: String::new(),
