@@ -235,3 +235,21 @@ fn client_closing_mid_request_does_not_disturb_server() {
     }
     assert_eq!(h.get("/").status, 200);
 }
+
+#[test]
+fn client_header_timeout_covers_the_whole_head() {
+    // A client trickling header bytes more often than the timeout cannot keep
+    // the connection: the timeout runs from the head's first read.
+    let h = server();
+    let mut c = h.connect();
+    let t = Instant::now();
+    c.send("GET / HTTP/1.1\r\n");
+    for i in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
+        if c.try_send(&format!("X-Slow-{i}: y\r\n")).is_err() {
+            break;
+        }
+    }
+    assert!(c.closed_within(Duration::from_secs(3)), "slow head not timed out");
+    assert!(t.elapsed() < Duration::from_millis(2600), "head kept alive by trickling: {:?}", t.elapsed());
+}

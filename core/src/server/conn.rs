@@ -153,6 +153,8 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     let mut conn = ConnInfo::new(io.fd, listen, w.conn_number());
     // One request head for the connection's life: parsing reuses its buffers.
     let mut req = Request::default();
+    // When the head being read must be complete.
+    let mut head_deadline = None;
     let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
     let mut send_timeout = dsrv.conf.send_timeout;
     loop {
@@ -172,8 +174,14 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
                 if keepalive && keepalive_timeout.is_zero() {
                     return;
                 }
-                let timeout = if keepalive { keepalive_timeout } else { dsrv.client_header_timeout };
-                match io.read(HEAD_READ, rt::now() + timeout, keepalive.then_some(&**w)).await {
+                // client_header_timeout covers the whole head, as nginx's
+                // (a client trickling bytes cannot hold the connection).
+                let deadline = if keepalive {
+                    rt::now() + keepalive_timeout
+                } else {
+                    *head_deadline.get_or_insert_with(|| rt::now() + dsrv.client_header_timeout)
+                };
+                match io.read(HEAD_READ, deadline, keepalive.then_some(&**w)).await {
                     Read::Data => continue,
                     Read::TimedOut if !keepalive => {
                         crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
@@ -201,6 +209,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         };
         io.start += head_len;
         conn.requests += 1;
+        head_deadline = None;
         let server_idx = w.servers.select(&cfg.http.servers, listen, req.host()).unwrap_or(default);
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
