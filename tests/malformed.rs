@@ -246,7 +246,7 @@ fn client_header_timeout_covers_the_whole_head() {
     c.send("GET / HTTP/1.1\r\n");
     for i in 0..6 {
         std::thread::sleep(Duration::from_millis(400));
-        if c.try_send(&format!("X-Slow-{i}: y\r\n")).is_err() {
+        if c.try_send(format!("X-Slow-{i}: y\r\n")).is_err() {
             break;
         }
     }
