@@ -175,6 +175,40 @@ pub fn current_ctx<'b>() -> Option<&'b RequestCtx<'static>> {
     unsafe { p.as_ref() }.map(|b| &*ctx(b))
 }
 
+/// Hand Lua a borrowed `bytes` through its out-parameters; returns OK.
+///
+/// # Safety
+/// `data` and `len` must be valid for writes; `bytes` must stay valid until
+/// the caller's next API call (it lives in the request or the binding).
+unsafe fn lend(data: *mut *const u8, len: *mut usize, bytes: &[u8]) -> c_int {
+    // SAFETY: the caller's contract above.
+    unsafe {
+        *data = bytes.as_ptr();
+        *len = bytes.len();
+    }
+    OK
+}
+
+/// Fill `out[..max]` with borrowed (name, value) pairs; value None becomes a
+/// NULL pointer. Returns how many were written.
+///
+/// # Safety
+/// `out` must be NULL or valid for writes of `max` entries, and the pairs'
+/// bytes must stay valid until the caller's next API call.
+unsafe fn fill<'p>(out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)>) -> c_int {
+    if out.is_null() || max <= 0 {
+        return 0;
+    }
+    let mut n = 0;
+    for (name, value) in pairs.take(max as usize) {
+        let (vp, vl) = value.map_or((std::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+        // SAFETY: n < max entries (caller's contract).
+        unsafe { out.add(n).write(Header { name: name.as_ptr(), name_len: name.len(), value: vp, value_len: vl }) };
+        n += 1;
+    }
+    n as c_int
+}
+
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_current() -> u64 {
     if CURRENT.with(Cell::get).is_null() {
@@ -241,14 +275,9 @@ pub extern "C" fn halo_ffi_request_exit(r: u64, status: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    let m = ctx(b).method();
     // SAFETY: caller's contract; the method text lives in the request (or is
     // static), which outlives the handler's run.
-    unsafe {
-        *data = m.as_ptr();
-        *len = m.len();
-    }
-    OK
+    unsafe { lend(data, len, ctx(b).method().as_bytes()) }
 }
 
 /// # Safety
@@ -271,11 +300,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
         Some(v) => {
             b.scratch = v;
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe {
-                *value = b.scratch.as_ptr();
-                *value_len = b.scratch.len();
-            }
-            OK
+            unsafe { lend(value, value_len, b.scratch.as_bytes()) }
         }
         None => DECLINED,
     }
@@ -373,19 +398,9 @@ pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    if out.is_null() || max <= 0 {
-        return 0;
-    }
-    let mut n = 0;
-    for (name, value) in ctx(b).request_headers().take(max as usize) {
-        // SAFETY: `out` has room for `max` entries (caller's contract) and
-        // n < max; the strings live in the request, which outlives the run.
-        unsafe {
-            out.add(n).write(Header { name: name.as_ptr(), name_len: name.len(), value: value.as_ptr(), value_len: value.len() });
-        }
-        n += 1;
-    }
-    n as c_int
+    let pairs = ctx(b).request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
+    // SAFETY: forwarded caller contract; the strings live in the request.
+    unsafe { fill(out, max, pairs) }
 }
 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
@@ -438,23 +453,17 @@ fn unescape_arg(s: &[u8]) -> Vec<u8> {
 /// `out` must be valid for writes of `max` entries.
 unsafe fn fill_args(b: &mut Binding, src: &[u8], out: *mut Header, max: c_int) -> c_int {
     b.args_scratch.clear();
-    if out.is_null() || max <= 0 {
-        return 0;
-    }
-    for part in src.split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max as usize) {
+    for part in src.split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max.max(0) as usize) {
         let (k, v) = match part.iter().position(|&c| c == b'=') {
             Some(i) => (&part[..i], Some(&part[i + 1..])),
             None => (part, None),
         };
         b.args_scratch.push((unescape_arg(k), v.map(unescape_arg)));
     }
-    for (n, (k, v)) in b.args_scratch.iter().enumerate() {
-        let (vp, vl) = v.as_ref().map_or((std::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
-        // SAFETY: n < max entries (caller's contract); the bytes live in
-        // args_scratch until the next call.
-        unsafe { out.add(n).write(Header { name: k.as_ptr(), name_len: k.len(), value: vp, value_len: vl }) };
-    }
-    b.args_scratch.len() as c_int
+    let pairs = b.args_scratch.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+    // SAFETY: forwarded caller contract; the bytes live in args_scratch
+    // until the next call.
+    unsafe { fill(out, max, pairs) }
 }
 
 /// # Safety
@@ -486,11 +495,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8,
     let Some(b) = binding(r) else { return NO_REQUEST };
     let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
     // SAFETY: caller's contract; the body lives in the request context.
-    unsafe {
-        *data = body.as_ptr();
-        *len = body.len();
-    }
-    OK
+    unsafe { lend(data, len, body) }
 }
 
 /// The response header `name` as set so far (Content-Type included).
@@ -517,11 +522,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
         Some(v) => {
             b.scratch = v;
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe {
-                *value = b.scratch.as_ptr();
-                *value_len = b.scratch.len();
-            }
-            OK
+            unsafe { lend(value, value_len, b.scratch.as_bytes()) }
         }
         None => DECLINED,
     }
@@ -545,11 +546,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_arg(r: u64, i: c_int, data: *mut *
         _ => return BAD_CONTEXT,
     };
     // SAFETY: caller's contract; the value lives in the binding for the run.
-    unsafe {
-        *data = value.as_ptr();
-        *len = value.len();
-    }
-    OK
+    unsafe { lend(data, len, value) }
 }
 
 /// body_filter_by_lua's ngx.arg[2]: 1 at the end of the body, else 0.
@@ -653,19 +650,11 @@ pub extern "C" fn halo_ffi_request_resp_header_count(r: u64) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    if out.is_null() || max <= 0 {
-        return 0;
-    }
-    let ct = b.content_type.as_deref().map(|v| ("Content-Type", v));
-    let all = ct.into_iter().chain(b.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    let mut n = 0;
-    for (name, value) in all.take(max as usize) {
-        // SAFETY: n < max entries (caller's contract); the strings live in
-        // the binding until the next call that changes headers.
-        unsafe { out.add(n).write(Header { name: name.as_ptr(), name_len: name.len(), value: value.as_ptr(), value_len: value.len() }) };
-        n += 1;
-    }
-    n as c_int
+    let ct = b.content_type.as_deref().map(|v| (&b"Content-Type"[..], Some(v.as_bytes())));
+    let pairs = ct.into_iter().chain(b.headers.iter().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes()))));
+    // SAFETY: forwarded caller contract; the strings live in the binding
+    // until a call that changes headers.
+    unsafe { fill(out, max, pairs) }
 }
 
 /// ngx.send_headers: the head counts as sent from now on.
@@ -764,11 +753,7 @@ pub unsafe extern "C" fn halo_ffi_request_raw_header(r: u64, data: *mut *const u
     let Some(b) = binding(r) else { return NO_REQUEST };
     let Some(raw) = ctx(b).req.raw_header() else { return DECLINED };
     // SAFETY: caller's contract; the head lives in the request.
-    unsafe {
-        *data = raw.as_ptr();
-        *len = raw.len();
-    }
-    OK
+    unsafe { lend(data, len, raw.as_bytes()) }
 }
 
 /// Adds one more value of a response header (ngx.header.X = { ... }).

@@ -29,6 +29,8 @@ pub struct LuaHandlers {
     code_cache: bool,
     setfenv: Function,
     globals: Table,
+    /// `{ __index = _G }`: the metatable of every handler's own globals.
+    env_meta: Table,
     /// resty.core.ctx's release(id): drops a finished request's ngx.ctx.
     release_ctx: Function,
 }
@@ -41,7 +43,9 @@ impl LuaHandlers {
         let setfenv = globals.get("setfenv")?;
         let require: Function = globals.get("require")?;
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
-        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), code_cache: cfg.http.lua_code_cache, setfenv, globals, release_ctx })
+        let env_meta = vm.create_table()?;
+        env_meta.set("__index", &globals)?;
+        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), code_cache: cfg.http.lua_code_cache, setfenv, globals, env_meta, release_ctx })
     }
 
     /// The request is over: forget its ngx.ctx (if it made one).
@@ -94,9 +98,7 @@ impl LuaHandlers {
         let make = || -> mlua::Result<Thread> {
             let handler: Function = factory.call(())?;
             let env = self.vm.create_table()?;
-            let meta = self.vm.create_table()?;
-            meta.set("__index", &self.globals)?;
-            env.set_metatable(Some(meta))?;
+            env.set_metatable(Some(self.env_meta.clone()))?;
             self.setfenv.call::<()>((&handler, env))?;
             self.vm.create_thread(handler)
         };
@@ -116,10 +118,7 @@ impl LuaHandlers {
         let (res, mut b) = self.execute(ctx, code, phase, |_| {}).await;
         match res {
             Ok(()) if b.exec.is_some() => {
-                let mut r = Response::special(200);
-                r.special = false;
-                r.body = Body::Exec(b.exec.take().unwrap_or_default());
-                Some(r)
+                Some(Response::pending(Body::Exec(b.exec.take().unwrap_or_default())))
             }
             Ok(()) => {
                 let answers = phase == Phase::Content

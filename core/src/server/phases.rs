@@ -59,6 +59,12 @@ impl<'a> Response<'a> {
         Response { status, content_type: None, content_length: None, headers: Vec::new(), body: Body::Empty, special: true, close: false }
     }
 
+    /// A marker for the connection to resolve (Lua handlers, ngx.exec):
+    /// no status of its own yet.
+    pub fn pending(body: Body<'a>) -> Response<'a> {
+        Response { special: false, body, ..Response::special(200) }
+    }
+
     fn redirect(status: u16, location: String) -> Response<'a> {
         let mut r = Response::special(status);
         r.headers.push(("Location".into(), location));
@@ -334,16 +340,10 @@ impl Engine {
     /// The content phase: try_files, index, static file.
     pub fn content<'a>(&mut self, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Response<'a> {
         if !self.lua_phases_done && (ctx.conf.rewrite_by_lua.is_some() || ctx.conf.access_by_lua.is_some()) {
-            let mut r = Response::special(200);
-            r.special = false;
-            r.body = Body::LuaPhases(loc);
-            return r;
+            return Response::pending(Body::LuaPhases(loc));
         }
         if let Some(code) = &ctx.conf.content_by_lua {
-            let mut r = Response::special(200);
-            r.special = false;
-            r.body = Body::Lua(code.clone());
-            return r;
+            return Response::pending(Body::Lua(code.clone()));
         }
         if let Some(tries) = &ctx.conf.try_files {
             let (last, files) = tries.split_last().expect("try_files has at least two arguments");

@@ -13,7 +13,6 @@ local c_get_headers = C.halo_ffi_request_get_headers
 local c_get_uri_args = C.halo_ffi_request_get_uri_args
 local c_get_post_args = C.halo_ffi_request_get_post_args
 local c_get_body = C.halo_ffi_request_get_body
-local FFI_DECLINED = base.FFI_DECLINED
 local c_http_version = C.halo_ffi_request_http_version
 local c_start_time = C.halo_ffi_request_start_time
 local c_is_internal = C.halo_ffi_request_is_internal
@@ -24,7 +23,6 @@ local c_set_method = C.halo_ffi_request_set_method
 local c_set_uri = C.halo_ffi_request_set_uri
 local c_raw_header = C.halo_ffi_request_raw_header
 local c_exec = C.halo_ffi_request_exec
-local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local tostring = tostring
 local lower = string.lower
 local new_tab = base.new_tab
@@ -52,39 +50,32 @@ function ngx.req.get_method()
 end
 
 -- Header buffer, grown when a request has more headers than it holds.
-local headers_buf_size = 32
-local headers_buf = ffi_new("halo_ffi_header_t[?]", headers_buf_size)
+local pairs_buf_size = 32
+local pairs_buf = ffi_new("halo_ffi_header_t[?]", pairs_buf_size)
 
--- ngx.req.get_headers(max_headers?, raw?): name -> value, or a list of
--- values for a repeated name; names lowercased unless raw. At most 100
--- headers by default (0 = all), as lua-nginx-module.
-function ngx.req.get_headers(max_headers, raw)
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
+-- Up to `max` (name, value) pairs filled in by the core, as a table: name ->
+-- value (true when the core gives no value), or a list for a repeated name.
+-- nil when the core declines (no body for post args, say).
+local function pairs_table(r, fill, max, lower_names)
+    if max > pairs_buf_size then
+        pairs_buf_size = max
+        pairs_buf = ffi_new("halo_ffi_header_t[?]", max)
     end
-    if max_headers == nil then
-        max_headers = 100
-    elseif type(max_headers) ~= "number" then
-        error("bad argument #1 to 'get_headers' (number expected, got " .. type(max_headers) .. ")", 2)
+    local n = fill(r, pairs_buf, max)
+    if n < 0 then
+        return nil
     end
-    local n = c_header_count(r)
-    if max_headers > 0 and n > max_headers then
-        n = max_headers
-    end
-    if n > headers_buf_size then
-        headers_buf_size = n
-        headers_buf = ffi_new("halo_ffi_header_t[?]", n)
-    end
-    n = c_get_headers(r, headers_buf, n)
     local t = new_tab(0, n)
     for i = 0, n - 1 do
-        local h = headers_buf[i]
-        local name = ffi_str(h.name, h.name_len)
-        if not raw then
+        local p = pairs_buf[i]
+        local name = ffi_str(p.name, p.name_len)
+        if lower_names then
             name = lower(name)
         end
-        local value = ffi_str(h.value, h.value_len)
+        local value = true
+        if p.value ~= nil then
+            value = ffi_str(p.value, p.value_len)
+        end
         local old = t[name]
         if old == nil then
             t[name] = value
@@ -97,44 +88,49 @@ function ngx.req.get_headers(max_headers, raw)
     return t
 end
 
-local args_buf_size = 32
-local args_buf = ffi_new("halo_ffi_header_t[?]", args_buf_size)
+-- The max_headers / max_args argument: 100 by default, 0 for all.
+local function limit(fname, max)
+    if max == nil then
+        return 100
+    end
+    if type(max) ~= "number" then
+        error("bad argument #1 to '" .. fname .. "' (number expected, got " .. type(max) .. ")", 3)
+    end
+    return max
+end
 
-local function collect_args(fname, fill, max_args)
+local function request(level)
     local r = get_request()
     if r == 0 then
-        error("no request found", 3)
+        error("no request found", level)
     end
-    if max_args == nil then
-        max_args = 100
-    elseif type(max_args) ~= "number" then
-        error("bad argument #1 to '" .. fname .. "' (number expected, got " .. type(max_args) .. ")", 3)
+    return r
+end
+
+-- Headers (request or response) as a table, at most `max` of them.
+local function headers_table(fname, count, fill, max_headers, raw)
+    local r = request(3)
+    local max = limit(fname, max_headers)
+    local n = count(r)
+    if max > 0 and n > max then
+        n = max
     end
-    local want = max_args > 0 and max_args or 65536
-    if want > args_buf_size then
-        args_buf_size = want
-        args_buf = ffi_new("halo_ffi_header_t[?]", want)
-    end
-    local n = fill(r, args_buf, want)
-    if n == FFI_DECLINED then
+    return pairs_table(r, fill, n, not raw)
+end
+
+-- ngx.req.get_headers(max_headers?, raw?): name -> value, or a list of
+-- values for a repeated name; names lowercased unless raw. At most 100
+-- headers by default (0 = all), as lua-nginx-module.
+function ngx.req.get_headers(max_headers, raw)
+    return headers_table("get_headers", c_header_count, c_get_headers, max_headers, raw)
+end
+
+local function collect_args(fname, fill, max_args)
+    local r = request(3)
+    local max = limit(fname, max_args)
+    local t = pairs_table(r, fill, max > 0 and max or 65536, false)
+    if not t then
         return nil, "request body not read"
-    end
-    local t = new_tab(0, n)
-    for i = 0, n - 1 do
-        local a = args_buf[i]
-        local name = ffi_str(a.name, a.name_len)
-        local value = true
-        if a.value ~= nil then
-            value = ffi_str(a.value, a.value_len)
-        end
-        local old = t[name]
-        if old == nil then
-            t[name] = value
-        elseif type(old) == "table" then
-            old[#old + 1] = value
-        else
-            t[name] = { old, value }
-        end
     end
     return t
 end
@@ -151,67 +147,36 @@ function ngx.req.get_post_args(max_args)
     return collect_args("get_post_args", c_get_post_args, max_args)
 end
 
-local function req()
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 3)
-    end
-    return r
-end
-
 -- 1.0 or 1.1.
 function ngx.req.http_version()
-    return c_http_version(req()) / 10
+    return c_http_version(request(3)) / 10
 end
 
 function ngx.req.start_time()
-    return c_start_time(req())
+    return c_start_time(request(3))
 end
 
 function ngx.req.is_internal()
-    return c_is_internal(req()) == 1
+    return c_is_internal(request(3)) == 1
 end
 
 -- halo has no subrequests (yet).
 function ngx.is_subrequest()
-    req()
+    request(3)
     return false
 end
 
 ngx.resp = ngx.resp or {}
 
--- ngx.resp.get_headers(max_headers?, raw?): the response headers set so far.
+-- ngx.resp.get_headers(max_headers?, raw?): the response headers set so
+-- far, shaped as ngx.req.get_headers' result.
 function ngx.resp.get_headers(max_headers, raw)
-    local r = req()
-    if max_headers == nil then
-        max_headers = 100
-    elseif type(max_headers) ~= "number" then
-        error("bad argument #1 to 'get_headers' (number expected, got " .. type(max_headers) .. ")", 2)
-    end
-    local n = c_resp_header_count(r)
-    if max_headers > 0 and n > max_headers then
-        n = max_headers
-    end
-    if n > headers_buf_size then
-        headers_buf_size = n
-        headers_buf = ffi_new("halo_ffi_header_t[?]", n)
-    end
-    n = c_get_resp_headers(r, headers_buf, n)
-    local t = new_tab(0, n)
-    for i = 0, n - 1 do
-        local h = headers_buf[i]
-        local name = ffi_str(h.name, h.name_len)
-        if not raw then
-            name = lower(name)
-        end
-        t[name] = ffi_str(h.value, h.value_len)
-    end
-    return t
+    return headers_table("get_headers", c_resp_header_count, c_get_resp_headers, max_headers, raw)
 end
 
 -- ngx.req.raw_header(no_request_line?): the head as the client sent it.
 function ngx.req.raw_header(no_request_line)
-    local r = req()
+    local r = request(3)
     if c_raw_header(r, data_out, len_out) ~= FFI_OK then
         return nil
     end
@@ -231,7 +196,7 @@ function ngx.req.set_header(name, value)
     if type(name) ~= "string" then
         error("bad argument #1 to 'set_header' (string expected, got " .. type(name) .. ")", 2)
     end
-    local r = req()
+    local r = request(3)
     if value == nil then
         c_set_req_header(r, name, #name, nil, 0)
         return
@@ -247,7 +212,7 @@ function ngx.req.clear_header(name)
     if type(name) ~= "string" then
         error("bad argument #1 to 'clear_header' (string expected, got " .. type(name) .. ")", 2)
     end
-    c_set_req_header(req(), name, #name, nil, 0)
+    c_set_req_header(request(3), name, #name, nil, 0)
 end
 
 local method_names = {
@@ -264,7 +229,7 @@ function ngx.req.set_method(id)
     if not name then
         error("bad argument #1 to 'set_method' (unsupported HTTP method: " .. tostring(id) .. ")", 2)
     end
-    c_set_method(req(), name, #name)
+    c_set_method(request(3), name, #name)
 end
 
 -- ngx.req.set_uri_args(args): a query string or a table of arguments.
@@ -274,7 +239,7 @@ function ngx.req.set_uri_args(args)
     elseif type(args) ~= "string" then
         error("bad argument #1 to 'set_uri_args' (string or table expected, got " .. type(args) .. ")", 2)
     end
-    req()
+    request(3)
     ngx.var.args = args
 end
 
@@ -286,7 +251,7 @@ function ngx.req.set_uri(uri, jump)
     if type(uri) ~= "string" or uri == "" then
         error("bad argument #1 to 'set_uri' (non-empty string expected)", 2)
     end
-    local r = req()
+    local r = request(3)
     if jump then
         if ngx.get_phase() ~= "rewrite" then
             error("API disabled in the context of " .. ngx.get_phase() .. "_by_lua* (jump is for rewrite_by_lua*)", 2)
