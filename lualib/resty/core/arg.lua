@@ -9,7 +9,6 @@ local ffi = require "ffi"
 base.cdef "request"
 
 local C = ffi.C
-local get_request = C.halo_ffi_request_current
 local c_get_arg = C.halo_ffi_request_get_arg
 local c_get_eof = C.halo_ffi_request_get_arg_eof
 local c_set_body = C.halo_ffi_request_set_arg_body
@@ -26,18 +25,12 @@ local disabled = require("resty.core.phase").disabled
 local data_out = ffi_new("const unsigned char *[1]")
 local len_out = ffi_new("size_t[1]")
 
-local function request()
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 3)
-    end
-    return r
-end
+local request = require("resty.core.phase").request
 
 local FFI_OK = base.FFI_OK
 
 local function get(_, i)
-    local r = request()
+    local r = request(3)
     if type(i) ~= "number" then
         return nil
     end
@@ -59,7 +52,7 @@ local function get(_, i)
 end
 
 local function set(_, i, v)
-    local r = request()
+    local r = request(3)
     local rc
     if i == 1 then
         local t = type(v)

@@ -79,13 +79,7 @@ local function output(fname, newline, ...)
     return 1
 end
 
-local function request(level)
-    local r = get_request()
-    if r == 0 then
-        error("no request found", level)
-    end
-    return r
-end
+local request = require("resty.core.phase").request
 
 function ngx.send_headers()
     local r = request(3)

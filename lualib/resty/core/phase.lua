@@ -1,5 +1,6 @@
--- resty.core.phase: ngx.get_phase, and the "API disabled" message the
--- other modules raise when the core answers HALO_FFI_BAD_CONTEXT.
+-- resty.core.phase: ngx.get_phase, the running request for the other
+-- modules, and the "API disabled" message they raise when the core answers
+-- HALO_FFI_BAD_CONTEXT.
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -9,6 +10,7 @@ base.cdef "request"
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_get_phase = C.halo_ffi_request_get_phase
+local error = error
 
 local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set" }
 
@@ -21,6 +23,16 @@ function ngx.get_phase()
         return "init"
     end
     return names[c_get_phase(r)] or "unknown"
+end
+
+-- The running handler's request handle; outside a request, raises "no
+-- request found" at `level` (counted from this function, as error() does).
+function _M.request(level)
+    local r = get_request()
+    if r == 0 then
+        error("no request found", level)
+    end
+    return r
 end
 
 -- "API disabled in the context of log_by_lua*", for request r.

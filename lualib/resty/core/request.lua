@@ -99,13 +99,7 @@ local function limit(fname, max)
     return max
 end
 
-local function request(level)
-    local r = get_request()
-    if r == 0 then
-        error("no request found", level)
-    end
-    return r
-end
+local request = require("resty.core.phase").request
 
 -- Headers (request or response) as a table, at most `max` of them.
 local function headers_table(fname, count, fill, max_headers, raw)
