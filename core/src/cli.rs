@@ -75,7 +75,11 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "jit") {
+        return crate::jit::cli(&argv[1..]);
+    }
+    let args = match parse_args(argv.into_iter()) {
         Ok(Some(a)) => a,
         Ok(None) => return 0,
         Err(e) => {

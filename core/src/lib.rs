@@ -4,7 +4,8 @@
 //! `process` runs the master and its workers; `rt` is each worker's io_uring
 //! loop; `http` parses requests and writes responses; `server` picks the
 //! server and location and runs the phases; `log` writes the error and
-//! access logs.
+//! access logs. `lua` and `ffi` are the Lua layer; `jit` captures and
+//! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
 pub mod conf;
@@ -15,3 +16,4 @@ pub mod server;
 pub mod log;
 pub mod lua;
 pub mod ffi;
+pub mod jit;
