@@ -23,6 +23,8 @@ fn main() {
     // A directory: cargo rescans it, so new headers are picked up too.
     println!("cargo:rerun-if-changed=ffi-headers");
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=halo_ffi_*");
+    // The classic lua_CFunctions of halo.capi, so JIT logs can name them.
+    println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=halo_lua_*");
 
     let mut headers: Vec<_> = fs::read_dir(&dir)
         .expect("ffi-headers/")

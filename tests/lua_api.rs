@@ -2,8 +2,12 @@
 //! `halo_core::lua::new_vm`: results, argument errors, and what reaches the
 //! error log. (The test binary exports `halo_ffi_*` through build.rs, as halo does.)
 
+mod common;
+
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::Halo;
 
 use halo_core::lua::mlua::{FromLuaMulti, Lua};
 use halo_core::lua::new_vm;
@@ -183,4 +187,79 @@ ngx.log(ngx.WARN)
     // Errors write nothing.
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
     error::init(Path::new("stderr"), Level::Notice).unwrap();
+}
+
+/// ngx.var reads bytes, not text: $binary_remote_addr (4 bytes for an IPv4
+/// client, NULs included) and $request_body byte for byte.
+#[test]
+fn binary_variables_through_ngx_var() {
+    let h = Halo::server(
+        r#"
+        location = /addr { content_by_lua_block {
+            local b = ngx.var.binary_remote_addr
+            local ok, err = pcall(function() ngx.var.binary_remote_addr = "x" end)
+            ngx.say(#b, " ", table.concat({ string.byte(b, 1, -1) }, ","), " ", ngx.var.remote_addr, " ",
+                    ok, " ", err:match("not changeable") ~= nil)
+        } }
+        location = /body { content_by_lua_block {
+            ngx.req.read_body()
+            local v = ngx.var.request_body
+            ngx.say(#v, " ", table.concat({ string.byte(v, 1, -1) }, ","), " ", v == ngx.req.get_body_data())
+        } }"#,
+    );
+    let r = h.get("/addr");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "4 127,0,0,1 127.0.0.1 false true\n");
+    let mut req = b"POST /body HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 4\r\n\r\n".to_vec();
+    req.extend_from_slice(&[0, 0xff, b'a', 0]);
+    assert_eq!(h.get_response(req).text(), "4 0,255,97,0 true\n");
+}
+
+/// OpenResty: an error after the response head went out cannot become a
+/// 500; the connection is closed instead. halo buffers the output, so the
+/// status, headers and body produced so far go out and the connection closes.
+#[test]
+fn error_after_output_keeps_the_response_and_closes() {
+    let h = Halo::server(
+        r#"
+        location = /cut { content_by_lua_block {
+            ngx.status = 201
+            ngx.header["X-Before"] = "kept"
+            ngx.say("partial")
+            ngx.flush(true)
+            error("late boom")
+        } }"#,
+    );
+    let mut c = h.connect();
+    c.send("GET /cut HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 201, "{}", h.logs());
+    assert_eq!(r.header("x-before"), Some("kept"));
+    assert_eq!(r.text(), "partial\n");
+    assert!(r.closes(), "{:?}", r.headers);
+    assert!(c.closed_within(Duration::from_secs(2)), "connection kept open after the error");
+    assert!(h.wait_log("logs/error.log", "late boom", Duration::from_secs(2)), "{}", h.error_log());
+}
+
+/// The same after ngx.send_headers() with no body yet: OpenResty has sent
+/// the head, so the client gets it (not a 500 page) and then a close.
+/// halo answers 500 today: core/src/lua/handler.rs `run` treats an error
+/// with no output as an error before output, whatever `headers_sent` says.
+#[test]
+fn error_after_send_headers_keeps_the_head_and_closes() {
+    let h = Halo::server(
+        r#"
+        location = /head { content_by_lua_block {
+            ngx.status = 202
+            ngx.header["X-Sent"] = "yes"
+            ngx.send_headers()
+            error("boom after head")
+        } }"#,
+    );
+    let mut c = h.connect();
+    c.send("GET /head HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 202, "{}", h.logs());
+    assert_eq!(r.header("x-sent"), Some("yes"));
+    assert!(c.closed_within(Duration::from_secs(2)), "connection kept open after the error");
 }

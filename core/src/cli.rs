@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::conf;
+use crate::conf::{self, JitLog, JitLogMode};
 use crate::log::Level;
 use crate::process::{listen, master, signals, worker};
 
 const USAGE: &str = "Usage: halo [-?hvt] [-s signal] [-p prefix] [-c filename] [-g directives]
+            [--jit-log dir] [--jit-log-mode events|verbose|dump]
+       halo jit report|lint ...   (halo jit -h)
 
 Options:
   -?,-h         : this help
@@ -18,6 +20,9 @@ Options:
   -p prefix     : set prefix path (default: .)
   -c filename   : set configuration file (default: conf/nginx.conf, relative to prefix)
   -g directives : set global directives out of configuration file
+  --jit-log dir : record JIT events of every worker in dir (relative to prefix),
+                  as the lua_jit_log directive; read them with `halo jit report`
+  --jit-log-mode mode : events (default), verbose (also jit.v text) or dump
 ";
 
 struct Args {
@@ -26,13 +31,16 @@ struct Args {
     globals: String,
     test: bool,
     signal: Option<String>,
+    jit_log: Option<PathBuf>,
+    jit_log_mode: JitLogMode,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args { prefix: PathBuf::from("."), conf: PathBuf::from("conf/nginx.conf"), globals: String::new(), test: false, signal: None };
+    let mut a = Args { prefix: PathBuf::from("."), conf: PathBuf::from("conf/nginx.conf"), globals: String::new(), test: false, signal: None, jit_log: None, jit_log_mode: JitLogMode::Events };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("option \"{name}\" requires {}", match name {
-            "-p" => "directory name",
+            "-p" | "--jit-log" => "directory name",
+            "--jit-log-mode" => "mode",
             "-c" => "file name",
             "-g" => "parameter",
             _ => "signal number",
@@ -51,6 +59,15 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "-p" => a.prefix = PathBuf::from(value("-p")?),
             "-c" => a.conf = PathBuf::from(value("-c")?),
             "-g" => a.globals = value("-g")?,
+            "--jit-log" => a.jit_log = Some(PathBuf::from(value("--jit-log")?)),
+            "--jit-log-mode" => {
+                a.jit_log_mode = match value("--jit-log-mode")?.as_str() {
+                    "events" => JitLogMode::Events,
+                    "verbose" => JitLogMode::Verbose,
+                    "dump" => JitLogMode::Dump,
+                    m => return Err(format!("invalid --jit-log-mode \"{m}\" (events, verbose or dump)")),
+                };
+            }
             "-s" => {
                 let s = value("-s")?;
                 if !matches!(s.as_str(), "stop" | "quit" | "reopen" | "reload") {
@@ -105,6 +122,9 @@ pub fn main() -> i32 {
         eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
         eprintln!("halo: configuration file {} test is successful", conf_path.display());
         return 0;
+    }
+    if let Some(dir) = &args.jit_log {
+        crate::jit::capture::set_from_command_line(JitLog { dir: prefix.join(dir), mode: args.jit_log_mode });
     }
     if let Some(sig) = args.signal {
         return send_signal(&cfg.pid, &sig);

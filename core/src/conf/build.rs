@@ -174,6 +174,7 @@ static SPECS: &[Spec] = &[
     spec("lua_package_path", HTTP, false, Exactly(1)),
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
     spec("lua_code_cache", HTTP, false, Exactly(1)),
+    spec("lua_jit_log", HTTP, false, Range(1, 2)),
     spec("lua_need_request_body", HSL, false, Exactly(1)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("access_by_lua_no_postpone", HTTP, false, Exactly(1)),
@@ -477,6 +478,7 @@ struct Builder<'a> {
     lua_package_path: Option<String>,
     lua_package_cpath: Option<String>,
     lua_code_cache: Option<bool>,
+    lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
     init_worker_by_lua: Option<Arc<LuaCode>>,
     exit_worker_by_lua: Option<Arc<LuaCode>>,
@@ -500,6 +502,7 @@ impl<'a> Builder<'a> {
             lua_package_path: None,
             lua_package_cpath: None,
             lua_code_cache: None,
+            lua_jit_log: None,
             init_by_lua: None,
             init_worker_by_lua: None,
             exit_worker_by_lua: None,
@@ -631,6 +634,21 @@ impl<'a> Builder<'a> {
                 "lua_code_cache" => {
                     let on = flag(c)?;
                     set_once(c, &mut self.lua_code_cache, on)?
+                }
+                "lua_jit_log" => {
+                    let mode = match c.args.get(1).map(String::as_str) {
+                        None | Some("events") => JitLogMode::Events,
+                        Some("verbose") => JitLogMode::Verbose,
+                        Some("dump") => JitLogMode::Dump,
+                        Some(v) => {
+                            return Err(ConfError::at(
+                                format!("invalid value \"{v}\" in \"lua_jit_log\" directive, it must be \"events\", \"verbose\" or \"dump\""),
+                                c,
+                            ))
+                        }
+                    };
+                    let log = JitLog { dir: self.full(&c.args[0]), mode };
+                    set_once(c, &mut self.lua_jit_log, log)?
                 }
                 // halo runs Lua handlers at the end of their phase (the
                 // default) and reads the body for them: "off" and "on" are
@@ -1175,6 +1193,7 @@ impl<'a> Builder<'a> {
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
+            lua_jit_log: self.lua_jit_log.take(),
             init_by_lua: self.init_by_lua.take(),
             init_worker_by_lua: self.init_worker_by_lua.take(),
             exit_worker_by_lua: self.exit_worker_by_lua.take(),

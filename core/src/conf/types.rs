@@ -53,10 +53,43 @@ pub struct Http {
     /// `init_worker_by_lua*` (run in each worker as it starts).
     /// `lua_code_cache off`: handlers are compiled for each request.
     pub lua_code_cache: bool,
+    /// `lua_jit_log DIR [events|verbose|dump]`: capture JIT events.
+    pub lua_jit_log: Option<JitLog>,
     pub init_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub init_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
     /// `exit_worker_by_lua*`: run in each worker as it stops gracefully.
     pub exit_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
+}
+
+/// Where and how much of the JIT's activity `lua_jit_log` records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JitLog {
+    /// The directory of the per-worker log files (relative paths are under
+    /// the prefix).
+    pub dir: PathBuf,
+    pub mode: JitLogMode,
+}
+
+/// What `lua_jit_log` writes besides its structured events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JitLogMode {
+    /// Only the structured event log.
+    Events,
+    /// Also `jit.v` text (one line per trace event) beside it.
+    Verbose,
+    /// Also `jit.dump` text (bytecode, IR and machine code of every trace).
+    Dump,
+}
+
+impl JitLogMode {
+    /// The mode's name, as the directive takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            JitLogMode::Events => "events",
+            JitLogMode::Verbose => "verbose",
+            JitLogMode::Dump => "dump",
+        }
+    }
 }
 
 /// Lua code of a `*_by_lua*` directive.

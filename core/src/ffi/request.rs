@@ -75,7 +75,7 @@ pub struct Binding {
     /// set_by_lua's arguments, ngx.arg[1..].
     pub set_args: Vec<String>,
     /// Where borrowed results live until the next call.
-    scratch: String,
+    scratch: Vec<u8>,
     args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -97,7 +97,7 @@ impl Binding {
             arg_body: Vec::new(),
             arg_eof: false,
             set_args: Vec::new(),
-            scratch: String::new(),
+            scratch: Vec::new(),
             args_scratch: Vec::new(),
         }
     }
@@ -296,11 +296,13 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
     let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
     // Variable names are case-insensitive in nginx.
     let name = name.to_ascii_lowercase();
-    match ctx(b).lookup(&name) {
+    // Bytes, not text: $binary_remote_addr and the request body may hold
+    // NULs and non-UTF-8 bytes.
+    match ctx(b).lookup_bytes(&name) {
         Some(v) => {
-            b.scratch = v;
+            b.scratch = v.into_owned();
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(value, value_len, b.scratch.as_bytes()) }
+            unsafe { lend(value, value_len, &b.scratch) }
         }
         None => DECLINED,
     }
@@ -520,9 +522,9 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
     };
     match found {
         Some(v) => {
-            b.scratch = v;
+            b.scratch = v.into_bytes();
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(value, value_len, b.scratch.as_bytes()) }
+            unsafe { lend(value, value_len, &b.scratch) }
         }
         None => DECLINED,
     }

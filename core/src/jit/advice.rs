@@ -72,3 +72,17 @@ pub fn for_lint(rule: &str, detail: &str) -> &'static str {
         _ => "not compiled by LuaJIT 2.1: move it out of hot code",
     }
 }
+
+/// The suggestion for a `halo jit report` finding that has no callee or
+/// abort reason of its own, by the finding's rule (`return`,
+/// `interpreter-stub`, `hot-exit`, `interpreter-share`, `flush`).
+pub fn for_report(rule: &str) -> &'static str {
+    match rule {
+        "return" => "the trace returns to the interpreter (a return to a C or pcall frame, or a call that cannot be stitched: error(), vararg calls to NYI functions): usually fine for handler entry points; if it is a hot inner function, avoid pcall/error and NYI calls with a variable argument count there",
+        "interpreter-stub" => "a side exit got too hot (or its root has maxside side traces) and now falls back to the interpreter: make the branch behind this exit predictable (same types, same path), or raise jit.opt maxside/hotexit",
+        "hot-exit" => "a side exit is taken very often without a compiled side trace: make the branch predictable (stable types, fewer rare paths in the loop) or fix the aborts of the side trace",
+        "interpreter-share" => "most samples here run in the interpreter: look for aborts, blacklisting or stitches at this location (or a jit.off), or the code never gets hot enough",
+        "flush" => "all traces were flushed (maxtrace or maxmcode reached, or jit.flush() called): raise jit.opt maxtrace/maxmcode, and never call jit.flush on the request path",
+        _ => "see the evidence and keep the construct out of hot code",
+    }
+}

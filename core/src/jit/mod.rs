@@ -3,6 +3,7 @@
 //! source. The record format is documented in jit-logs/README.md.
 
 pub mod advice;
+pub mod capture;
 pub mod lint;
 pub mod report;
 

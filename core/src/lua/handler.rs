@@ -48,6 +48,11 @@ impl LuaHandlers {
         Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), code_cache: cfg.http.lua_code_cache, setfenv, globals, env_meta, release_ctx })
     }
 
+    /// The VM itself.
+    pub fn vm(&self) -> &Lua {
+        &self.vm
+    }
+
     /// The request is over: forget its ngx.ctx (if it made one).
     pub fn request_done(&self, id: u64) {
         if let Err(e) = self.release_ctx.call::<()>(id as f64) {
@@ -133,10 +138,12 @@ impl LuaHandlers {
                 }
             }
             Err(()) if phase == Phase::Log => None,
-            Err(()) if b.out.is_empty() => Some(Response::special(500)),
+            Err(()) if b.out.is_empty() && !b.headers_sent => Some(Response::special(500)),
             Err(()) => {
-                // Part of the body was produced: send it, then close, so the
-                // client sees a cut response rather than a whole one.
+                // The head counts as sent (output, ngx.send_headers): as
+                // OpenResty, no 500 page; what there is goes out, then the
+                // connection closes. (Output is buffered, so the client gets
+                // a Content-Length matching the part: see README.)
                 let mut r = respond(ctx, b);
                 r.close = true;
                 Some(r)

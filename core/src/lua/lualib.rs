@@ -49,6 +49,32 @@ pub static MODULES: &[Module] = modules![
     "resty.core.response" => "resty/core/response.lua",
     "resty.core.ctx" => "resty/core/ctx.lua",
     "resty.core.arg" => "resty/core/arg.lua",
+    // LuaJIT's own jit/*.lua, copied unchanged from the vendored build by
+    // lualib/jit/update.sh (a test checks they match the linked VM). jit.util
+    // and jit.profile are built into the VM.
+    "jit.bc" => "jit/bc.lua",
+    "jit.bcsave" => "jit/bcsave.lua",
+    "jit.dis_arm" => "jit/dis_arm.lua",
+    "jit.dis_arm64" => "jit/dis_arm64.lua",
+    "jit.dis_arm64be" => "jit/dis_arm64be.lua",
+    "jit.dis_mips" => "jit/dis_mips.lua",
+    "jit.dis_mips64" => "jit/dis_mips64.lua",
+    "jit.dis_mips64el" => "jit/dis_mips64el.lua",
+    "jit.dis_mips64r6" => "jit/dis_mips64r6.lua",
+    "jit.dis_mips64r6el" => "jit/dis_mips64r6el.lua",
+    "jit.dis_mipsel" => "jit/dis_mipsel.lua",
+    "jit.dis_ppc" => "jit/dis_ppc.lua",
+    "jit.dis_x64" => "jit/dis_x64.lua",
+    "jit.dis_x86" => "jit/dis_x86.lua",
+    "jit.dump" => "jit/dump.lua",
+    "jit.p" => "jit/p.lua",
+    "jit.v" => "jit/v.lua",
+    "jit.vmdef" => "jit/vmdef.lua",
+    "jit.zone" => "jit/zone.lua",
+    // `halo jit lint`'s bytecode walker.
+    "halo.jit.lint" => "halo/jit/lint.lua",
+    // lua_jit_log's event capture.
+    "halo.jit.capture" => "halo/jit/capture.lua",
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
@@ -102,6 +128,53 @@ mod tests {
         for m in MODULES {
             assert_eq!(m.name.replace('.', "/") + ".lua", m.path, "{}", m.name);
             assert!(!m.source.is_empty());
+        }
+    }
+
+    /// `jit/` of the LuaJIT that mlua-sys built for this test binary:
+    /// `<target>/<profile>/build/mlua-sys-*/out/luajit-build/src/jit`, the
+    /// newest if several builds (other features, an older LuaJIT) are around.
+    fn luajit_build_jit_dir() -> Result<std::path::PathBuf, String> {
+        // The test binary is <target>/<profile>/deps/halo_core-HASH.
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let build = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("build"))
+            .ok_or_else(|| format!("no build dir above {}", exe.display()))?;
+        let entries = std::fs::read_dir(&build).map_err(|e| format!("{}: {e}", build.display()))?;
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("mlua-sys-"))
+            .map(|e| e.path().join("out/luajit-build/src/jit"))
+            // vmdef.lua is written last by the LuaJIT build: its time is the build's.
+            .filter_map(|d| Some((std::fs::metadata(d.join("vmdef.lua")).ok()?.modified().ok()?, d)))
+            .max()
+            .map(|(_, d)| d)
+            .ok_or_else(|| format!("no mlua-sys-*/out/luajit-build/src/jit/vmdef.lua under {}", build.display()))
+    }
+
+    #[test]
+    fn jit_modules_match_the_vendored_build() {
+        // The copies in lualib/jit/ must be the linked VM's: vmdef.lua holds
+        // that VM's opcode/IR/error tables, and a LuaJIT bump without a
+        // refresh would make jit.v/jit.dump print wrong names.
+        let dir = luajit_build_jit_dir().unwrap_or_else(|e| panic!("cannot find LuaJIT's build output: {e}"));
+        let mut built = Vec::new();
+        files(&dir, ".lua", &dir, &mut built);
+        built.sort();
+        let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lualib/jit");
+        let mut copied = Vec::new();
+        files(&ours, ".lua", &ours, &mut copied);
+        copied.sort();
+        let hint = format!("run lualib/jit/update.sh {} and list new files in MODULES", dir.display());
+        assert_eq!(built, copied, "{} and lualib/jit/ list different files: {hint}", dir.display());
+        for f in &built {
+            let want = std::fs::read(dir.join(f)).unwrap();
+            let got = std::fs::read(ours.join(f)).unwrap();
+            assert!(want == got, "lualib/jit/{f} differs from {}: {hint}", dir.join(f).display());
+            let m = find(&format!("jit.{}", f.trim_end_matches(".lua"))).unwrap_or_else(|| panic!("jit/{f} not in MODULES"));
+            assert_eq!(m.source.as_bytes(), &want[..], "embedded jit/{f} is stale (rebuild)");
         }
     }
 

@@ -2,6 +2,7 @@
 //! the pure-Lua `ngx.*` API embedded from lualib/ ([`lualib`]), which calls the
 //! core through the C ABI in [`crate::ffi`].
 
+pub mod capi;
 pub mod handler;
 pub mod lualib;
 pub mod vm;

@@ -26,6 +26,13 @@ pub fn new_vm(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&
     Ok(lua)
 }
 
+/// A VM for command-line tools (`halo jit lint`): every standard library and
+/// the embedded lualib/ modules (`jit.vmdef`, `halo.jit.lint`, ...) found by
+/// `require`, but no `ngx` API, so it needs no server symbols or prefix.
+pub fn tool_vm() -> mlua::Result<Lua> {
+    open(Path::new("."), None, None)
+}
+
 /// A VM with libraries, paths, the module searcher and the bare `ngx` table
 /// (only `ngx.null`), before any lualib module ran.
 fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) -> mlua::Result<Lua> {
@@ -66,6 +73,7 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
         headers.set(*name, lualib::cdef_text(text))?;
     }
     loaded.set("halo.ffi_headers", headers)?;
+    loaded.set("halo.capi", super::capi::module(&lua)?)?;
 
     // ngx.null must be a light userdata NULL (== cjson.null), which only the
     // C side can make; the rest of ngx is filled in Lua.

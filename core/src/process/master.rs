@@ -206,6 +206,9 @@ impl Master {
 pub fn prepare_lua(cfg: &Config) -> Result<LuaHandlers, String> {
     crate::ffi::config::set_prefix(&cfg.prefix);
     let lua = LuaHandlers::new(cfg).map_err(|e| format!("failed to create the Lua VM: {e}"))?;
+    if let Some(log) = crate::jit::capture::settings(cfg) {
+        crate::jit::capture::start(lua.vm(), &log)?;
+    }
     if let Some(code) = &cfg.http.init_by_lua {
         lua.run_init(code, "init_by_lua")?;
     }

@@ -72,6 +72,9 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         }
     };
     crate::ffi::worker::set_worker(Some(id as u32), count as u32);
+    if let Err(e) = crate::jit::capture::worker_start(lua.vm()) {
+        crate::error_log!(Level::Error, None, "{e}");
+    }
     if let Some(code) = &cfg.http.init_worker_by_lua {
         if let Err(e) = lua.run_init(code, "init_worker_by_lua") {
             crate::error_log!(Level::Error, None, "{e}");
@@ -111,6 +114,11 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
             crate::ffi::worker::set_exiting(true);
             if let (Some(code), Some(lua)) = (&w.cfg.http.exit_worker_by_lua, &w.lua) {
                 if let Err(e) = lua.run_init(code, "exit_worker_by_lua") {
+                    crate::error_log!(Level::Error, None, "{e}");
+                }
+            }
+            if let Some(lua) = &w.lua {
+                if let Err(e) = crate::jit::capture::close(lua.vm()) {
                     crate::error_log!(Level::Error, None, "{e}");
                 }
             }

@@ -46,6 +46,16 @@ impl ConnInfo {
     pub fn remote_addr(&self) -> String {
         self.peer().map(|a| a.ip().to_string()).unwrap_or_default()
     }
+    /// $binary_remote_addr: the client's address in network order, 4
+    /// bytes for IPv4, 16 for IPv6 (IPv4-mapped addresses stay 16, as in
+    /// nginx); empty when the peer is unknown.
+    pub fn binary_remote_addr(&self) -> Vec<u8> {
+        match self.peer().map(|a| a.ip()) {
+            Some(std::net::IpAddr::V4(ip)) => ip.octets().to_vec(),
+            Some(std::net::IpAddr::V6(ip)) => ip.octets().to_vec(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// One request on its way through the phases.
@@ -187,7 +197,21 @@ impl<'a> RequestCtx<'a> {
             return Ok(());
         }
         let prefixed = ["http_", "sent_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
-        Err(prefixed || self.lookup(name).is_some())
+        Err(prefixed || self.lookup_bytes(name).is_some())
+    }
+
+    /// The value of `$name` as bytes (what ngx.var reads): `lookup`, except
+    /// that variables whose values need not be text come out exact:
+    /// $binary_remote_addr, and $request_body byte for byte.
+    pub fn lookup_bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        if !self.set_vars.iter().any(|(n, _)| n == name) {
+            match name {
+                "binary_remote_addr" => return Some(Cow::Owned(self.conn.binary_remote_addr())),
+                "request_body" => return self.body.as_deref().map(Cow::Borrowed),
+                _ => {}
+            }
+        }
+        self.lookup(name).map(|v| Cow::Owned(v.into_bytes()))
     }
 
     /// The value of `$name`, or None if unknown / not set.
@@ -204,6 +228,8 @@ impl<'a> RequestCtx<'a> {
             "host" => self.host().into_owned(),
             "hostname" => hostname(),
             "remote_addr" => self.conn.remote_addr(),
+            // Not text, so not in templates (`Vars` values are strings);
+            // ngx.var reads it through `lookup_bytes`.
             "binary_remote_addr" => return None,
             "remote_port" => self.conn.peer().map(|a| a.port().to_string()).unwrap_or_default(),
             "remote_user" => return None,

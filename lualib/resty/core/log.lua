@@ -21,6 +21,7 @@ local select = select
 local error = error
 local concat = table.concat
 local floor = math.floor
+local byte, sub = string.byte, string.sub
 local null = ngx.null
 
 local NOTICE = 6
@@ -28,13 +29,24 @@ local NOTICE = 6
 -- The message for caller frame `ar` and the values `...`, converted as
 -- lua-nginx-module does: nil, booleans and ngx.null by name, tables through
 -- __tostring; anything else is an error blamed on the caller of `fname`.
+-- The file name of a chunk's short_src, without its directories.
+local function basename(src)
+    for i = #src, 1, -1 do
+        local c = byte(src, i)
+        if c == 47 or c == 92 then   -- '/' or '\'
+            return sub(src, i + 1)
+        end
+    end
+    return src
+end
+
 local function format(fname, ar, ...)
     local src = ar.short_src or ""
     local line = ar.currentline
     if not line or line <= 0 then
         line = ar.linedefined
     end
-    local parts = { "[lua] ", src:match("[^/\\]*$"), ":", tostring(line), ": " }
+    local parts = { "[lua] ", basename(src), ":", tostring(line), ": " }
     local n = 5
     if ar.namewhat ~= "" and ar.what == "Lua" then
         n = n + 1
