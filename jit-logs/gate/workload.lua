@@ -1,0 +1,150 @@
+-- The JIT gate's workload: each non-yielding API of lualib in a loop hot
+-- enough to be compiled (LuaJIT's hotloop is 56 iterations). The gate then
+-- checks that none of those traces aborted or stitched inside lualib/.
+-- A new non-yielding API gets a loop here.
+
+local N = 300
+local _M = {}
+
+local function sink(x)
+    _M.last = x
+end
+
+-- Time, worker and config: allowed in every phase.
+local function everywhere()
+    local acc = 0
+    for i = 1, N do
+        acc = acc + ngx.time() + ngx.now()
+        acc = acc + #ngx.http_time(i) + #ngx.cookie_time(i) + #ngx.today() + #ngx.localtime() + #ngx.utctime()
+        acc = acc + (ngx.parse_http_time("Thu, 18 Nov 2010 11:27:35 GMT") or 0)
+        acc = acc + (ngx.worker.id() or 0) + ngx.worker.count() + ngx.worker.pid()
+        if ngx.worker.exiting() then acc = acc + 1 end
+        acc = acc + #ngx.config.prefix() + ngx.config.ngx_lua_version + ngx.config.nginx_version
+        if ngx.config.debug then acc = acc + 1 end
+        acc = acc + #ngx.config.subsystem + #ngx.get_phase()
+    end
+    for _ = 1, N do
+        ngx.update_time()
+    end
+    sink(acc)
+end
+
+-- Request reading APIs: every request phase.
+local function request_reads()
+    local acc = 0
+    for _ = 1, N do
+        acc = acc + #ngx.var.uri + #ngx.var.request_method + #(ngx.var.arg_a or "") + #ngx.var.remote_addr
+        acc = acc + #ngx.req.get_method() + ngx.req.http_version() + ngx.req.start_time()
+        if ngx.req.is_internal() then acc = acc + 1 end
+        if ngx.is_subrequest then acc = acc + 1 end
+        acc = acc + #ngx.req.raw_header()
+    end
+    for _ = 1, N do
+        local h = ngx.req.get_headers()
+        acc = acc + #h.host
+    end
+    for _ = 1, N do
+        local args = ngx.req.get_uri_args()
+        acc = acc + #args.a
+    end
+    for _ = 1, N do
+        local c = ngx.ctx
+        c.n = (c.n or 0) + 1
+    end
+    sink(acc)
+end
+
+function _M.set_phase()
+    everywhere()
+    local acc = 0
+    for _ = 1, N do
+        acc = acc + #ngx.var.uri
+    end
+    sink(acc)
+    return "set"
+end
+
+function _M.rewrite_phase()
+    everywhere()
+    request_reads()
+    for i = 1, N do
+        ngx.req.set_header("X-Gate", i)
+        ngx.req.clear_header("X-Gone")
+        ngx.var.joined = "v"
+        ngx.req.set_uri_args("a=1&b=2")
+        ngx.req.set_uri("/gate")
+        ngx.req.set_method(ngx.HTTP_GET)
+    end
+end
+
+function _M.access_phase()
+    everywhere()
+    request_reads()
+end
+
+function _M.content_phase()
+    everywhere()
+    request_reads()
+    ngx.req.read_body()
+    local acc = 0
+    for _ = 1, N do
+        acc = acc + #(ngx.req.get_body_data() or "")
+        local post = ngx.req.get_post_args()
+        if post.x then acc = acc + 1 end
+    end
+    for i = 1, N do
+        ngx.status = 200
+        acc = acc + ngx.status
+        ngx.header["X-Loop"] = "v"
+        ngx.header.x_other = i
+        ngx.header.x_list = { "a", "b" }
+        ngx.header.x_gone = nil
+        acc = acc + #(ngx.header["X-Loop"] or "")
+        if ngx.headers_sent then acc = acc + 1 end
+    end
+    for _ = 1, N do
+        local h = ngx.resp.get_headers()
+        acc = acc + #h["x-loop"]
+    end
+    for _ = 1, N do
+        ngx.log(ngx.DEBUG, "below the error_log level: not written")
+    end
+    for i = 1, N do
+        ngx.print("")
+        ngx.say(i)
+        ngx.flush()
+    end
+    sink(acc)
+end
+
+function _M.header_filter_phase()
+    everywhere()
+    request_reads()
+    for i = 1, N do
+        ngx.header["X-Filter"] = i
+        ngx.status = 200
+    end
+end
+
+function _M.body_filter_phase()
+    everywhere()
+    local acc = 0
+    for _ = 1, N do
+        acc = acc + #ngx.arg[1]
+        if ngx.arg[2] then acc = acc + 1 end
+        ngx.arg[1] = ngx.arg[1]
+    end
+    sink(acc)
+end
+
+function _M.log_phase()
+    everywhere()
+    request_reads()
+    local acc = 0
+    for _ = 1, N do
+        acc = acc + #ngx.var.status + #ngx.var.body_bytes_sent
+    end
+    sink(acc)
+end
+
+return _M
