@@ -179,3 +179,39 @@ fn lua_jit_log_config_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"lua_jit_log\" directive is not allowed here"), "{err}");
 }
+
+/// README's JIT walkthrough (examples/jit): the report names the deliberate
+/// NYI of lua/app.lua with its fix, and `halo jit lint` finds it statically.
+#[test]
+fn example_app_report_names_its_nyi() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jit");
+    let conf = std::fs::read_to_string(root.join("conf/nginx.conf")).unwrap();
+    assert!(conf.contains("127.0.0.1:8081"), "the walkthrough's port");
+    let conf = format!("daemon off;\n{}", conf.replace("127.0.0.1:8081", "127.0.0.1:{{PORT}}"));
+    let p = Prefix::new();
+    p.write_file("lua/app.lua", std::fs::read(root.join("lua/app.lua")).unwrap());
+    let mut h = p.start(&conf);
+    for _ in 0..200 {
+        assert_eq!(h.get("/items").text(), "64 items, 503 label bytes\n");
+    }
+    quit(&mut h);
+    let logs: Vec<_> = std::fs::read_dir(h.path().join("logs/jit")).unwrap().flatten().map(|e| e.path()).collect();
+    let out = std::process::Command::new(bin()).args(["jit", "report", "--json"]).args(&logs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "abort" && f["title"].as_str().unwrap().contains("NYI: bytecode FNEW at ") && f["title"].as_str().unwrap().ends_with("/lua/app.lua:15"))
+        .unwrap_or_else(|| panic!("no FNEW finding at app.lua:15: {rep:#}"));
+    assert!(finding["suggestion"].as_str().unwrap().contains("hoist the function out of the loop"), "{finding}");
+    // The gate on the app's own code fails on it.
+    let out = std::process::Command::new(bin()).args(["jit", "report", "--fail-on", "abort", "--paths", "**/lua/app.lua"]).args(&logs).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let out = std::process::Command::new(bin()).args(["jit", "lint"]).arg(root.join("lua/app.lua")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("app.lua:15: fnew-in-loop"), "{text}");
+}

@@ -6,8 +6,7 @@
 -- tests/lua_content.rs (inside a request handler of the real server).
 
 local jutil = require "jit.util"
-local ok, vmdef = pcall(require, "jit.vmdef")   -- text of abort reasons, if found
-if not ok then vmdef = nil end
+local vmdef = require "jit.vmdef"   -- text of abort reasons (embedded in halo)
 
 local function where(func, pc)
     local fi = jutil.funcinfo(func, pc)
@@ -15,7 +14,7 @@ local function where(func, pc)
 end
 
 local function reason(code, info)
-    local fmt = vmdef and vmdef.traceerr[code]
+    local fmt = vmdef.traceerr[code]
     if not fmt then
         return "trace error " .. tostring(code) .. " (" .. tostring(info) .. ")"
     end
@@ -37,8 +36,8 @@ local RECERR = 0    -- "error thrown or hook called during recording"
 local LLEAVE = 8    -- "leaving loop in root trace"
 local NYIRETL = 16  -- "NYI: return to lower frame"
 local LINNER = 9    -- "inner loop in root trace"
-assert(not vmdef or vmdef.traceerr[LLEAVE] == "leaving loop in root trace")
-assert(not vmdef or vmdef.traceerr[NYIRETL] == "NYI: return to lower frame")
+assert(vmdef.traceerr[LLEAVE] == "leaving loop in root trace")
+assert(vmdef.traceerr[NYIRETL] == "NYI: return to lower frame")
 
 return function(chunk_name, src, allow_inner)
     local starts, compiled, stitches, aborts = {}, 0, {}, {}

@@ -141,10 +141,6 @@ fn unknown_lua_directive_context_is_a_config_error() {
 fn request_api_loop_is_jit_compiled() {
     let p = Prefix::new();
     p.write_file("lua/jit_recorder.lua", include_str!("jit_recorder.lua"));
-    // LuaJIT's generated jit/vmdef.lua, so abort reasons read as text.
-    if let Some(vmdef) = vmdef_lua() {
-        p.write_file("lua/jit/vmdef.lua", vmdef);
-    }
     p.write_file(
         "lua/hot.lua",
         r#"
@@ -217,13 +213,6 @@ fn request_api_loop_is_jit_compiled() {
     let at = text.find("\n--compiled--").expect("compiled count") + "\n--compiled--".len();
     let compiled: i64 = text[at..].split('\n').next().unwrap().parse().unwrap();
     assert!(compiled >= 1, "no loop trace compiled");
-}
-
-/// The vendored LuaJIT build's jit/vmdef.lua, if the build left it around.
-fn vmdef_lua() -> Option<String> {
-    let exe = std::env::current_exe().ok()?;
-    let build = exe.parent()?.parent()?.join("build");
-    std::fs::read_dir(build).ok()?.flatten().find_map(|e| std::fs::read_to_string(e.path().join("out/luajit-build/src/jit/vmdef.lua")).ok())
 }
 
 #[test]

@@ -93,7 +93,12 @@ local function loc(func, pc)
     local fi = funcinfo(func, pc)
     if fi.source then
         local chunk = sub(fi.source, 1, 1)
-        chunk = (chunk == "@" or chunk == "=") and sub(fi.source, 2) or fi.source
+        if chunk == "@" then
+            -- "$prefix/lua/?.lua" makes "/srv//lua/x.lua" ($prefix ends in '/').
+            chunk = gsub(sub(fi.source, 2), "//+", "/")
+        else
+            chunk = chunk == "=" and sub(fi.source, 2) or fi.source
+        end
         return format('{"kind":"lua","chunk":%s,"line":%d,"func":%d}', jstr(chunk),
                       fi.currentline or fi.linedefined or 0, fi.linedefined or 0)
     elseif fi.ffid and fi.ffid > 1 then
@@ -150,11 +155,12 @@ local function flush_samples()
     end
     local parts = {}
     for key, n in pairs(samples) do
-        local state, where = key:match("^(.)(.*)$")
+        local state, where, fname = key:match("^(.)(.-)%z(.*)$")
         local l = '{"kind":"unknown"}'
         local chunk, line = where:match("^(.*):(%d+)$")
         if chunk then
-            l = format('{"kind":"lua","chunk":%s,"line":%s}', jstr(chunk), line)
+            chunk, fname = gsub(chunk, "//+", "/"), gsub(fname, "//+", "/")
+            l = format('{"kind":"lua","chunk":%s,"line":%s,"name":%s}', jstr(chunk), line, jstr(fname))
         elseif where ~= "" then
             l = format('{"kind":"ffunc","name":%s}', jstr(where))
         end
@@ -246,7 +252,8 @@ local dumpstack = profile.dumpstack
 
 local function on_sample(thread, n, vmstate)
     sampled = true
-    local key = vmstate .. dumpstack(thread, "pl", 1)
+    -- "pl": chunk:line; "pF": chunk:function-name (as its caller names it).
+    local key = vmstate .. dumpstack(thread, "pl", 1) .. "\0" .. dumpstack(thread, "pF", 1)
     samples[key] = (samples[key] or 0) + n
     nsamples = nsamples + n
     if nsamples >= SAMPLE_FLUSH_EVERY then

@@ -294,6 +294,18 @@ pub struct Profile {
     pub by_state: BTreeMap<char, u64>,
     /// Per location, most interpreted first.
     pub locs: Vec<LocProfile>,
+    /// Per function (samples whose location names its function, as
+    /// `chunk:name`; `loc.kind` is "function"), most interpreted first.
+    pub funcs: Vec<LocProfile>,
+}
+
+/// Adds `n` samples in `state` to `p`.
+fn add_sample(p: &mut LocProfile, state: char, n: u64) {
+    *p.by_state.entry(state).or_default() += n;
+    p.total += n;
+    if state == 'I' {
+        p.interpreted += n;
+    }
 }
 
 /// Everything the report shows, before findings.
@@ -333,6 +345,7 @@ pub fn analyse(sources: &[Source]) -> Analysis {
     let mut stitches: BTreeMap<(Loc, Option<Loc>), StitchSite> = BTreeMap::new();
     let mut ends: BTreeMap<(String, Loc), LinkEnd> = BTreeMap::new();
     let mut profile = BTreeMap::<Loc, LocProfile>::new();
+    let mut funcs = BTreeMap::<Loc, LocProfile>::new();
 
     for src in sources {
         let w = src.worker;
@@ -463,10 +476,11 @@ pub fn analyse(sources: &[Source]) -> Analysis {
                         a.profile.samples += s.n;
                         *a.profile.by_state.entry(s.state).or_default() += s.n;
                         let p = profile.entry(s.loc.clone()).or_insert_with(|| LocProfile { loc: s.loc.clone(), ..Default::default() });
-                        *p.by_state.entry(s.state).or_default() += s.n;
-                        p.total += s.n;
-                        if s.state == 'I' {
-                            p.interpreted += s.n;
+                        add_sample(p, s.state, s.n);
+                        if s.loc.kind == "lua" && !s.loc.name.is_empty() {
+                            let f = Loc { kind: "function".into(), name: s.loc.name.clone(), ..Default::default() };
+                            let p = funcs.entry(f.clone()).or_insert_with(|| LocProfile { loc: f, ..Default::default() });
+                            add_sample(p, s.state, s.n);
                         }
                     }
                 }
@@ -534,8 +548,10 @@ pub fn analyse(sources: &[Source]) -> Analysis {
     a.ends = ends.into_values().collect();
     a.ends.sort_by(|x, y| x.link.cmp(&y.link).then(y.count.cmp(&x.count)).then_with(|| x.loc.cmp(&y.loc)));
     a.exits.sort_by(|x, y| y.n.cmp(&x.n).then(x.worker.cmp(&y.worker)).then(x.gen.cmp(&y.gen)).then(x.tr.cmp(&y.tr)).then(x.exit.cmp(&y.exit)));
-    a.profile.locs = profile.into_values().collect();
-    a.profile.locs.sort_by(|x, y| y.interpreted.cmp(&x.interpreted).then(y.total.cmp(&x.total)).then_with(|| x.loc.cmp(&y.loc)));
+    for (list, map) in [(&mut a.profile.locs, profile), (&mut a.profile.funcs, funcs)] {
+        *list = map.into_values().collect();
+        list.sort_by(|x, y| y.interpreted.cmp(&x.interpreted).then(y.total.cmp(&x.total)).then_with(|| x.loc.cmp(&y.loc)));
+    }
     a
 }
 

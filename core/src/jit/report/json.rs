@@ -122,6 +122,13 @@ pub fn render(r: &Report) -> Value {
             "samples": a.profile.samples,
             "interval_ms": a.profile.interval_ms,
             "by_state": states(&a.profile.by_state),
+            "functions": a.profile.funcs.iter().take(TOP).filter(|l| l.interpreted > 0).map(|l| json!({
+                "name": l.loc.name,
+                "samples": l.total,
+                "by_state": states(&l.by_state),
+                "interpreted": l.interpreted,
+                "interpreted_share": l.interpreted as f64 / l.total.max(1) as f64,
+            })).collect::<Vec<_>>(),
             "locations": a.profile.locs.iter().take(TOP).filter(|l| l.interpreted > 0).map(|l| json!({
                 "loc": l.loc.to_json(),
                 "samples": l.total,

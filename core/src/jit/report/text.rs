@@ -205,22 +205,27 @@ fn profile(o: &mut String, a: &Analysis) {
         let _ = writeln!(o, "   (no samples records)");
         return;
     }
-    let w = p.locs.iter().take(TOP).map(|l| l.loc.to_string().len()).max().unwrap_or(0).max(8);
-    let _ = writeln!(o, "   {:<w$}  {:>7}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}", "location", "samples", "I%", "N", "I", "C", "G", "J");
-    for l in p.locs.iter().take(TOP).filter(|l| l.interpreted > 0) {
-        let n = |c: char| l.by_state.get(&c).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "   {:<w$}  {:>7}  {:>5.1}%  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
-            l.loc.to_string(),
-            l.total,
-            pct(l.interpreted, l.total),
-            n('N'),
-            n('I'),
-            n('C'),
-            n('G'),
-            n('J')
-        );
+    for (title, list) in [("function", &p.funcs), ("location", &p.locs)] {
+        if list.is_empty() {
+            continue;
+        }
+        let w = list.iter().take(TOP).map(|l| l.loc.to_string().len()).max().unwrap_or(0).max(8);
+        let _ = writeln!(o, "   {title:<w$}  {:>7}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}", "samples", "I%", "N", "I", "C", "G", "J");
+        for l in list.iter().take(TOP).filter(|l| l.interpreted > 0) {
+            let n = |c: char| l.by_state.get(&c).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "   {:<w$}  {:>7}  {:>5.1}%  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
+                l.loc.to_string(),
+                l.total,
+                pct(l.interpreted, l.total),
+                n('N'),
+                n('I'),
+                n('C'),
+                n('G'),
+                n('J')
+            );
+        }
     }
 }
 
