@@ -6,7 +6,7 @@
 //! Trace numbers are only meaningful per worker and flush generation, so
 //! everything that follows a trace number is keyed by (source, gen, tr).
 
-use super::parse::{Event, Loc, Source};
+use super::parse::{Event, Header, Loc, Source};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Aborts that are part of normal operation (a restart, a retry, a new mcode
@@ -53,22 +53,8 @@ impl KindCounts {
 /// One worker (one `open` record).
 #[derive(Clone, Debug)]
 pub struct Worker {
-    /// Log file.
-    pub file: String,
-    /// Process id.
-    pub pid: i64,
-    /// Worker id (-1 master).
-    pub worker: i64,
-    /// `master` / `worker`.
-    pub role: String,
-    /// `jit.version`.
-    pub luajit: String,
-    /// `jit.arch`.
-    pub arch: String,
-    /// Capture mode.
-    pub mode: String,
-    /// Saw a `close` record.
-    pub closed: bool,
+    /// Its log's `open` record.
+    pub header: Header,
     /// `flush` records.
     pub flushes: u64,
     /// Of those, flushes caused by halo's VM-state sampler.
@@ -348,7 +334,7 @@ pub fn analyse(sources: &[Source]) -> Analysis {
     let mut funcs = BTreeMap::<Loc, LocProfile>::new();
 
     for src in sources {
-        let w = src.worker;
+        let w = src.header.worker;
         let (mut flushes, mut profiler_flushes) = (0, 0);
         // Pre-pass: the start of every completed trace, and the last event
         // index at which each start location completed a trace.
@@ -507,7 +493,7 @@ pub fn analyse(sources: &[Source]) -> Analysis {
         for ((gen, tr, exit), n) in exits {
             a.exits.push(HotExit {
                 worker: w,
-                pid: src.pid,
+                pid: src.header.pid,
                 gen,
                 tr,
                 exit,
@@ -519,14 +505,7 @@ pub fn analyse(sources: &[Source]) -> Analysis {
         a.summary.flushes += flushes;
         a.summary.profiler_flushes += profiler_flushes;
         a.workers.push(Worker {
-            file: src.file.clone(),
-            pid: src.pid,
-            worker: w,
-            role: src.role.clone(),
-            luajit: src.luajit.clone(),
-            arch: src.arch.clone(),
-            mode: src.mode.clone(),
-            closed: src.closed,
+            header: src.header.clone(),
             flushes,
             profiler_flushes,
         });

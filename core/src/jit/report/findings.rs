@@ -319,7 +319,7 @@ pub fn build(a: &Analysis) -> Vec<Finding> {
             .workers
             .iter()
             .filter(|w| w.flushes > w.profiler_flushes)
-            .map(|w| format!("{} pid {}: {}", worker_label(w.worker), w.pid, w.flushes - w.profiler_flushes))
+            .map(|w| format!("{} pid {}: {}", worker_label(w.header.worker), w.header.pid, w.flushes - w.profiler_flushes))
             .collect();
         let mcodeal: u64 = a.aborts.iter().filter(|g| g.id == "MCODEAL").map(|g| g.count).sum();
         let mut evidence = vec![format!("{} ({})", plural(app_flushes, "flush"), per.join(", "))];

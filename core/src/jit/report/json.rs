@@ -147,14 +147,14 @@ fn meta(r: &Report) -> Value {
         "tool": format!("halo {}", env!("CARGO_PKG_VERSION")),
         "files": r.files,
         "workers": r.analysis.workers.iter().map(|w| json!({
-            "file": w.file,
-            "pid": w.pid,
-            "worker": w.worker,
-            "role": w.role,
-            "luajit": w.luajit,
-            "arch": w.arch,
-            "mode": w.mode,
-            "closed": w.closed,
+            "file": w.header.file,
+            "pid": w.header.pid,
+            "worker": w.header.worker,
+            "role": w.header.role,
+            "luajit": w.header.luajit,
+            "arch": w.header.arch,
+            "mode": w.header.mode,
+            "closed": w.header.closed,
             "flushes": w.flushes,
             "profiler_flushes": w.profiler_flushes,
         })).collect::<Vec<_>>(),
@@ -176,7 +176,7 @@ fn summary(a: &Analysis) -> Value {
         }
         Value::Object(m)
     };
-    let mut versions: Vec<&str> = a.workers.iter().map(|w| w.luajit.as_str()).filter(|v| !v.is_empty()).collect();
+    let mut versions: Vec<&str> = a.workers.iter().map(|w| w.header.luajit.as_str()).filter(|v| !v.is_empty()).collect();
     versions.sort_unstable();
     versions.dedup();
     json!({

@@ -164,9 +164,9 @@ pub enum Event {
     Close,
 }
 
-/// One worker's log: its `open` record and what followed it.
+/// What a log's `open` record says about its process.
 #[derive(Clone, Debug, Default)]
-pub struct Source {
+pub struct Header {
     /// The file it was read from.
     pub file: String,
     /// Process id.
@@ -183,6 +183,13 @@ pub struct Source {
     pub mode: String,
     /// Whether a `close` record was seen (graceful exit).
     pub closed: bool,
+}
+
+/// One worker's log: its `open` record and what followed it.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    /// The `open` record.
+    pub header: Header,
     /// The records after `open`, in order.
     pub events: Vec<Event>,
 }
@@ -229,14 +236,16 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Source>, ParseError> {
         let ev = r.str("ev")?;
         if ev == "open" {
             sources.push(Source {
-                file: file.to_string(),
-                pid: r.int_or("pid", 0)?,
-                worker: r.int_or("worker", 0)?,
-                role: r.str_or("role", "worker")?,
-                luajit: r.str_or("luajit", "")?,
-                arch: r.str_or("arch", "")?,
-                mode: r.str_or("mode", "")?,
-                closed: false,
+                header: Header {
+                    file: file.to_string(),
+                    pid: r.int_or("pid", 0)?,
+                    worker: r.int_or("worker", 0)?,
+                    role: r.str_or("role", "worker")?,
+                    luajit: r.str_or("luajit", "")?,
+                    arch: r.str_or("arch", "")?,
+                    mode: r.str_or("mode", "")?,
+                    closed: false,
+                },
                 events: Vec::new(),
             });
             continue;
@@ -245,7 +254,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Source>, ParseError> {
             return Err(err(format!("`{ev}` record before the `open` record")));
         };
         match r.event(&ev)? {
-            Some(Event::Close) => src.closed = true,
+            Some(Event::Close) => src.header.closed = true,
             Some(e) => src.events.push(e),
             None => {}
         }

@@ -44,7 +44,7 @@ pub fn render(r: &Report) -> String {
 }
 
 fn versions(a: &Analysis) -> String {
-    let v: BTreeSet<String> = a.workers.iter().filter(|w| !w.luajit.is_empty()).map(|w| format!("{} ({})", w.luajit, w.arch)).collect();
+    let v: BTreeSet<String> = a.workers.iter().filter(|w| !w.header.luajit.is_empty()).map(|w| format!("{} ({})", w.header.luajit, w.header.arch)).collect();
     if v.is_empty() {
         "LuaJIT version unknown".into()
     } else {
@@ -60,7 +60,7 @@ fn summary(o: &mut String, a: &Analysis) {
     let s = &a.summary;
     let _ = writeln!(o, "\n1. Summary");
     let list: Vec<String> =
-        a.workers.iter().map(|w| format!("{} pid {}{}", worker_label(w.worker), w.pid, if w.closed { "" } else { " (no close record)" })).collect();
+        a.workers.iter().map(|w| format!("{} pid {}{}", worker_label(w.header.worker), w.header.pid, if w.header.closed { "" } else { " (no close record)" })).collect();
     let _ = writeln!(o, "   workers      {}: {}", a.workers.len(), list.join(", "));
     let _ = writeln!(o, "   VM           {}", versions(a));
     let _ = writeln!(o, "   traces       started {}", kinds(&s.started));
