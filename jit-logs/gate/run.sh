@@ -17,6 +17,7 @@ cp jit-logs/gate/workload.lua "$work/"
 for _ in $(seq 20); do
     port=$((20000 + RANDOM % 40000))
     sed "s/{{PORT}}/$port/" jit-logs/gate/nginx.conf > "$work/conf/nginx.conf"
+    rm -f "$work/logs/error.log"   # a failed attempt's bind error is not the workload's
     "$halo" -p "$work" & pid=$!
     for _ in $(seq 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break 2
@@ -26,6 +27,8 @@ for _ in $(seq 20); do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 done
+
+kill -0 "$pid" 2>/dev/null || { echo "gate: halo did not start"; cat "$work/logs/error.log"; exit 1; }
 
 request() {
     exec 3<>"/dev/tcp/127.0.0.1/$port"
