@@ -30,10 +30,18 @@ int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);
 
 /* ngx.send_headers, ngx.headers_sent (1 or 0), ngx.eof. Status and headers
    set after the head counts as sent are logged and ignored, as OpenResty
-   does (halo buffers the response until the handler ends either way). */
+   does (the head itself leaves with the first flush, or at the end). */
 int halo_ffi_request_send_headers(uint64_t r);
 int halo_ffi_request_headers_sent(uint64_t r);
 int halo_ffi_request_eof(uint64_t r);
+
+/* ngx.flush. In a content handler the output so far is sent (with the head,
+   chunked, the first time): the call registers that and returns
+   HALO_FFI_AGAIN, and the Lua side yields until the bytes are written; ngx.eof
+   does the same once and ends the body. Where output is buffered until the
+   handler ends (rewrite/access, a location with body_filter_by_lua*) both
+   return HALO_FFI_OK. */
+int halo_ffi_request_flush(uint64_t r);
 
 /* The response status (0 until set), or a negative code. */
 int halo_ffi_request_get_status(uint64_t r);

@@ -688,6 +688,76 @@ fn headers_sent_flush_and_eof() {
     assert_contains(&log, "attempt to set ngx.header.X-Late after sending out response headers");
 }
 
+/// ngx.flush sends the head and the output so far while the handler goes on
+/// (chunked, keep-alive); ngx.eof ends the response and the handler goes on
+/// working; HTTP/1.0 gets the body ended by the close; HEAD gets the head.
+#[test]
+fn flush_streams_output_while_the_handler_runs() {
+    let h = Halo::server(
+        r#"
+        location /stream { content_by_lua_block {
+            ngx.say("first")
+            ngx.flush(true)
+            ngx.sleep(1)
+            ngx.say("second")
+        } }
+        location /eof { content_by_lua_block {
+            ngx.say("done")
+            ngx.eof()
+            ngx.sleep(0.2)
+            ngx.log(ngx.NOTICE, "work after eof")
+        } }"#,
+    );
+    let mut c = h.connect();
+    let t0 = std::time::Instant::now();
+    c.send("GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    while !String::from_utf8_lossy(&c.buf).contains("first\n") {
+        assert!(c.fill().unwrap() > 0, "closed early");
+    }
+    let first = t0.elapsed();
+    assert!(first < Duration::from_millis(800), "the first part waited for the handler's end: {first:?}");
+    let r = c.read_response(false);
+    assert!(t0.elapsed() >= Duration::from_secs(1));
+    assert_eq!(r.text(), "first\nsecond\n");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(!r.closes(), "{:?}", r.headers);
+
+    // The same connection goes on; ngx.eof answers before the handler ends.
+    c.send("GET /eof HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.read_response(false);
+    assert_eq!(r.text(), "done\n");
+    assert!(h.wait_log("logs/error.log", "work after eof", Duration::from_secs(2)), "{}", h.error_log());
+
+    let mut c = h.connect();
+    c.send("GET /stream HTTP/1.0\r\n\r\n");
+    let raw = String::from_utf8_lossy(&c.read_to_close()).into_owned();
+    assert!(raw.contains("\r\nConnection: close\r\n") && !raw.contains("chunked"), "{raw}");
+    assert!(raw.ends_with("\r\n\r\nfirst\nsecond\n"), "{raw:?}");
+
+    let mut c = h.connect();
+    c.send("HEAD /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.read_response(true);
+    assert_eq!(r.status, 200);
+    c.send("GET /eof HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(c.read_response(false).text(), "done\n", "nothing but the head was sent for HEAD");
+}
+
+/// With body_filter_by_lua the output is filtered whole: ngx.flush does not
+/// stream, and the response has a Content-Length.
+#[test]
+fn body_filter_keeps_output_buffered() {
+    let h = Halo::server(
+        r#"
+        location /f {
+            content_by_lua_block { ngx.say("a") ngx.flush(true) ngx.say("b") }
+            body_filter_by_lua_block { ngx.arg[1] = string.upper(ngx.arg[1]) }
+        }"#,
+    );
+    let r = h.get("/f");
+    assert_eq!(r.text(), "A\nB\n");
+    assert_eq!(r.header("content-length"), Some("4"));
+}
+
 #[test]
 fn request_setters() {
     let h = Halo::server(

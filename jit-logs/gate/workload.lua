@@ -109,10 +109,10 @@ function _M.content_phase()
     for _ = 1, N do
         ngx.log(ngx.DEBUG, "below the error_log level: not written")
     end
+    -- (ngx.flush and ngx.eof yield to send the output: not here.)
     for i = 1, N do
         ngx.print("")
         ngx.say(i)
-        ngx.flush()
     end
     sink(acc)
 end

@@ -69,6 +69,9 @@ pub struct Binding {
     pub headers_sent: bool,
     /// ngx.eof was called: no more output.
     pub eof: bool,
+    /// ngx.flush / ngx.eof send the output so far (a content handler whose
+    /// connection takes a stream); otherwise output waits for the end.
+    pub streams: bool,
     /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
     pub arg_body: Vec<u8>,
     pub arg_eof: bool,
@@ -94,6 +97,7 @@ impl Binding {
             exec: None,
             headers_sent: false,
             eof: false,
+            streams: false,
             arg_body: Vec::new(),
             arg_eof: false,
             set_args: Vec::new(),
@@ -107,6 +111,8 @@ impl Binding {
 #[derive(Debug)]
 pub enum Pending {
     Sleep(std::time::Duration),
+    /// Send the output so far (and end the body if `eof`).
+    Flush { eof: bool },
 }
 
 thread_local! {
@@ -687,8 +693,29 @@ pub extern "C" fn halo_ffi_request_eof(r: u64) -> c_int {
         Err(rc) => return rc,
     };
     b.headers_sent = true;
+    let first = !b.eof;
     b.eof = true;
+    if b.streams && first {
+        b.pending = Some(Pending::Flush { eof: true });
+        return AGAIN;
+    }
     OK
+}
+
+/// ngx.flush: when the output streams, registers a flush (the Lua side
+/// yields on AGAIN until the bytes are sent); OK when it is buffered.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_flush(r: u64) -> c_int {
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    if !b.streams || b.eof {
+        return OK;
+    }
+    b.headers_sent = true;
+    b.pending = Some(Pending::Flush { eof: false });
+    AGAIN
 }
 
 /// ngx.req.set_header (value non-NULL) / clear_header (value NULL).

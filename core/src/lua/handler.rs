@@ -18,6 +18,25 @@ use crate::rt;
 use crate::server::phases::{Body, Response};
 use crate::server::vars::RequestCtx;
 
+/// Where a content handler's output goes as it is produced: ngx.flush and
+/// ngx.eof hand the binding to `flush`, which sends the head (the first time)
+/// and the output so far (taking `b.out`), and returns when it is written.
+#[allow(async_fn_in_trait)] // used with static dispatch only
+pub trait Stream {
+    /// Sends what `b` holds; `eof` ends the body. False when the client is
+    /// gone (the handler runs on; its output goes nowhere).
+    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut Binding, eof: bool) -> bool;
+}
+
+/// The handlers whose output is sent when they end.
+pub enum Buffered {}
+
+impl Stream for Buffered {
+    async fn flush(&mut self, _: &mut RequestCtx<'_>, _: &mut Binding, _: bool) -> bool {
+        match *self {}
+    }
+}
+
 /// A worker's VM and its compiled handlers.
 pub struct LuaHandlers {
     pub vm: Lua,
@@ -110,17 +129,23 @@ impl LuaHandlers {
         make().map_err(error_text)
     }
 
-    /// Run a content handler to its end; its output becomes the response.
-    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>) -> Response<'a> {
+    /// Run a content handler to its end; its output becomes the response
+    /// (what ngx.flush / ngx.eof did not already send through `stream`).
+    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, stream: Option<&mut impl Stream>) -> Response<'a> {
         // A content handler always answers.
-        self.run(ctx, code, Phase::Content).await.unwrap_or_else(|| Response::special(500))
+        self.run_with(ctx, code, Phase::Content, stream).await.unwrap_or_else(|| Response::special(500))
     }
 
     /// Run a handler of `phase` to its end. Some(response) when it answers
     /// the request (content always does; rewrite and access do with
     /// ngx.exit(status >= 200), output, or an error), None to go on.
     pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase) -> Option<Response<'a>> {
-        let (res, mut b) = self.execute(ctx, code, phase, |_| {}).await;
+        self.run_with(ctx, code, phase, None::<&mut Buffered>).await
+    }
+
+    async fn run_with<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, stream: Option<&mut impl Stream>) -> Option<Response<'a>> {
+        let streams = stream.is_some();
+        let (res, mut b) = self.execute(ctx, code, phase, |b| b.streams = streams, stream).await;
         match res {
             Ok(()) if b.exec.is_some() => {
                 Some(Response::pending(Body::Exec(b.exec.take().unwrap_or_default())))
@@ -158,11 +183,17 @@ impl LuaHandlers {
         let content_type = resp.content_type.take().map(|c| c.into_owned());
         let status = resp.status;
         let (res, b) = self
-            .execute(ctx, code, Phase::HeaderFilter, |b| {
-                b.status = status;
-                b.headers = headers;
-                b.content_type = content_type;
-            })
+            .execute(
+                ctx,
+                code,
+                Phase::HeaderFilter,
+                |b| {
+                    b.status = status;
+                    b.headers = headers;
+                    b.content_type = content_type;
+                },
+                None::<&mut Buffered>,
+            )
             .await;
         if res.is_err() {
             return Response::special(500);
@@ -195,10 +226,16 @@ impl LuaHandlers {
             }
         };
         let (_, b) = self
-            .execute(ctx, code, Phase::BodyFilter, |b| {
-                b.arg_body = body;
-                b.arg_eof = true;
-            })
+            .execute(
+                ctx,
+                code,
+                Phase::BodyFilter,
+                |b| {
+                    b.arg_body = body;
+                    b.arg_eof = true;
+                },
+                None::<&mut Buffered>,
+            )
             .await;
         resp.body = Body::Bytes(std::borrow::Cow::Owned(b.arg_body));
         resp.content_length = None;
@@ -244,6 +281,7 @@ impl LuaHandlers {
         code: &Arc<LuaCode>,
         phase: Phase,
         init: impl FnOnce(&mut Binding),
+        mut stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, Binding) {
         ctx.lua_used = true;
         let co = self.thread(code);
@@ -263,6 +301,14 @@ impl LuaHandlers {
                 Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
                 Ok(()) => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
+                    Some(Pending::Flush { eof }) => {
+                        if let Some(s) = stream.as_deref_mut() {
+                            if !s.flush(ctx, &mut b, eof).await {
+                                // The client is gone: later output is dropped.
+                                b.eof = true;
+                            }
+                        }
+                    }
                     None if b.exit.is_some() || b.exec.is_some() => break Ok(()),
                     None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
                 },
@@ -285,29 +331,39 @@ fn error_text(e: mlua::Error) -> String {
 
 /// The response a handler's binding describes.
 fn respond<'a>(ctx: &RequestCtx<'a>, mut b: Binding) -> Response<'a> {
+    let headers = std::mem::take(&mut b.headers);
+    let mut r = head(ctx, &b, headers);
+    // ngx.exit(>= 300) before any output: nginx's own page for that status.
+    let exit = b.exit.unwrap_or(0);
+    if b.out.is_empty() && exit >= 300 {
+        let mut page = Response::special(exit as u16);
+        page.headers = r.headers;
+        return page;
+    }
+    r.body = Body::Bytes(std::borrow::Cow::Owned(b.out));
+    r
+}
+
+/// The head of the response `b` describes, with `headers` (b's own or a
+/// copy) and no body: for the end of a handler, or its first ngx.flush.
+pub fn head<'a>(ctx: &RequestCtx<'a>, b: &Binding, mut headers: Vec<(String, String)>) -> Response<'a> {
     // A relative Location becomes absolute, as nginx's header filter makes it.
-    for (name, value) in b.headers.iter_mut() {
+    for (name, value) in headers.iter_mut() {
         if name.eq_ignore_ascii_case("location") && value.starts_with('/') {
             *value = crate::server::phases::absolute_url(ctx, value);
         }
     }
     let exit = b.exit.unwrap_or(0);
     let status = if b.status != 0 { b.status } else if exit >= 200 { exit as u16 } else { 200 };
-    // ngx.exit(>= 300) before any output: nginx's own page for that status.
-    if b.out.is_empty() && exit >= 300 {
-        let mut r = Response::special(exit as u16);
-        r.headers = b.headers;
-        return r;
-    }
     Response {
         status,
-        content_type: Some(match b.content_type {
-            Some(t) => std::borrow::Cow::Owned(t),
+        content_type: Some(match &b.content_type {
+            Some(t) => std::borrow::Cow::Owned(t.clone()),
             None => std::borrow::Cow::Borrowed(ctx.conf.default_type.as_str()),
         }),
         content_length: None,
-        headers: b.headers,
-        body: Body::Bytes(std::borrow::Cow::Owned(b.out)),
+        headers,
+        body: Body::Empty,
         special: false,
         close: false,
     }

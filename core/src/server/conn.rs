@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::conf::template::Escape;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Request};
-use crate::http::response::{error_page_body, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
+use crate::http::response::{error_page_body, write_chunk, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
 use crate::rt::{self, ops, Deadline};
@@ -226,35 +226,45 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             body_ok = Some(ok);
         }
         // (The checks keep plain requests from making these futures.)
+        let mut streamed = None;
         if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_) | Body::Exec(_)) {
-            resp = run_lua_handlers(w, &mut ctx, &mut engine, resp).await;
+            let mut stream = LuaStream { w, io: &mut *io, body_ok: body_ok.unwrap_or(true), requests: conn.requests, head: None };
+            resp = run_lua_handlers(w, &mut ctx, &mut engine, resp, &mut stream).await;
+            streamed = stream.head;
         }
-
-        // The body: read (and keep nothing of it) or refuse, unless done above.
-        let body_ok = match body_ok {
-            Some(ok) => ok,
-            // Most requests have no body: skip making the future.
-            None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
-            None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
-        };
-        if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
-            resp = filter_response(w, &mut ctx, &mut engine, resp).await;
-        }
-        let conf = ctx.conf;
-        keepalive_timeout = conf.keepalive_timeout;
-        send_timeout = conf.send_timeout;
-        let keep = body_ok
-            && req.keep_alive
-            && !resp.close
-            && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
-            && conn.requests < conf.keepalive_requests
-            && !keepalive_timeout.is_zero()
-            && !w.shutdown.is_set();
-        if let Some(f) = write_response(io, &mut ctx, resp, keep) {
-            if send_file(io, f, send_timeout).await.is_none() {
-                return;
+        let keep = if let Some(s) = streamed {
+            // The head (and maybe the body) already went out with ngx.flush.
+            keepalive_timeout = ctx.conf.keepalive_timeout;
+            send_timeout = ctx.conf.send_timeout;
+            end_stream(io, &mut ctx, s, resp)
+        } else {
+            // The body: read (and keep nothing of it) or refuse, unless done above.
+            let body_ok = match body_ok {
+                Some(ok) => ok,
+                // Most requests have no body: skip making the future.
+                None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
+                None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
+            };
+            if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
+                resp = filter_response(w, &mut ctx, &mut engine, resp).await;
             }
-        }
+            let conf = ctx.conf;
+            keepalive_timeout = conf.keepalive_timeout;
+            send_timeout = conf.send_timeout;
+            let keep = body_ok
+                && req.keep_alive
+                && !resp.close
+                && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
+                && conn.requests < conf.keepalive_requests
+                && !keepalive_timeout.is_zero()
+                && !w.shutdown.is_set();
+            if let Some(f) = write_response(io, &mut ctx, resp, keep) {
+                if send_file(io, f, send_timeout).await.is_none() {
+                    return;
+                }
+            }
+            keep
+        };
         if let Some(lua) = w.lua.as_ref() {
             if let Some(code) = ctx.conf.log_by_lua.clone() {
                 lua.run(&mut ctx, &code, Phase::Log).await;
@@ -276,9 +286,103 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     }
 }
 
+/// A content handler's output sent as it is produced (ngx.flush, ngx.eof):
+/// the head at the first flush, then the body chunked (HTTP/1.1) or ended
+/// by closing the connection (HTTP/1.0).
+struct LuaStream<'s> {
+    w: &'s Worker,
+    io: &'s mut Io,
+    /// The request body was read whole (the connection can be reused).
+    body_ok: bool,
+    /// Requests on the connection so far, for keepalive_requests.
+    requests: u64,
+    /// Set when the head is out.
+    head: Option<Streamed>,
+}
+
+/// How a streamed response was started.
+#[derive(Clone, Copy)]
+struct Streamed {
+    chunked: bool,
+    /// HEAD, 204, 304, 1xx: no body at all.
+    head_only: bool,
+    /// Whether the head said keep-alive.
+    keep: bool,
+    /// The body was ended (ngx.eof).
+    ended: bool,
+    /// A send failed: the client is gone.
+    broken: bool,
+}
+
+impl crate::lua::handler::Stream for LuaStream<'_> {
+    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut crate::ffi::request::Binding, eof: bool) -> bool {
+        if self.head.is_none() {
+            let mut resp = crate::lua::handler::head(ctx, b, b.headers.clone());
+            resp = Engine::default().finalize(ctx, resp);
+            if let (Some(code), Some(lua)) = (ctx.conf.header_filter_by_lua.clone(), self.w.lua.as_ref()) {
+                resp = lua.run_header_filter(ctx, &code, resp).await;
+            }
+            let head_only = is_head_only(ctx, resp.status);
+            let chunked = !head_only && ctx.req.version_minor >= 1;
+            let conf = ctx.conf;
+            let keep = (chunked || head_only)
+                && self.body_ok
+                && ctx.req.keep_alive
+                && self.requests < conf.keepalive_requests
+                && !conf.keepalive_timeout.is_zero()
+                && !self.w.shutdown.is_set();
+            ctx.bytes_sent = write_head(self.io, ctx, &mut resp, None, chunked, keep);
+            self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
+        }
+        let Some(s) = self.head.as_mut() else { return false };
+        send_part(self.io, ctx, s, &std::mem::take(&mut b.out), eof);
+        let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
+        s.broken |= !ok;
+        ok
+    }
+}
+
+/// Queue a streamed body part (and its end if `eof`).
+fn send_part(io: &mut Io, ctx: &mut RequestCtx<'_>, s: &mut Streamed, data: &[u8], eof: bool) {
+    if s.head_only || s.ended || s.broken {
+        return;
+    }
+    let before = io.out.len();
+    if !data.is_empty() {
+        if s.chunked {
+            write_chunk(&mut io.out, data);
+        } else {
+            io.out.extend_from_slice(data);
+        }
+        ctx.body_bytes_sent += data.len() as u64;
+    }
+    if eof {
+        if s.chunked {
+            io.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        s.ended = true;
+    }
+    ctx.bytes_sent += (io.out.len() - before) as u64;
+}
+
+/// The handler ended after streaming: the rest of its output, then the end
+/// of the body, unless it failed (the body stays cut: the client sees an
+/// unfinished chunked body, as from OpenResty). Whether the connection stays.
+fn end_stream(io: &mut Io, ctx: &mut RequestCtx<'_>, mut s: Streamed, resp: Response<'_>) -> bool {
+    if resp.close {
+        return false;
+    }
+    let rest = match &resp.body {
+        Body::Bytes(b) => &b[..],
+        _ => &[],
+    };
+    send_part(io, ctx, &mut s, rest, true);
+    s.keep && !s.broken
+}
+
 /// Run the Lua handlers the engine stopped at (rewrite/access, content) and
 /// follow the internal redirects they ask for (ngx.exec), to the response.
-async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>) -> Response<'a> {
+async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>, stream: &mut LuaStream<'_>) -> Response<'a> {
     let mut lua_ran = false;
     loop {
         resp = match resp.body {
@@ -292,7 +396,8 @@ async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut
             Body::Lua(ref code) => {
                 let code = code.clone();
                 match w.lua.as_ref() {
-                    Some(lua) => lua.run_content(ctx, &code).await,
+                    // With a body filter the output is filtered whole, at the end.
+                    Some(lua) => lua.run_content(ctx, &code, ctx.conf.body_filter_by_lua.is_none().then_some(&mut *stream)).await,
                     None => Response::special(500),
                 }
             }
@@ -448,9 +553,8 @@ async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engin
 /// Queue the response head and body in `io.out` (files may be streamed).
 /// Queue the response in `io.out`; a file body is streamed by the caller
 /// (`send_file`), which is async, so the common case makes no future.
-fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> Option<FileBody> {
-    let conf = ctx.conf;
-    let head_only = ctx.req.method_str() == "HEAD" || matches!(resp.status, 204 | 304) || resp.status < 200;
+fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>, keep: bool) -> Option<FileBody> {
+    let head_only = is_head_only(ctx, resp.status);
     let body_len = match &resp.body {
         Body::Empty => resp.content_length.unwrap_or(0),
         Body::Bytes(b) => b.len() as u64,
@@ -464,29 +568,7 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>,
         (Body::File(_), cl) => cl.or(Some(body_len)),
         (Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_), _) => None,
     };
-    let before = io.out.len();
-    crate::log::time::with_http_date(|date| {
-        ResponseHead {
-            status: resp.status,
-            server: Some(if conf.server_tokens { SERVER_VERSION } else { SERVER_NAME }),
-            date,
-            content_type: resp.content_type.as_deref(),
-            content_length,
-            // Last-Modified, Location and the rest go out in the order the
-            // phases added them, after Connection.
-            last_modified: None,
-            location: None,
-            chunked: false,
-            keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
-            keep_alive_timeout: None,
-            extra: &resp.headers,
-        }
-        .write(&mut io.out)
-    });
-    ctx.status = resp.status;
-    ctx.sent_content_type = resp.content_type.clone();
-    ctx.sent_headers = resp.headers;
-    let head_len = (io.out.len() - before) as u64;
+    let head_len = write_head(io, ctx, &mut resp, content_length, false, keep);
     let mut sent_body = 0u64;
     let mut file = None;
     if !head_only {
@@ -507,6 +589,40 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>,
     ctx.body_bytes_sent = sent_body;
     ctx.bytes_sent = head_len + sent_body;
     file
+}
+
+/// A response without a body: to HEAD, and statuses that have none.
+fn is_head_only(ctx: &RequestCtx<'_>, status: u16) -> bool {
+    ctx.req.method_str() == "HEAD" || matches!(status, 204 | 304) || status < 200
+}
+
+/// Queue the head of `resp` (its headers move to `ctx`, for $sent_http_*
+/// and the log); returns its length.
+fn write_head<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: &mut Response<'a>, content_length: Option<u64>, chunked: bool, keep: bool) -> u64 {
+    let server_tokens = ctx.conf.server_tokens;
+    let before = io.out.len();
+    crate::log::time::with_http_date(|date| {
+        ResponseHead {
+            status: resp.status,
+            server: Some(if server_tokens { SERVER_VERSION } else { SERVER_NAME }),
+            date,
+            content_type: resp.content_type.as_deref(),
+            content_length,
+            // Last-Modified, Location and the rest go out in the order the
+            // phases added them, after Connection.
+            last_modified: None,
+            location: None,
+            chunked,
+            keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
+            keep_alive_timeout: None,
+            extra: &resp.headers,
+        }
+        .write(&mut io.out)
+    });
+    ctx.status = resp.status;
+    ctx.sent_content_type = resp.content_type.clone();
+    ctx.sent_headers = std::mem::take(&mut resp.headers);
+    (io.out.len() - before) as u64
 }
 
 /// Write the response; false when the connection failed.

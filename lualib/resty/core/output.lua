@@ -1,4 +1,5 @@
--- resty.core.output: ngx.print and ngx.say over ffi-headers/request.h.
+-- resty.core.output: ngx.print, ngx.say, ngx.send_headers, ngx.flush and
+-- ngx.eof over ffi-headers/request.h.
 -- Arguments are flattened as lua-nginx-module does: strings, numbers,
 -- booleans, nil ("nil"), ngx.null ("null") and (nested) array tables.
 
@@ -23,6 +24,10 @@ local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local FFI_DECLINED = base.FFI_DECLINED
 local c_send_headers = C.halo_ffi_request_send_headers
 local c_eof = C.halo_ffi_request_eof
+local c_flush = C.halo_ffi_request_flush
+local FFI_AGAIN = base.FFI_AGAIN
+-- Yields to the core through any user coroutines (resty.core.coroutine).
+local co_yield = require("resty.core.coroutine").api_yield
 
 local function flatten(parts, n, v, fname)
     local t = type(v)
@@ -89,16 +94,27 @@ function ngx.send_headers()
     return 1
 end
 
--- halo sends a handler's output when it ends: there is nothing to flush yet.
+-- A content handler's output streams: both send what there is and wait
+-- until it is written (ngx.flush(false) waits too). Elsewhere the output is
+-- sent when the handler ends and both return at once.
 function ngx.flush()
-    request(3)
+    local r = request(3)
+    local rc = c_flush(r)
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    elseif rc == FFI_AGAIN then
+        co_yield()
+    end
     return 1
 end
 
 function ngx.eof()
     local r = request(3)
-    if c_eof(r) == FFI_BAD_CONTEXT then
+    local rc = c_eof(r)
+    if rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
+    elseif rc == FFI_AGAIN then
+        co_yield()
     end
     return 1
 end
