@@ -592,12 +592,14 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, mut resp: Response<
 }
 
 /// A response without a body: to HEAD, and statuses that have none.
+#[inline]
 fn is_head_only(ctx: &RequestCtx<'_>, status: u16) -> bool {
     ctx.req.method_str() == "HEAD" || matches!(status, 204 | 304) || status < 200
 }
 
 /// Queue the head of `resp` (its headers move to `ctx`, for $sent_http_*
 /// and the log); returns its length.
+#[inline]
 fn write_head<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: &mut Response<'a>, content_length: Option<u64>, chunked: bool, keep: bool) -> u64 {
     let server_tokens = ctx.conf.server_tokens;
     let before = io.out.len();
