@@ -34,6 +34,7 @@ measure() {   # name depth batches
     wait 2>/dev/null || true
     local ir
     ir=$(callgrind_annotate "$tmp/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",","",$1); print $1; done=1}')
+    [ -n "${KEEP_CG:-}" ] && cp "$tmp/cg.out" "$KEEP_CG.$1"
     printf '%-10s %8d requests  %6d instructions/request (start-up included)\n' "$1" "$n" $((ir / n))
 }
 

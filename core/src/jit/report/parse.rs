@@ -224,13 +224,24 @@ pub fn read_files(paths: &[String]) -> Result<Vec<Source>, String> {
 /// Parses one file's text (`file` names it in errors).
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Source>, ParseError> {
     let mut sources: Vec<Source> = Vec::new();
+    // Every record is written whole and flushed, so only a process killed
+    // in the middle of a write leaves a broken line, and only the last one,
+    // without its newline: that one is skipped with a warning.
+    let cut = if text.ends_with('\n') { None } else { text.lines().count().checked_sub(1) };
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
         let err = |msg: String| ParseError { file: file.to_string(), line, msg };
-        let v: Value = serde_json::from_str(raw).map_err(|e| err(format!("not JSON: {e}")))?;
+        let v: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(_) if cut == Some(i) => {
+                eprintln!("halo jit report: {file}:{line}: unfinished last record skipped (the process was stopped while writing it)");
+                continue;
+            }
+            Err(e) => return Err(err(format!("not JSON: {e}"))),
+        };
         let obj = v.as_object().ok_or_else(|| err("not a JSON object".into()))?;
         let r = Rec { obj, file, line };
         let ev = r.str("ev")?;

@@ -367,3 +367,12 @@ fn report_sampler_flushes_are_not_findings() {
     let (_, f) = one(&[open(0), sampler, r#"{"ev":"flush","gen":2,"cause":"jit"}"#.into()]);
     assert_eq!(gate_ids(&f, "flush", &["app/**"]).len(), 1, "a flush has no location and gates regardless of --paths");
 }
+
+#[test]
+fn report_skips_an_unfinished_last_line_only() {
+    let good = format!("{}\n", open(0));
+    let cut = format!("{good}{{\"ev\":\"sta");
+    assert_eq!(parse::parse_str("jit-w0-1.jsonl", &cut).unwrap().len(), 1);
+    let broken_middle = format!("{good}{{\"ev\":\"sta\n{}\n", open(0));
+    assert!(parse::parse_str("jit-w0-1.jsonl", &broken_middle).is_err());
+}
