@@ -12,6 +12,8 @@ use std::io;
 use std::task::Waker;
 
 use io_uring::{cqueue, squeue, IoUring};
+
+use super::bufring::BufRing;
 use slab::Slab;
 
 /// user_data of completions nobody waits for (cancel requests).
@@ -22,15 +24,21 @@ pub(crate) enum Slot {
     Pending(Option<Waker>),
     /// A single-shot operation completed with (result, flags).
     Done(i32),
-    /// A multishot operation: queued results, and whether more will come.
-    Multi { results: VecDeque<i32>, waker: Option<Waker>, more: bool },
+    /// A multishot operation: queued (result, CQE flags), and whether more
+    /// will come.
+    Multi { results: VecDeque<(i32, u32)>, waker: Option<Waker>, more: bool },
     /// Its future was dropped: holds the buffers until the CQE arrives.
     Ignored(#[allow(dead_code)] Box<dyn Any>),
 }
 
 pub(crate) struct Driver {
+    // Declared first, dropped first: the kernel lets go of the buffers
+    // before they are freed.
     pub ring: IoUring,
     pub ops: Slab<Slot>,
+    /// Buffers for multishot receives; None when the kernel cannot provide
+    /// them (single-shot receives then).
+    pub bufs: Option<BufRing>,
 }
 
 /// Why the ring could not be created.
@@ -72,7 +80,8 @@ impl Driver {
                 _ => Err(e),
             })
             .map_err(RingError)?;
-        Ok(Driver { ring, ops: Slab::with_capacity(256) })
+        let bufs = BufRing::new(&ring).ok();
+        Ok(Driver { ring, ops: Slab::with_capacity(256), bufs })
     }
 
     /// Queue an SQE, flushing the queue to the kernel first if it is full.
@@ -110,13 +119,17 @@ impl Driver {
                     *slot = Slot::Done(cqe.result());
                 }
                 Slot::Multi { results, waker, more } => {
-                    results.push_back(cqe.result());
+                    results.push_back((cqe.result(), cqe.flags()));
                     *more = cqueue::more(cqe.flags());
                     if let Some(w) = waker.take() {
                         wake.push(w);
                     }
                 }
                 Slot::Ignored(_) => {
+                    // A cancelled multishot receive may still fill buffers.
+                    if let (Some(bid), Some(bufs)) = (cqueue::buffer_select(cqe.flags()), self.bufs.as_mut()) {
+                        bufs.give_back(bid);
+                    }
                     if !cqueue::more(cqe.flags()) {
                         self.ops.remove(idx);
                     }

@@ -1,10 +1,12 @@
 //! The per-worker runtime: one io_uring ring (`driver`), a small
 //! single-threaded executor for the connection tasks (`executor`), timers
-//! kept in user space (`timer`), and the I/O operations as futures (`ops`).
+//! kept in user space (`timer`), the I/O operations as futures (`ops`), and
+//! the buffers multishot receives fill (`bufring`).
 //!
 //! Everything here is thread-local: a worker is one thread, so nothing is
 //! `Send` and nothing locks.
 
+mod bufring;
 pub mod driver;
 pub mod executor;
 pub mod ops;

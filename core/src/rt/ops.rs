@@ -180,7 +180,7 @@ impl AcceptMulti {
             };
             let (res, rearm) = driver::with(|d| match &mut d.ops[idx] {
                 Slot::Multi { results, waker, more } => match results.pop_front() {
-                    Some(r) => {
+                    Some((r, _)) => {
                         let finished = !*more && results.is_empty();
                         if finished {
                             d.ops.remove(idx);
@@ -212,7 +212,7 @@ impl Drop for AcceptMulti {
         driver::with(|d| {
             if let Some(Slot::Multi { results, more, .. }) = d.ops.get(idx) {
                 // Accepted but never handed out: ours to close.
-                for &fd in results.iter().filter(|&&r| r >= 0) {
+                for &(fd, _) in results.iter().filter(|&&(r, _)| r >= 0) {
                     // SAFETY: these fds were accepted for us and never used.
                     unsafe { libc::close(fd) };
                 }
@@ -222,6 +222,89 @@ impl Drop for AcceptMulti {
                 } else {
                     d.ops.remove(idx);
                 }
+            }
+        });
+    }
+}
+
+/// A multishot recv into the worker's provided buffers: one SQE stays armed
+/// on the socket and completes once per arrival of data, so a keep-alive
+/// connection costs no submission per request. Bytes are copied out of the
+/// buffer (which goes straight back to the kernel) into the caller's Vec.
+pub struct RecvMulti {
+    fd: RawFd,
+    idx: Option<usize>,
+}
+
+impl RecvMulti {
+    /// None when this worker has no buffer ring (use [`recv`]).
+    pub fn new(fd: RawFd) -> Option<RecvMulti> {
+        driver::with(|d| d.bufs.is_some()).then_some(RecvMulti { fd, idx: None })
+    }
+
+    fn arm(fd: RawFd) -> usize {
+        driver::with(|d| {
+            let idx = d.ops.insert(Slot::Multi { results: Default::default(), waker: None, more: true });
+            let entry = opcode::RecvMulti::new(types::Fd(fd), super::bufring::GROUP).build().user_data(idx as u64);
+            d.push(&entry);
+            idx
+        })
+    }
+
+    /// The next data received, appended to `buf`: the byte count, 0 at EOF,
+    /// or -errno (-ENOBUFS when the worker's buffers ran out: read this once
+    /// with [`recv`]; the next call arms a new multishot).
+    pub async fn next_into(&mut self, buf: &mut Vec<u8>) -> i32 {
+        std::future::poll_fn(|cx| {
+            let fd = self.fd;
+            let idx = *self.idx.get_or_insert_with(|| Self::arm(fd));
+            let (res, finished) = driver::with(|d| {
+                let Slot::Multi { results, waker, more } = &mut d.ops[idx] else { unreachable!("recv slot") };
+                let Some((res, flags)) = results.pop_front() else {
+                    *waker = Some(cx.waker().clone());
+                    return (None, false);
+                };
+                let finished = !*more && results.is_empty();
+                if let (Some(bid), Some(bufs)) = (io_uring::cqueue::buffer_select(flags), d.bufs.as_mut()) {
+                    if res > 0 {
+                        buf.extend_from_slice(bufs.data(bid, res as usize));
+                    }
+                    bufs.give_back(bid);
+                }
+                if finished {
+                    d.ops.remove(idx);
+                }
+                (Some(res), finished)
+            });
+            if finished {
+                self.idx = None;
+            }
+            match res {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for RecvMulti {
+    fn drop(&mut self) {
+        let Some(idx) = self.idx else { return };
+        driver::with(|d| {
+            let Some(Slot::Multi { results, more, .. }) = d.ops.get_mut(idx) else { return };
+            let more = *more;
+            // Data received but never read: its buffers go back.
+            for (_, flags) in std::mem::take(results) {
+                if let (Some(bid), Some(bufs)) = (io_uring::cqueue::buffer_select(flags), d.bufs.as_mut()) {
+                    bufs.give_back(bid);
+                }
+            }
+            if more {
+                d.ops[idx] = Slot::Ignored(Box::new(()));
+                d.push(&opcode::AsyncCancel::new(idx as u64).build().user_data(IGNORE));
+            } else {
+                d.ops.remove(idx);
             }
         });
     }

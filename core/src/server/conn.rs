@@ -42,6 +42,11 @@ struct Io {
     spare: Vec<u8>,
     /// The timeout of whatever the connection waits for.
     deadline: Deadline,
+    /// The multishot receive, armed at the first read (None before, or
+    /// when the worker has no buffer ring).
+    multi: Option<ops::RecvMulti>,
+    /// Whether to try arming one (false without a buffer ring).
+    use_multi: bool,
 }
 
 /// A send submitted but not yet awaited.
@@ -78,6 +83,36 @@ impl Io {
     /// connection also gives up when the worker shuts down.
     async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         self.compact();
+        if self.use_multi && self.multi.is_none() {
+            self.multi = ops::RecvMulti::new(self.fd);
+            self.use_multi = self.multi.is_some();
+        }
+        if let Some(multi) = self.multi.as_mut() {
+            let op = self.deadline.run(deadline, multi.next_into(&mut self.inbuf));
+            let res = match w {
+                Some(w) => match rt::race(op, w.shutdown.wait()).await {
+                    Ok(r) => r,
+                    Err(()) => return Read::Shutdown,
+                },
+                None => op.await,
+            };
+            return match res {
+                Err(_) => Read::TimedOut,
+                Ok(0) => Read::Eof,
+                // Out of provided buffers: this read is a plain recv.
+                Ok(n) if n == -libc::ENOBUFS => {
+                    crate::error_log!(Level::Info, None, "all receive buffers of the worker are in use: reading with a plain recv");
+                    self.read_once(max, deadline, w).await
+                }
+                Ok(n) if n < 0 => Read::Error,
+                Ok(_) => Read::Data,
+            };
+        }
+        self.read_once(max, deadline, w).await
+    }
+
+    /// One single-shot recv (no buffer ring, or its buffers ran out).
+    async fn read_once(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         let buf = std::mem::take(&mut self.inbuf);
         // An idle keep-alive connection has just been answered: its next
         // request cannot be there yet.
@@ -139,7 +174,7 @@ impl Io {
 
 /// Serve one accepted connection until it closes.
 pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
-    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new() };
+    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new(), multi: None, use_multi: true };
     serve_requests(w, &mut io, listen).await;
     // What was handed to the kernel goes out before the socket closes.
     io.settle().await;
