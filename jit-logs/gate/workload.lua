@@ -26,6 +26,26 @@ local function everywhere()
     for _ = 1, N do
         ngx.update_time()
     end
+    -- ngx.re: match, find and gsub with a string template (no request needed).
+    local ctx = {}
+    for _ = 1, N do
+        local m = ngx.re.match("id=1234&x=y", "id=(?<id>\\d+)", "jo")
+        acc = acc + #m[0] + #m.id
+        local from, to = ngx.re.find("hello, 1234", "([0-9])([0-9]+)", "jo", nil, 2)
+        acc = acc + from + to
+        ctx.pos = 1
+        from, to = ngx.re.find("a1b2", "[0-9]", "jo", ctx)
+        acc = acc + to + ctx.pos
+        local s, n = ngx.re.gsub("a.b.c", "\\.", "/", "jo")
+        acc = acc + #s + n
+        s, n = ngx.re.sub("hello, 1234", "([0-9])[0-9]", "[$1]")
+        acc = acc + #s + n
+    end
+    for _ = 1, N do
+        local m = ngx.re.match("hello, world", "(world)|(hello)", "i")
+        if m[1] then acc = acc + 1 end
+        acc = acc + #m[2]
+    end
     sink(acc)
 end
 

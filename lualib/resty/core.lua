@@ -18,6 +18,7 @@ require "resty.core.var"
 require "resty.core.response"
 require "resty.core.ctx"
 require "resty.core.arg"
+require "resty.core.regex"
 
 return {
     version = base.version,

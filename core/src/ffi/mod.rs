@@ -12,6 +12,7 @@ use std::os::raw::c_int;
 
 pub mod config;
 pub mod log;
+pub mod regex;
 pub mod request;
 pub mod time;
 pub mod worker;

@@ -49,6 +49,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.response" => "resty/core/response.lua",
     "resty.core.ctx" => "resty/core/ctx.lua",
     "resty.core.arg" => "resty/core/arg.lua",
+    "resty.core.regex" => "resty/core/regex.lua",
     // LuaJIT's own jit/*.lua, copied unchanged from the vendored build by
     // lualib/jit/update.sh (a test checks they match the linked VM). jit.util
     // and jit.profile are built into the VM.
@@ -78,7 +79,7 @@ pub static MODULES: &[Module] = modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex"];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {
