@@ -742,6 +742,28 @@ fn flush_streams_output_while_the_handler_runs() {
     assert_eq!(c.read_response(false).text(), "done\n", "nothing but the head was sent for HEAD");
 }
 
+/// Once the head may be on the wire, ngx.exec and ngx.redirect are errors
+/// (lua-nginx-module's wording), not a second response.
+#[test]
+fn exec_and_redirect_after_output_are_errors() {
+    let h = Halo::server(
+        r#"
+        location /exec { content_by_lua_block { ngx.say("a") ngx.flush() ngx.exec("/other") } }
+        location /redir { content_by_lua_block { ngx.send_headers() ngx.redirect("/other") } }
+        location /other { return 200 "other\n"; }"#,
+    );
+    let mut c = h.connect();
+    c.send("GET /exec HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let raw = String::from_utf8_lossy(&c.read_to_close()).into_owned();
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("\r\n\r\n2\r\na\n\r\n"), "one cut response: {raw:?}");
+    assert!(!raw.contains("other"), "{raw:?}");
+    assert!(h.wait_log("logs/error.log", "attempt to call ngx.exec after sending out response headers", Duration::from_secs(2)), "{}", h.error_log());
+
+    let r = h.get("/redir");
+    assert_eq!(r.status, 200, "the head already counted as sent");
+    assert!(h.wait_log("logs/error.log", "attempt to call ngx.redirect after sending out the headers", Duration::from_secs(2)), "{}", h.error_log());
+}
+
 /// With body_filter_by_lua the output is filtered whole: ngx.flush does not
 /// stream, and the response has a Content-Length.
 #[test]

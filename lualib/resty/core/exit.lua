@@ -34,6 +34,7 @@ function ngx.exit(status)
 end
 
 local c_set_header = C.halo_ffi_request_set_header
+local c_headers_sent = C.halo_ffi_request_headers_sent
 local redirect_ok = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- ngx.redirect(uri, status?): Location (made absolute by the core when it
@@ -51,6 +52,10 @@ function ngx.redirect(uri, status)
     local r = get_request()
     if r == 0 then
         error("no request found", 2)
+    end
+    -- As lua-nginx-module: too late once the head may be on the wire.
+    if c_headers_sent(r) == 1 then
+        error("attempt to call ngx.redirect after sending out the headers", 2)
     end
     if c_set_header(r, "Location", 8, uri, #uri) == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
@@ -79,6 +84,9 @@ function ngx.exec(uri, args)
     local r = get_request()
     if r == 0 then
         error("no request found", 2)
+    end
+    if c_headers_sent(r) == 1 then
+        error("attempt to call ngx.exec after sending out response headers", 2)
     end
     local rc = c_exec(r, uri, #uri, args, #args)
     if rc == FFI_BAD_CONTEXT then
