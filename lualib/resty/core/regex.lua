@@ -163,14 +163,25 @@ local function arg_error(fname, n, expected, v)
           .. " expected, got " .. type(v) .. ")", 3)
 end
 
--- A subject that is not a string: numbers as text (as OpenResty), else an
--- error blamed on the caller of fname.
-local function subject(fname, subj)
-    if type(subj) == "number" then
-        return tostring(subj)
+-- The arguments every function takes: subject (#1; a number becomes text,
+-- as in OpenResty), regex (#2) and the options (#opts_n, default ""); errors
+-- are blamed on the caller of fname.
+local function check_args(fname, subj, regex, opts, opts_n)
+    if type(subj) ~= "string" then
+        if type(subj) ~= "number" then
+            error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(subj) .. ")", 3)
+        end
+        subj = tostring(subj)
     end
-    error("bad argument #1 to '" .. fname .. "' (string expected, got "
-          .. type(subj) .. ")", 3)
+    if type(regex) ~= "string" then
+        error("bad argument #2 to '" .. fname .. "' (string expected, got " .. type(regex) .. ")", 3)
+    end
+    if opts == nil then
+        opts = ""
+    elseif type(opts) ~= "string" then
+        error("bad argument #" .. opts_n .. " to '" .. fname .. "' (string expected, got " .. type(opts) .. ")", 3)
+    end
+    return subj, opts
 end
 
 -- Makes room for n ints in the capture buffer.
@@ -222,17 +233,7 @@ end
 
 -- captures, err = ngx.re.match(subject, regex, options?, ctx?, res_table?)
 function ngx.re.match(subj, regex, opts, ctx, res)
-    if type(subj) ~= "string" then
-        subj = subject("match", subj)
-    end
-    if type(regex) ~= "string" then
-        arg_error("match", 2, "string", regex)
-    end
-    if opts == nil then
-        opts = ""
-    elseif type(opts) ~= "string" then
-        arg_error("match", 3, "string", opts)
-    end
+    subj, opts = check_args("match", subj, regex, opts, 3)
     if ctx ~= nil and type(ctx) ~= "table" then
         arg_error("match", 4, "table", ctx)
     end
@@ -272,17 +273,7 @@ end
 
 -- from, to, err = ngx.re.find(subject, regex, options?, ctx?, nth?)
 function ngx.re.find(subj, regex, opts, ctx, nth)
-    if type(subj) ~= "string" then
-        subj = subject("find", subj)
-    end
-    if type(regex) ~= "string" then
-        arg_error("find", 2, "string", regex)
-    end
-    if opts == nil then
-        opts = ""
-    elseif type(opts) ~= "string" then
-        arg_error("find", 3, "string", opts)
-    end
+    subj, opts = check_args("find", subj, regex, opts, 3)
     if ctx ~= nil and type(ctx) ~= "table" then
         arg_error("find", 4, "table", ctx)
     end
@@ -380,17 +371,7 @@ local gmatch_mt = { __call = gmatch_next }
 
 -- iterator, err = ngx.re.gmatch(subject, regex, options?)
 function ngx.re.gmatch(subj, regex, opts)
-    if type(subj) ~= "string" then
-        subj = subject("gmatch", subj)
-    end
-    if type(regex) ~= "string" then
-        arg_error("gmatch", 2, "string", regex)
-    end
-    if opts == nil then
-        opts = ""
-    elseif type(opts) ~= "string" then
-        arg_error("gmatch", 3, "string", opts)
-    end
+    subj, opts = check_args("gmatch", subj, regex, opts, 3)
     local id, temp, raise = get_regex(regex, opts)
     if not id then
         if raise then
@@ -456,28 +437,14 @@ local function sub_func(subj, id, func, global)
     return concat(parts, "", 1, np), count
 end
 
-local function sub_args(fname, subj, regex, replace, opts)
-    if type(subj) ~= "string" then
-        if type(subj) ~= "number" then
-            error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(subj) .. ")", 3)
-        end
-        subj = tostring(subj)
-    end
-    if type(regex) ~= "string" then
-        error("bad argument #2 to '" .. fname .. "' (string expected, got " .. type(regex) .. ")", 3)
-    end
+local function sub_args(fname, replace)
     local rt = type(replace)
     if rt == "number" then
         replace = tostring(replace)
     elseif rt ~= "string" and rt ~= "function" then
         error("bad argument #3 to '" .. fname .. "' (string or function expected, got " .. rt .. ")", 3)
     end
-    if opts == nil then
-        opts = ""
-    elseif type(opts) ~= "string" then
-        error("bad argument #4 to '" .. fname .. "' (string expected, got " .. type(opts) .. ")", 3)
-    end
-    return subj, replace, opts
+    return replace
 end
 
 local function re_sub(subj, id, temp, replace, global)
@@ -513,7 +480,8 @@ end
 
 -- newstr, n, err = ngx.re.sub(subject, regex, replace, options?)
 function ngx.re.sub(subj, regex, replace, opts)
-    subj, replace, opts = sub_args("sub", subj, regex, replace, opts)
+    subj, opts = check_args("sub", subj, regex, opts, 4)
+    replace = sub_args("sub", replace)
     local id, temp, raise = get_regex(regex, opts)
     if not id then
         if raise then
@@ -526,7 +494,8 @@ end
 
 -- newstr, n, err = ngx.re.gsub(subject, regex, replace, options?)
 function ngx.re.gsub(subj, regex, replace, opts)
-    subj, replace, opts = sub_args("gsub", subj, regex, replace, opts)
+    subj, opts = check_args("gsub", subj, regex, opts, 4)
+    replace = sub_args("gsub", replace)
     local id, temp, raise = get_regex(regex, opts)
     if not id then
         if raise then
