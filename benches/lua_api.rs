@@ -1,0 +1,39 @@
+//! The same API call three ways, in a LuaJIT loop of 1000 calls: `ngx.now()`
+//! over FFI (lualib/resty/core/time.lua: the loop compiles to machine code
+//! that calls the C function directly), `halo.capi.now()` as a classic
+//! lua_CFunction (the trace stitches around every call), and an mlua
+//! closure (a Rust callback through mlua's trampoline). All three return the
+//! same cached time. `cargo bench --bench lua_api`; the ratios are what the
+//! README quotes for "FFI vs lua_CFunction".
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use halo_core::lua::mlua::{Function, Lua};
+use halo_core::lua::new_vm;
+
+/// A Lua function running `call` 1000 times in a loop (hot: it compiles).
+fn looper(lua: &Lua, call: &str) -> Function {
+    lua.load(format!("local f = {call}\nreturn function() local s = 0 for i = 1, 1000 do s = s + f() end return s end"))
+        .eval()
+        .unwrap()
+}
+
+fn calls(c: &mut Criterion) {
+    let lua = new_vm(Path::new("/tmp"), None, None).unwrap();
+    let closure = lua.create_function(|_, ()| Ok(halo_core::ffi::time::halo_ffi_time_now())).unwrap();
+    lua.globals().set("rust_now", closure).unwrap();
+    let mut g = c.benchmark_group("now_x1000");
+    for (name, call) in [("ffi", "ngx.now"), ("lua_cfunction", "require('halo.capi').now"), ("mlua_closure", "rust_now")] {
+        let f = looper(&lua, call);
+        // Warm up past the JIT's hot counters so the loop is compiled.
+        for _ in 0..100 {
+            f.call::<f64>(()).unwrap();
+        }
+        g.bench_function(name, |b| b.iter(|| f.call::<f64>(()).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calls);
+criterion_main!(benches);
