@@ -158,6 +158,14 @@ fn jit_log_from_the_command_line() {
     let files = records(&h.path().join("cli-logs"));
     assert!(!files.is_empty());
     assert!(files.iter().flat_map(|(_, r)| r.iter()).any(|r| r["ev"] == "stop" && r["link"] == "loop"), "{files:?}");
+    // The report takes the directory for its logs.
+    let out = std::process::Command::new(bin()).args(["jit", "report"]).arg(h.path().join("cli-logs")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("== halo jit report: 1 worker"), "{text}");
+    let out = std::process::Command::new(bin()).args(["jit", "report"]).arg(h.path().join("logs")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no *.jsonl logs in this directory"));
 }
 
 #[test]

@@ -23,9 +23,10 @@ pub fn cli(args: &[String]) -> i32 {
 pub const USAGE: &str = "Usage: halo jit report [--json] [--fail-on KINDS] [--paths GLOB] [--baseline FILE] LOG...
        halo jit lint [--json] FILE...
 
-  report   read JIT event logs written by lua_jit_log (one file per worker) and
-           print one report: traces by source line, aborts by reason, the
-           blacklist chain, stitched functions, hot side exits, interpreter share
+  report   read the JIT event logs lua_jit_log wrote (one file per worker, or
+           the directory holding them) and print one report: traces by source
+           line, aborts by reason, the blacklist chain, stitched functions, hot
+           side exits, interpreter share
   lint     find constructs LuaJIT 2.1 does not compile (or only stitches) in Lua
            source, with line numbers and suggestions
 ";

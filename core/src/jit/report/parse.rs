@@ -211,10 +211,27 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// Reads every file; one [`Source`] per `open` record.
+/// Reads every file (a directory stands for its `*.jsonl` files, as
+/// lua_jit_log writes them); one [`Source`] per `open` record.
 pub fn read_files(paths: &[String]) -> Result<Vec<Source>, String> {
     let mut out = Vec::new();
     for p in paths {
+        let path = std::path::Path::new(p);
+        if path.is_dir() {
+            let mut logs: Vec<String> = std::fs::read_dir(path)
+                .map_err(|e| format!("{p}: {e}"))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "jsonl"))
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect();
+            if logs.is_empty() {
+                return Err(format!("{p}: no *.jsonl logs in this directory"));
+            }
+            logs.sort();
+            out.extend(read_files(&logs)?);
+            continue;
+        }
         let text = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
         out.extend(parse_str(p, &text).map_err(|e| e.to_string())?);
     }
