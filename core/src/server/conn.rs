@@ -309,7 +309,6 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             }
         }
         access_log(w, &mut ctx);
-        drop(ctx);
         if !keep {
             io.flush(send_timeout).await;
             lingering_close(io).await;
