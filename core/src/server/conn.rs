@@ -182,7 +182,9 @@ pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
 
 async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     let cfg = &w.cfg;
-    let Some(default) = w.servers.default_server(listen) else { return };
+    // The servers of this address, looked up once per connection.
+    let Some(servers) = w.servers.table(listen) else { return };
+    let default = servers.default_server();
     let dsrv = &cfg.http.servers[default];
     let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
     let mut conn = ConnInfo::new(io.fd, listen, w.conn_number());
@@ -245,7 +247,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         io.start += head_len;
         conn.requests += 1;
         head_deadline = None;
-        let server_idx = w.servers.select(&cfg.http.servers, listen, req.host()).unwrap_or(default);
+        let server_idx = servers.select(&cfg.http.servers, req.host());
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
         ctx.id = w.request_number();

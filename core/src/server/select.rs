@@ -95,8 +95,9 @@ pub struct ServerIndex {
     addrs: HashMap<SocketAddr, AddrTable>,
 }
 
+/// The servers of one listening address, by name.
 #[derive(Debug, Default)]
-struct AddrTable {
+pub struct AddrTable {
     exact: HashMap<String, usize>,
     /// ".example.com" -> server.
     front: HashMap<String, usize>,
@@ -166,20 +167,45 @@ impl ServerIndex {
         listen: SocketAddr,
         host: Option<&str>,
     ) -> Option<usize> {
-        let t = self.addrs.get(&listen)?;
+        Some(self.addrs.get(&listen)?.select(servers, host))
+    }
+
+    /// The servers listening on `listen`: a connection looks its address
+    /// up once, then [`AddrTable::select`]s per request.
+    pub fn table(&self, listen: SocketAddr) -> Option<&AddrTable> {
+        self.addrs.get(&listen)
+    }
+
+    /// The default server for `listen`, if any server listens there.
+    pub fn default_server(&self, listen: SocketAddr) -> Option<usize> {
+        self.addrs.get(&listen).map(|t| t.default)
+    }
+}
+
+impl AddrTable {
+    /// The default server of the address.
+    pub fn default_server(&self) -> usize {
+        self.default
+    }
+
+    /// The server for `host` (lowercase, without port) on this address;
+    /// `servers` must be the slice the index was built from.
+    pub fn select(&self, servers: &[Server], host: Option<&str>) -> usize {
+        let t = self;
+        // One server here: no name to look up.
         if t.single {
-            return Some(t.default);
+            return t.default;
         }
         let host = host.unwrap_or("");
         if let Some(&i) = t.exact.get(host) {
-            return Some(i);
+            return i;
         }
         if !t.front.is_empty() {
             // Suffixes from the longest: ".b.example.com", ".example.com", ...
             // (never the whole host: it must have a label before the dot).
             for (pos, _) in host.match_indices('.').filter(|&(p, _)| p > 0) {
                 if let Some(&i) = t.front.get(&host[pos..]) {
-                    return Some(i);
+                    return i;
                 }
             }
         }
@@ -190,23 +216,18 @@ impl ServerIndex {
                 .filter(|&(p, _)| p + 1 < host.len())
             {
                 if let Some(&i) = t.back.get(&host[..=pos]) {
-                    return Some(i);
+                    return i;
                 }
             }
         }
         for &(si, ni) in &t.regex {
             if let Some(ServerName::Regex(re)) = servers.get(si).and_then(|s| s.names.get(ni)) {
                 if re.is_match(host) {
-                    return Some(si);
+                    return si;
                 }
             }
         }
-        Some(t.default)
-    }
-
-    /// The default server for `listen`, if any server listens there.
-    pub fn default_server(&self, listen: SocketAddr) -> Option<usize> {
-        self.addrs.get(&listen).map(|t| t.default)
+        t.default
     }
 }
 
