@@ -65,7 +65,7 @@ pub struct Binding {
     /// ngx.exec's target: "uri?args" or "@name".
     pub exec: Option<String>,
     /// Output or ngx.send_headers happened: the head counts as sent, as in
-    /// OpenResty (halo still buffers it until the handler ends).
+    /// OpenResty (it leaves with the first ngx.flush, or at the end).
     pub headers_sent: bool,
     /// ngx.eof was called: no more output.
     pub eof: bool,

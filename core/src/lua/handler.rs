@@ -2,7 +2,8 @@
 //! of the worker's VM over a fresh closure of the handler's compiled (and
 //! cached) chunk, with globals of its own, and the request bound for the
 //! FFI calls it makes ([`crate::ffi::request`]). When the handler yields for
-//! an operation (ngx.sleep), the connection's task waits for it on the event
+//! an operation (ngx.sleep; ngx.flush, whose bytes go out through the
+//! connection's [`Stream`]), the connection's task waits for it on the event
 //! loop and resumes the coroutine; other requests run meanwhile.
 
 use std::cell::RefCell;
