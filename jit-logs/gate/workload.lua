@@ -79,6 +79,7 @@ function _M.set_phase()
     local acc = 0
     for _ = 1, N do
         acc = acc + #ngx.var.uri
+        if ngx.arg[1] == nil then acc = acc + 1 end
     end
     sink(acc)
     return "set"
@@ -105,9 +106,10 @@ end
 function _M.content_phase()
     everywhere()
     request_reads()
-    ngx.req.read_body()
     local acc = 0
     for _ = 1, N do
+        -- The body was read before the handler: both return at once.
+        ngx.req.read_body()
         acc = acc + #(ngx.req.get_body_data() or "")
         local post = ngx.req.get_post_args()
         if post.x then acc = acc + 1 end
@@ -128,6 +130,9 @@ function _M.content_phase()
     end
     for _ = 1, N do
         ngx.log(ngx.DEBUG, "below the error_log level: not written")
+    end
+    for _ = 1, N do
+        ngx.send_headers()
     end
     -- (ngx.flush and ngx.eof yield to send the output: not here.)
     for i = 1, N do
