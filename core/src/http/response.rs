@@ -7,6 +7,9 @@ use std::io::Write as _;
 pub const SERVER_NAME: &str = "halo";
 /// Name and version, as shown with `server_tokens on` (e.g. `halo/0.1.0`).
 pub const SERVER_VERSION: &str = concat!("halo/", env!("CARGO_PKG_VERSION"));
+/// The Server header line (and the start of Date's) for each of the two.
+const SERVER_VERSION_LINE: &str = concat!("Server: halo/", env!("CARGO_PKG_VERSION"), "\r\nDate: ");
+const SERVER_NAME_LINE: &str = "Server: halo\r\nDate: ";
 
 /// The terminating chunk of a chunked body (no trailers).
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -164,9 +167,16 @@ impl<'a> ResponseHead<'a> {
         out.reserve(160 + self.date.len() + self.content_type.map_or(0, str::len) + extra);
         write_status_line(out, self.status);
         if let Some(s) = self.server {
-            out.extend_from_slice(b"Server: ");
-            out.extend_from_slice(s.as_bytes());
-            out.extend_from_slice(b"\r\nDate: ");
+            // halo's own two values come with their line prebuilt: one copy.
+            if s == SERVER_VERSION {
+                out.extend_from_slice(SERVER_VERSION_LINE.as_bytes());
+            } else if s == SERVER_NAME {
+                out.extend_from_slice(SERVER_NAME_LINE.as_bytes());
+            } else {
+                out.extend_from_slice(b"Server: ");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\nDate: ");
+            }
         } else {
             out.extend_from_slice(b"Date: ");
         }

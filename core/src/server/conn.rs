@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::conf::template::Escape;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Request};
-use crate::http::response::{error_page_body, write_chunk, KeepAlive, ResponseHead, SERVER_NAME, SERVER_VERSION};
+use crate::http::response::{error_page_body, write_chunk, KeepAlive, ResponseHead, LAST_CHUNK, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
 use crate::rt::{self, ops, Deadline};
@@ -394,7 +394,7 @@ fn send_part(io: &mut Io, ctx: &mut RequestCtx<'_>, s: &mut Streamed, data: &[u8
     }
     if eof {
         if s.chunked {
-            io.out.extend_from_slice(b"0\r\n\r\n");
+            io.out.extend_from_slice(LAST_CHUNK);
         }
         s.ended = true;
     }
