@@ -42,11 +42,9 @@ struct Io {
     spare: Vec<u8>,
     /// The timeout of whatever the connection waits for.
     deadline: Deadline,
-    /// The multishot receive, armed at the first read (None before, or
-    /// when the worker has no buffer ring).
+    /// The multishot receive (armed at the first read); None when the
+    /// worker has no buffer ring.
     multi: Option<ops::RecvMulti>,
-    /// Whether to try arming one (false without a buffer ring).
-    use_multi: bool,
 }
 
 /// A send submitted but not yet awaited.
@@ -83,10 +81,6 @@ impl Io {
     /// connection also gives up when the worker shuts down.
     async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         self.compact();
-        if self.use_multi && self.multi.is_none() {
-            self.multi = ops::RecvMulti::new(self.fd);
-            self.use_multi = self.multi.is_some();
-        }
         if let Some(multi) = self.multi.as_mut() {
             let op = self.deadline.run(deadline, multi.next_into(&mut self.inbuf));
             let res = match w {
@@ -174,7 +168,7 @@ impl Io {
 
 /// Serve one accepted connection until it closes.
 pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
-    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new(), multi: None, use_multi: true };
+    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new(), multi: ops::RecvMulti::new(fd) };
     serve_requests(w, &mut io, listen).await;
     // What was handed to the kernel goes out before the socket closes.
     io.settle().await;
@@ -285,16 +279,11 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
                 resp = filter_response(w, &mut ctx, &mut engine, resp).await;
             }
-            let conf = ctx.conf;
-            keepalive_timeout = conf.keepalive_timeout;
-            send_timeout = conf.send_timeout;
-            let keep = body_ok
-                && req.keep_alive
-                && !resp.close
+            keepalive_timeout = ctx.conf.keepalive_timeout;
+            send_timeout = ctx.conf.send_timeout;
+            let keep = !resp.close
                 && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
-                && conn.requests < conf.keepalive_requests
-                && !keepalive_timeout.is_zero()
-                && !w.shutdown.is_set();
+                && may_keep_alive(w, &ctx, body_ok, conn.requests);
             if let Some(f) = write_response(io, &mut ctx, resp, keep) {
                 if send_file(io, f, send_timeout).await.is_none() {
                     return;
@@ -320,6 +309,16 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             return;
         }
     }
+}
+
+/// Whether the connection may take another request after this one, as far
+/// as the request and the configuration go (the response may still say no).
+fn may_keep_alive(w: &Worker, ctx: &RequestCtx<'_>, body_ok: bool, requests: u64) -> bool {
+    body_ok
+        && ctx.req.keep_alive
+        && requests < ctx.conf.keepalive_requests
+        && !ctx.conf.keepalive_timeout.is_zero()
+        && !w.shutdown.is_set()
 }
 
 /// A content handler's output sent as it is produced (ngx.flush, ngx.eof):
@@ -360,13 +359,7 @@ impl crate::lua::handler::Stream for LuaStream<'_> {
             }
             let head_only = is_head_only(ctx, resp.status);
             let chunked = !head_only && ctx.req.version_minor >= 1;
-            let conf = ctx.conf;
-            let keep = (chunked || head_only)
-                && self.body_ok
-                && ctx.req.keep_alive
-                && self.requests < conf.keepalive_requests
-                && !conf.keepalive_timeout.is_zero()
-                && !self.w.shutdown.is_set();
+            let keep = (chunked || head_only) && may_keep_alive(self.w, ctx, self.body_ok, self.requests);
             ctx.bytes_sent = write_head(self.io, ctx, &mut resp, None, chunked, keep);
             self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
         }

@@ -8,12 +8,12 @@ local ffi = require "ffi"
 base.cdef "request"
 
 local C = ffi.C
-local get_request = C.halo_ffi_request_current
 local c_exit = C.halo_ffi_request_exit
 local c_sleep = C.halo_ffi_request_sleep
 local FFI_AGAIN = base.FFI_AGAIN
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
+local request = require("resty.core.phase").request
 local type = type
 local error = error
 -- Yields to the core through any user coroutines (resty.core.coroutine).
@@ -23,10 +23,7 @@ function ngx.exit(status)
     if type(status) ~= "number" then
         error("bad argument #1 to 'exit' (number expected, got " .. type(status) .. ")", 2)
     end
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
+    local r = request(3)
     if c_exit(r, status) == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
     end
@@ -49,10 +46,7 @@ function ngx.redirect(uri, status)
               .. "ngx.HTTP_PERMANENT_REDIRECT, ngx.HTTP_SEE_OTHER, and "
               .. "ngx.HTTP_TEMPORARY_REDIRECT are allowed", 2)
     end
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
+    local r = request(3)
     -- As lua-nginx-module: too late once the head may be on the wire.
     if c_headers_sent(r) == 1 then
         error("attempt to call ngx.redirect after sending out the headers", 2)
@@ -81,10 +75,7 @@ function ngx.exec(uri, args)
     elseif type(args) ~= "string" then
         error("bad argument #2 to 'exec' (string or table expected, got " .. type(args) .. ")", 2)
     end
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
+    local r = request(3)
     if c_headers_sent(r) == 1 then
         error("attempt to call ngx.exec after sending out response headers", 2)
     end
@@ -101,10 +92,7 @@ function ngx.sleep(seconds)
     if type(seconds) ~= "number" then
         error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ")", 2)
     end
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
+    local r = request(3)
     local rc = c_sleep(r, seconds)
     if rc == FFI_AGAIN then
         return co_yield()

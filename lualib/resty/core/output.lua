@@ -94,28 +94,27 @@ function ngx.send_headers()
     return 1
 end
 
--- A content handler's output streams: both send what there is and wait
--- until it is written (ngx.flush(false) waits too). Elsewhere the output is
--- sent when the handler ends and both return at once.
-function ngx.flush()
-    local r = request(3)
-    local rc = c_flush(r)
+-- A content handler's output streams: ngx.flush and ngx.eof send what there
+-- is and wait until it is written (ngx.flush(false) waits too). Elsewhere
+-- the output is sent when the handler ends and both return at once.
+-- (Called, not tail-called, so error levels count the API's own frame.)
+local function send(c_fn)
+    local r = request(4)
+    local rc = c_fn(r)
     if rc == FFI_BAD_CONTEXT then
-        error(disabled(r), 2)
+        error(disabled(r), 3)
     elseif rc == FFI_AGAIN then
         co_yield()
     end
+end
+
+function ngx.flush()
+    send(c_flush)
     return 1
 end
 
 function ngx.eof()
-    local r = request(3)
-    local rc = c_eof(r)
-    if rc == FFI_BAD_CONTEXT then
-        error(disabled(r), 2)
-    elseif rc == FFI_AGAIN then
-        co_yield()
-    end
+    send(c_eof)
     return 1
 end
 
