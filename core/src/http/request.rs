@@ -609,9 +609,24 @@ fn lossy(b: &[u8]) -> String {
 /// nginx's valid header name characters: letters, digits, `-` (and `_`
 /// with `underscores_in_headers on`).
 fn valid_header_name(name: &str, policy: &HeaderPolicy) -> bool {
-    name.bytes().all(|c| {
-        c.is_ascii_alphanumeric() || c == b'-' || (c == b'_' && policy.underscores_in_headers)
-    })
+    name.bytes().all(|c| HEADER_NAME[c as usize] || (c == b'_' && policy.underscores_in_headers))
+}
+
+/// Letters, digits and `-`: a table, as header names are checked per line.
+static HEADER_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'-';
+        c += 1;
+    }
+    t
+};
+
+/// Where `piece`, a sub-slice of `head`, starts in it.
+fn offset_in(head: &[u8], piece: &[u8]) -> usize {
+    piece.as_ptr() as usize - head.as_ptr() as usize
 }
 
 /// httparse skipped some header lines. nginx skips lines with odd names
@@ -700,29 +715,23 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
+/// Whether a path has nothing to decode, merge or resolve (nearly all do):
+/// it is then its own `$uri`.
+fn is_normal_path(b: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &c in b {
+        if c == b'%' || c == b'#' || (prev == b'/' && (c == b'/' || c == b'.')) {
+            return false;
+        }
+        prev = c;
+    }
+    b.first() == Some(&b'/')
+}
+
 /// nginx's `$uri` from the path part of a target (starting with `/`, query
 /// already removed): cut at `#`, `%XX` decoded (`%00` and bad escapes are
 /// errors), slashes merged, `.` and `..` resolved (`..` above the root is an
 /// error).
-/// [`normalize_path`] of text already known to be UTF-8: a path with nothing
-/// to decode or resolve is borrowed as is.
-fn normalize_path_str(raw: &str) -> Result<std::borrow::Cow<'_, str>, HttpError> {
-    let b = raw.as_bytes();
-    let mut simple = b.first() == Some(&b'/');
-    let mut prev = 0u8;
-    for &c in b {
-        if c == b'%' || c == b'#' || (prev == b'/' && (c == b'/' || c == b'.')) {
-            simple = false;
-            break;
-        }
-        prev = c;
-    }
-    if simple {
-        return Ok(std::borrow::Cow::Borrowed(raw));
-    }
-    normalize_path(b)
-}
-
 pub fn normalize_path(raw: &[u8]) -> Result<std::borrow::Cow<'_, str>, HttpError> {
     let raw = match raw.iter().position(|&c| c == b'#') {
         Some(i) => &raw[..i],
@@ -818,8 +827,20 @@ fn finish(
     check_limits(head, true, limits)?;
 
     let start = skip_empty_lines(head);
-    let (line, line_end) = request_line_at(head, start);
-    let line_end = line_end.unwrap_or(len);
+    let (line, line_end) = match parsed.headers.first() {
+        // Strict parses skip no line: the first header starts the second
+        // line, so the request line needs no scan.
+        Some(h) if !lenient => {
+            let end = offset_in(head, h.name.as_bytes());
+            let line = &head[start..end];
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            (line.strip_suffix(b"\r").unwrap_or(line), end)
+        }
+        _ => {
+            let (line, end) = request_line_at(head, start);
+            (line, end.unwrap_or(len))
+        }
+    };
 
     // httparse skips header lines it finds invalid; if it skipped any, make
     // sure none is one nginx would reject. Lines = header lines + blank line.
@@ -827,13 +848,13 @@ fn finish(
         check_skipped_lines(&head[line_end..])?;
     }
 
-    let method_tok = parsed.method.unwrap_or("");
-    if method_tok.is_empty()
-        || !method_tok.bytes().all(|c| c.is_ascii_uppercase() || c == b'_' || c == b'-')
-    {
-        return Err(INVALID_METHOD);
-    }
-    let method = Method::from_token(method_tok);
+    let method = match parsed.method.unwrap_or("") {
+        "GET" => Method::Get,
+        tok if tok.is_empty() || !tok.bytes().all(|c| c.is_ascii_uppercase() || c == b'_' || c == b'-') => {
+            return Err(INVALID_METHOD)
+        }
+        tok => Method::from_token(tok),
+    };
     let version_minor = parsed.version.unwrap_or(1);
     let target = parsed.path.unwrap_or("");
 
@@ -867,10 +888,12 @@ fn finish(
         let start = uri.0 + (a.as_ptr() as usize - uri_text.as_ptr() as usize) as u32;
         (start, start + a.len() as u32)
     });
-    let path = match normalize_path_str(path_raw)? {
+    let path = if is_normal_path(path_raw.as_bytes()) {
         // Already normal: the path is a span of the URI.
-        std::borrow::Cow::Borrowed(p) => (uri.0, uri.0 + p.len() as u32),
-        std::borrow::Cow::Owned(p) => tb.push_str(&p),
+        (uri.0, uri.0 + path_raw.len() as u32)
+    } else {
+        let p = normalize_path(path_raw.as_bytes())?.into_owned();
+        tb.push_str(&p)
     };
 
     let mut host_hdr: Option<Span> = None;

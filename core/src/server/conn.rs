@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::conf::template::Escape;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Request};
+use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Method, Request};
 use crate::http::response::{error_page_body, write_chunk, KeepAlive, ResponseHead, LAST_CHUNK, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
 use crate::process::worker::Worker;
@@ -189,7 +189,11 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
     let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
     let mut send_timeout = dsrv.conf.send_timeout;
     loop {
-        let parsed = parse_request_into(io.pending(), &limits, &HeaderPolicy::default(), &mut req);
+        // Nothing buffered (the usual end of a batch): no head to look for.
+        let parsed = match io.pending() {
+            [] => Ok(None),
+            pending => parse_request_into(pending, &limits, &HeaderPolicy::default(), &mut req),
+        };
         let head_len = match parsed {
             Ok(Some(n)) => n,
             Ok(None) => {
@@ -623,7 +627,7 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, mut resp: Response<
 /// A response without a body: to HEAD, and statuses that have none.
 #[inline]
 fn is_head_only(ctx: &RequestCtx<'_>, status: u16) -> bool {
-    ctx.req.method_str() == "HEAD" || matches!(status, 204 | 304) || status < 200
+    ctx.req.method == Method::Head || matches!(status, 204 | 304) || status < 200
 }
 
 /// Queue the head of `resp` (its headers move to `ctx`, for $sent_http_*
