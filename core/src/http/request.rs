@@ -872,13 +872,16 @@ fn finish(
     let mut tb = TextBuilder::new(&mut out.text, head);
     let whole = tb.whole;
     let line = tb.push(line);
-    let uri = if uri_part.starts_with('/') {
-        tb.push(uri_part.as_bytes())
-    } else {
-        // "http://host" or "http://host?a": the path is "/".
-        tb.push_str(&format!("/{uri_part}"))
+    // "http://host" or "http://host?a": the path is "/".
+    let rooted;
+    let uri_text = match uri_part.starts_with('/') {
+        true => uri_part,
+        false => {
+            rooted = format!("/{uri_part}");
+            &rooted
+        }
     };
-    let uri_text = tb.text.get(uri.0 as usize..uri.1 as usize).ok_or(INVALID_REQUEST)?;
+    let uri = tb.push(uri_text.as_bytes());
     // A byte loop: URIs are short, and a memchr call costs more here.
     let (path_raw, args_raw) = match uri_text.bytes().position(|c| c == b'?') {
         Some(q) => (&uri_text[..q], Some(&uri_text[q + 1..])),
@@ -892,7 +895,7 @@ fn finish(
         // Already normal: the path is a span of the URI.
         (uri.0, uri.0 + path_raw.len() as u32)
     } else {
-        let p = normalize_path(path_raw.as_bytes())?.into_owned();
+        let p = normalize_path(path_raw.as_bytes())?;
         tb.push_str(&p)
     };
 

@@ -10,6 +10,11 @@ pub const SERVER_VERSION: &str = concat!("halo/", env!("CARGO_PKG_VERSION"));
 /// The Server header line (and the start of Date's) for each of the two.
 const SERVER_VERSION_LINE: &str = concat!("Server: halo/", env!("CARGO_PKG_VERSION"), "\r\nDate: ");
 const SERVER_NAME_LINE: &str = "Server: halo\r\nDate: ";
+/// The same after the status line of a 200, the most common head, so that
+/// it starts with one copy.
+const OK_SERVER_VERSION_LINES: &str =
+    concat!("HTTP/1.1 200 OK\r\nServer: halo/", env!("CARGO_PKG_VERSION"), "\r\nDate: ");
+const OK_SERVER_NAME_LINES: &str = "HTTP/1.1 200 OK\r\nServer: halo\r\nDate: ";
 
 /// The terminating chunk of a chunked body (no trailers).
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -165,20 +170,23 @@ impl<'a> ResponseHead<'a> {
     pub fn write(&self, out: &mut Vec<u8>) {
         let extra: usize = self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         out.reserve(160 + self.date.len() + self.content_type.map_or(0, str::len) + extra);
-        write_status_line(out, self.status);
-        if let Some(s) = self.server {
-            // halo's own two values come with their line prebuilt: one copy.
-            if s == SERVER_VERSION {
-                out.extend_from_slice(SERVER_VERSION_LINE.as_bytes());
-            } else if s == SERVER_NAME {
-                out.extend_from_slice(SERVER_NAME_LINE.as_bytes());
-            } else {
-                out.extend_from_slice(b"Server: ");
-                out.extend_from_slice(s.as_bytes());
-                out.extend_from_slice(b"\r\nDate: ");
+        // halo's own two Server values come with their line prebuilt.
+        match (self.status, self.server) {
+            (200, Some(SERVER_VERSION)) => out.extend_from_slice(OK_SERVER_VERSION_LINES.as_bytes()),
+            (200, Some(SERVER_NAME)) => out.extend_from_slice(OK_SERVER_NAME_LINES.as_bytes()),
+            (status, server) => {
+                write_status_line(out, status);
+                match server {
+                    Some(SERVER_VERSION) => out.extend_from_slice(SERVER_VERSION_LINE.as_bytes()),
+                    Some(SERVER_NAME) => out.extend_from_slice(SERVER_NAME_LINE.as_bytes()),
+                    Some(s) => {
+                        out.extend_from_slice(b"Server: ");
+                        out.extend_from_slice(s.as_bytes());
+                        out.extend_from_slice(b"\r\nDate: ");
+                    }
+                    None => out.extend_from_slice(b"Date: "),
+                }
             }
-        } else {
-            out.extend_from_slice(b"Date: ");
         }
         out.extend_from_slice(self.date.as_bytes());
         if let Some(ct) = self.content_type {

@@ -84,13 +84,13 @@ fn find_level<'a>(
     if let Some(prefix) = longest {
         *found = Some(prefix);
         noregex = prefix.kind == LocKind::PrefixNoRegex;
-        result = match find_level(&prefix.children, uri, found, captures) {
-            Found::Final => return Found::Final,
-            // Whatever the children gave, `found` now holds the deepest
-            // prefix; nginx reports it to the parent as "declined" or
-            // "again", both of which let the parent try its regexes.
-            _ => Found::Prefix,
-        };
+        if !prefix.children.is_empty() && find_level(&prefix.children, uri, found, captures) == Found::Final {
+            return Found::Final;
+        }
+        // Whatever the children gave, `found` now holds the deepest prefix;
+        // nginx reports it to the parent as "declined" or "again", both of
+        // which let the parent try its regexes.
+        result = Found::Prefix;
     }
 
     if !noregex {

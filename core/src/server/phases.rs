@@ -124,9 +124,13 @@ impl Engine {
     /// Run everything up to the response for a fresh request.
     pub fn run<'a>(&mut self, ctx: &mut RequestCtx<'a>) -> Response<'a> {
         let server = ctx.server;
-        let resp = match self.rewrites(ctx, &server.rewrites) {
-            Flow::Respond(r) => r,
-            Flow::Continue | Flow::Research => self.find_and_serve(ctx),
+        // Most servers have no rewrite directives of their own.
+        let resp = match server.rewrites.is_empty() {
+            true => self.find_and_serve(ctx),
+            false => match self.rewrites(ctx, &server.rewrites) {
+                Flow::Respond(r) => r,
+                Flow::Continue | Flow::Research => self.find_and_serve(ctx),
+            },
         };
         self.finalize(ctx, resp)
     }
