@@ -451,15 +451,19 @@ impl Engine {
     }
 
     /// error_page, the default error page body, add_header.
-    pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
-        if !resp.special && ctx.conf.add_header.is_empty() && !matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_)) {
-            // Nothing to add to an ordinary response.
+    #[inline]
+    pub fn finalize<'a>(&mut self, ctx: &mut RequestCtx<'a>, resp: Response<'a>) -> Response<'a> {
+        // Nothing to add to an ordinary response; a Lua handler's is
+        // finalized once the handler has produced it.
+        if (!resp.special && ctx.conf.add_header.is_empty())
+            || matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_))
+        {
             return resp;
         }
-        if matches!(resp.body, Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_)) {
-            // Finalized once the handler has produced the response.
-            return resp;
-        }
+        self.finalize_with(ctx, resp)
+    }
+
+    fn finalize_with<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Response<'a> {
         if resp.special && resp.status >= 300 && !self.error_page_done {
             let page = ctx.conf.error_page.iter().find(|p| p.codes.contains(&resp.status)).cloned();
             if let Some(page) = page {
