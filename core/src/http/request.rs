@@ -874,12 +874,11 @@ fn finish(
     let line = tb.push(line);
     // "http://host" or "http://host?a": the path is "/".
     let rooted;
-    let uri_text = match uri_part.starts_with('/') {
-        true => uri_part,
-        false => {
-            rooted = format!("/{uri_part}");
-            &rooted
-        }
+    let uri_text = if uri_part.starts_with('/') {
+        uri_part
+    } else {
+        rooted = format!("/{uri_part}");
+        &rooted
     };
     let uri = tb.push(uri_text.as_bytes());
     // A byte loop: URIs are short, and a memchr call costs more here.

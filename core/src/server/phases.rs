@@ -125,12 +125,13 @@ impl Engine {
     pub fn run<'a>(&mut self, ctx: &mut RequestCtx<'a>) -> Response<'a> {
         let server = ctx.server;
         // Most servers have no rewrite directives of their own.
-        let resp = match server.rewrites.is_empty() {
-            true => self.find_and_serve(ctx),
-            false => match self.rewrites(ctx, &server.rewrites) {
+        let resp = if server.rewrites.is_empty() {
+            self.find_and_serve(ctx)
+        } else {
+            match self.rewrites(ctx, &server.rewrites) {
                 Flow::Respond(r) => r,
                 Flow::Continue | Flow::Research => self.find_and_serve(ctx),
-            },
+            }
         };
         self.finalize(ctx, resp)
     }
