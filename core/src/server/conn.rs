@@ -727,11 +727,15 @@ async fn lingering_close(io: &mut Io) {
 }
 
 /// Write the access_log lines of the request's location.
+#[inline]
 fn access_log(w: &Worker, ctx: &mut RequestCtx) {
-    let conf = ctx.conf;
-    if conf.access_log.is_empty() {
-        return;
+    if !ctx.conf.access_log.is_empty() {
+        write_access_log(w, ctx);
     }
+}
+
+fn write_access_log(w: &Worker, ctx: &mut RequestCtx) {
+    let conf = ctx.conf;
     let mut line = Vec::with_capacity(256);
     for log in &conf.access_log {
         let Some(fmt) = conf.log_formats.get(&log.format) else { continue };
