@@ -245,7 +245,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         io.start += head_len;
         conn.requests += 1;
         head_deadline = None;
-        let server_idx = servers.select(&cfg.http.servers, req.host());
+        let server_idx = servers.select(&cfg.http.servers, || req.host());
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
         ctx.id = w.request_number();

@@ -167,7 +167,7 @@ impl ServerIndex {
         listen: SocketAddr,
         host: Option<&str>,
     ) -> Option<usize> {
-        Some(self.addrs.get(&listen)?.select(servers, host))
+        Some(self.addrs.get(&listen)?.select(servers, || host))
     }
 
     /// The servers listening on `listen`: a connection looks its address
@@ -188,15 +188,16 @@ impl AddrTable {
         self.default
     }
 
-    /// The server for `host` (lowercase, without port) on this address;
-    /// `servers` must be the slice the index was built from.
-    pub fn select(&self, servers: &[Server], host: Option<&str>) -> usize {
+    /// The server for `host()` (lowercase, without port) on this address;
+    /// `servers` must be the slice the index was built from. `host` is only
+    /// called when several servers share the address.
+    pub fn select<'h>(&self, servers: &[Server], host: impl FnOnce() -> Option<&'h str>) -> usize {
         let t = self;
         // One server here: no name to look up.
         if t.single {
             return t.default;
         }
-        let host = host.unwrap_or("");
+        let host = host().unwrap_or("");
         if let Some(&i) = t.exact.get(host) {
             return i;
         }
