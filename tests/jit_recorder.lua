@@ -3,7 +3,7 @@
 -- chunk, then one line per stitch and per abort. allow_inner leaves out
 -- "inner loop in root trace" aborts, for APIs that loop inside (the
 -- outer trace is retried once the inner loop has its own trace). Used by tests/lua_jit.rs (in a bare VM) and
--- tests/lua_content.rs (inside a request handler of the real server).
+-- tests/common/mod.rs record_hot_loops (inside a request handler of the real server).
 
 local jutil = require "jit.util"
 local vmdef = require "jit.vmdef"   -- text of abort reasons (embedded in halo)

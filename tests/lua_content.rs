@@ -139,11 +139,7 @@ fn unknown_lua_directive_context_is_a_config_error() {
 /// trace: no abort, no stitch (tests/jit_recorder.lua watches jit.attach).
 #[test]
 fn request_api_loop_is_jit_compiled() {
-    let p = Prefix::new();
-    p.write_file("lua/jit_recorder.lua", include_str!("jit_recorder.lua"));
-    p.write_file(
-        "lua/hot.lua",
-        r#"
+    let hot = r#"
         local acc = 0
         -- Status and headers first: once output starts they count as sent.
         for i = 1, 1000 do
@@ -161,58 +157,21 @@ fn request_api_loop_is_jit_compiled() {
             acc = acc + ngx.ctx.n
         end
         assert(acc > 0)
-        "#,
-    );
+        "#;
     // get_headers loops over the headers itself: its loop may abort the outer
     // trace once ("inner loop in root trace") until the inner one compiles.
-    p.write_file(
-        "lua/hot_headers.lua",
-        r#"
+    let hot_headers = r#"
         local n = 0
         for i = 1, 1000 do
             local h = ngx.req.get_headers()
             n = n + #h.host
         end
         assert(n > 0)
-        "#,
-    );
-    let conf = http_conf(
-        r#"
-    lua_package_path "$prefix/lua/?.lua;;";
-    server {
-        listen 127.0.0.1:{{PORT}};
-        server_name localhost;
-        location = /jit { content_by_lua_block {
-            local record = require "jit_recorder"
-            local function slurp(name)
-                local fh = assert(io.open(ngx.config.prefix() .. "lua/" .. name))
-                local src = fh:read("*a")
-                fh:close()
-                return src
-            end
-            local f, f2 = slurp("hot.lua"), slurp("hot_headers.lua")
-            -- File handles have finalizers: a GC step running one while a
-            -- trace records aborts it. Run them now, not in the loops.
-            collectgarbage()
-            local compiled, stitches, aborts = record("=hot", f)
-            local compiled2, stitches2, aborts2 = record("=hot_headers", f2, true)
-            compiled = math.min(compiled, compiled2)
-            stitches = stitches .. stitches2
-            aborts = aborts .. aborts2
-            -- (The loops' output already sent the head: the count goes in the body.)
-            ngx.print("\n--compiled--", compiled, "\n--stitches--\n", stitches, "\n--aborts--\n", aborts, "\n")
-        } }
-    }"#,
-    );
-    let h = p.start(&conf);
-    let r = h.get("/jit");
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), h.error_log());
-    let text = r.text();
-    let report = &text[text.find("\n--stitches--").expect("report")..];
-    assert_eq!(report, "\n--stitches--\n\n--aborts--\n\n", "JIT report:\n{report}");
-    let at = text.find("\n--compiled--").expect("compiled count") + "\n--compiled--".len();
-    let compiled: i64 = text[at..].split('\n').next().unwrap().parse().unwrap();
-    assert!(compiled >= 1, "no loop trace compiled");
+        "#;
+    let r = record_hot_loops(&[("hot", hot, false), ("hot_headers", hot_headers, true)], "nil");
+    assert!(r.stitches.is_empty(), "stitched traces:\n{}", r.stitches);
+    assert!(r.aborts.is_empty(), "trace aborts:\n{}", r.aborts);
+    assert!(r.compiled >= 1, "no loop trace compiled");
 }
 
 #[test]

@@ -764,3 +764,73 @@ pub fn set_mode(p: &Path, mode: u32) {
 pub fn assert_contains(hay: &str, needle: &str) {
     assert!(hay.contains(needle), "expected to find {needle:?} in:\n{hay}");
 }
+
+/// What tests/jit_recorder.lua saw of hot loops run inside a real content handler.
+pub struct HotLoops {
+    /// The fewest loop traces any one chunk compiled.
+    pub compiled: i64,
+    /// One line per stitched trace.
+    pub stitches: String,
+    /// One line per trace abort that counts (see [`record_hot_loops`]).
+    pub aborts: String,
+}
+
+/// Serves each chunk (name, Lua source, allow_inner) from `lua/NAME.lua` and, in one
+/// request, runs them in order under tests/jit_recorder.lua (allow_inner as there).
+/// `keep_abort` is a Lua expression for a function(line) -> bool choosing the abort lines
+/// that count, or "nil" for all of them.
+pub fn record_hot_loops(chunks: &[(&str, &str, bool)], keep_abort: &str) -> HotLoops {
+    let p = Prefix::new();
+    p.write_file("lua/jit_recorder.lua", include_str!("../jit_recorder.lua"));
+    let mut list = String::new();
+    for (name, src, allow_inner) in chunks {
+        p.write_file(&format!("lua/{name}.lua"), src);
+        list.push_str(&format!("{{ \"{name}\", {allow_inner} }}, "));
+    }
+    let conf = http_conf(&format!(
+        r#"
+    lua_package_path "$prefix/lua/?.lua;;";
+    server {{
+        listen 127.0.0.1:{{{{PORT}}}};
+        server_name localhost;
+        location = /jit {{ content_by_lua_block {{
+            local record = require "jit_recorder"
+            local keep = {keep_abort}
+            local chunks = {{ {list} }}
+            for _, c in ipairs(chunks) do
+                local fh = assert(io.open(ngx.config.prefix() .. "lua/" .. c[1] .. ".lua"))
+                c.src = fh:read("*a")
+                fh:close()
+            end
+            -- File handles have finalizers: a GC step running one while a
+            -- trace records aborts it. Run them now, not in the loops.
+            collectgarbage()
+            local compiled, stitches, aborts = math.huge, {{}}, {{}}
+            for _, c in ipairs(chunks) do
+                local n, s, a = record("=" .. c[1], c.src, c[2])
+                compiled = math.min(compiled, n)
+                if s ~= "" then stitches[#stitches + 1] = s end
+                for line in a:gmatch("[^\n]+") do
+                    if not keep or keep(line) then aborts[#aborts + 1] = line end
+                end
+            end
+            -- (The loops' output may have sent the head: the report goes in the body.)
+            ngx.print("\n--compiled--", compiled, "\n--stitches--\n", table.concat(stitches, "\n"),
+                "\n--aborts--\n", table.concat(aborts, "\n"), "\n--end--")
+        }} }}
+    }}"#
+    ));
+    let h = p.start(&conf);
+    let r = h.get("/jit");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), h.error_log());
+    let text = r.text();
+    let between = |a: &str, b: &str| {
+        let from = text.find(a).unwrap_or_else(|| panic!("no {a} in:\n{text}")) + a.len();
+        text[from..from + text[from..].find(b).expect("report end")].to_string()
+    };
+    HotLoops {
+        compiled: between("\n--compiled--", "\n").parse().expect("compiled count"),
+        stitches: between("\n--stitches--\n", "\n--aborts--"),
+        aborts: between("\n--aborts--\n", "\n--end--"),
+    }
+}
