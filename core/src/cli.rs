@@ -61,12 +61,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "-g" => a.globals = value("-g")?,
             "--jit-log" => a.jit_log = Some(PathBuf::from(value("--jit-log")?)),
             "--jit-log-mode" => {
-                a.jit_log_mode = match value("--jit-log-mode")?.as_str() {
-                    "events" => JitLogMode::Events,
-                    "verbose" => JitLogMode::Verbose,
-                    "dump" => JitLogMode::Dump,
-                    m => return Err(format!("invalid --jit-log-mode \"{m}\" (events, verbose or dump)")),
-                };
+                let m = value("--jit-log-mode")?;
+                a.jit_log_mode = JitLogMode::from_name(&m)
+                    .ok_or_else(|| format!("invalid --jit-log-mode \"{m}\" (events, verbose or dump)"))?;
             }
             "-s" => {
                 let s = value("-s")?;

@@ -636,17 +636,13 @@ impl<'a> Builder<'a> {
                     set_once(c, &mut self.lua_code_cache, on)?
                 }
                 "lua_jit_log" => {
-                    let mode = match c.args.get(1).map(String::as_str) {
-                        None | Some("events") => JitLogMode::Events,
-                        Some("verbose") => JitLogMode::Verbose,
-                        Some("dump") => JitLogMode::Dump,
-                        Some(v) => {
-                            return Err(ConfError::at(
-                                format!("invalid value \"{v}\" in \"lua_jit_log\" directive, it must be \"events\", \"verbose\" or \"dump\""),
-                                c,
-                            ))
-                        }
-                    };
+                    let v = c.args.get(1).map_or("events", String::as_str);
+                    let mode = JitLogMode::from_name(v).ok_or_else(|| {
+                        ConfError::at(
+                            format!("invalid value \"{v}\" in \"lua_jit_log\" directive, it must be \"events\", \"verbose\" or \"dump\""),
+                            c,
+                        )
+                    })?;
                     let log = JitLog { dir: self.full(&c.args[0]), mode };
                     set_once(c, &mut self.lua_jit_log, log)?
                 }

@@ -90,6 +90,11 @@ impl JitLogMode {
             JitLogMode::Dump => "dump",
         }
     }
+
+    /// The mode of a name ("events", "verbose", "dump").
+    pub fn from_name(name: &str) -> Option<JitLogMode> {
+        [JitLogMode::Events, JitLogMode::Verbose, JitLogMode::Dump].into_iter().find(|m| m.name() == name)
+    }
 }
 
 /// Lua code of a `*_by_lua*` directive.

@@ -123,8 +123,10 @@ pub enum Method {
 }
 
 impl Method {
-    fn from_token(s: &str) -> Method {
-        match s {
+    /// The method of a request-line token; None when nginx would not take
+    /// it (only uppercase letters, `_` and `-`).
+    fn from_token(s: &str) -> Option<Method> {
+        Some(match s {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
@@ -134,8 +136,11 @@ impl Method {
             "PATCH" => Method::Patch,
             "TRACE" => Method::Trace,
             "CONNECT" => Method::Connect,
-            other => Method::Other(other.to_owned()),
-        }
+            other if !other.is_empty() && other.bytes().all(|c| c.is_ascii_uppercase() || c == b'_' || c == b'-') => {
+                Method::Other(other.to_owned())
+            }
+            _ => return None,
+        })
     }
 
     /// The method as sent (`"GET"`, ...).
@@ -848,13 +853,7 @@ fn finish(
         check_skipped_lines(&head[line_end..])?;
     }
 
-    let method = match parsed.method.unwrap_or("") {
-        "GET" => Method::Get,
-        tok if tok.is_empty() || !tok.bytes().all(|c| c.is_ascii_uppercase() || c == b'_' || c == b'-') => {
-            return Err(INVALID_METHOD)
-        }
-        tok => Method::from_token(tok),
-    };
+    let method = Method::from_token(parsed.method.unwrap_or("")).ok_or(INVALID_METHOD)?;
     let version_minor = parsed.version.unwrap_or(1);
     let target = parsed.path.unwrap_or("");
 

@@ -267,10 +267,11 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             resp = run_lua_handlers(w, &mut ctx, &mut engine, resp, &mut stream).await;
             streamed = stream.head;
         }
+        // The location's settings from here on (the handlers may have moved the request).
+        keepalive_timeout = ctx.conf.keepalive_timeout;
+        send_timeout = ctx.conf.send_timeout;
         let keep = if let Some(s) = streamed {
             // The head (and maybe the body) already went out with ngx.flush.
-            keepalive_timeout = ctx.conf.keepalive_timeout;
-            send_timeout = ctx.conf.send_timeout;
             end_stream(io, &mut ctx, s, resp)
         } else {
             // The body: read (and keep nothing of it) or refuse, unless done above.
@@ -283,13 +284,11 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
                 resp = filter_response(w, &mut ctx, &mut engine, resp).await;
             }
-            keepalive_timeout = ctx.conf.keepalive_timeout;
-            send_timeout = ctx.conf.send_timeout;
             let keep = !resp.close
                 && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
                 && may_keep_alive(w, &ctx, body_ok, conn.requests);
             if let Some(f) = write_response(io, &mut ctx, resp, keep) {
-                if send_file(io, f, send_timeout).await.is_none() {
+                if !send_file(io, f, send_timeout).await {
                     return;
                 }
             }
@@ -356,18 +355,17 @@ struct Streamed {
 impl crate::lua::handler::Stream for LuaStream<'_> {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut crate::ffi::request::Binding, eof: bool) -> bool {
         if self.head.is_none() {
-            let mut resp = crate::lua::handler::head(ctx, b, b.headers.clone());
-            resp = Engine::default().finalize(ctx, resp);
-            if let (Some(code), Some(lua)) = (ctx.conf.header_filter_by_lua.clone(), self.w.lua.as_ref()) {
-                resp = lua.run_header_filter(ctx, &code, resp).await;
-            }
+            let mut engine = Engine::default();
+            let resp = engine.finalize(ctx, crate::lua::handler::head(ctx, b, b.headers.clone()));
+            // (Locations with a body filter do not stream: this is the header filter.)
+            let mut resp = filter_response(self.w, ctx, &mut engine, resp).await;
             let head_only = is_head_only(ctx, resp.status);
             let chunked = !head_only && ctx.req.version_minor >= 1;
             let keep = (chunked || head_only) && may_keep_alive(self.w, ctx, self.body_ok, self.requests);
             ctx.bytes_sent = write_head(self.io, ctx, &mut resp, None, chunked, keep);
             self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
         }
-        let Some(s) = self.head.as_mut() else { return false };
+        let s = self.head.as_mut().expect("the head was just written");
         send_part(self.io, ctx, s, &std::mem::take(&mut b.out), eof);
         let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
         s.broken |= !ok;
@@ -664,19 +662,19 @@ fn write_head<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: &mut Response<'a>
 async fn respond_with<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> bool {
     match write_response(io, ctx, resp, keep) {
         None => true,
-        Some(f) => send_file(io, f, ctx.conf.send_timeout).await.is_some(),
+        Some(f) => send_file(io, f, ctx.conf.send_timeout).await,
     }
 }
 
-/// Append (small) or stream (large) a file range; None on failure.
-async fn send_file(io: &mut Io, f: FileBody, send_timeout: Duration) -> Option<u64> {
+/// Append (small) or stream (large) a file range; false on failure.
+async fn send_file(io: &mut Io, f: FileBody, send_timeout: Duration) -> bool {
     use std::os::fd::AsRawFd;
     let fd = f.file.as_raw_fd();
     let mut off = f.offset;
     let end = f.offset + f.len;
     while off < end {
         if f.len > FILE_INLINE && !io.out.is_empty() && !io.flush(send_timeout).await {
-            return None;
+            return false;
         }
         let want = (end - off).min(FILE_INLINE) as usize;
         let buf = std::mem::take(&mut io.out);
@@ -684,11 +682,11 @@ async fn send_file(io: &mut Io, f: FileBody, send_timeout: Duration) -> Option<u
         io.out = buf;
         if n <= 0 {
             crate::error_log!(Level::Crit, None, "read() of file failed ({})", std::io::Error::from_raw_os_error(-n.min(-1)));
-            return None;
+            return false;
         }
         off += n as u64;
     }
-    Some(f.len)
+    true
 }
 
 async fn send_error(io: &mut Io, status: u16, server_tokens: bool, send_timeout: Duration) {

@@ -373,11 +373,16 @@ function _M.worker_start()
     -- New files: after fork the pid differs anyway; with master_process off
     -- the same process goes on as worker 0. The old handle is closed here
     -- rather than left to a finalizer, which would abort a recording trace.
+    -- Side exits counted so far belong to the process that counted them:
+    -- written to its file when it goes on as worker 0 (master_process off),
+    -- dropped when they are a copy inherited from the master.
+    if out_pid == ngx.worker.pid() then
+        flush_exits()
+    end
     if out then
         out:close()
     end
     out, out_pid = nil, nil
-    flush_exits()
     exits, nexits, samples, nsamples = {}, 0, {}, 0
     start_text_log()
     toggling_profiler = true

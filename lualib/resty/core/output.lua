@@ -9,7 +9,7 @@ local ffi = require "ffi"
 base.cdef "request"
 
 local C = ffi.C
-local get_request = C.halo_ffi_request_current
+local request = require("resty.core.phase").request
 local c_write = C.halo_ffi_request_write
 local type = type
 local tostring = tostring
@@ -56,10 +56,7 @@ local function flatten(parts, n, v, fname)
 end
 
 local function output(fname, newline, ...)
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
+    local r = request(3)
     local nargs = select("#", ...)
     local s
     if nargs == 1 and type((...)) == "string" then
@@ -83,8 +80,6 @@ local function output(fname, newline, ...)
     end
     return 1
 end
-
-local request = require("resty.core.phase").request
 
 function ngx.send_headers()
     local r = request(3)

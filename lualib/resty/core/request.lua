@@ -6,7 +6,7 @@ local ffi = require "ffi"
 base.cdef "request"
 
 local C = ffi.C
-local get_request = C.halo_ffi_request_current
+local request = require("resty.core.phase").request
 local c_get_method = C.halo_ffi_request_get_method
 local c_header_count = C.halo_ffi_request_header_count
 local c_get_headers = C.halo_ffi_request_get_headers
@@ -39,11 +39,7 @@ local ngx = ngx
 ngx.req = ngx.req or {}
 
 function ngx.req.get_method()
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
-    if c_get_method(r, data_out, len_out) ~= FFI_OK then
+    if c_get_method(request(3), data_out, len_out) ~= FFI_OK then
         error("no request found", 2)
     end
     return ffi_str(data_out[0], len_out[0])
@@ -98,8 +94,6 @@ local function limit(fname, max)
     end
     return max
 end
-
-local request = require("resty.core.phase").request
 
 -- Headers (request or response) as a table, at most `max` of them.
 local function headers_table(fname, count, fill, max_headers, raw)
@@ -270,11 +264,7 @@ end
 
 -- ngx.req.get_body_data(): the body, or nil without one.
 function ngx.req.get_body_data()
-    local r = get_request()
-    if r == 0 then
-        error("no request found", 2)
-    end
-    if c_get_body(r, data_out, len_out) == FFI_OK then
+    if c_get_body(request(3), data_out, len_out) == FFI_OK then
         return ffi_str(data_out[0], len_out[0])
     end
     return nil
