@@ -216,8 +216,8 @@ fn binary_variables_through_ngx_var() {
 }
 
 /// OpenResty: an error after the response head went out cannot become a
-/// 500; the connection is closed instead. halo buffers the output, so the
-/// status, headers and body produced so far go out and the connection closes.
+/// 500; the connection is closed instead. Here ngx.flush sent the head and a
+/// chunk: the body stays cut.
 #[test]
 fn error_after_output_keeps_the_response_and_closes() {
     let h = Halo::server(
@@ -239,6 +239,30 @@ fn error_after_output_keeps_the_response_and_closes() {
     assert!(raw.contains("\r\nX-Before: kept\r\n"), "{raw}");
     assert!(raw.contains("\r\nTransfer-Encoding: chunked\r\n"), "{raw}");
     assert!(raw.ends_with("\r\n\r\n8\r\npartial\n\r\n"), "the body is cut, not ended: {raw:?}");
+    assert!(h.wait_log("logs/error.log", "late boom", Duration::from_secs(2)), "{}", h.error_log());
+}
+
+/// Output not flushed yet is buffered: on an error, the status, headers and
+/// body produced so far go out (with their own Content-Length), then the close.
+#[test]
+fn error_after_buffered_output_sends_the_part_and_closes() {
+    let h = Halo::server(
+        r#"
+        location = /part { content_by_lua_block {
+            ngx.status = 201
+            ngx.header["X-Before"] = "kept"
+            ngx.say("partial")
+            error("late boom")
+        } }"#,
+    );
+    let mut c = h.connect();
+    c.send("GET /part HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let raw = String::from_utf8_lossy(&c.read_to_close()).into_owned();
+    assert!(raw.starts_with("HTTP/1.1 201 Created\r\n"), "{raw}\n{}", h.logs());
+    assert!(raw.contains("\r\nX-Before: kept\r\n"), "{raw}");
+    assert!(raw.contains("\r\nContent-Length: 8\r\n"), "{raw}");
+    assert!(raw.contains("\r\nConnection: close\r\n"), "{raw}");
+    assert!(raw.ends_with("\r\n\r\npartial\n"), "{raw:?}");
     assert!(h.wait_log("logs/error.log", "late boom", Duration::from_secs(2)), "{}", h.error_log());
 }
 

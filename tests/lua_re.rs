@@ -317,9 +317,17 @@ fn beyond_the_cache_bound_regexes_are_compiled_per_call() {
                 ok = ok + 1
             end
         end
-        show(ok)
+        -- The same beyond-bound pattern twice in a row: each call compiles
+        -- it anew (a freed temporary entry must never be reused by id).
+        local again = 0
+        for _ = 1, 2 do
+            local m = ngx.re.match("k7", "k(\\d)|zz7")
+            local from = ngx.re.find("q9", "9|zz8")
+            if m and m[1] == "7" and from == 2 then again = again + 1 end
+        end
+        show(ok, again)
     "##);
-    assert_eq!(out, "3\n");
+    assert_eq!(out, "3 2\n");
 }
 
 #[test]

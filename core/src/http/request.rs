@@ -1264,6 +1264,7 @@ mod tests {
         let parse = |head: &str, r: &mut Request| parse_request_into(head.as_bytes(), &limits, &policy, r);
         assert!(parse("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
         assert_eq!(r.host(), Some("a.example"));
+        assert_eq!(r.host_cache, (b"a.example:8080".to_vec(), "a.example".len()));
         // Same value: from the cache, still right.
         assert!(parse("GET /x HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
         assert_eq!(r.host(), Some("a.example"));
@@ -1271,7 +1272,10 @@ mod tests {
         // A different host, then a bad one: not taken from the cache.
         assert!(parse("GET / HTTP/1.1\r\nHost: B.example\r\n\r\n", &mut r).unwrap().is_some());
         assert_eq!(r.host(), Some("b.example"));
+        // (Not plain: normalized, and not cached.)
+        assert_eq!(r.host_cache.0, b"a.example:8080");
         assert_eq!(parse("GET / HTTP/1.1\r\nHost: a..example\r\n\r\n", &mut r).unwrap_err().status, 400);
+        assert_eq!(r.host_cache.0, b"a.example:8080");
         assert!(parse("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n", &mut r).unwrap().is_some());
         assert_eq!(r.host(), Some("a.example"));
     }
