@@ -5,7 +5,7 @@ use std::os::raw::c_int;
 use std::path::Path;
 use std::sync::RwLock;
 
-use super::{ERROR, OK};
+use super::lend;
 
 /// The prefix as handed to Lua. Leaked on purpose: Lua borrows it across the
 /// call, so it must never be freed; it is set once per process (again only if
@@ -36,22 +36,14 @@ pub fn prefix() -> &'static [u8] {
 /// `data` and `len` must each be NULL or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_config_prefix(data: *mut *const u8, len: *mut usize) -> c_int {
-    if data.is_null() || len.is_null() {
-        return ERROR;
-    }
-    let p = prefix();
-    // SAFETY: both pointers are non-null and valid for writes (caller's contract);
-    // `p` is 'static, so the borrowed pointer stays valid.
-    unsafe {
-        *data = p.as_ptr();
-        *len = p.len();
-    }
-    OK
+    // SAFETY: the caller's contract above; the prefix is 'static.
+    unsafe { lend(prefix(), data, len) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffi::{ERROR, OK};
 
     fn get() -> String {
         let (mut d, mut l) = (std::ptr::null(), 0usize);

@@ -51,6 +51,24 @@ pub(crate) unsafe fn write_out(buf: *mut u8, len: usize, s: &[u8]) -> c_int {
     s.len() as c_int
 }
 
+/// Hands Lua a borrowed `bytes` through its out-parameters `(*data, *len)`:
+/// OK, or ERROR (nothing written) when either is NULL.
+///
+/// # Safety
+/// `data` and `len` must each be NULL or valid for a write; `bytes` must stay
+/// valid until the caller's next API call.
+pub(crate) unsafe fn lend(bytes: &[u8], data: *mut *const u8, len: *mut usize) -> c_int {
+    if data.is_null() || len.is_null() {
+        return ERROR;
+    }
+    // SAFETY: both non-null and valid for a write (caller's contract).
+    unsafe {
+        *data = bytes.as_ptr();
+        *len = bytes.len();
+    }
+    OK
+}
+
 /// Borrows the caller's input string `(ptr, len)`; an empty slice for NULL.
 ///
 /// # Safety

@@ -17,7 +17,7 @@ use std::os::raw::{c_int, c_uint};
 
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-use super::{read_in, DECLINED, ERROR, OK};
+use super::{lend, read_in, DECLINED, ERROR, OK};
 
 /// `i`: case-insensitive.
 pub const CASELESS: c_uint = 1;
@@ -176,21 +176,6 @@ fn build(pat: &[u8], flags: c_uint) -> Result<Regex, String> {
         .unicode(flags & UTF8 != 0)
         .build()
         .map_err(|e| fail(short_message(&e)))
-}
-
-/// Points `(*ptr, *len)` at `bytes` (NULL pointers are skipped).
-///
-/// # Safety
-/// `ptr` and `len` must each be NULL or valid for a write.
-unsafe fn lend(bytes: &[u8], ptr: *mut *const u8, len: *mut usize) {
-    if !ptr.is_null() {
-        // SAFETY: non-null and valid for a write (caller's contract).
-        unsafe { *ptr = bytes.as_ptr() };
-    }
-    if !len.is_null() {
-        // SAFETY: as above.
-        unsafe { *len = bytes.len() };
-    }
 }
 
 /// Compiles (or finds cached) `pat`; returns the id, or ERROR with the message

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::os::raw::c_int;
 
-use super::{read_in, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
+use super::{lend, read_in, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::server::vars::RequestCtx;
 
 /// The request phase a handler runs in (the numbers of
@@ -181,20 +181,6 @@ pub fn current_ctx<'b>() -> Option<&'b RequestCtx<'static>> {
     unsafe { p.as_ref() }.map(|b| &*ctx(b))
 }
 
-/// Hand Lua a borrowed `bytes` through its out-parameters; returns OK.
-///
-/// # Safety
-/// `data` and `len` must be valid for writes; `bytes` must stay valid until
-/// the caller's next API call (it lives in the request or the binding).
-unsafe fn lend(data: *mut *const u8, len: *mut usize, bytes: &[u8]) -> c_int {
-    // SAFETY: the caller's contract above.
-    unsafe {
-        *data = bytes.as_ptr();
-        *len = bytes.len();
-    }
-    OK
-}
-
 /// Fill `out[..max]` with borrowed (name, value) pairs; value None becomes a
 /// NULL pointer. Returns how many were written.
 ///
@@ -283,7 +269,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u
     let Some(b) = binding(r) else { return NO_REQUEST };
     // SAFETY: caller's contract; the method text lives in the request (or is
     // static), which outlives the handler's run.
-    unsafe { lend(data, len, ctx(b).method().as_bytes()) }
+    unsafe { lend(ctx(b).method().as_bytes(), data, len) }
 }
 
 /// # Safety
@@ -308,7 +294,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
         Some(v) => {
             b.scratch = v.into_owned();
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(value, value_len, &b.scratch) }
+            unsafe { lend(&b.scratch, value, value_len) }
         }
         None => DECLINED,
     }
@@ -503,7 +489,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8,
     let Some(b) = binding(r) else { return NO_REQUEST };
     let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
     // SAFETY: caller's contract; the body lives in the request context.
-    unsafe { lend(data, len, body) }
+    unsafe { lend(body, data, len) }
 }
 
 /// The response header `name` as set so far (Content-Type included).
@@ -530,7 +516,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
         Some(v) => {
             b.scratch = v.into_bytes();
             // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(value, value_len, &b.scratch) }
+            unsafe { lend(&b.scratch, value, value_len) }
         }
         None => DECLINED,
     }
@@ -554,7 +540,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_arg(r: u64, i: c_int, data: *mut *
         _ => return BAD_CONTEXT,
     };
     // SAFETY: caller's contract; the value lives in the binding for the run.
-    unsafe { lend(data, len, value) }
+    unsafe { lend(value, data, len) }
 }
 
 /// body_filter_by_lua's ngx.arg[2]: 1 at the end of the body, else 0.
@@ -782,7 +768,7 @@ pub unsafe extern "C" fn halo_ffi_request_raw_header(r: u64, data: *mut *const u
     let Some(b) = binding(r) else { return NO_REQUEST };
     let Some(raw) = ctx(b).req.raw_header() else { return DECLINED };
     // SAFETY: caller's contract; the head lives in the request.
-    unsafe { lend(data, len, raw.as_bytes()) }
+    unsafe { lend(raw.as_bytes(), data, len) }
 }
 
 /// Adds one more value of a response header (ngx.header.X = { ... }).
