@@ -40,7 +40,7 @@ impl Stream for Buffered {
 
 /// A worker's VM and its compiled handlers.
 pub struct LuaHandlers {
-    pub vm: Lua,
+    vm: Lua,
     /// Per directive (keyed by the address of its `LuaCode`, stable for the
     /// configuration's life), a function that returns a new closure of the
     /// handler's code: `lua_code_cache on`.

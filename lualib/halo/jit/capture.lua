@@ -23,6 +23,11 @@ local type, pairs, tostring, pcall = type, pairs, tostring, pcall
 local band = bit.band
 local io_open = io.open
 
+-- The name of bytecode op number `op` ("FNEW", ...), from the running VM's table.
+local function bcname(op)
+    return (gsub(sub(vmdef.bcnames, 6 * op + 1, 6 * op + 6), " +$", ""))
+end
+
 ffi.cdef [[
 typedef struct {
     const char *dli_fname;
@@ -202,7 +207,7 @@ local function on_trace(what, tr, func, pc, otr, oex)
             local fmt = vmdef.traceerr[otr] or "?"
             local info = oex
             if fmt == "NYI: bytecode %s" and type(info) == "number" then
-                info = gsub(sub(vmdef.bcnames, 6 * info + 1, 6 * info + 6), " +$", "")
+                info = bcname(info)
                 nyi = format(',"nyi":%s', jstr(info))
             elseif type(info) == "function" then
                 info = funcinfo(info).loc or "?"
@@ -302,8 +307,7 @@ local function scan_proto(p, seen, found)
         if not ins then
             break
         end
-        local op = band(ins, 0xff)
-        local name = gsub(sub(vmdef.bcnames, 6 * op + 1, 6 * op + 6), " +$", "")
+        local name = bcname(band(ins, 0xff))
         if BLACKLISTED_OPS[name] then
             found[#found + 1] = format('{"ev":"blacklist","site":%s,"op":"%s"}', loc(p, pc), name)
         end

@@ -360,8 +360,4 @@ function _M.lint_source(src, file)
     return out
 end
 
--- Exposed for tests.
-_M.FR2 = FR2
-_M.is_nyi = is_nyi
-
 return _M
