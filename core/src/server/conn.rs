@@ -47,6 +47,15 @@ struct Io {
     multi: Option<ops::RecvMulti>,
 }
 
+/// `op`'s output, or None when the worker starts shutting down first (with
+/// `w`: only idle connections give way).
+async fn unless_shutdown<T>(op: impl std::future::Future<Output = T>, w: Option<&Worker>) -> Option<T> {
+    match w {
+        Some(w) => rt::race(op, w.shutdown.wait()).await.ok(),
+        None => Some(op.await),
+    }
+}
+
 /// A send submitted but not yet awaited.
 struct Sending {
     op: ops::Op<Vec<u8>>,
@@ -83,13 +92,7 @@ impl Io {
         self.compact();
         if let Some(multi) = self.multi.as_mut() {
             let op = self.deadline.run(deadline, multi.next_into(&mut self.inbuf));
-            let res = match w {
-                Some(w) => match rt::race(op, w.shutdown.wait()).await {
-                    Ok(r) => r,
-                    Err(()) => return Read::Shutdown,
-                },
-                None => op.await,
-            };
+            let Some(res) = unless_shutdown(op, w).await else { return Read::Shutdown };
             return match res {
                 Err(_) => Read::TimedOut,
                 Ok(0) => Read::Eof,
@@ -112,13 +115,7 @@ impl Io {
         // request cannot be there yet.
         let poll_first = w.is_some();
         let op = self.deadline.run(deadline, ops::recv(self.fd, buf, max, poll_first));
-        let res = match w {
-            Some(w) => match rt::race(op, w.shutdown.wait()).await {
-                Ok(r) => r,
-                Err(()) => return Read::Shutdown,
-            },
-            None => op.await,
-        };
+        let Some(res) = unless_shutdown(op, w).await else { return Read::Shutdown };
         match res {
             Err(_) => Read::TimedOut,
             Ok((n, buf)) => {
