@@ -46,11 +46,14 @@ int halo_ffi_request_flush(uint64_t r);
 /* The response status (0 until set), or a negative code. */
 int halo_ffi_request_get_status(uint64_t r);
 
-/* Sets the response status (100..999). HALO_FFI_DECLINED if out of range. */
-int halo_ffi_request_set_status(uint64_t r, int status);
+/* Sets the response status: a whole number in 100..999 (a double, so no
+   value wraps on its way in). HALO_FFI_DECLINED otherwise. */
+int halo_ffi_request_set_status(uint64_t r, double status);
 
-/* Records ngx.exit(status); the Lua side then yields to end the handler. */
-int halo_ffi_request_exit(uint64_t r, int status);
+/* Records ngx.exit(status); the Lua side then yields to end the handler.
+   status: an HTTP status (100..999), 0, HALO_FFI_ERROR or HALO_FFI_DECLINED;
+   HALO_FFI_DECLINED for anything else. */
+int halo_ffi_request_exit(uint64_t r, double status);
 
 /* The request method as sent. */
 int halo_ffi_request_get_method(uint64_t r, const unsigned char **data, size_t *len);
@@ -66,9 +69,14 @@ int halo_ffi_request_set_var(uint64_t r, const unsigned char *name, size_t len,
                              const unsigned char *value, size_t value_len);
 
 /* Sets a response header, replacing earlier values; value NULL clears it.
-   '_' in the name becomes '-'; Content-Type sets the response's type. */
+   '_' in the name becomes '-'; Content-Type sets the response's type.
+   Header names and values from Lua (here, add_header, set_req_header): the
+   name must be a token and the value may hold no NUL, else HALO_FFI_ERROR
+   with *err pointing at a static message; CR and LF in the value are kept
+   as %0D and %0A, so no value can start a header line of its own. */
 int halo_ffi_request_set_header(uint64_t r, const unsigned char *name, size_t name_len,
-                                const unsigned char *value, size_t value_len);
+                                const unsigned char *value, size_t value_len,
+                                const char **err);
 
 /* One request header, borrowed (valid until the handler yields or ends). */
 typedef struct {
@@ -135,7 +143,8 @@ int halo_ffi_request_get_resp_headers(uint64_t r, halo_ffi_header_t *out, int ma
 /* ngx.req.set_header (value non-NULL: replaces every header of the name) and
    ngx.req.clear_header (value NULL); '_' in the name becomes '-'. */
 int halo_ffi_request_set_req_header(uint64_t r, const unsigned char *name, size_t len,
-                                    const unsigned char *value, size_t value_len);
+                                    const unsigned char *value, size_t value_len,
+                                    const char **err);
 
 /* ngx.req.set_method with a method name ("POST"); HALO_FFI_DECLINED for
    another name. */
@@ -152,7 +161,8 @@ int halo_ffi_request_raw_header(uint64_t r, const unsigned char **data, size_t *
 /* One more value of a response header (after set_header cleared it):
    ngx.header.X = { "a", "b" }. */
 int halo_ffi_request_add_header(uint64_t r, const unsigned char *name, size_t name_len,
-                                const unsigned char *value, size_t value_len);
+                                const unsigned char *value, size_t value_len,
+                                const char **err);
 
 /* ngx.sleep: registers a wait of `seconds` and returns HALO_FFI_AGAIN, after
    which the Lua side yields; HALO_FFI_DECLINED for a negative or NaN time. */

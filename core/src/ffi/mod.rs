@@ -8,7 +8,8 @@
 //! None of these functions may panic (a panic cannot unwind into LuaJIT): user
 //! input is checked and turned into return codes.
 
-use std::os::raw::c_int;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
 
 pub mod config;
 pub mod log;
@@ -67,6 +68,19 @@ pub(crate) unsafe fn lend(bytes: &[u8], data: *mut *const u8, len: *mut usize) -
         *len = bytes.len();
     }
     OK
+}
+
+/// Points the caller's `*err` at a static message (resty-core's
+/// `get_errmsg_ptr()` convention); nothing when `err` is NULL.
+///
+/// # Safety
+/// `err` must be NULL or valid for a write.
+pub(crate) unsafe fn set_err(err: *mut *const c_char, msg: &'static CStr) {
+    if !err.is_null() {
+        // SAFETY: non-null and valid for a write (caller's contract); the
+        // text is static.
+        unsafe { *err = msg.as_ptr() };
+    }
 }
 
 /// Borrows the caller's input string `(ptr, len)`; an empty slice for NULL.

@@ -5,9 +5,10 @@
 //! binding, so a handle that outlived its run matches nothing.
 
 use std::cell::Cell;
-use std::os::raw::c_int;
+use std::os::raw::{c_char, c_int};
 
-use super::{lend, read_in, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
+use super::{lend, read_in, set_err, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
+use crate::http::field;
 use crate::server::vars::RequestCtx;
 
 /// The request phase a handler runs in (the numbers of
@@ -235,30 +236,41 @@ pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
     }
 }
 
+/// A status Lua may set: a whole number of three digits, as nginx writes
+/// status lines (a double, so 1e10 cannot wrap on its way in).
+fn http_status(status: f64) -> Option<u16> {
+    (status.fract() == 0.0 && (100.0..=999.0).contains(&status)).then_some(status as u16)
+}
+
 #[no_mangle]
-pub extern "C" fn halo_ffi_request_set_status(r: u64, status: c_int) -> c_int {
+pub extern "C" fn halo_ffi_request_set_status(r: u64, status: f64) -> c_int {
     let b = match setting_headers(r) {
         Ok(b) => b,
         Err(rc) => return rc,
     };
-    if !(100..=999).contains(&status) {
-        return DECLINED;
-    }
+    let Some(status) = http_status(status) else { return DECLINED };
     if b.headers_sent {
         ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.status after sending out response headers"));
         return OK;
     }
-    b.status = status as u16;
+    b.status = status;
     OK
 }
 
+/// ngx.exit(status): an HTTP status, 0 (ngx.OK: go on) or ngx.ERROR /
+/// ngx.DECLINED; DECLINED for anything else (ngx.AGAIN, ngx.DONE, 65736).
 #[no_mangle]
-pub extern "C" fn halo_ffi_request_exit(r: u64, status: c_int) -> c_int {
+pub extern "C" fn halo_ffi_request_exit(r: u64, status: f64) -> c_int {
     let b = match responding(r) {
         Ok(b) => b,
         Err(rc) => return rc,
     };
-    b.exit = Some(status);
+    let code = match http_status(status) {
+        Some(s) => c_int::from(s),
+        None if status == 0.0 || status == f64::from(super::ERROR) || status == f64::from(DECLINED) => status as c_int,
+        None => return DECLINED,
+    };
+    b.exit = Some(code);
     OK
 }
 
@@ -320,9 +332,41 @@ pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: 
     }
 }
 
+/// A header name and value from Lua as they may be kept: `x_foo` names
+/// X-Foo (as in lua-nginx-module), the name must be a token, the value has
+/// CR/LF escaped (http::field). Err: ERROR with the message in `*err`.
+///
 /// # Safety
 /// `name` must be valid for `name_len` bytes, `value` NULL or valid for
-/// `value_len` bytes.
+/// `value_len` bytes, `err` NULL or valid for a write.
+unsafe fn lua_field(
+    name: *const u8,
+    name_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *const c_char,
+) -> Result<(String, Option<String>), c_int> {
+    // SAFETY: caller's contract.
+    let name = unsafe { read_in(name, name_len) };
+    let checked = field::check_name(name).and_then(|()| {
+        // SAFETY: caller's contract.
+        (!value.is_null()).then(|| field::escape_value(unsafe { read_in(value, value_len) })).transpose()
+    });
+    match checked {
+        Ok(value) => Ok((
+            String::from_utf8_lossy(name).replace('_', "-"),
+            value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+        )),
+        Err(msg) => {
+            // SAFETY: caller's contract.
+            unsafe { set_err(err, msg) };
+            Err(super::ERROR)
+        }
+    }
+}
+
+/// # Safety
+/// As [`lua_field`].
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_header(
     r: u64,
@@ -330,17 +374,17 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     name_len: usize,
     value: *const u8,
     value_len: usize,
+    err: *mut *const c_char,
 ) -> c_int {
     let b = match setting_headers(r) {
         Ok(b) => b,
         Err(rc) => return rc,
     };
-    // SAFETY: caller's contract. `x_foo` names X-Foo, as in lua-nginx-module.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).replace('_', "-");
-    let value = (!value.is_null()).then(|| {
-        // SAFETY: caller's contract.
-        String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
-    });
+    // SAFETY: forwarded caller contract.
+    let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
     if b.headers_sent {
         ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.header.{name} after sending out response headers"));
         return OK;
@@ -707,17 +751,22 @@ pub extern "C" fn halo_ffi_request_flush(r: u64) -> c_int {
 /// ngx.req.set_header (value non-NULL) / clear_header (value NULL).
 ///
 /// # Safety
-/// `name` must be valid for `len` bytes, `value` NULL or valid for
-/// `value_len` bytes.
+/// As [`lua_field`].
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_set_req_header(r: u64, name: *const u8, len: usize, value: *const u8, value_len: usize) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_set_req_header(
+    r: u64,
+    name: *const u8,
+    len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *const c_char,
+) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract. '_' names '-', as for response headers.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
-    let value = (!value.is_null()).then(|| {
-        // SAFETY: caller's contract.
-        String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned()
-    });
+    // SAFETY: forwarded caller contract.
+    let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
+        Ok(f) => f,
+        Err(rc) => return rc,
+    };
     ctx(b).edit_header(&name, value);
     OK
 }
@@ -776,18 +825,26 @@ pub unsafe extern "C" fn halo_ffi_request_raw_header(r: u64, data: *mut *const u
 /// # Safety
 /// As `halo_ffi_request_set_header`, with `value` non-NULL.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_add_header(r: u64, name: *const u8, name_len: usize, value: *const u8, value_len: usize) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_add_header(
+    r: u64,
+    name: *const u8,
+    name_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *const c_char,
+) -> c_int {
     let b = match setting_headers(r) {
         Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    // SAFETY: forwarded caller contract; a NULL value adds an empty one.
+    let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+        Ok(f) => f,
         Err(rc) => return rc,
     };
     if b.headers_sent {
         return OK;
     }
-    // SAFETY: caller's contract.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, name_len) }).replace('_', "-");
-    // SAFETY: caller's contract.
-    let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
-    b.headers.push((name, value));
+    b.headers.push((name, value.unwrap_or_default()));
     OK
 }

@@ -570,7 +570,9 @@ fn other_version(
     }
     let tok = parts[2];
     let Some(line_end) = end else {
-        if is_version_prefix(tok) {
+        // The CR may have come without its LF yet: the answer must not
+        // depend on where the reads split the line.
+        if is_version_prefix(tok.strip_suffix(b"\r").unwrap_or(tok)) {
             check_limits(buf, false, limits)?;
             return Ok(None);
         }
@@ -634,23 +636,58 @@ fn offset_in(head: &[u8], piece: &[u8]) -> usize {
     piece.as_ptr() as usize - head.as_ptr() as usize
 }
 
-/// httparse skipped some header lines. nginx skips lines with odd names
-/// too, but rejects names with spaces or control characters, and obs-fold
-/// continuation lines (which start with a space or tab).
-fn check_skipped_lines(headers: &[u8]) -> Result<(), HttpError> {
-    for line in headers.split(|&c| c == b'\n') {
+/// The header lines of a head that httparse's strict parse refused, read as
+/// nginx reads them (`ngx_http_parse_header_line`): httparse's lenient parse
+/// would silently drop a line whose value holds a control byte, and such a
+/// line may be a framing header (`Content-Length: 5\x0b`). nginx keeps the
+/// value as sent, so the framing checks then reject it. `section` is the
+/// head after the request line, blank line included.
+///
+/// Rejected as nginx does (400): a NUL or a bare CR anywhere, an obs-fold
+/// continuation line, an empty name or a name with spaces or control bytes.
+/// Names with other odd bytes stay (the caller drops them under
+/// `ignore_invalid_headers`); a name that is not UTF-8 can never be valid and
+/// is dropped here. A line without a colon is a header with an empty value.
+fn nginx_header_lines(section: &[u8]) -> Result<Vec<httparse::Header<'_>>, HttpError> {
+    let mut out = Vec::new();
+    for line in section.split(|&c| c == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            continue;
+            break;
         }
-        let name_end = line.iter().position(|&c| c == b':').unwrap_or(line.len());
-        // nginx rejects an empty name (": x") as well as bad bytes in one,
-        // and a NUL anywhere.
-        if name_end == 0 || line[..name_end].iter().any(|&c| c <= 0x20 || c == 0x7f) || line.contains(&0) {
+        if line.contains(&0) || line.contains(&b'\r') || matches!(line[0], b' ' | b'\t') {
             return Err(INVALID_HEADER);
         }
+        let name_end = line.iter().position(|&c| c == b':').unwrap_or(line.len());
+        let name = &line[..name_end];
+        if name.is_empty() || name.iter().any(|&c| c <= 0x20 || c == 0x7f) {
+            return Err(INVALID_HEADER);
+        }
+        let Ok(name) = std::str::from_utf8(name) else { continue };
+        // Trimmed of spaces and tabs as httparse trims them, so both parses
+        // give the same values (tabs around framing values: see `tab_around`).
+        let mut value = line.get(name_end + 1..).unwrap_or(&[]);
+        while let [b' ' | b'\t', rest @ ..] = value {
+            value = rest;
+        }
+        while let [rest @ .., b' ' | b'\t'] = value {
+            value = rest;
+        }
+        out.push(httparse::Header { name, value });
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Whether a tab stands between the colon and the value or after the value
+/// (httparse trims both). nginx skips only spaces there, so for it the tab
+/// belongs to the value: `Transfer-Encoding:\tchunked` is an unknown coding
+/// (501), and Content-Length and Host with a tab are invalid (400).
+fn tab_around(head: &[u8], name: &str, value: &[u8]) -> bool {
+    let colon = offset_in(head, name.as_bytes()) + name.len();
+    let start = offset_in(head, value);
+    let end = start + value.len();
+    head.get(colon + 1..start).is_some_and(|b| b.contains(&b'\t'))
+        || head[end..].iter().take_while(|&&c| c != b'\r' && c != b'\n').any(|&c| c == b'\t')
 }
 
 /// Finds the scheme (letters) and `://` of an absolute-form target; returns
@@ -847,11 +884,16 @@ fn finish(
         }
     };
 
-    // httparse skips header lines it finds invalid; if it skipped any, make
-    // sure none is one nginx would reject. Lines = header lines + blank line.
-    if lenient && count_lf(&head[line_end..]).saturating_sub(1) != parsed.headers.len() {
-        check_skipped_lines(&head[line_end..])?;
-    }
+    // httparse's lenient parse drops the lines it finds invalid: read the
+    // header lines again as nginx does (rare: only heads the strict parse
+    // refused get here).
+    let lenient_headers;
+    let parsed_headers: &[httparse::Header<'_>] = if lenient {
+        lenient_headers = nginx_header_lines(&head[line_end..])?;
+        &lenient_headers
+    } else {
+        parsed.headers
+    };
 
     let method = Method::from_token(parsed.method.unwrap_or("")).ok_or(INVALID_METHOD)?;
     let version_minor = parsed.version.unwrap_or(1);
@@ -903,7 +945,7 @@ fn finish(
     // nginx: each Connection header overrides the previous one.
     let mut connection: Option<bool> = None; // Some(true) = keep-alive, Some(false) = close
     let mut expect: Option<&[u8]> = None;
-    for h in parsed.headers.iter() {
+    for h in parsed_headers {
         let (name, value) = (h.name, h.value);
         if !valid_header_name(name, policy) && policy.ignore_invalid_headers {
             continue;
@@ -912,6 +954,9 @@ fn finish(
             4 if name.eq_ignore_ascii_case("host") => {
                 if host_hdr.is_some() {
                     return Err(DUPLICATE_HOST);
+                }
+                if tab_around(head, name, value) {
+                    return Err(INVALID_HOST);
                 }
                 let cache = &mut out.host_cache;
                 host_hdr = Some(if !cache.0.is_empty() && cache.0 == value {
@@ -930,13 +975,15 @@ fn finish(
                 if content_length.is_some() {
                     return Err(DUPLICATE_HEADER);
                 }
-                content_length = Some(value);
+                // A tab makes the value invalid, as for nginx (empty: invalid).
+                content_length = Some(if tab_around(head, name, value) { &[][..] } else { value });
             }
             17 if name.eq_ignore_ascii_case("transfer-encoding") => {
                 if transfer_encoding.is_some() {
                     return Err(DUPLICATE_HEADER);
                 }
-                transfer_encoding = Some(value);
+                // With a tab it is no longer "chunked" (as for nginx: 501).
+                transfer_encoding = Some(if tab_around(head, name, value) { &b"\t"[..] } else { value });
             }
             10 if name.eq_ignore_ascii_case("connection") => {
                 if contains_ci(value, b"close") {
@@ -1179,11 +1226,59 @@ mod tests {
     }
 
     #[test]
+    fn control_bytes_in_values_are_kept_for_the_framing_checks() {
+        // httparse's lenient parse would drop these lines whole; nginx keeps
+        // the value, which then fails the framing checks.
+        let cl = err("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 49\x0b\r\n\r\n");
+        assert_eq!(cl, INVALID_CONTENT_LENGTH);
+        let te = err("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x0b\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(te, UNKNOWN_TE);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a\r\nHost: evil\x01\r\n\r\n"), DUPLICATE_HOST);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: evil\x01\r\n\r\n"), INVALID_HOST);
+        for c in (1u8..0x20).filter(|&c| c != b'\t' && c != b'\r' && c != b'\n').chain([0x7f]) {
+            let head = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1{}\r\n\r\n", c as char);
+            assert_eq!(err(&head), INVALID_CONTENT_LENGTH, "byte {c:#x}");
+        }
+        // Elsewhere the value is kept as sent, as nginx does.
+        let r = ok("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x0b2\r\nX-B: 3\r\n\r\n");
+        assert_eq!(r.header("x-a"), Some("1\x0b2"));
+        assert_eq!(r.header("x-b"), Some("3"));
+    }
+
+    #[test]
+    fn tabs_around_framing_values() {
+        assert_eq!(err("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n"), UNKNOWN_TE);
+        assert_eq!(err("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\n\r\n"), UNKNOWN_TE);
+        assert_eq!(err("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t5\r\n\r\n"), INVALID_CONTENT_LENGTH);
+        assert_eq!(err("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\t\r\n\r\n"), INVALID_CONTENT_LENGTH);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost:\ta\r\n\r\n"), INVALID_HOST);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a \t\r\n\r\n"), INVALID_HOST);
+        // Spaces are fine, and other headers keep httparse's trimming.
+        let r = ok("POST / HTTP/1.1\r\nHost:  a  \r\nContent-Length:  5  \r\nX:\tv\t\r\n\r\n");
+        assert_eq!(r.content_length, Some(5));
+        assert_eq!(r.header("x"), Some("v"));
+    }
+
+    #[test]
+    fn version_answer_does_not_depend_on_segmentation() {
+        let whole = "GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+        assert_eq!(err(whole), INVALID_VERSION);
+        for cut in 1..whole.len() {
+            match parse(&whole[..cut]) {
+                Ok(None) => {}
+                Err(e) => assert_eq!(e, INVALID_VERSION, "cut at {cut}"),
+                Ok(Some(_)) => panic!("complete at {cut}"),
+            }
+        }
+    }
+
+    #[test]
     fn invalid_header_names_ignored() {
         let s = "GET / HTTP/1.1\r\nHost: a\r\nX_Under: 1\r\nX.Dot: 2\r\nX@At: 3\r\nnocolon\r\nOk-1: 4\r\n\r\n";
         let r = ok(s);
         let names: Vec<&str> = r.headers().map(|(n, _)| n).collect();
-        assert_eq!(names, ["Host", "Ok-1"]);
+        // A line without a colon is a header with an empty value, as nginx reads it.
+        assert_eq!(names, ["Host", "nocolon", "Ok-1"]);
         let policy = HeaderPolicy { underscores_in_headers: true, ignore_invalid_headers: true };
         let (r, _) = parse_request_with(s.as_bytes(), &Limits::default(), &policy).unwrap().unwrap();
         assert_eq!(r.header("x_under"), Some("1"));

@@ -11,6 +11,12 @@ local C = ffi.C
 local c_exit = C.halo_ffi_request_exit
 local c_sleep = C.halo_ffi_request_sleep
 local FFI_AGAIN = base.FFI_AGAIN
+local FFI_DONE = base.FFI_DONE
+local FFI_DECLINED = base.FFI_DECLINED
+local FFI_ERROR = base.FFI_ERROR
+local errmsg = base.get_errmsg_ptr()
+local ffi_str = ffi.string
+local tostring = tostring
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
 local request = require("resty.core.phase").request
@@ -24,8 +30,14 @@ function ngx.exit(status)
         error("bad argument #1 to 'exit' (number expected, got " .. type(status) .. ")", 2)
     end
     local r = request(3)
-    if c_exit(r, status) == FFI_BAD_CONTEXT then
+    local rc = c_exit(r, status)
+    if rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
+    elseif rc == FFI_DECLINED then
+        if status == FFI_AGAIN or status == FFI_DONE then
+            error("bad argument to 'ngx.exit': does not accept NGX_AGAIN or NGX_DONE", 2)
+        end
+        error("bad argument #1 to 'exit' (invalid status code " .. tostring(status) .. ")", 2)
     end
     return co_yield()
 end
@@ -51,15 +63,18 @@ function ngx.redirect(uri, status)
     if c_headers_sent(r) == 1 then
         error("attempt to call ngx.redirect after sending out the headers", 2)
     end
-    if c_set_header(r, "Location", 8, uri, #uri) == FFI_BAD_CONTEXT then
+    -- CR and LF in the target are escaped by the core, as in any header.
+    local rc = c_set_header(r, "Location", 8, uri, #uri, errmsg)
+    if rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
+    elseif rc == FFI_ERROR then
+        error(ffi_str(errmsg[0]), 2)
     end
     c_exit(r, status)
     return co_yield()
 end
 
 local c_exec = C.halo_ffi_request_exec
-local FFI_DECLINED = base.FFI_DECLINED
 local encode_args = base.encode_args
 
 -- ngx.exec(uri, args?): internal redirect to uri ("/path" or "@name"),

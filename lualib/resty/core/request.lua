@@ -31,6 +31,8 @@ local ffi_new = ffi.new
 local error = error
 local type = type
 local FFI_OK = base.FFI_OK
+local FFI_ERROR = base.FFI_ERROR
+local errmsg = base.get_errmsg_ptr()
 
 local data_out = ffi_new("const unsigned char *[1]")
 local len_out = ffi_new("size_t[1]")
@@ -185,22 +187,24 @@ function ngx.req.set_header(name, value)
         error("bad argument #1 to 'set_header' (string expected, got " .. type(name) .. ")", 2)
     end
     local r = request(3)
-    if value == nil then
-        c_set_req_header(r, name, #name, nil, 0)
-        return
-    end
     if type(value) == "table" then
         error("bad argument #2 to 'set_header' (several values are not supported yet)", 2)
     end
-    value = tostring(value)
-    c_set_req_header(r, name, #name, value, #value)
+    if value ~= nil then
+        value = tostring(value)
+    end
+    if c_set_req_header(r, name, #name, value, value and #value or 0, errmsg) == FFI_ERROR then
+        error(ffi_str(errmsg[0]), 2)
+    end
 end
 
 function ngx.req.clear_header(name)
     if type(name) ~= "string" then
         error("bad argument #1 to 'clear_header' (string expected, got " .. type(name) .. ")", 2)
     end
-    c_set_req_header(request(3), name, #name, nil, 0)
+    if c_set_req_header(request(3), name, #name, nil, 0, errmsg) == FFI_ERROR then
+        error(ffi_str(errmsg[0]), 2)
+    end
 end
 
 local method_names = {

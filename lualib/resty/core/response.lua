@@ -23,10 +23,22 @@ local tostring = tostring
 local rawget = rawget
 local rawset = rawset
 local FFI_OK = base.FFI_OK
+local FFI_ERROR = base.FFI_ERROR
+local errmsg = base.get_errmsg_ptr()
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
 
 local ngx = ngx
+
+-- Raises the core's verdict on a header (a name that is not a token, a
+-- NUL in the value: http/field.rs) as the caller's error.
+local function check(r, rc)
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 3)
+    elseif rc == FFI_ERROR then
+        error(ffi_str(errmsg[0]), 3)
+    end
+end
 
 local function set_header(_, name, value)
     if type(name) ~= "string" then
@@ -39,22 +51,16 @@ local function set_header(_, name, value)
     -- ngx.header.content_type means Content-Type: the core turns '_' into
     -- '-' (string.gsub would not be JIT-compiled).
     local vt = type(value)
-    local rc
     if vt == "nil" then
-        rc = c_set_header(r, name, #name, nil, 0)
-        if rc == FFI_BAD_CONTEXT then
-            error(disabled(r), 2)
-        end
+        check(r, c_set_header(r, name, #name, nil, 0, errmsg))
         return
     end
     if vt == "table" then
         -- Several values: one header line each (Set-Cookie, say).
-        if c_set_header(r, name, #name, nil, 0) == FFI_BAD_CONTEXT then
-            error(disabled(r), 2)
-        end
+        check(r, c_set_header(r, name, #name, nil, 0, errmsg))
         for i = 1, #value do
             local v = tostring(value[i])
-            c_add_header(r, name, #name, v, #v)
+            check(r, c_add_header(r, name, #name, v, #v, errmsg))
         end
         return
     end
@@ -63,9 +69,7 @@ local function set_header(_, name, value)
     elseif vt ~= "string" then
         error("bad argument to 'ngx.header." .. name .. "' (string, number, boolean, nil or table expected, got " .. vt .. ")", 2)
     end
-    if c_set_header(r, name, #name, value, #value) == FFI_BAD_CONTEXT then
-        error(disabled(r), 2)
-    end
+    check(r, c_set_header(r, name, #name, value, #value, errmsg))
 end
 
 -- Reading ngx.header.X: the response header as set so far (one value).
