@@ -52,6 +52,17 @@ pub fn oracle_args() -> Vec<&'static str> {
     }
 }
 
+/// For the oracle, the `load_module` lines a config with Lua needs (halo has
+/// the module built in): Debian's libnginx-mod-http-lua, or the modules in
+/// `HALO_TEST_NGINX_MODULES`.
+pub fn oracle_modules(conf: &str) -> String {
+    if !is_nginx() || !conf.contains("_by_lua") || conf.contains("load_module") {
+        return String::new();
+    }
+    let dir = std::env::var("HALO_TEST_NGINX_MODULES").unwrap_or_else(|_| "/usr/lib/nginx/modules".into());
+    format!("load_module {dir}/ndk_http_module.so;\nload_module {dir}/ngx_http_lua_module.so;\n")
+}
+
 /// The standard main-context preamble: one foreground process, logs inside the prefix.
 pub const MAIN_PREAMBLE: &str = "master_process off;\ndaemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\nevents { worker_connections 1024; }\n";
 
@@ -155,7 +166,7 @@ impl Prefix {
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let ports: Vec<u16> = PORT_KEYS.iter().map(|_| free_port()).collect();
-            let mut conf = template.to_string();
+            let mut conf = oracle_modules(template) + template;
             for (k, p) in PORT_KEYS.iter().zip(&ports) {
                 conf = conf.replace(k, &p.to_string());
             }
