@@ -1,5 +1,5 @@
 //! content_by_lua* through the real binary: output, status, headers,
-//! ngx.exit, ngx.var, ngx.req.get_method, errors and per-request globals.
+//! ngx.exit, ngx.var, ngx.req.get_method, errors and shared globals.
 
 mod common;
 
@@ -102,10 +102,20 @@ fn error_in_handler_is_logged_with_chunk_name_and_answers_500() {
 }
 
 #[test]
-fn globals_do_not_leak_between_requests() {
-    let h = Halo::server(r#"        location = /g { content_by_lua_block { counter = (counter or 0) + 1 ngx.say(counter) } }"#);
+fn globals_are_shared_and_writing_one_warns() {
+    let h = Halo::server(
+        r#"        location = /g { content_by_lua_block { counter = (counter or 0) + 1 ngx.say(counter) } }
+        location = /l { content_by_lua_block { local n = (n or 0) + 1 ngx.say(n) } }"#,
+    );
+    assert_eq!(h.get("/l").text(), "1\n");
+    assert_eq!(h.get("/l").text(), "1\n");
     assert_eq!(h.get("/g").text(), "1\n");
-    assert_eq!(h.get("/g").text(), "1\n");
+    // As lua-nginx-module: handlers share _G, and a write logs a warning.
+    assert_eq!(h.get("/g").text(), "2\n");
+    let log = h.error_log();
+    assert_contains(&log, "[warn]");
+    assert_contains(&log, "writing a global Lua variable ('counter') which may lead to race conditions between concurrent requests, so prefer the use of 'local' variables");
+    assert_contains(&log, "content_by_lua(nginx.conf:");
 }
 
 #[test]
@@ -203,11 +213,11 @@ fn sleep_waits_on_the_event_loop_while_others_are_served() {
 }
 
 #[test]
-fn concurrent_sleeping_handlers_keep_their_own_globals() {
+fn concurrent_sleeping_handlers_keep_their_own_locals() {
     let h = Halo::server(
         r#"
         location = /g { content_by_lua_block {
-            mine = ngx.var.arg_v
+            local mine = ngx.var.arg_v
             ngx.sleep(0.2)
             ngx.say(mine)
         } }"#,

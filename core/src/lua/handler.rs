@@ -1,7 +1,7 @@
-//! Running `*_by_lua*` handlers for a request: each run is a fresh coroutine
-//! of the worker's VM over a fresh closure of the handler's compiled (and
-//! cached) chunk, with globals of its own, and the request bound for the
-//! FFI calls it makes ([`crate::ffi::request`]). When the handler yields for
+//! Running `*_by_lua*` handlers for a request: each run calls the handler's
+//! compiled (and cached) chunk from a pooled coroutine's Lua loop
+//! (lualib/halo/runner.lua), with the request bound for the FFI calls it
+//! makes ([`crate::ffi::request`]). When the handler yields for
 //! an operation (ngx.sleep; ngx.flush, whose bytes go out through the
 //! connection's [`Stream`]), the connection's task waits for it on the event
 //! loop and resumes the coroutine; other requests run meanwhile.
@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mlua::{Function, Lua, Table, Thread, ThreadStatus};
+use mlua::{Function, Lua, Table, Thread};
 
 use crate::conf::{Config, LuaCode, LuaSource};
 use crate::ffi::request::{bind, Binding, Pending, Phase};
@@ -38,19 +38,25 @@ impl Stream for Buffered {
     }
 }
 
+/// Idle coroutines kept for reuse; more than this many handlers waiting at
+/// once is rare, and the rest are left to the GC.
+const POOL_MAX: usize = 64;
+
 /// A worker's VM and its compiled handlers.
 pub struct LuaHandlers {
     vm: Lua,
     /// Per directive (keyed by the address of its `LuaCode`, stable for the
-    /// configuration's life), a function that returns a new closure of the
-    /// handler's code: `lua_code_cache on`.
+    /// configuration's life), the compiled chunk: `lua_code_cache on`.
     cache: RefCell<HashMap<usize, Function>>,
     /// `lua_code_cache off`: compile (and read `_file` code) per request.
     code_cache: bool,
-    setfenv: Function,
-    globals: Table,
-    /// `{ __index = _G }`: the metatable of every handler's own globals.
-    env_meta: Table,
+    /// halo.runner's loop, which pooled coroutines run, and the value it
+    /// yields when a handler has returned.
+    loop_fn: Function,
+    done: Table,
+    guard_globals: Function,
+    /// Coroutines parked in `loop_fn` between two handlers.
+    pool: RefCell<Vec<Thread>>,
     /// resty.core.ctx's release(id): drops a finished request's ngx.ctx.
     release_ctx: Function,
 }
@@ -59,18 +65,32 @@ impl LuaHandlers {
     /// The VM for `cfg`: lualib loaded, package paths from the config.
     pub fn new(cfg: &Config) -> mlua::Result<LuaHandlers> {
         let vm = super::new_vm(&cfg.prefix, cfg.http.lua_package_path.as_deref(), cfg.http.lua_package_cpath.as_deref())?;
-        let globals = vm.globals();
-        let setfenv = globals.get("setfenv")?;
-        let require: Function = globals.get("require")?;
+        let require: Function = vm.globals().get("require")?;
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
-        let env_meta = vm.create_table()?;
-        env_meta.set("__index", &globals)?;
-        Ok(LuaHandlers { vm, cache: RefCell::new(HashMap::new()), code_cache: cfg.http.lua_code_cache, setfenv, globals, env_meta, release_ctx })
+        let runner = require.call::<Table>("halo.runner")?;
+        Ok(LuaHandlers {
+            cache: RefCell::new(HashMap::new()),
+            code_cache: cfg.http.lua_code_cache,
+            loop_fn: runner.get("loop")?,
+            done: runner.get("DONE")?,
+            guard_globals: runner.get("guard_globals")?,
+            pool: RefCell::new(Vec::new()),
+            release_ctx,
+            vm,
+        })
     }
 
     /// The VM itself.
     pub fn vm(&self) -> &Lua {
         &self.vm
+    }
+
+    /// init_by_lua* and init_worker_by_lua* are over: from now on, writing
+    /// an undeclared global logs a warning (halo.runner).
+    pub fn guard_globals(&self) {
+        if let Err(e) = self.guard_globals.call::<()>(()) {
+            crate::error_log!(Level::Alert, None, "installing the globals write guard failed: {e}");
+        }
     }
 
     /// The request is over: forget its ngx.ctx (if it made one).
@@ -80,11 +100,10 @@ impl LuaHandlers {
         }
     }
 
-    /// The closure factory of `code`. The source is wrapped on its first
-    /// line (`return function(...) <code> end`), so line numbers are kept and
-    /// each request gets its own closure, hence its own globals even while
-    /// another request of the same handler is suspended.
-    fn factory(&self, code: &Arc<LuaCode>) -> Result<Function, String> {
+    /// The compiled chunk of `code`, run as it is by every request (as
+    /// lua-nginx-module with OpenResty's LuaJIT: handlers share _G, their
+    /// locals are their own).
+    fn handler(&self, code: &Arc<LuaCode>) -> Result<Function, String> {
         let key = Arc::as_ptr(code) as usize;
         if let Some(f) = self.cache.borrow().get(&key) {
             return Ok(f.clone());
@@ -96,8 +115,7 @@ impl LuaHandlers {
                 Err(e) => return Err(format!("failed to load Lua file \"{}\": {e}", path.display())),
             },
         };
-        let wrapped = format!("return function(...) {src}\nend");
-        let f = self.vm.load(wrapped).set_name(name).into_function().map_err(|e| e.to_string())?;
+        let f = self.vm.load(src).set_name(name).into_function().map_err(|e| e.to_string())?;
         if self.code_cache {
             self.cache.borrow_mut().insert(key, f.clone());
         }
@@ -108,26 +126,24 @@ impl LuaHandlers {
     /// globals (what init_by_lua defines is what handlers see through _G),
     /// outside any request. `what` names it in the error.
     pub fn run_init(&self, code: &Arc<LuaCode>, what: &str) -> Result<(), String> {
-        let factory = self.factory(code)?;
-        let run = || -> mlua::Result<()> {
-            let f: Function = factory.call(())?;
-            self.setfenv.call::<()>((&f, &self.globals))?;
-            f.call::<()>(())
-        };
-        run().map_err(|e| format!("{what} error: {}", error_text(e)))
+        let f = self.handler(code)?;
+        f.call::<()>(()).map_err(|e| format!("{what} error: {}", error_text(e)))
     }
 
-    /// A coroutine running a new closure of `code` with fresh globals (over _G).
-    fn thread(&self, code: &Arc<LuaCode>) -> Result<Thread, String> {
-        let factory = self.factory(code)?;
-        let make = || -> mlua::Result<Thread> {
-            let handler: Function = factory.call(())?;
-            let env = self.vm.create_table()?;
-            env.set_metatable(Some(self.env_meta.clone()))?;
-            self.setfenv.call::<()>((&handler, env))?;
-            self.vm.create_thread(handler)
-        };
-        make().map_err(error_text)
+    /// A coroutine parked in halo.runner's loop: a pooled one, or a new one.
+    fn coroutine(&self) -> Result<Thread, String> {
+        if let Some(co) = self.pool.borrow_mut().pop() {
+            return Ok(co);
+        }
+        self.vm.create_thread(self.loop_fn.clone()).map_err(error_text)
+    }
+
+    /// A coroutine whose handler returned goes back to the pool.
+    fn park(&self, co: Thread) {
+        let mut pool = self.pool.borrow_mut();
+        if pool.len() < POOL_MAX {
+            pool.push(co);
+        }
     }
 
     /// Run a content handler to its end; its output becomes the response
@@ -249,19 +265,18 @@ impl LuaHandlers {
     /// logged (the request then gets a 500).
     pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
         ctx.lua_used = true;
-        let co = self.thread(code);
+        let h = self.handler(code);
         let mut b = Binding::new(ctx, Phase::Set);
         b.set_args = args;
-        let co = match co {
-            Ok(co) => co,
+        let h = match h {
+            Ok(h) => h,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load set_by_lua*: {e}"));
                 return None;
             }
         };
-        let res = bind(&mut b, || co.resume::<mlua::Value>(()));
-        let res = match res {
-            Ok(_) if co.status() == ThreadStatus::Resumable => Err("attempt to yield in set_by_lua*".to_string()),
+        // Called, not resumed: it cannot wait, and its first result is the value.
+        let res = match bind(&mut b, || h.call::<mlua::Value>(())) {
             Ok(mlua::Value::Nil) => Ok(String::new()),
             Ok(v) => v.to_string().map_err(error_text),
             Err(e) => Err(error_text(e)),
@@ -285,22 +300,31 @@ impl LuaHandlers {
         mut stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, Binding) {
         ctx.lua_used = true;
-        let co = self.thread(code);
+        let started = self.handler(code).and_then(|h| Ok((h, self.coroutine()?)));
         let mut b = Binding::new(ctx, phase);
         init(&mut b);
-        let co = match co {
-            Ok(co) => co,
+        let (h, co) = match started {
+            Ok(started) => started,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
                 return (Err(()), b);
             }
         };
+        // The first resume hands the loop its handler; later ones end a wait.
+        let mut handler = Some(h);
         let outcome = loop {
-            let res = bind(&mut b, || co.resume::<()>(()));
+            let res = bind(&mut b, || match handler.take() {
+                Some(h) => co.resume::<mlua::Value>(h),
+                None => co.resume::<mlua::Value>(()),
+            });
             match res {
+                // The coroutine is dead: it is not reused.
                 Err(e) => break Err(error_text(e)),
-                Ok(()) if co.status() != ThreadStatus::Resumable => break Ok(()),
-                Ok(()) => match b.pending.take() {
+                Ok(mlua::Value::Table(t)) if t == self.done => {
+                    self.park(co);
+                    break Ok(());
+                }
+                Ok(_) => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
                     Some(Pending::Flush { eof }) => {
                         if let Some(s) = stream.as_deref_mut() {
@@ -310,6 +334,8 @@ impl LuaHandlers {
                             }
                         }
                     }
+                    // ngx.exit / ngx.exec: the handler stops where it is, and
+                    // its coroutine with it.
                     None if b.exit.is_some() || b.exec.is_some() => break Ok(()),
                     None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
                 },

@@ -76,6 +76,8 @@ pub static MODULES: &[Module] = modules![
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
     "halo.jit.capture" => "halo/jit/capture.lua",
+    // The coroutine loop handlers run in, and the globals write guard.
+    "halo.runner" => "halo/runner.lua",
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).

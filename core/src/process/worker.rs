@@ -80,6 +80,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
             crate::error_log!(Level::Error, None, "{e}");
         }
     }
+    lua.guard_globals();
     let w = Rc::new(Worker {
         lua: Some(lua),
         servers: ServerIndex::new(&cfg.http.servers),
