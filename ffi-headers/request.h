@@ -24,6 +24,10 @@ int halo_ffi_request_get_phase(uint64_t r);
 /* The request's number in this worker (> 0), the key of ngx.ctx. */
 double halo_ffi_request_id(uint64_t r);
 
+/* ngx.ctx made a table for the request (or was assigned one): the core
+   releases it when the request ends. */
+int halo_ffi_request_keep_ctx(uint64_t r);
+
 /* Appends to the response body (ngx.print / ngx.say); the head then counts
    as sent. HALO_FFI_DECLINED after ngx.eof. */
 int halo_ffi_request_write(uint64_t r, const unsigned char *data, size_t len);

@@ -450,6 +450,18 @@ pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
     }
 }
 
+/// ngx.ctx made a table for the request: the core releases it at the end.
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_keep_ctx(r: u64) -> c_int {
+    match binding(r) {
+        Some(b) => {
+            ctx(b).has_lua_ctx = true;
+            OK
+        }
+        None => NO_REQUEST,
+    }
+}
+
 /// The request's number in this worker (ngx.ctx's key), as a double so Lua
 /// gets a plain number (exact below 2^53).
 #[no_mangle]

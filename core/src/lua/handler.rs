@@ -264,7 +264,6 @@ impl LuaHandlers {
     /// first result as a string (nil as ""); None after an error, which is
     /// logged (the request then gets a 500).
     pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
-        ctx.lua_used = true;
         let h = self.handler(code);
         let mut b = Binding::new(ctx, Phase::Set);
         b.set_args = args;
@@ -299,7 +298,6 @@ impl LuaHandlers {
         init: impl FnOnce(&mut Binding),
         mut stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, Binding) {
-        ctx.lua_used = true;
         let started = self.handler(code).and_then(|h| Ok((h, self.coroutine()?)));
         let mut b = Binding::new(ctx, phase);
         init(&mut b);

@@ -295,7 +295,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             if let Some(code) = ctx.conf.log_by_lua.clone() {
                 lua.run(&mut ctx, &code, Phase::Log).await;
             }
-            if ctx.lua_used {
+            if ctx.has_lua_ctx {
                 lua.request_done(ctx.id);
             }
         }

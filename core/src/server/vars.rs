@@ -62,8 +62,8 @@ impl ConnInfo {
 pub struct RequestCtx<'a> {
     /// Unique among the worker's requests (ngx.ctx is keyed by it).
     pub id: u64,
-    /// A Lua handler ran for this request (its ngx.ctx needs releasing).
-    pub lua_used: bool,
+    /// The request has an ngx.ctx table (released when it ends).
+    pub has_lua_ctx: bool,
     /// The request body, when it was read for Lua handlers.
     pub body: Option<Vec<u8>>,
     /// ngx.req.set_header / clear_header: per name (last edit only), the
@@ -107,7 +107,7 @@ impl<'a> RequestCtx<'a> {
     pub fn new(req: &'a Request, conn: &'a ConnInfo, server: &'a Server, request_length: u64) -> Self {
         RequestCtx {
             id: 0,
-            lua_used: false,
+            has_lua_ctx: false,
             lua: None,
             body: None,
             header_edits: Vec::new(),

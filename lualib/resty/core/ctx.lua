@@ -1,6 +1,6 @@
 -- resty.core.ctx: ngx.ctx, one table per request shared by all its phases
 -- (rewrite, access, content, log). Tables are kept here by request number
--- and released by the core when the request ends.
+-- and released by the core when the request ends (told by keep_ctx).
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -10,6 +10,7 @@ base.cdef "request"
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
 local c_request_id = C.halo_ffi_request_id
+local c_keep_ctx = C.halo_ffi_request_keep_ctx
 local type = type
 local error = error
 local new_tab = base.new_tab
@@ -31,6 +32,7 @@ mt.__index = function(t, key)
         if c == nil then
             c = new_tab(0, 4)
             ctxs[id] = c
+            c_keep_ctx(r)
         end
         return c
     end
@@ -47,6 +49,7 @@ mt.__newindex = function(t, key, value)
             error("ctx should be a table while getting a " .. type(value), 2)
         end
         ctxs[c_request_id(r)] = value
+        c_keep_ctx(r)
         return
     end
     return newindex(t, key, value)
