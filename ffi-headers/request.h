@@ -93,8 +93,9 @@ typedef struct {
 /* The number of request headers. */
 int halo_ffi_request_header_count(uint64_t r);
 
-/* Fills out[0..max) with the request headers in order; returns how many. */
-int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max);
+/* Fills out[0..max) with the request headers in order; returns how many.
+   lower non-zero: names lowercased (copies valid until the next call). */
+int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max, int lower);
 
 /* Fills out[0..max) with the decoded query arguments in order (value NULL
    for an argument without '='); returns how many, at most max. Valid until
@@ -142,7 +143,7 @@ int halo_ffi_request_resp_header_count(uint64_t r);
 
 /* Fills out[0..max) with the response headers set so far, Content-Type
    first; returns how many. Valid until the next call. */
-int halo_ffi_request_get_resp_headers(uint64_t r, halo_ffi_header_t *out, int max);
+int halo_ffi_request_get_resp_headers(uint64_t r, halo_ffi_header_t *out, int max, int lower);
 
 /* ngx.req.set_header (value non-NULL: replaces every header of the name) and
    ngx.req.clear_header (value NULL); '_' in the name becomes '-'. */

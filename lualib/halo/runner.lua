@@ -1,6 +1,6 @@
 -- halo.runner: how the core runs handlers. Each pooled coroutine runs
--- `loop`: it calls the handler it is resumed with, then yields `DONE` and
--- waits for the next one. The handler is thus called from a Lua frame, so a
+-- `loop`: it calls the handler whose number it is resumed with, then yields
+-- `DONE` and waits for the next one. The handler is thus called from a Lua frame, so a
 -- trace can start in its body and return into the loop, and its FFI calls
 -- become native calls; the coroutine is reused across requests. (A handler
 -- that ends through ngx.exit or an error leaves its coroutine suspended or
@@ -19,10 +19,32 @@ local tostring = tostring
 
 local DONE = {}
 
-local function loop(h)
+-- Compiled handlers by number: a resume passes the number (a plain integer
+-- costs the core nothing to push), the loop looks the handler up here.
+local handlers = {}
+local free = {}
+
+local function register(f)
+    local i = free[#free]
+    if i then
+        free[#free] = nil
+    else
+        i = #handlers + 1
+    end
+    handlers[i] = f
+    return i
+end
+
+-- lua_code_cache off: each request's handler is dropped after its run.
+local function unregister(i)
+    handlers[i] = false
+    free[#free + 1] = i
+end
+
+local function loop(i)
     while true do
-        h()
-        h = yield(DONE)
+        handlers[i]()
+        i = yield(DONE)
     end
 end
 
@@ -38,4 +60,7 @@ local function guard_globals()
     setmetatable(_G, mt)
 end
 
-return { loop = loop, DONE = DONE, guard_globals = guard_globals }
+return {
+    loop = loop, DONE = DONE, handlers = handlers, register = register, unregister = unregister,
+    guard_globals = guard_globals,
+}

@@ -4,6 +4,7 @@
 //! [`bind`] for the duration of one resume). Handles are a serial number per
 //! binding, so a handle that outlived its run matches nothing.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::os::raw::{c_char, c_int};
 
@@ -78,8 +79,7 @@ pub struct Binding {
     pub arg_eof: bool,
     /// set_by_lua's arguments, ngx.arg[1..].
     pub set_args: Vec<String>,
-    /// Where borrowed results live until the next call.
-    scratch: Vec<u8>,
+    /// Where decoded arguments live until the next call.
     args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -102,7 +102,6 @@ impl Binding {
             arg_body: Vec::new(),
             arg_eof: false,
             set_args: Vec::new(),
-            scratch: Vec::new(),
             args_scratch: Vec::new(),
         }
     }
@@ -117,6 +116,9 @@ pub enum Pending {
 }
 
 thread_local! {
+    /// Where results made for Lua live until its next call (one buffer for
+    /// the worker, so a request allocates none).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static CURRENT: Cell<*mut Binding> = const { Cell::new(std::ptr::null_mut()) };
     static SERIAL: Cell<u64> = const { Cell::new(0) };
 }
@@ -200,6 +202,58 @@ unsafe fn fill<'p>(out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'
         n += 1;
     }
     n as c_int
+}
+
+/// [`fill`] with lowercased names (`lower` non-zero), copied into the
+/// scratch buffer: ngx.req.get_headers lowercases them, and doing it here
+/// spares Lua a string.lower and a string per name.
+///
+/// # Safety
+/// As [`fill`]; the names then live in the scratch buffer until the
+/// caller's next call.
+unsafe fn fill_headers<'p>(
+    lower: c_int,
+    out: *mut Header,
+    max: c_int,
+    pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)> + Clone,
+) -> c_int {
+    if lower == 0 {
+        // SAFETY: forwarded caller contract.
+        return unsafe { fill(out, max, pairs) };
+    }
+    SCRATCH.with(|s| {
+        let mut names = s.borrow_mut();
+        names.clear();
+        for (n, _) in pairs.clone().take(max.max(0) as usize) {
+            names.extend_from_slice(n);
+        }
+        names.make_ascii_lowercase();
+        let names: &[u8] = &names;
+        let mut at = 0;
+        let lowered = pairs.map(move |(n, v)| {
+            let name = &names[at..at + n.len()];
+            at += n.len();
+            (name, v)
+        });
+        // SAFETY: forwarded caller contract; `fill` takes at most `max`
+        // pairs, the ones whose names were copied above, and the buffer is
+        // not touched again before the caller's next call.
+        unsafe { fill(out, max, lowered) }
+    })
+}
+
+/// Lends `v` to Lua, kept in the scratch buffer until its next call.
+///
+/// # Safety
+/// As [`lend`].
+unsafe fn lend_kept(v: Vec<u8>, data: *mut *const u8, len: *mut usize) -> c_int {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        *s = v;
+        // SAFETY: caller's contract; the bytes stay in the buffer (not
+        // moved by the borrow's end) until the next call replaces them.
+        unsafe { lend(&s, data, len) }
+    })
 }
 
 #[no_mangle]
@@ -298,16 +352,20 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
     // SAFETY: caller's contract.
     let name = unsafe { read_in(name, len) };
     let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
-    // Variable names are case-insensitive in nginx.
-    let name = name.to_ascii_lowercase();
+    // Variable names are case-insensitive in nginx (and nearly always lowercase).
+    let name: Cow<'_, str> = if name.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
     // Bytes, not text: $binary_remote_addr and the request body may hold
     // NULs and non-UTF-8 bytes.
     match ctx(b).lookup_bytes(&name) {
-        Some(v) => {
-            b.scratch = v.into_owned();
-            // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(&b.scratch, value, value_len) }
-        }
+        // SAFETY: caller's contract; a borrowed value lives in the request
+        // until a call changes it.
+        Some(Cow::Borrowed(v)) => unsafe { lend(v, value, value_len) },
+        // SAFETY: caller's contract.
+        Some(Cow::Owned(v)) => unsafe { lend_kept(v, value, value_len) },
         None => DECLINED,
     }
 }
@@ -353,10 +411,12 @@ unsafe fn lua_field(
         (!value.is_null()).then(|| field::escape_value(unsafe { read_in(value, value_len) })).transpose()
     });
     match checked {
-        Ok(value) => Ok((
-            String::from_utf8_lossy(name).replace('_', "-"),
-            value.map(|v| String::from_utf8_lossy(&v).into_owned()),
-        )),
+        Ok(value) => {
+            // A token is ASCII: its bytes are its text.
+            let name = String::from_utf8(name.iter().map(|&c| if c == b'_' { b'-' } else { c }).collect()).unwrap_or_default();
+            let value = value.map(|v| String::from_utf8(v.into_owned()).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+            Ok((name, value))
+        }
         Err(msg) => {
             // SAFETY: caller's contract.
             unsafe { set_err(err, msg) };
@@ -434,11 +494,12 @@ pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
 /// # Safety
 /// `out` must be valid for writes of `max` headers.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
     let pairs = ctx(b).request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
-    // SAFETY: forwarded caller contract; the strings live in the request.
-    unsafe { fill(out, max, pairs) }
+    // SAFETY: forwarded caller contract; the strings live in the request
+    // (lowered names in the scratch buffer).
+    unsafe { fill_headers(lower, out, max, pairs) }
 }
 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
@@ -570,9 +631,8 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
     };
     match found {
         Some(v) => {
-            b.scratch = v.into_bytes();
-            // SAFETY: caller's contract; scratch lives until the next call.
-            unsafe { lend(&b.scratch, value, value_len) }
+            // SAFETY: caller's contract.
+            unsafe { lend_kept(v.into_bytes(), value, value_len) }
         }
         None => DECLINED,
     }
@@ -698,13 +758,13 @@ pub extern "C" fn halo_ffi_request_resp_header_count(r: u64) -> c_int {
 /// # Safety
 /// `out` must be valid for writes of `max` entries.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Header, max: c_int) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
     let ct = b.content_type.as_deref().map(|v| (&b"Content-Type"[..], Some(v.as_bytes())));
     let pairs = ct.into_iter().chain(b.headers.iter().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes()))));
     // SAFETY: forwarded caller contract; the strings live in the binding
     // until a call that changes headers.
-    unsafe { fill(out, max, pairs) }
+    unsafe { fill_headers(lower, out, max, pairs) }
 }
 
 /// ngx.send_headers: the head counts as sent from now on.

@@ -288,7 +288,7 @@ impl Request {
 
     /// Header lines in order: name as sent, value trimmed. Header lines that
     /// nginx would ignore (see [`HeaderPolicy`]) are not here.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
         self.headers.iter().map(|&(n, v)| (self.span(n), self.span(v)))
     }
 

@@ -10,7 +10,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mlua::{Function, Lua, Table, Thread};
+use std::os::raw::c_int;
+
+use mlua::{Function, Lua, RegistryKey, Table, Thread};
+
+use super::resume::{resume, Resumed};
 
 use crate::conf::{Config, LuaCode, LuaSource};
 use crate::ffi::request::{bind, Binding, Pending, Phase};
@@ -47,13 +51,19 @@ pub struct LuaHandlers {
     vm: Lua,
     /// Per directive (keyed by the address of its `LuaCode`, stable for the
     /// configuration's life), the compiled chunk: `lua_code_cache on`.
-    cache: RefCell<HashMap<usize, Function>>,
+    /// The value is the handler's number in halo.runner's table (what a
+    /// resume passes to the coroutine's loop).
+    cache: RefCell<HashMap<usize, c_int, ahash::RandomState>>,
     /// `lua_code_cache off`: compile (and read `_file` code) per request.
     code_cache: bool,
     /// halo.runner's loop, which pooled coroutines run, and the value it
     /// yields when a handler has returned.
     loop_fn: Function,
-    done: Table,
+    done: RegistryKey,
+    register: Function,
+    unregister: Function,
+    /// halo.runner's handlers by number.
+    handlers: Table,
     guard_globals: Function,
     /// Coroutines parked in `loop_fn` between two handlers.
     pool: RefCell<Vec<Thread>>,
@@ -69,10 +79,13 @@ impl LuaHandlers {
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
         let runner = require.call::<Table>("halo.runner")?;
         Ok(LuaHandlers {
-            cache: RefCell::new(HashMap::new()),
+            cache: RefCell::new(HashMap::default()),
             code_cache: cfg.http.lua_code_cache,
             loop_fn: runner.get("loop")?,
-            done: runner.get("DONE")?,
+            done: vm.create_registry_value(runner.get::<Table>("DONE")?)?,
+            register: runner.get("register")?,
+            unregister: runner.get("unregister")?,
+            handlers: runner.get("handlers")?,
             guard_globals: runner.get("guard_globals")?,
             pool: RefCell::new(Vec::new()),
             release_ctx,
@@ -103,10 +116,10 @@ impl LuaHandlers {
     /// The compiled chunk of `code`, run as it is by every request (as
     /// lua-nginx-module with OpenResty's LuaJIT: handlers share _G, their
     /// locals are their own).
-    fn handler(&self, code: &Arc<LuaCode>) -> Result<Function, String> {
+    fn handler(&self, code: &Arc<LuaCode>) -> Result<c_int, String> {
         let key = Arc::as_ptr(code) as usize;
-        if let Some(f) = self.cache.borrow().get(&key) {
-            return Ok(f.clone());
+        if let Some(&n) = self.cache.borrow().get(&key) {
+            return Ok(n);
         }
         let (src, name) = match &code.source {
             LuaSource::Inline(src) => (src.clone(), format!("={}", code.chunkname)),
@@ -116,18 +129,26 @@ impl LuaHandlers {
             },
         };
         let f = self.vm.load(src).set_name(name).into_function().map_err(|e| e.to_string())?;
+        let n = self.register.call::<c_int>(&f).map_err(error_text)?;
         if self.code_cache {
-            self.cache.borrow_mut().insert(key, f.clone());
+            self.cache.borrow_mut().insert(key, n);
         }
-        Ok(f)
+        Ok(n)
+    }
+
+    /// Handler `n` as a function, to call it directly (init, set_by_lua).
+    fn function(&self, n: c_int) -> Result<Function, String> {
+        self.handlers.raw_get(n).map_err(error_text)
     }
 
     /// Run `init_by_lua*` or `init_worker_by_lua*` code: in the VM's own
     /// globals (what init_by_lua defines is what handlers see through _G),
     /// outside any request. `what` names it in the error.
     pub fn run_init(&self, code: &Arc<LuaCode>, what: &str) -> Result<(), String> {
-        let f = self.handler(code)?;
-        f.call::<()>(()).map_err(|e| format!("{what} error: {}", error_text(e)))
+        let h = self.handler(code)?;
+        let res = self.function(h)?.call::<()>(()).map_err(|e| format!("{what} error: {}", error_text(e)));
+        self.release(h);
+        res
     }
 
     /// A coroutine parked in halo.runner's loop: a pooled one, or a new one.
@@ -264,10 +285,10 @@ impl LuaHandlers {
     /// first result as a string (nil as ""); None after an error, which is
     /// logged (the request then gets a 500).
     pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
-        let h = self.handler(code);
+        let h = self.handler(code).and_then(|h| Ok((h, self.function(h)?)));
         let mut b = Binding::new(ctx, Phase::Set);
         b.set_args = args;
-        let h = match h {
+        let (h, f) = match h {
             Ok(h) => h,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load set_by_lua*: {e}"));
@@ -275,11 +296,12 @@ impl LuaHandlers {
             }
         };
         // Called, not resumed: it cannot wait, and its first result is the value.
-        let res = match bind(&mut b, || h.call::<mlua::Value>(())) {
+        let res = match bind(&mut b, || f.call::<mlua::Value>(())) {
             Ok(mlua::Value::Nil) => Ok(String::new()),
             Ok(v) => v.to_string().map_err(error_text),
             Err(e) => Err(error_text(e)),
         };
+        self.release(h);
         res.map_err(|e| ctx.log(Level::Error, format_args!("failed to run set_by_lua*: {e}"))).ok()
     }
 
@@ -310,19 +332,20 @@ impl LuaHandlers {
         };
         // The first resume hands the loop its handler; later ones end a wait.
         let mut handler = Some(h);
+        let done = self.done.id();
         let outcome = loop {
-            let res = bind(&mut b, || match handler.take() {
-                Some(h) => co.resume::<mlua::Value>(h),
-                None => co.resume::<mlua::Value>(()),
-            });
+            // SAFETY: `co` is a coroutine of this VM, new or parked in a yield
+            // (pooled coroutines are only ever parked there), used by nothing
+            // else; `done` is a registry value of this VM, kept by `self`.
+            let res = bind(&mut b, || unsafe { resume(co.state(), handler.take(), done) });
             match res {
                 // The coroutine is dead: it is not reused.
-                Err(e) => break Err(error_text(e)),
-                Ok(mlua::Value::Table(t)) if t == self.done => {
+                Resumed::Failed(e) => break Err(e),
+                Resumed::Done => {
                     self.park(co);
                     break Ok(());
                 }
-                Ok(_) => match b.pending.take() {
+                Resumed::Yielded => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
                     Some(Pending::Flush { eof }) => {
                         if let Some(s) = stream.as_deref_mut() {
@@ -339,8 +362,18 @@ impl LuaHandlers {
                 },
             }
         };
+        self.release(h);
         let res = outcome.map_err(|e| ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive())));
         (res, b)
+    }
+
+    /// `lua_code_cache off`: the handler compiled for this run is forgotten.
+    fn release(&self, h: c_int) {
+        if !self.code_cache {
+            if let Err(e) = self.unregister.call::<()>(h) {
+                crate::error_log!(Level::Alert, None, "dropping a handler failed: {e}");
+            }
+        }
     }
 }
 

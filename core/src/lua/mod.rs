@@ -5,6 +5,7 @@
 pub mod capi;
 pub mod handler;
 pub mod lualib;
+mod resume;
 pub mod vm;
 
 /// mlua, re-exported so users of this module (and tests) use the same version.

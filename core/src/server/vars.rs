@@ -143,7 +143,7 @@ impl<'a> RequestCtx<'a> {
 
     /// The request headers with Lua's edits applied, in order (edited
     /// names last).
-    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
         let edits = &self.header_edits;
         self.req
             .headers()

@@ -24,7 +24,6 @@ local c_set_uri = C.halo_ffi_request_set_uri
 local c_raw_header = C.halo_ffi_request_raw_header
 local c_exec = C.halo_ffi_request_exec
 local tostring = tostring
-local lower = string.lower
 local new_tab = base.new_tab
 local ffi_str = ffi.string
 local ffi_new = ffi.new
@@ -53,13 +52,19 @@ local pairs_buf = ffi_new("halo_ffi_header_t[?]", pairs_buf_size)
 
 -- Up to `max` (name, value) pairs filled in by the core, as a table: name ->
 -- value (true when the core gives no value), or a list for a repeated name.
--- nil when the core declines (no body for post args, say).
-local function pairs_table(r, fill, max, lower_names)
+-- nil when the core declines (no body for post args, say). Header fills take
+-- `lower` (1: the core lowercases the names); argument fills do not.
+local function pairs_table(r, fill, max, lower)
     if max > pairs_buf_size then
         pairs_buf_size = max
         pairs_buf = ffi_new("halo_ffi_header_t[?]", max)
     end
-    local n = fill(r, pairs_buf, max)
+    local n
+    if lower then
+        n = fill(r, pairs_buf, max, lower)
+    else
+        n = fill(r, pairs_buf, max)
+    end
     if n < 0 then
         return nil
     end
@@ -67,9 +72,6 @@ local function pairs_table(r, fill, max, lower_names)
     for i = 0, n - 1 do
         local p = pairs_buf[i]
         local name = ffi_str(p.name, p.name_len)
-        if lower_names then
-            name = lower(name)
-        end
         local value = true
         if p.value ~= nil then
             value = ffi_str(p.value, p.value_len)
@@ -105,7 +107,7 @@ local function headers_table(fname, count, fill, max_headers, raw)
     if max > 0 and n > max then
         n = max
     end
-    return pairs_table(r, fill, n, not raw)
+    return pairs_table(r, fill, n, raw and 0 or 1)
 end
 
 -- ngx.req.get_headers(max_headers?, raw?): name -> value, or a list of
@@ -118,7 +120,7 @@ end
 local function collect_args(fname, fill, max_args)
     local r = request(3)
     local max = limit(fname, max_args)
-    local t = pairs_table(r, fill, max > 0 and max or 65536, false)
+    local t = pairs_table(r, fill, max > 0 and max or 65536, nil)
     if not t then
         return nil, "request body not read"
     end
