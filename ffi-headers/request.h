@@ -116,11 +116,22 @@ int halo_ffi_request_set_arg_body(uint64_t r, const unsigned char *data, size_t 
 int halo_ffi_request_set_arg_eof(uint64_t r, int eof);
 
 /* The same for an application/x-www-form-urlencoded request body;
-   HALO_FFI_DECLINED when the body was not read. */
+   HALO_FFI_DECLINED when the body was not read, HALO_FFI_ERROR when it is in
+   a temp file. */
 int halo_ffi_request_get_post_args(uint64_t r, halo_ffi_header_t *out, int max);
 
-/* The request body (read before the Lua phases run); HALO_FFI_DECLINED when
-   the request has none. */
+/* ngx.req.read_body: HALO_FFI_OK when there is nothing (left) to read;
+   else HALO_FFI_AGAIN, and the Lua side yields until the body is in memory
+   or, past client_body_buffer_size, in a temp file. A body that cannot be
+   read (413, 400, 408) ends the request with that status. */
+int halo_ffi_request_read_body(uint64_t r);
+
+/* The temp file holding the body; HALO_FFI_DECLINED when it is in memory or
+   was not read. */
+int halo_ffi_request_get_body_file(uint64_t r, const unsigned char **data, size_t *len);
+
+/* The request body once read, when in memory; HALO_FFI_DECLINED when the
+   request has none, it was not read, or it is in a temp file. */
 int halo_ffi_request_get_body(uint64_t r, const unsigned char **data, size_t *len);
 
 /* ngx.exec: records an internal redirect to uri ("/path?args" or "@name")

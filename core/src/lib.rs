@@ -2,7 +2,8 @@
 //!
 //! `cli` parses the command line; `conf` reads nginx.conf into typed config;
 //! `process` runs the master and its workers; `rt` is each worker's io_uring
-//! loop; `http` parses requests and writes responses; `server` picks the
+//! loop; `http` parses requests and writes responses; `request` holds a
+//! request's own state (its body); `server` picks the
 //! server and location and runs the phases; `log` writes the error and
 //! access logs. `lua` and `ffi` are the Lua layer; `jit` captures and
 //! reports what LuaJIT's compiler did with it.
@@ -12,6 +13,7 @@ pub mod conf;
 pub mod process;
 pub mod rt;
 pub mod http;
+pub mod request;
 pub mod server;
 pub mod log;
 pub mod lua;

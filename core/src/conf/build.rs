@@ -150,6 +150,10 @@ static SPECS: &[Spec] = &[
     spec("client_body_timeout", HSL, false, Exactly(1)),
     spec("send_timeout", HSL, false, Exactly(1)),
     spec("client_max_body_size", HSL, false, Exactly(1)),
+    spec("client_body_buffer_size", HSL, false, Exactly(1)),
+    spec("client_body_temp_path", HSL, false, Range(1, 4)),
+    spec("client_body_in_file_only", HSL, false, Exactly(1)),
+    spec("lua_need_request_body", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
     spec("server_tokens", HSL, false, Exactly(1)),
@@ -175,7 +179,6 @@ static SPECS: &[Spec] = &[
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
     spec("lua_code_cache", HTTP, false, Exactly(1)),
     spec("lua_jit_log", HTTP, false, Range(1, 2)),
-    spec("lua_need_request_body", HSL, false, Exactly(1)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("access_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("init_by_lua_block", HTTP, false, Exactly(1)),
@@ -423,6 +426,10 @@ struct Partial {
     client_body_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
     client_max_body_size: Option<u64>,
+    client_body_buffer_size: Option<usize>,
+    client_body_temp_path: Option<PathBuf>,
+    client_body_in_file_only: Option<BodyInFileOnly>,
+    lua_need_request_body: Option<bool>,
     server_tokens: Option<bool>,
     access_log: Option<Vec<AccessLog>>,
     access_log_off: bool,
@@ -775,6 +782,35 @@ impl<'a> Builder<'a> {
                 let n = size_arg(d, &d.args[0])?;
                 set_once(d, &mut p.client_max_body_size, n)?;
             }
+            "client_body_buffer_size" => {
+                let n = size_arg(d, &d.args[0])? as usize;
+                set_once(d, &mut p.client_body_buffer_size, n)?;
+            }
+            "client_body_temp_path" => {
+                if d.args.len() > 1 {
+                    return Err(ConfError::at(format!("\"{}\" directive levels are not supported (use a path alone)", d.name), d));
+                }
+                let path = self.full(&d.args[0]);
+                set_once(d, &mut p.client_body_temp_path, path)?;
+            }
+            "client_body_in_file_only" => {
+                let v = match d.args[0].as_str() {
+                    "off" => BodyInFileOnly::Off,
+                    "on" => BodyInFileOnly::On,
+                    "clean" => BodyInFileOnly::Clean,
+                    v => {
+                        return Err(ConfError::at(
+                            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\", \"clean\" or \"off\"", d.name),
+                            d,
+                        ))
+                    }
+                };
+                set_once(d, &mut p.client_body_in_file_only, v)?;
+            }
+            "lua_need_request_body" => {
+                let on = flag(d)?;
+                set_once(d, &mut p.lua_need_request_body, on)?;
+            }
             "client_header_buffer_size" => {
                 let n = size_arg(d, &d.args[0])? as usize;
                 set_once(d, &mut p.client_header_buffer_size, n)?;
@@ -856,11 +892,6 @@ impl<'a> Builder<'a> {
                 p.index
                     .get_or_insert_with(Vec::new)
                     .extend(d.args.iter().cloned());
-            }
-            "lua_need_request_body" => {
-                if !flag(d)? {
-                    return Err(ConfError::at("\"lua_need_request_body off\" is not supported: halo reads the body for Lua handlers", d));
-                }
             }
             "content_by_lua_block" | "content_by_lua" | "content_by_lua_file" => {
                 if p.content_by_lua.is_some() {
@@ -1140,6 +1171,7 @@ impl<'a> Builder<'a> {
             types: Arc::new(mime::default_types()),
             access_log: vec![AccessLog { path: self.full("logs/access.log"), format: "combined".to_string() }],
             log_formats: Arc::new(std::mem::take(&mut self.log_formats)),
+            client_body_temp_path: self.full("client_body_temp"),
             ..LocConf::nginx_defaults(&self.full("html").to_string_lossy())
         };
         let http_conf = merge(&raw.partial, &defaults);
@@ -1249,6 +1281,10 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         client_max_body_size: p
             .client_max_body_size
             .unwrap_or(parent.client_max_body_size),
+        client_body_buffer_size: p.client_body_buffer_size.unwrap_or(parent.client_body_buffer_size),
+        client_body_temp_path: p.client_body_temp_path.clone().unwrap_or_else(|| parent.client_body_temp_path.clone()),
+        client_body_in_file_only: p.client_body_in_file_only.unwrap_or(parent.client_body_in_file_only),
+        lua_need_request_body: p.lua_need_request_body.unwrap_or(parent.lua_need_request_body),
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),

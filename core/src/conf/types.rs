@@ -240,6 +240,18 @@ pub struct AccessLog {
     pub format: String,
 }
 
+/// `client_body_in_file_only`: whether every request body goes to a file,
+/// and whether that file stays after the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyInFileOnly {
+    /// Only bodies over client_body_buffer_size, removed after the request.
+    Off,
+    /// Every body, kept after the request.
+    On,
+    /// Every body, removed after the request.
+    Clean,
+}
+
 /// Settings inherited http -> server -> location. Array-valued directives
 /// (add_header, error_page, access_log) are inherited only when the inner
 /// level defines none, as in nginx.
@@ -260,6 +272,14 @@ pub struct LocConf {
     pub send_timeout: Duration,
     /// 0 = unlimited.
     pub client_max_body_size: u64,
+    /// `client_body_buffer_size`: a larger request body goes to a temp file.
+    pub client_body_buffer_size: usize,
+    /// `client_body_temp_path` (absolute).
+    pub client_body_temp_path: std::path::PathBuf,
+    /// `client_body_in_file_only`.
+    pub client_body_in_file_only: BodyInFileOnly,
+    /// `lua_need_request_body`: read the body before the Lua handlers run.
+    pub lua_need_request_body: bool,
     pub server_tokens: bool,
     /// Empty = `access_log off`.
     pub access_log: Vec<AccessLog>,
@@ -294,6 +314,11 @@ impl LocConf {
             client_body_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             client_max_body_size: 1 << 20,
+            // nginx's default on x86_64: two memory pages.
+            client_body_buffer_size: 16 * 1024,
+            client_body_temp_path: std::path::PathBuf::from("client_body_temp"),
+            client_body_in_file_only: BodyInFileOnly::Off,
+            lua_need_request_body: false,
             server_tokens: true,
             access_log: Vec::new(),
             log_formats: Default::default(),

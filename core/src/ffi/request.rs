@@ -10,6 +10,7 @@ use std::os::raw::{c_char, c_int};
 
 use super::{lend, read_in, set_err, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::http::field;
+use crate::request::body::RequestBody;
 use crate::server::vars::RequestCtx;
 
 /// The request phase a handler runs in (the numbers of
@@ -113,6 +114,8 @@ pub enum Pending {
     Sleep(std::time::Duration),
     /// Send the output so far (and end the body if `eof`).
     Flush { eof: bool },
+    /// Read the request body (ngx.req.read_body).
+    ReadBody,
 }
 
 thread_local! {
@@ -592,9 +595,40 @@ pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header,
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header, max: c_int) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
+    let Some(body) = ctx(b).body.as_ref() else { return DECLINED };
+    // In a temp file: ERROR (lua-nginx-module does not parse those either).
+    let Some(body) = body.data() else { return super::ERROR };
     // SAFETY: forwarded caller contract.
     unsafe { fill_args(b, body, out, max) }
+}
+
+/// ngx.req.read_body: OK when there is nothing (left) to read, else
+/// registers the read (AGAIN; the Lua side yields until the body is in).
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_read_body(r: u64) -> c_int {
+    let b = match responding(r) {
+        Ok(b) => b,
+        Err(rc) => return rc,
+    };
+    let ctx = ctx(b);
+    if ctx.body_done || (ctx.req.content_length.unwrap_or(0) == 0 && !ctx.req.chunked) {
+        return OK;
+    }
+    b.pending = Some(Pending::ReadBody);
+    AGAIN
+}
+
+/// ngx.req.get_body_file: the temp file holding the body (DECLINED when the
+/// body is in memory, or was not read).
+///
+/// # Safety
+/// `data` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_get_body_file(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
+    let Some(b) = binding(r) else { return NO_REQUEST };
+    let Some(path) = ctx(b).body.as_ref().and_then(RequestBody::file_path) else { return DECLINED };
+    // SAFETY: caller's contract; the path lives in the request's body.
+    unsafe { lend(path.as_os_str().as_encoded_bytes(), data, len) }
 }
 
 /// The request body, if it was read (DECLINED when there is none).
@@ -604,7 +638,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
     let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(body) = ctx(b).body.as_deref() else { return DECLINED };
+    let Some(body) = ctx(b).body.as_ref().and_then(RequestBody::data) else { return DECLINED };
     // SAFETY: caller's contract; the body lives in the request context.
     unsafe { lend(body, data, len) }
 }

@@ -308,11 +308,20 @@ impl Request {
         self.raw.map(|s| self.span(s))
     }
 
+    /// Replace the head as sent (the version-substitution path parses a copy).
+    fn set_raw(&mut self, head: &[u8]) {
+        self.raw = std::str::from_utf8(head).ok().map(|h| self.push_text(h));
+    }
+
+    fn push_text(&mut self, s: &str) -> Span {
+        let a = self.text.len() as u32;
+        self.text.push_str(s);
+        (a, self.text.len() as u32)
+    }
+
     /// Replace `$request` (the version-substitution path parses a copy).
     fn set_request_line(&mut self, line: &str) {
-        let a = self.text.len() as u32;
-        self.text.push_str(line);
-        self.line = (a, self.text.len() as u32);
+        self.line = self.push_text(line);
     }
 }
 
@@ -388,6 +397,13 @@ pub fn parse_request_into(
     policy: &HeaderPolicy,
     out: &mut Request,
 ) -> Result<Option<usize>, HttpError> {
+    // nginx skips any CR and LF bytes before the request line; httparse
+    // only whole empty lines, so a lone CR would be an error or not
+    // depending on what follows it.
+    if let [b'\r' | b'\n', ..] = buf {
+        let skip = buf.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+        return Ok(parse_request_into(&buf[skip..], limits, policy, out)?.map(|n| n + skip));
+    }
     // First strictly: a head with a header name httparse refuses is rare,
     // and only then is the lenient parse (and its check of the lines it
     // skipped) worth its cost.
@@ -596,8 +612,10 @@ fn other_version(
             }
             let res = parse_request_into(&copy, limits, policy, out)?;
             Ok(res.map(|len| {
+                let len = (len as isize + delta) as usize;
                 out.set_request_line(lossy(&buf[start..line_end]).trim_end());
-                (len as isize + delta) as usize
+                out.set_raw(&buf[..len]);
+                len
             }))
         }
         Some((0, _)) => Err(INVALID_REQUEST),
@@ -633,7 +651,7 @@ static HEADER_NAME: [bool; 256] = {
 
 /// Where `piece`, a sub-slice of `head`, starts in it.
 fn offset_in(head: &[u8], piece: &[u8]) -> usize {
-    piece.as_ptr() as usize - head.as_ptr() as usize
+    (piece.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize)
 }
 
 /// The header lines of a head that httparse's strict parse refused, read as
@@ -666,7 +684,9 @@ fn nginx_header_lines(section: &[u8]) -> Result<Vec<httparse::Header<'_>>, HttpE
         let Ok(name) = std::str::from_utf8(name) else { continue };
         // Trimmed of spaces and tabs as httparse trims them, so both parses
         // give the same values (tabs around framing values: see `tab_around`).
-        let mut value = line.get(name_end + 1..).unwrap_or(&[]);
+        // (A line without a colon: an empty value at its end, still a
+        // slice of the head, as `tab_around` expects.)
+        let mut value = line.get(name_end + 1..).unwrap_or(&line[line.len()..]);
         while let [b' ' | b'\t', rest @ ..] = value {
             value = rest;
         }
@@ -683,11 +703,12 @@ fn nginx_header_lines(section: &[u8]) -> Result<Vec<httparse::Header<'_>>, HttpE
 /// belongs to the value: `Transfer-Encoding:\tchunked` is an unknown coding
 /// (501), and Content-Length and Host with a tab are invalid (400).
 fn tab_around(head: &[u8], name: &str, value: &[u8]) -> bool {
+    // Both are slices of `head`; `get` keeps a mistake from panicking.
     let colon = offset_in(head, name.as_bytes()) + name.len();
     let start = offset_in(head, value);
-    let end = start + value.len();
+    let end = start.saturating_add(value.len());
     head.get(colon + 1..start).is_some_and(|b| b.contains(&b'\t'))
-        || head[end..].iter().take_while(|&&c| c != b'\r' && c != b'\n').any(|&c| c == b'\t')
+        || head.get(end..).unwrap_or(&[]).iter().take_while(|&&c| c != b'\r' && c != b'\n').any(|&c| c == b'\t')
 }
 
 /// Finds the scheme (letters) and `://` of an absolute-form target; returns
@@ -1243,6 +1264,32 @@ mod tests {
         let r = ok("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x0b2\r\nX-B: 3\r\n\r\n");
         assert_eq!(r.header("x-a"), Some("1\x0b2"));
         assert_eq!(r.header("x-b"), Some("3"));
+    }
+
+    #[test]
+    fn a_framing_name_without_colon_is_an_empty_value() {
+        // Found by the fuzzer: the empty value of such a line must still be
+        // a slice of the head (the tab check measures offsets in it).
+        assert_eq!(err("GET / HTTP/1.1\r\nHost\r\n\r\n"), INVALID_HOST);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a\r\nContent-Length\r\n\r\n"), INVALID_CONTENT_LENGTH);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\r\n\x01: x\r\n\r\n"), INVALID_HEADER);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost\r\n\nk:\n\r\n").status, 400);
+    }
+
+    #[test]
+    fn stray_line_ends_before_the_request_line_are_skipped() {
+        let s = "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(ok(s).request_line(), "GET / HTTP/1.1");
+        assert_eq!(parse("\rGET /").unwrap(), None);
+        assert_eq!(parse("\r\n\r").unwrap(), None);
+    }
+
+    #[test]
+    fn raw_header_is_the_head_as_sent() {
+        let s = "GET / HTTP/1.2\r\nHost: a\r\n\r\n";
+        assert_eq!(ok(s).raw_header(), Some(s));
+        let s = "GET / HTTP/1.10\r\nHost: a\r\n\r\n";
+        assert_eq!(ok(s).raw_header(), Some(s));
     }
 
     #[test]

@@ -23,21 +23,31 @@ use crate::rt;
 use crate::server::phases::{Body, Response};
 use crate::server::vars::RequestCtx;
 
-/// Where a content handler's output goes as it is produced: ngx.flush and
-/// ngx.eof hand the binding to `flush`, which sends the head (the first time)
-/// and the output so far (taking `b.out`), and returns when it is written.
+/// The client connection, as handlers reach it while they run: the request
+/// body (ngx.req.read_body) and, for a content handler whose output streams,
+/// ngx.flush and ngx.eof, which hand the binding to `flush`: it sends the
+/// head (the first time) and the output so far (taking `b.out`), and returns
+/// when it is written.
 #[allow(async_fn_in_trait)] // used with static dispatch only
 pub trait Stream {
     /// Sends what `b` holds; `eof` ends the body. False when the client is
     /// gone (the handler runs on; its output goes nowhere).
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut Binding, eof: bool) -> bool;
+
+    /// Reads the request body into `ctx.body` (once). Err: the status the
+    /// request ends with (413, 400, 408, 500, 499 when the client left).
+    async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
 }
 
-/// The handlers whose output is sent when they end.
+/// Handlers that run without the client (filters, the log phase).
 pub enum Buffered {}
 
 impl Stream for Buffered {
     async fn flush(&mut self, _: &mut RequestCtx<'_>, _: &mut Binding, _: bool) -> bool {
+        match *self {}
+    }
+
+    async fn read_body(&mut self, _: &mut RequestCtx<'_>) -> Result<(), u16> {
         match *self {}
     }
 }
@@ -168,22 +178,30 @@ impl LuaHandlers {
     }
 
     /// Run a content handler to its end; its output becomes the response
-    /// (what ngx.flush / ngx.eof did not already send through `stream`).
-    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, stream: Option<&mut impl Stream>) -> Response<'a> {
+    /// (what ngx.flush / ngx.eof did not already send through `client`,
+    /// when `streams`).
+    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, client: &mut impl Stream, streams: bool) -> Response<'a> {
         // A content handler always answers.
-        self.run_with(ctx, code, Phase::Content, stream).await.unwrap_or_else(|| Response::special(500))
+        self.run_with(ctx, code, Phase::Content, Some(client), streams).await.unwrap_or_else(|| Response::special(500))
     }
 
-    /// Run a handler of `phase` to its end. Some(response) when it answers
-    /// the request (content always does; rewrite and access do with
-    /// ngx.exit(status >= 200), output, or an error), None to go on.
-    pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase) -> Option<Response<'a>> {
-        self.run_with(ctx, code, phase, None::<&mut Buffered>).await
+    /// Run a handler of `phase` to its end, with the client (rewrite,
+    /// access) or without (log). Some(response) when it answers the request
+    /// (rewrite and access do with ngx.exit(status >= 200), output, or an
+    /// error), None to go on.
+    pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, client: Option<&mut impl Stream>) -> Option<Response<'a>> {
+        self.run_with(ctx, code, phase, client, false).await
     }
 
-    async fn run_with<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, stream: Option<&mut impl Stream>) -> Option<Response<'a>> {
-        let streams = stream.is_some();
-        let (res, mut b) = self.execute(ctx, code, phase, |b| b.streams = streams, stream).await;
+    async fn run_with<'a>(
+        &self,
+        ctx: &mut RequestCtx<'a>,
+        code: &Arc<LuaCode>,
+        phase: Phase,
+        client: Option<&mut impl Stream>,
+        streams: bool,
+    ) -> Option<Response<'a>> {
+        let (res, mut b) = self.execute(ctx, code, phase, |b| b.streams = streams, client).await;
         match res {
             Ok(()) if b.exec.is_some() => {
                 Some(Response::pending(Body::Exec(b.exec.take().unwrap_or_default())))
@@ -347,6 +365,16 @@ impl LuaHandlers {
                 }
                 Resumed::Yielded => match b.pending.take() {
                     Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
+                    Some(Pending::ReadBody) => {
+                        if let Some(s) = stream.as_deref_mut() {
+                            if let Err(status) = s.read_body(ctx).await {
+                                // As lua-nginx-module: the request ends with
+                                // the error's status; the handler stops.
+                                b.exit = Some(c_int::from(status));
+                                break Ok(());
+                            }
+                        }
+                    }
                     Some(Pending::Flush { eof }) => {
                         if let Some(s) = stream.as_deref_mut() {
                             if !s.flush(ctx, &mut b, eof).await {

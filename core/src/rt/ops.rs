@@ -125,6 +125,16 @@ pub async fn read_at(fd: RawFd, mut buf: Vec<u8>, len: usize, offset: u64) -> (i
     (res, buf)
 }
 
+/// pwrite(2) of `buf[from..]` at `offset`: bytes written or -errno, and
+/// the buffer back.
+pub async fn write_at(fd: RawFd, buf: Vec<u8>, from: usize, offset: u64) -> (i32, Vec<u8>) {
+    let slice = &buf[from.min(buf.len())..];
+    // The pointer is into buf's heap memory, which the Op owns (and parks
+    // on drop) until the completion.
+    let entry = opcode::Write::new(types::Fd(fd), slice.as_ptr(), slice.len().min(u32::MAX as usize) as u32).offset(offset).build();
+    Op::submit(entry, buf).await
+}
+
 /// read(2) of a fixed-size record (e.g. a signalfd_siginfo) from `fd`.
 pub async fn read_exact_record(fd: RawFd, len: usize) -> (i32, Vec<u8>) {
     read_at(fd, Vec::with_capacity(len), len, u64::MAX).await

@@ -21,6 +21,7 @@ use super::phases::{Body, Engine, Response};
 use super::static_files::FileBody;
 use crate::ffi::request::Phase;
 use super::vars::{ConnInfo, RequestCtx};
+use crate::request::body::BodyWriter;
 
 /// Bytes asked of one recv while reading heads, and while reading bodies.
 const HEAD_READ: usize = 4096;
@@ -250,19 +251,23 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         server_name_captures(&mut ctx);
         let mut engine = Engine::default();
         let mut resp = engine.run(&mut ctx);
-        // Lua handlers get the request body read in advance (as with
-        // lua_need_request_body on): ngx.req.get_body_data() just reads it.
-        let mut body_ok = None;
-        if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_)) {
-            let ok = read_body(io, &mut ctx, &mut engine, &mut resp, true).await;
-            body_ok = Some(ok);
+        // The body is read when Lua asks (ngx.req.read_body), or before the
+        // handlers with lua_need_request_body on; otherwise discarded below.
+        let lua = matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_));
+        let mut body_ok = true;
+        if lua && ctx.conf.lua_need_request_body {
+            if let Err(e) = read_body_into(io, &mut ctx).await {
+                body_ok = false;
+                resp = body_error(&mut ctx, &mut engine, resp, e);
+            }
         }
         // (The checks keep plain requests from making these futures.)
         let mut streamed = None;
         if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_) | Body::Exec(_)) {
-            let mut stream = LuaStream { w, io: &mut *io, body_ok: body_ok.unwrap_or(true), requests: conn.requests, head: None };
+            let mut stream = LuaStream { w, io: &mut *io, body_ok, requests: conn.requests, head: None };
             resp = run_lua_handlers(w, &mut ctx, &mut engine, resp, &mut stream).await;
             streamed = stream.head;
+            body_ok = stream.body_ok;
         }
         // The location's settings from here on (the handlers may have moved the request).
         keepalive_timeout = ctx.conf.keepalive_timeout;
@@ -271,13 +276,14 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             // The head (and maybe the body) already went out with ngx.flush.
             end_stream(io, &mut ctx, s, resp)
         } else {
-            // The body: read (and keep nothing of it) or refuse, unless done above.
-            let body_ok = match body_ok {
-                Some(ok) => ok,
-                // Most requests have no body: skip making the future.
-                None if req.content_length.unwrap_or(0) == 0 && !req.chunked => true,
-                None => read_body(io, &mut ctx, &mut engine, &mut resp, false).await,
-            };
+            // What is left of the body is read and dropped (or refused).
+            // Most requests have none: skip making the future.
+            if body_ok && !ctx.body_done && (req.content_length.unwrap_or(0) > 0 || req.chunked) {
+                if let Err(e) = read_body(io, &mut ctx, None).await {
+                    body_ok = false;
+                    resp = body_error(&mut ctx, &mut engine, resp, e);
+                }
+            }
             if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
                 resp = filter_response(w, &mut ctx, &mut engine, resp).await;
             }
@@ -293,7 +299,7 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         };
         if let Some(lua) = w.lua.as_ref() {
             if let Some(code) = ctx.conf.log_by_lua.clone() {
-                lua.run(&mut ctx, &code, Phase::Log).await;
+                lua.run(&mut ctx, &code, Phase::Log, None::<&mut crate::lua::handler::Buffered>).await;
             }
             if ctx.has_lua_ctx {
                 lua.request_done(ctx.id);
@@ -358,7 +364,10 @@ impl crate::lua::handler::Stream for LuaStream<'_> {
             let mut resp = filter_response(self.w, ctx, &mut engine, resp).await;
             let head_only = is_head_only(ctx, resp.status);
             let chunked = !head_only && ctx.req.version_minor >= 1;
-            let keep = (chunked || head_only) && may_keep_alive(self.w, ctx, self.body_ok, self.requests);
+            // A body the handler did not read is not read after a stream:
+            // such a response closes the connection.
+            let body_left = !ctx.body_done && (ctx.req.content_length.unwrap_or(0) > 0 || ctx.req.chunked);
+            let keep = (chunked || head_only) && !body_left && may_keep_alive(self.w, ctx, self.body_ok, self.requests);
             ctx.bytes_sent = write_head(self.io, ctx, &mut resp, None, chunked, keep);
             self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
         }
@@ -367,6 +376,23 @@ impl crate::lua::handler::Stream for LuaStream<'_> {
         let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
         s.broken |= !ok;
         ok
+    }
+
+    async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16> {
+        if ctx.body_done || !self.body_ok {
+            return Ok(());
+        }
+        match read_body_into(self.io, ctx).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.body_ok = false;
+                // A client that left gets nothing; nginx logs 499 for it.
+                Err(match e {
+                    BodyError::Status(s) => s,
+                    BodyError::Closed => 499,
+                })
+            }
+        }
     }
 }
 
@@ -416,7 +442,7 @@ async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut
         resp = match resp.body {
             Body::LuaPhases(loc) => {
                 engine.lua_phases_done = true;
-                match run_lua_phases(w, ctx).await {
+                match run_lua_phases(w, ctx, stream).await {
                     Some(r) => r,
                     None => engine.content(ctx, loc),
                 }
@@ -425,7 +451,10 @@ async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut
                 let code = code.clone();
                 match w.lua.as_ref() {
                     // With a body filter the output is filtered whole, at the end.
-                    Some(lua) => lua.run_content(ctx, &code, ctx.conf.body_filter_by_lua.is_none().then_some(&mut *stream)).await,
+                    Some(lua) => {
+                        let streams = ctx.conf.body_filter_by_lua.is_none();
+                        lua.run_content(ctx, &code, stream, streams).await
+                    }
                     None => Response::special(500),
                 }
             }
@@ -460,11 +489,11 @@ async fn filter_response<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut 
 
 /// rewrite_by_lua* then access_by_lua* of the request's location; the
 /// response of the first that answers the request.
-async fn run_lua_phases<'a>(w: &Worker, ctx: &mut RequestCtx<'a>) -> Option<Response<'a>> {
+async fn run_lua_phases<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, client: &mut LuaStream<'_>) -> Option<Response<'a>> {
     let lua = w.lua.as_ref()?;
     for (code, phase) in [(ctx.conf.rewrite_by_lua.clone(), Phase::Rewrite), (ctx.conf.access_by_lua.clone(), Phase::Access)] {
         if let Some(code) = code {
-            if let Some(r) = lua.run(ctx, &code, phase).await {
+            if let Some(r) = lua.run(ctx, &code, phase, Some(&mut *client)).await {
                 return Some(r);
             }
         }
@@ -489,91 +518,117 @@ fn server_name_captures(ctx: &mut RequestCtx) {
     }
 }
 
-/// Consume the request body (Content-Length or chunked). Answers 413 over
-/// client_max_body_size, 400 for a bad chunk, 408 on client_body_timeout.
-/// Returns false when the connection cannot be reused.
-/// With `keep`, the body is kept in `ctx.body` (for Lua handlers).
-async fn read_body<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: &mut Response<'a>, keep: bool) -> bool {
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy)]
+enum BodyError {
+    /// Answer this status (and close): 413, 400, 408, or 500 when the
+    /// temp file failed.
+    Status(u16),
+    /// The client closed the connection.
+    Closed,
+}
+
+/// The response after a body that could not be read: the error's, or
+/// `resp` if the client is gone; the connection closes after it.
+fn body_error<'a>(ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: Response<'a>, e: BodyError) -> Response<'a> {
+    let mut resp = match e {
+        BodyError::Status(s) => engine.finalize(ctx, Response::special(s)),
+        BodyError::Closed => resp,
+    };
+    resp.close = true;
+    resp
+}
+
+/// Read the body into `ctx.body`: memory, or a temp file past
+/// client_body_buffer_size (request/body.rs).
+async fn read_body_into(io: &mut Io, ctx: &mut RequestCtx<'_>) -> Result<(), BodyError> {
+    let mut writer = BodyWriter::new(ctx.conf);
+    read_body(io, ctx, Some(&mut writer)).await?;
+    match writer.finish().await {
+        Ok(body) => {
+            ctx.body = Some(body);
+            Ok(())
+        }
+        Err(e) => {
+            ctx.log(Level::Crit, format_args!("{e}"));
+            Err(BodyError::Status(500))
+        }
+    }
+}
+
+/// Consume the request body (Content-Length or chunked), into `writer`, or
+/// dropped without one. 413 over client_max_body_size, 400 for a bad chunk,
+/// 408 on client_body_timeout. Nothing of the body is left on the connection
+/// after Ok (`ctx.body_done`).
+async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mut BodyWriter>) -> Result<(), BodyError> {
     let req: &Request = ctx.req;
     let length = req.content_length.unwrap_or(0);
     if length == 0 && !req.chunked {
-        return true;
+        ctx.body_done = true;
+        return Ok(());
     }
     let max = ctx.conf.client_max_body_size;
     if max > 0 && length > max {
         ctx.log(Level::Error, format_args!("client intended to send too large body: {length} bytes"));
-        *resp = engine.finalize(ctx, Response::special(413));
-        return false;
+        return Err(BodyError::Status(413));
     }
     let timeout = ctx.conf.client_body_timeout;
     let mut continued = false;
     let mut decoder = req.chunked.then(ChunkedDecoder::new);
     let mut left = length;
     let mut sink = Vec::new();
-    let mut kept = Vec::new();
     loop {
         // Use what is buffered.
         let avail = io.pending();
-        if let Some(d) = decoder.as_mut() {
+        let done = if let Some(d) = decoder.as_mut() {
             match d.decode(avail, &mut sink) {
                 Ok((used, done)) => {
                     io.start += used;
-                    if keep {
-                        kept.extend_from_slice(&sink);
-                    }
-                    sink.clear();
+                    ctx.request_length += used as u64;
                     if max > 0 && d.total() > max {
                         ctx.log(Level::Error, format_args!("client intended to send too large chunked body: {} bytes", d.total()));
-                        *resp = engine.finalize(ctx, Response::special(413));
-                        return false;
+                        return Err(BodyError::Status(413));
                     }
-                    if done {
-                        ctx.request_length += used as u64;
-                        if keep {
-                            ctx.body = Some(kept);
-                        }
-                        return true;
-                    }
+                    done
                 }
                 Err(e) => {
                     ctx.log(Level::Info, format_args!("{}", e.reason));
-                    *resp = engine.finalize(ctx, Response::special(400));
-                    return false;
+                    return Err(BodyError::Status(400));
                 }
             }
         } else {
             let used = (avail.len() as u64).min(left) as usize;
-            if keep {
-                kept.extend_from_slice(&avail[..used]);
-            }
+            sink.extend_from_slice(&avail[..used]);
             io.start += used;
             left -= used as u64;
-            if left == 0 {
-                ctx.request_length += length;
-                if keep {
-                    ctx.body = Some(kept);
-                }
-                return true;
+            ctx.request_length += used as u64;
+            left == 0
+        };
+        if let Some(w) = writer.as_deref_mut() {
+            if let Err(e) = w.push(&sink).await {
+                ctx.log(Level::Crit, format_args!("{e}"));
+                return Err(BodyError::Status(500));
             }
+        }
+        sink.clear();
+        if done {
+            ctx.body_done = true;
+            return Ok(());
         }
         if ctx.req.expect_continue && ctx.req.version_minor == 1 && !continued {
             continued = true;
             io.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             if !io.flush(ctx.conf.send_timeout).await {
-                return false;
+                return Err(BodyError::Closed);
             }
         }
         match io.read(BODY_READ, rt::now() + timeout, None).await {
             Read::Data => {}
             Read::TimedOut => {
                 ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
-                *resp = engine.finalize(ctx, Response::special(408));
-                return false;
+                return Err(BodyError::Status(408));
             }
-            _ => {
-                resp.close = true;
-                return false;
-            }
+            _ => return Err(BodyError::Closed),
         }
     }
 }

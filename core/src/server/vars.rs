@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::conf::template::Vars;
 use crate::conf::{LocConf, Server};
 use crate::http::request::Request;
+use crate::request::body::RequestBody;
 
 /// What a request knows about its connection.
 pub struct ConnInfo {
@@ -64,8 +65,12 @@ pub struct RequestCtx<'a> {
     pub id: u64,
     /// The request has an ngx.ctx table (released when it ends).
     pub has_lua_ctx: bool,
-    /// The request body, when it was read for Lua handlers.
-    pub body: Option<Vec<u8>>,
+    /// The request body, once read for Lua (ngx.req.read_body,
+    /// lua_need_request_body); None before, or when there is none.
+    pub body: Option<RequestBody>,
+    /// Nothing of the body is left on the connection: it was read (into
+    /// `body`) or discarded.
+    pub body_done: bool,
     /// ngx.req.set_header / clear_header: per name (last edit only), the
     /// value that replaces all of the request's headers of that name, or
     /// None to remove them.
@@ -110,6 +115,7 @@ impl<'a> RequestCtx<'a> {
             has_lua_ctx: false,
             lua: None,
             body: None,
+            body_done: false,
             header_edits: Vec::new(),
             method_override: None,
             req,
@@ -207,7 +213,7 @@ impl<'a> RequestCtx<'a> {
         if !self.set_vars.iter().any(|(n, _)| n == name) {
             match name {
                 "binary_remote_addr" => return Some(Cow::Owned(self.conn.binary_remote_addr())),
-                "request_body" => return self.body.as_deref().map(Cow::Borrowed),
+                "request_body" => return self.body.as_ref().and_then(RequestBody::data).map(Cow::Borrowed),
                 _ => {}
             }
         }
@@ -257,7 +263,7 @@ impl<'a> RequestCtx<'a> {
             "time_iso8601" => crate::log::time::time_iso8601(),
             "content_type" => req.header("content-type")?.to_string(),
             "content_length" => req.header("content-length")?.to_string(),
-            "request_body" => String::from_utf8_lossy(self.body.as_deref()?).into_owned(),
+            "request_body" => String::from_utf8_lossy(self.body.as_ref().and_then(RequestBody::data)?).into_owned(),
             "document_root" => self.conf.root.render(&mut NoVars, &[]),
             "realpath_root" => {
                 let root = self.conf.root.render(&mut NoVars, &[]);

@@ -23,6 +23,11 @@ local c_set_method = C.halo_ffi_request_set_method
 local c_set_uri = C.halo_ffi_request_set_uri
 local c_raw_header = C.halo_ffi_request_raw_header
 local c_exec = C.halo_ffi_request_exec
+local c_read_body = C.halo_ffi_request_read_body
+local c_get_body_file = C.halo_ffi_request_get_body_file
+local FFI_AGAIN = base.FFI_AGAIN
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local disabled = require("resty.core.phase").disabled
 local tostring = tostring
 local new_tab = base.new_tab
 local ffi_str = ffi.string
@@ -66,7 +71,7 @@ local function pairs_table(r, fill, max, lower)
         n = fill(r, pairs_buf, max)
     end
     if n < 0 then
-        return nil
+        return nil, n
     end
     local t = new_tab(0, n)
     for i = 0, n - 1 do
@@ -120,8 +125,11 @@ end
 local function collect_args(fname, fill, max_args)
     local r = request(3)
     local max = limit(fname, max_args)
-    local t = pairs_table(r, fill, max > 0 and max or 65536, nil)
+    local t, rc = pairs_table(r, fill, max > 0 and max or 65536, nil)
     if not t then
+        if rc == FFI_ERROR then
+            return nil, "request body in temp file not supported"
+        end
         return nil, "request body not read"
     end
     return t
@@ -260,17 +268,37 @@ function ngx.req.set_uri(uri, jump)
     end
 end
 
--- halo reads the body before the Lua phases run (as lua_need_request_body
--- on), so reading and discarding are already done.
+-- ngx.req.read_body(): reads the body now (the handler waits on the event
+-- loop), into memory or past client_body_buffer_size into a temp file. A body
+-- that cannot be read ends the request with its status (413, 400, 408).
 function ngx.req.read_body()
+    local r = request(3)
+    local rc = c_read_body(r)
+    if rc == FFI_AGAIN then
+        co_yield()
+        return
+    end
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    end
 end
 
+-- The core drops a body nobody read once the handlers are done.
 function ngx.req.discard_body()
+    request(3)
 end
 
--- ngx.req.get_body_data(): the body, or nil without one.
+-- ngx.req.get_body_data(): the body when read into memory, else nil.
 function ngx.req.get_body_data()
     if c_get_body(request(3), data_out, len_out) == FFI_OK then
+        return ffi_str(data_out[0], len_out[0])
+    end
+    return nil
+end
+
+-- ngx.req.get_body_file(): the temp file holding the body, else nil.
+function ngx.req.get_body_file()
+    if c_get_body_file(request(3), data_out, len_out) == FFI_OK then
         return ffi_str(data_out[0], len_out[0])
     end
     return nil
