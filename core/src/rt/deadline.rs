@@ -51,15 +51,51 @@ impl Deadline {
     }
 
     /// Run `fut` until `at`; on expiry `fut` is dropped (which cancels its I/O).
-    pub async fn run<F: Future>(&self, at: Instant, fut: F) -> Result<F::Output, Elapsed> {
+    /// (A struct, not an async fn, so the future is no bigger than `fut`'s.)
+    pub fn run<F: Future>(&self, at: Instant, fut: F) -> Timed<'_, F> {
         SLOTS.with(|s| s.borrow_mut()[self.idx].at = Some(at));
-        let res = race(fut, Expired { idx: self.idx }).await;
+        Timed { deadline: self, race: race(fut, Expired { idx: self.idx }) }
+    }
+
+    fn disarm(&self) {
         SLOTS.with(|s| {
             let mut s = s.borrow_mut();
-            s[self.idx].at = None;
-            s[self.idx].waker = None;
+            if let Some(slot) = s.get_mut(self.idx) {
+                slot.at = None;
+                slot.waker = None;
+            }
         });
-        res.map_err(|()| Elapsed)
+    }
+}
+
+/// The future of [`Deadline::run`]; the deadline is disarmed when it ends
+/// or is dropped.
+pub struct Timed<'d, F> {
+    deadline: &'d Deadline,
+    race: super::notify::Race<F, Expired>,
+}
+
+impl<F: Future> Future for Timed<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `race` is pinned structurally (never moved out of a pinned
+        // `Timed`; Drop below only touches `deadline`).
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        match unsafe { Pin::new_unchecked(&mut this.race) }.poll(cx) {
+            Poll::Ready(res) => {
+                this.deadline.disarm();
+                Poll::Ready(res.map_err(|()| Elapsed))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> Drop for Timed<'_, F> {
+    fn drop(&mut self) {
+        self.deadline.disarm();
     }
 }
 

@@ -28,6 +28,9 @@ const HEAD_READ: usize = 4096;
 const BODY_READ: usize = 65536;
 /// Flush queued pipelined responses past this size.
 const OUT_HIGH_WATER: usize = 64 * 1024;
+/// How long a connection waits for its next request before it goes idle
+/// (and lets its buffers go).
+const BUSY_LINGER: Duration = Duration::from_secs(1);
 /// Files up to this size are read into the output buffer in one go.
 const FILE_INLINE: u64 = 1 << 20;
 
@@ -49,8 +52,10 @@ struct Io {
 }
 
 /// `op`'s output, or None when the worker starts shutting down first (with
-/// `w`: only idle connections give way).
-async fn unless_shutdown<T>(op: impl std::future::Future<Output = T>, w: Option<&Worker>) -> Option<T> {
+/// `w`: only idle connections give way). `op` is pinned by the caller: an
+/// async fn keeps a future argument beside its own state, which would double
+/// every waiting connection's task.
+async fn unless_shutdown<F: std::future::Future>(op: std::pin::Pin<&mut F>, w: Option<&Worker>) -> Option<F::Output> {
     match w {
         Some(w) => rt::race(op, w.shutdown.wait()).await.ok(),
         None => Some(op.await),
@@ -92,21 +97,26 @@ impl Io {
     async fn read(&mut self, max: usize, deadline: Instant, w: Option<&Worker>) -> Read {
         self.compact();
         if let Some(multi) = self.multi.as_mut() {
-            let op = self.deadline.run(deadline, multi.next_into(&mut self.inbuf));
-            let Some(res) = unless_shutdown(op, w).await else { return Read::Shutdown };
+            let res = {
+                let op = std::pin::pin!(self.deadline.run(deadline, multi.next_into(&mut self.inbuf)));
+                unless_shutdown(op, w).await
+            };
+            let Some(res) = res else { return Read::Shutdown };
             return match res {
                 Err(_) => Read::TimedOut,
                 Ok(0) => Read::Eof,
                 // Out of provided buffers: this read is a plain recv.
                 Ok(n) if n == -libc::ENOBUFS => {
                     crate::error_log!(Level::Info, None, "all receive buffers of the worker are in use: reading with a plain recv");
-                    self.read_once(max, deadline, w).await
+                    // Boxed: a rare path, kept out of every waiting connection's future.
+                    Box::pin(self.read_once(max, deadline, w)).await
                 }
                 Ok(n) if n < 0 => Read::Error,
                 Ok(_) => Read::Data,
             };
         }
-        self.read_once(max, deadline, w).await
+        // Boxed, as above: only workers without a buffer ring come here.
+        Box::pin(self.read_once(max, deadline, w)).await
     }
 
     /// One single-shot recv (no buffer ring, or its buffers ran out).
@@ -115,8 +125,11 @@ impl Io {
         // An idle keep-alive connection has just been answered: its next
         // request cannot be there yet.
         let poll_first = w.is_some();
-        let op = self.deadline.run(deadline, ops::recv(self.fd, buf, max, poll_first));
-        let Some(res) = unless_shutdown(op, w).await else { return Read::Shutdown };
+        let res = {
+            let op = std::pin::pin!(self.deadline.run(deadline, ops::recv(self.fd, buf, max, poll_first)));
+            unless_shutdown(op, w).await
+        };
+        let Some(res) = res else { return Read::Shutdown };
         match res {
             Err(_) => Read::TimedOut,
             Ok((n, buf)) => {
@@ -164,88 +177,156 @@ impl Io {
     }
 }
 
-/// Serve one accepted connection until it closes.
-pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
-    let mut io = Io { fd, inbuf: Vec::with_capacity(HEAD_READ), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new(), multi: ops::RecvMulti::new(fd) };
-    serve_requests(w, &mut io, listen).await;
-    // What was handed to the kernel goes out before the socket closes.
-    io.settle().await;
+/// What a connection keeps between its requests, and all it holds while
+/// idle: no read or write buffer, no request head then (nginx frees them
+/// too), so an idle keep-alive connection costs under 1 KB (benches/idle).
+struct ConnState {
+    io: Io,
+    conn: ConnInfo,
+    /// When the head being read must be complete.
+    head_deadline: Option<Instant>,
+    /// When a keep-alive wait that began in the busy spell ends.
+    idle_until: Option<Instant>,
+    /// The last request's location's settings.
+    keepalive_timeout: Duration,
+    send_timeout: Duration,
 }
 
-async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
-    let cfg = &w.cfg;
+/// Serve one accepted connection until it closes.
+pub async fn serve(w: &Rc<Worker>, fd: RawFd, listen: SocketAddr) {
     // The servers of this address, looked up once per connection.
     let Some(servers) = w.servers.table(listen) else { return };
-    let default = servers.default_server();
-    let dsrv = &cfg.http.servers[default];
+    let dsrv = &w.cfg.http.servers[servers.default_server()];
+    let io = Io { fd, inbuf: Vec::new(), start: 0, out: Vec::new(), sending: None, spare: Vec::new(), deadline: Deadline::new(), multi: ops::RecvMulti::new(fd) };
+    let mut st = ConnState {
+        io,
+        conn: ConnInfo::new(fd, listen, w.conn_number()),
+        head_deadline: None,
+        idle_until: None,
+        keepalive_timeout: dsrv.conf.keepalive_timeout,
+        send_timeout: dsrv.conf.send_timeout,
+    };
+    loop {
+        if st.io.pending().is_empty() && !idle(w, &mut st, dsrv).await {
+            break;
+        }
+        // Busy: the requests (and the reads within them) run in a future
+        // of their own, which an idle connection does not hold.
+        if !Box::pin(serve_requests(w, &mut st, servers, dsrv)).await {
+            break;
+        }
+    }
+    // What was handed to the kernel goes out before the socket closes.
+    st.io.settle().await;
+}
+
+/// Between requests (or before the first): the last response goes out,
+/// the buffers go, and the connection waits for the next request's first
+/// bytes. false: it ends (timeout, close, or the worker shutting down).
+async fn idle(w: &Worker, st: &mut ConnState, dsrv: &crate::conf::Server) -> bool {
+    // A new connection is always served, even while shutting down.
+    let keepalive = st.conn.requests > 0;
+    if keepalive && (w.shutdown.is_set() || st.keepalive_timeout.is_zero()) {
+        return false;
+    }
+    if !st.io.settle().await {
+        return false;
+    }
+    let io = &mut st.io;
+    io.inbuf = Vec::new();
+    io.start = 0;
+    io.out = Vec::new();
+    io.spare = Vec::new();
+    // client_header_timeout covers the whole head, as nginx's.
+    let deadline = if keepalive {
+        st.idle_until.take().unwrap_or_else(|| rt::now() + st.keepalive_timeout)
+    } else {
+        *st.head_deadline.get_or_insert_with(|| rt::now() + dsrv.client_header_timeout)
+    };
+    match io.read(HEAD_READ, deadline, keepalive.then_some(w)).await {
+        Read::Data => true,
+        Read::TimedOut if !keepalive => {
+            crate::error_log!(Level::Info, Some(st.conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", st.conn.remote_addr());
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Serve the requests that arrive until the connection goes idle (true) or
+/// must close (false).
+async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::select::AddrTable, dsrv: &crate::conf::Server) -> bool {
+    let cfg = &w.cfg;
     let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
-    let mut conn = ConnInfo::new(io.fd, listen, w.conn_number());
-    // One request head for the connection's life: parsing reuses its buffers.
-    let mut req = Request::default();
-    // When the head being read must be complete.
-    let mut head_deadline = None;
-    let mut keepalive_timeout = dsrv.conf.keepalive_timeout;
-    let mut send_timeout = dsrv.conf.send_timeout;
+    let ConnState { io, conn, head_deadline, idle_until, keepalive_timeout, send_timeout } = st;
+    // One request head for the busy spell: parsing reuses its buffers.
+    let req = &mut Request::default();
     loop {
         // Nothing buffered (the usual end of a batch): no head to look for.
         let parsed = match io.pending() {
             [] => Ok(None),
-            pending => parse_request_into(pending, &limits, &HeaderPolicy::default(), &mut req),
+            pending => parse_request_into(pending, &limits, &HeaderPolicy::default(), req),
         };
         let head_len = match parsed {
             Ok(Some(n)) => n,
             Ok(None) => {
-                if !io.out.is_empty() && !io.flush(send_timeout).await {
-                    return;
+                if !io.out.is_empty() && !io.flush(*send_timeout).await {
+                    return false;
                 }
-                // Between requests of a keep-alive connection; a new
-                // connection is always served, even while shutting down.
-                let keepalive = io.pending().is_empty() && conn.requests > 0;
-                if keepalive && w.shutdown.is_set() {
-                    return;
-                }
-                if keepalive && keepalive_timeout.is_zero() {
-                    return;
-                }
-                // client_header_timeout covers the whole head, as nginx's
-                // (a client trickling bytes cannot hold the connection).
-                let deadline = if keepalive {
-                    rt::now() + keepalive_timeout
-                } else {
-                    *head_deadline.get_or_insert_with(|| rt::now() + dsrv.client_header_timeout)
-                };
-                match io.read(HEAD_READ, deadline, keepalive.then_some(&**w)).await {
-                    Read::Data => continue,
-                    Read::TimedOut if !keepalive => {
-                        crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
-                        if !io.pending().is_empty() {
-                            send_error(io, 408, dsrv.conf.server_tokens, send_timeout).await;
-                        }
-                        return;
+                if io.pending().is_empty() {
+                    // Between requests. A client that came back for another
+                    // request waits here a little (one that keeps sending
+                    // stays in this spell, buffers and parse state warm);
+                    // others, and this one after the wait, go idle.
+                    if conn.requests < 2 {
+                        return true;
                     }
-                    _ => return,
+                    if w.shutdown.is_set() || keepalive_timeout.is_zero() {
+                        return false;
+                    }
+                    let until = rt::now() + *keepalive_timeout;
+                    *idle_until = Some(until);
+                    return match io.read(HEAD_READ, until.min(rt::now() + BUSY_LINGER), Some(&**w)).await {
+                        Read::Data => {
+                            *idle_until = None;
+                            continue;
+                        }
+                        Read::TimedOut => true,
+                        _ => false,
+                    };
+                }
+                // A head in part: read the rest.
+                let deadline = *head_deadline.get_or_insert_with(|| rt::now() + dsrv.client_header_timeout);
+                match io.read(HEAD_READ, deadline, None).await {
+                    Read::Data => continue,
+                    Read::TimedOut => {
+                        crate::error_log!(Level::Info, Some(conn.number), "client timed out (110: Connection timed out) while reading client request headers, client: {}", conn.remote_addr());
+                        send_error(io, 408, dsrv.conf.server_tokens, *send_timeout).await;
+                        return false;
+                    }
+                    _ => return false,
                 }
             }
             Err(e) => {
                 let req = Request::unparsed(io.pending());
                 conn.requests += 1;
-                let mut ctx = RequestCtx::new(&req, &conn, dsrv, io.pending().len() as u64);
+                let mut ctx = RequestCtx::new(&req, conn, dsrv, io.pending().len() as u64);
                 ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
                 let resp = Engine::default().finalize(&mut ctx, Response::special(e.status));
                 if respond_with(io, &mut ctx, resp, false).await {
-                    io.flush(send_timeout).await;
+                    io.flush(*send_timeout).await;
                     lingering_close(io).await;
                 }
                 access_log(w, &mut ctx);
-                return;
+                return false;
             }
         };
         io.start += head_len;
         conn.requests += 1;
-        head_deadline = None;
+        *head_deadline = None;
         let server_idx = servers.select(&cfg.http.servers, || req.host());
         let server = &cfg.http.servers[server_idx];
-        let mut ctx = RequestCtx::new(&req, &conn, server, head_len as u64);
+        let mut ctx = RequestCtx::new(req, conn, server, head_len as u64);
         ctx.id = w.request_number();
         ctx.lua = w.lua.as_ref();
         server_name_captures(&mut ctx);
@@ -270,8 +351,8 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
             body_ok = stream.body_ok;
         }
         // The location's settings from here on (the handlers may have moved the request).
-        keepalive_timeout = ctx.conf.keepalive_timeout;
-        send_timeout = ctx.conf.send_timeout;
+        *keepalive_timeout = ctx.conf.keepalive_timeout;
+        *send_timeout = ctx.conf.send_timeout;
         let keep = if let Some(s) = streamed {
             // The head (and maybe the body) already went out with ngx.flush.
             end_stream(io, &mut ctx, s, resp)
@@ -291,8 +372,8 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
                 && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
                 && may_keep_alive(w, &ctx, body_ok, conn.requests);
             if let Some(f) = write_response(io, &mut ctx, resp, keep) {
-                if !send_file(io, f, send_timeout).await {
-                    return;
+                if !send_file(io, f, *send_timeout).await {
+                    return false;
                 }
             }
             keep
@@ -307,12 +388,12 @@ async fn serve_requests(w: &Rc<Worker>, io: &mut Io, listen: SocketAddr) {
         }
         access_log(w, &mut ctx);
         if !keep {
-            io.flush(send_timeout).await;
+            io.flush(*send_timeout).await;
             lingering_close(io).await;
-            return;
+            return false;
         }
-        if io.out.len() > OUT_HIGH_WATER && !io.flush(send_timeout).await {
-            return;
+        if io.out.len() > OUT_HIGH_WATER && !io.flush(*send_timeout).await {
+            return false;
         }
     }
 }
