@@ -679,7 +679,10 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mu
             }
         } else {
             let used = (avail.len() as u64).min(left) as usize;
-            sink.extend_from_slice(&avail[..used]);
+            // (A body being discarded is not copied.)
+            if writer.is_some() {
+                sink.extend_from_slice(&avail[..used]);
+            }
             io.start += used;
             left -= used as u64;
             ctx.request_length += used as u64;
