@@ -733,20 +733,23 @@ fn exec_and_redirect_after_output_are_errors() {
     assert!(h.wait_log("logs/error.log", "attempt to call ngx.redirect after sending out the headers", Duration::from_secs(2)), "{}", h.error_log());
 }
 
-/// With body_filter_by_lua the output is filtered whole: ngx.flush does not
-/// stream, and the response has a Content-Length.
+/// body_filter_by_lua runs on the output as it streams: ngx.flush still
+/// sends, chunk by chunk, with ngx.arg[2] true only on the last.
 #[test]
-fn body_filter_keeps_output_buffered() {
+fn body_filter_runs_per_chunk() {
     let h = Halo::server(
         r#"
         location /f {
             content_by_lua_block { ngx.say("a") ngx.flush(true) ngx.say("b") }
-            body_filter_by_lua_block { ngx.arg[1] = string.upper(ngx.arg[1]) }
+            body_filter_by_lua_block {
+                ngx.arg[1] = string.upper(ngx.arg[1]) .. (ngx.arg[2] and "|" or "")
+            }
         }"#,
     );
     let r = h.get("/f");
-    assert_eq!(r.text(), "A\nB\n");
-    assert_eq!(r.header("content-length"), Some("4"));
+    assert_eq!(r.text(), "A\nB\n|");
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
 }
 
 #[test]

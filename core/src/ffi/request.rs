@@ -1,190 +1,60 @@
 //! ffi-headers/request.h: what a Lua handler sees of its request.
 //!
-//! While a handler runs, `CURRENT` points at its [`Binding`] (set by
-//! [`bind`] for the duration of one resume). Handles are a serial number per
-//! binding, so a handle that outlived its run matches nothing.
+//! A handle names one Lua context (crate::lua::context): the run of one
+//! handler. Each call finds the context's request through it; a handle kept
+//! past its run, or used while its context waits, matches nothing
+//! (NO_REQUEST).
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::os::raw::{c_char, c_int};
 
 use super::{lend, read_in, set_err, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::http::field;
+use crate::lua::context::{self, Kind, Pending, Phase, Run};
 use crate::request::body::RequestBody;
-use crate::server::vars::RequestCtx;
-
-/// The request phase a handler runs in (the numbers of
-/// `halo_ffi_request_get_phase`, names in lualib/resty/core/phase.lua).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Rewrite = 1,
-    Access = 2,
-    Content = 3,
-    Log = 4,
-    HeaderFilter = 5,
-    BodyFilter = 6,
-    Set = 7,
-}
-
-impl Phase {
-    /// The directive family, for messages: `access_by_lua*`.
-    pub fn directive(self) -> &'static str {
-        match self {
-            Phase::Rewrite => "rewrite_by_lua*",
-            Phase::Access => "access_by_lua*",
-            Phase::Content => "content_by_lua*",
-            Phase::Log => "log_by_lua*",
-            Phase::HeaderFilter => "header_filter_by_lua*",
-            Phase::BodyFilter => "body_filter_by_lua*",
-            Phase::Set => "set_by_lua*",
-        }
-    }
-
-    /// Whether output, ngx.exit and ngx.sleep may be used.
-    fn may_respond(self) -> bool {
-        matches!(self, Phase::Rewrite | Phase::Access | Phase::Content)
-    }
-
-    /// Whether the status and response headers may be changed.
-    fn may_set_headers(self) -> bool {
-        self.may_respond() || self == Phase::HeaderFilter
-    }
-}
-
-/// What a Lua handler produced, and the request it runs for.
-pub struct Binding {
-    pub phase: Phase,
-    /// The request; valid while the binding is current (see `bind`).
-    ctx: *mut RequestCtx<'static>,
-    pub out: Vec<u8>,
-    /// 0 = not set.
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub content_type: Option<String>,
-    /// The status given to ngx.exit, if it was called.
-    pub exit: Option<c_int>,
-    /// What the handler yielded to wait for.
-    pub pending: Option<Pending>,
-    /// ngx.exec's target: "uri?args" or "@name".
-    pub exec: Option<String>,
-    /// Output or ngx.send_headers happened: the head counts as sent, as in
-    /// OpenResty (it leaves with the first ngx.flush, or at the end).
-    pub headers_sent: bool,
-    /// ngx.eof was called: no more output.
-    pub eof: bool,
-    /// ngx.flush / ngx.eof send the output so far (a content handler whose
-    /// connection takes a stream); otherwise output waits for the end.
-    pub streams: bool,
-    /// body_filter_by_lua's ngx.arg[1] (the body) and ngx.arg[2] (eof).
-    pub arg_body: Vec<u8>,
-    pub arg_eof: bool,
-    /// set_by_lua's arguments, ngx.arg[1..].
-    pub set_args: Vec<String>,
-    /// Where decoded arguments live until the next call.
-    args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl Binding {
-    pub fn new(ctx: &mut RequestCtx<'_>, phase: Phase) -> Binding {
-        Binding {
-            phase,
-            // The lifetime is erased here and never observable: see `ctx`.
-            ctx: (ctx as *mut RequestCtx<'_>).cast::<RequestCtx<'static>>(),
-            out: Vec::new(),
-            status: 0,
-            headers: Vec::new(),
-            content_type: None,
-            exit: None,
-            pending: None,
-            exec: None,
-            headers_sent: false,
-            eof: false,
-            streams: false,
-            arg_body: Vec::new(),
-            arg_eof: false,
-            set_args: Vec::new(),
-            args_scratch: Vec::new(),
-        }
-    }
-}
-
-/// An operation a handler yielded for; the core resumes it when done.
-#[derive(Debug)]
-pub enum Pending {
-    Sleep(std::time::Duration),
-    /// Send the output so far (and end the body if `eof`).
-    Flush { eof: bool },
-    /// Read the request body (ngx.req.read_body).
-    ReadBody,
-}
+use crate::request::RequestCtx;
 
 thread_local! {
     /// Where results made for Lua live until its next call (one buffer for
     /// the worker, so a request allocates none).
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    static CURRENT: Cell<*mut Binding> = const { Cell::new(std::ptr::null_mut()) };
-    static SERIAL: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Run `f` (which resumes Lua) with `b` as the current request.
-///
-/// `b`'s request context must not be used by anything else meanwhile: it is
-/// reached through `b` by the FFI calls `f` makes.
-pub fn bind<R>(b: &mut Binding, f: impl FnOnce() -> R) -> R {
-    let prev = CURRENT.with(|c| c.replace(b as *mut Binding));
-    SERIAL.with(|s| s.set(s.get() + 1));
-    let r = f();
-    CURRENT.with(|c| c.set(prev));
-    SERIAL.with(|s| s.set(s.get() + 1));
-    r
+/// Runs `f` with the phase, run state and request of context `r`;
+/// NO_REQUEST when `r` names no running request context.
+#[inline]
+fn request(r: u64, f: impl for<'x, 'a> FnOnce(Phase, &mut Run, &'x mut RequestCtx<'a>) -> c_int) -> c_int {
+    context::with_request(r, |kind, run, req| match kind {
+        Kind::Request(phase) => f(phase, run, req),
+    })
+    .unwrap_or(NO_REQUEST)
 }
 
-/// The current binding if `r` is its handle.
-fn binding<'b>(r: u64) -> Option<&'b mut Binding> {
-    if r == 0 || r != SERIAL.with(Cell::get) {
-        return None;
-    }
-    let p = CURRENT.with(Cell::get);
-    // SAFETY: CURRENT is set by `bind` to a live `&mut Binding` for exactly the
-    // span of `f`, and cleared (or restored) before `bind` returns; the serial
-    // check makes stale handles fail. FFI calls run synchronously inside that
-    // span on this thread, one at a time, so no other reference is active.
-    unsafe { p.as_mut() }
+/// [`request`] for calls that produce output or end the handler: only
+/// rewrite, access and content may (BAD_CONTEXT elsewhere).
+#[inline]
+fn responding(r: u64, f: impl for<'x, 'a> FnOnce(&mut Run, &'x mut RequestCtx<'a>) -> c_int) -> c_int {
+    request(r, |phase, run, req| if phase.may_respond() { f(run, req) } else { BAD_CONTEXT })
 }
 
-/// The current binding if `r` is its handle and its phase may respond.
-fn responding<'b>(r: u64) -> Result<&'b mut Binding, c_int> {
-    let b = binding(r).ok_or(NO_REQUEST)?;
-    if b.phase.may_respond() {
-        Ok(b)
-    } else {
-        Err(BAD_CONTEXT)
-    }
+/// [`request`] for calls that change the status or response headers; `f`
+/// is told whether the head counts as sent already (changes are refused
+/// then, except in header_filter_by_lua, which runs as the head is made).
+#[inline]
+fn setting_headers(r: u64, f: impl for<'x, 'a> FnOnce(&'x mut RequestCtx<'a>, bool) -> c_int) -> c_int {
+    request(r, |phase, _, req| {
+        if !phase.may_set_headers() {
+            return BAD_CONTEXT;
+        }
+        let sent = req.resp.headers_sent && phase != Phase::HeaderFilter;
+        f(req, sent)
+    })
 }
 
-/// The current binding if `r` is its handle and it may change headers.
-fn setting_headers<'b>(r: u64) -> Result<&'b mut Binding, c_int> {
-    let b = binding(r).ok_or(NO_REQUEST)?;
-    if b.phase.may_set_headers() {
-        Ok(b)
-    } else {
-        Err(BAD_CONTEXT)
-    }
-}
-
-fn ctx<'b>(b: &Binding) -> &'b mut RequestCtx<'static> {
-    // SAFETY: `b.ctx` came from a `&mut RequestCtx` that `bind`'s caller holds
-    // (unused) for the whole run; the 'static is never observable outside
-    // the call that borrows it.
-    unsafe { &mut *b.ctx }
-}
-
-/// The request of the running handler, if a handler is running (for
-/// functions without a handle, such as ngx.log).
-pub fn current_ctx<'b>() -> Option<&'b RequestCtx<'static>> {
-    let p = CURRENT.with(Cell::get);
-    // SAFETY: as in `binding`: CURRENT is live while set.
-    unsafe { p.as_ref() }.map(|b| &*ctx(b))
+/// The request of the running handler, if one runs (for calls without a
+/// handle, such as ngx.log).
+pub fn with_current<R>(f: impl for<'x, 'a> FnOnce(&'x RequestCtx<'a>) -> R) -> Option<R> {
+    context::with_current_request(f)
 }
 
 /// Fill `out[..max]` with borrowed (name, value) pairs; value None becomes a
@@ -261,36 +131,27 @@ unsafe fn lend_kept(v: Vec<u8>, data: *mut *const u8, len: *mut usize) -> c_int 
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_current() -> u64 {
-    if CURRENT.with(Cell::get).is_null() {
-        0
-    } else {
-        SERIAL.with(Cell::get)
-    }
+    context::current()
 }
 
 /// # Safety
 /// `data` must be NULL or valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: usize) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    if b.eof {
-        return DECLINED;
-    }
-    b.headers_sent = true;
-    // SAFETY: caller's contract.
-    b.out.extend_from_slice(unsafe { read_in(data, len) });
-    OK
+    responding(r, |_, req| {
+        if req.resp.eof {
+            return DECLINED;
+        }
+        req.resp.headers_sent = true;
+        // SAFETY: caller's contract.
+        req.resp.out.extend_from_slice(unsafe { read_in(data, len) });
+        OK
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => c_int::from(b.status),
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| c_int::from(req.resp.status))
 }
 
 /// A status Lua may set: a whole number of three digits, as nginx writes
@@ -301,44 +162,39 @@ fn http_status(status: f64) -> Option<u16> {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_set_status(r: u64, status: f64) -> c_int {
-    let b = match setting_headers(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    let Some(status) = http_status(status) else { return DECLINED };
-    if b.headers_sent {
-        ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.status after sending out response headers"));
-        return OK;
-    }
-    b.status = status;
-    OK
+    setting_headers(r, |req, sent| {
+        let Some(status) = http_status(status) else { return DECLINED };
+        if sent {
+            req.log(crate::log::Level::Error, format_args!("attempt to set ngx.status after sending out response headers"));
+            return OK;
+        }
+        req.resp.status = status;
+        OK
+    })
 }
 
 /// ngx.exit(status): an HTTP status, 0 (ngx.OK: go on) or ngx.ERROR /
 /// ngx.DECLINED; DECLINED for anything else (ngx.AGAIN, ngx.DONE, 65736).
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_exit(r: u64, status: f64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    let code = match http_status(status) {
-        Some(s) => c_int::from(s),
-        None if status == 0.0 || status == f64::from(super::ERROR) || status == f64::from(DECLINED) => status as c_int,
-        None => return DECLINED,
-    };
-    b.exit = Some(code);
-    OK
+    responding(r, |run, _| {
+        let code = match http_status(status) {
+            Some(s) => c_int::from(s),
+            None if status == 0.0 || status == f64::from(super::ERROR) || status == f64::from(DECLINED) => status as c_int,
+            None => return DECLINED,
+        };
+        run.exit = Some(code);
+        OK
+    })
 }
 
 /// # Safety
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
     // SAFETY: caller's contract; the method text lives in the request (or is
     // static), which outlives the handler's run.
-    unsafe { lend(ctx(b).method().as_bytes(), data, len) }
+    request(r, |_, _, req| unsafe { lend(req.method().as_bytes(), data, len) })
 }
 
 /// # Safety
@@ -351,26 +207,27 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
     value: *mut *const u8,
     value_len: *mut usize,
 ) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let name = unsafe { read_in(name, len) };
-    let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
-    // Variable names are case-insensitive in nginx (and nearly always lowercase).
-    let name: Cow<'_, str> = if name.bytes().any(|c| c.is_ascii_uppercase()) {
-        Cow::Owned(name.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(name)
-    };
-    // Bytes, not text: $binary_remote_addr and the request body may hold
-    // NULs and non-UTF-8 bytes.
-    match ctx(b).lookup_bytes(&name) {
-        // SAFETY: caller's contract; a borrowed value lives in the request
-        // until a call changes it.
-        Some(Cow::Borrowed(v)) => unsafe { lend(v, value, value_len) },
+    request(r, |_, _, req| {
         // SAFETY: caller's contract.
-        Some(Cow::Owned(v)) => unsafe { lend_kept(v, value, value_len) },
-        None => DECLINED,
-    }
+        let name = unsafe { read_in(name, len) };
+        let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
+        // Variable names are case-insensitive in nginx (and nearly always lowercase).
+        let name: Cow<'_, str> = if name.bytes().any(|c| c.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        // Bytes, not text: $binary_remote_addr and the request body may hold
+        // NULs and non-UTF-8 bytes.
+        match req.lookup_bytes(&name) {
+            // SAFETY: caller's contract; a borrowed value lives in the request
+            // until a call changes it.
+            Some(Cow::Borrowed(v)) => unsafe { lend(v, value, value_len) },
+            // SAFETY: caller's contract.
+            Some(Cow::Owned(v)) => unsafe { lend_kept(v, value, value_len) },
+            None => DECLINED,
+        }
+    })
 }
 
 /// ngx.var.NAME = value: OK, DECLINED (no such variable), or ERROR (a
@@ -381,16 +238,17 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
 /// `value_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: usize, value: *const u8, value_len: usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).to_ascii_lowercase();
-    // SAFETY: caller's contract.
-    let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
-    match ctx(b).assign(&name, value) {
-        Ok(()) => OK,
-        Err(true) => super::ERROR,
-        Err(false) => DECLINED,
-    }
+    request(r, |_, _, req| {
+        // SAFETY: caller's contract.
+        let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).to_ascii_lowercase();
+        // SAFETY: caller's contract.
+        let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
+        match req.assign(&name, value) {
+            Ok(()) => OK,
+            Err(true) => super::ERROR,
+            Err(false) => DECLINED,
+        }
+    })
 }
 
 /// A header name and value from Lua as they may be kept: `x_foo` names
@@ -439,42 +297,38 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     value_len: usize,
     err: *mut *const c_char,
 ) -> c_int {
-    let b = match setting_headers(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    // SAFETY: forwarded caller contract.
-    let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
-    if b.headers_sent {
-        ctx(b).log(crate::log::Level::Error, format_args!("attempt to set ngx.header.{name} after sending out response headers"));
-        return OK;
-    }
-    if name.eq_ignore_ascii_case("content-type") {
-        b.content_type = value;
-        return OK;
-    }
-    b.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-    if let Some(v) = value {
-        b.headers.push((name, v));
-    }
-    OK
+    setting_headers(r, |req, sent| {
+        // SAFETY: forwarded caller contract.
+        let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        if sent {
+            req.log(crate::log::Level::Error, format_args!("attempt to set ngx.header.{name} after sending out response headers"));
+            return OK;
+        }
+        if name.eq_ignore_ascii_case("content-type") {
+            req.resp.content_type = value.map(Cow::Owned);
+            return OK;
+        }
+        req.resp.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        if let Some(v) = value {
+            req.resp.headers.push((name, v));
+        }
+        OK
+    })
 }
 
 /// ngx.sleep: registers the wait; the Lua side yields on AGAIN.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    if !(seconds >= 0.0 && seconds.is_finite()) {
-        return DECLINED;
-    }
-    b.pending = Some(Pending::Sleep(std::time::Duration::from_secs_f64(seconds)));
-    AGAIN
+    responding(r, |run, _| {
+        if !(seconds >= 0.0 && seconds.is_finite()) {
+            return DECLINED;
+        }
+        run.pending = Some(Pending::Sleep(std::time::Duration::from_secs_f64(seconds)));
+        AGAIN
+    })
 }
 
 /// One request header as ffi-headers/request.h's `halo_ffi_header_t`.
@@ -488,52 +342,41 @@ pub struct Header {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => ctx(b).request_headers().count().min(c_int::MAX as usize) as c_int,
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| req.request_headers().count().min(c_int::MAX as usize) as c_int)
 }
 
 /// # Safety
 /// `out` must be valid for writes of `max` headers.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let pairs = ctx(b).request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
-    // SAFETY: forwarded caller contract; the strings live in the request
-    // (lowered names in the scratch buffer).
-    unsafe { fill_headers(lower, out, max, pairs) }
+    request(r, |_, _, req| {
+        let pairs = req.request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
+        // SAFETY: forwarded caller contract; the strings live in the request
+        // (lowered names in the scratch buffer).
+        unsafe { fill_headers(lower, out, max, pairs) }
+    })
 }
 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => b.phase as c_int,
-        None => NO_REQUEST,
-    }
+    request(r, |phase, _, _| phase as c_int)
 }
 
 /// ngx.ctx made a table for the request: the core releases it at the end.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_keep_ctx(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => {
-            ctx(b).has_lua_ctx = true;
-            OK
-        }
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| {
+        req.has_lua_ctx = true;
+        OK
+    })
 }
 
 /// The request's number in this worker (ngx.ctx's key), as a double so Lua
 /// gets a plain number (exact below 2^53).
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_id(r: u64) -> f64 {
-    match binding(r) {
-        Some(b) => ctx(b).id as f64,
-        None => f64::from(NO_REQUEST),
-    }
+    context::with_request(r, |_, _, req| req.id as f64).unwrap_or(f64::from(NO_REQUEST))
 }
 
 /// `%XX` and `+` decoded, as ngx.req.get_uri_args does.
@@ -560,21 +403,21 @@ fn unescape_arg(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decode `a=1&b&c=%20` into `b.args_scratch`, at most `max` pairs, and
+/// Decode `a=1&b&c=%20` into `run.args_scratch`, at most `max` pairs, and
 /// point `out` at them; returns how many.
 ///
 /// # Safety
 /// `out` must be valid for writes of `max` entries.
-unsafe fn fill_args(b: &mut Binding, src: &[u8], out: *mut Header, max: c_int) -> c_int {
-    b.args_scratch.clear();
+unsafe fn fill_args(run: &mut Run, src: &[u8], out: *mut Header, max: c_int) -> c_int {
+    run.args_scratch.clear();
     for part in src.split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max.max(0) as usize) {
         let (k, v) = match part.iter().position(|&c| c == b'=') {
             Some(i) => (&part[..i], Some(&part[i + 1..])),
             None => (part, None),
         };
-        b.args_scratch.push((unescape_arg(k), v.map(unescape_arg)));
+        run.args_scratch.push((unescape_arg(k), v.map(unescape_arg)));
     }
-    let pairs = b.args_scratch.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+    let pairs = run.args_scratch.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
     // SAFETY: forwarded caller contract; the bytes live in args_scratch
     // until the next call.
     unsafe { fill(out, max, pairs) }
@@ -584,38 +427,37 @@ unsafe fn fill_args(b: &mut Binding, src: &[u8], out: *mut Header, max: c_int) -
 /// `out` must be valid for writes of `max` entries.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, max: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let args = ctx(b).args.as_deref().unwrap_or("");
-    // SAFETY: forwarded caller contract.
-    unsafe { fill_args(b, args.as_bytes(), out, max) }
+    request(r, |_, run, req| {
+        let args = req.args.as_deref().unwrap_or("");
+        // SAFETY: forwarded caller contract.
+        unsafe { fill_args(run, args.as_bytes(), out, max) }
+    })
 }
 
 /// # Safety
 /// `out` must be valid for writes of `max` entries.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header, max: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(body) = ctx(b).body.as_ref() else { return DECLINED };
-    // In a temp file: ERROR (lua-nginx-module does not parse those either).
-    let Some(body) = body.data() else { return super::ERROR };
-    // SAFETY: forwarded caller contract.
-    unsafe { fill_args(b, body, out, max) }
+    request(r, |_, run, req| {
+        let Some(body) = req.body.as_ref() else { return DECLINED };
+        // In a temp file: ERROR (lua-nginx-module does not parse those either).
+        let Some(body) = body.data() else { return super::ERROR };
+        // SAFETY: forwarded caller contract.
+        unsafe { fill_args(run, body, out, max) }
+    })
 }
 
 /// ngx.req.read_body: OK when there is nothing (left) to read, else
 /// registers the read (AGAIN; the Lua side yields until the body is in).
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_read_body(r: u64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    let ctx = ctx(b);
-    if ctx.body_done || (ctx.req.content_length.unwrap_or(0) == 0 && !ctx.req.chunked) {
-        return OK;
-    }
-    b.pending = Some(Pending::ReadBody);
-    AGAIN
+    responding(r, |run, req| {
+        if req.body_done || (req.req.content_length.unwrap_or(0) == 0 && !req.req.chunked) {
+            return OK;
+        }
+        run.pending = Some(Pending::ReadBody);
+        AGAIN
+    })
 }
 
 /// ngx.req.get_body_file: the temp file holding the body (DECLINED when the
@@ -625,10 +467,11 @@ pub extern "C" fn halo_ffi_request_read_body(r: u64) -> c_int {
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_body_file(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(path) = ctx(b).body.as_ref().and_then(RequestBody::file_path) else { return DECLINED };
-    // SAFETY: caller's contract; the path lives in the request's body.
-    unsafe { lend(path.as_os_str().as_encoded_bytes(), data, len) }
+    request(r, |_, _, req| {
+        let Some(path) = req.body.as_ref().and_then(RequestBody::file_path) else { return DECLINED };
+        // SAFETY: caller's contract; the path lives in the request's body.
+        unsafe { lend(path.as_os_str().as_encoded_bytes(), data, len) }
+    })
 }
 
 /// The request body, if it was read (DECLINED when there is none).
@@ -637,10 +480,11 @@ pub unsafe extern "C" fn halo_ffi_request_get_body_file(r: u64, data: *mut *cons
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(body) = ctx(b).body.as_ref().and_then(RequestBody::data) else { return DECLINED };
-    // SAFETY: caller's contract; the body lives in the request context.
-    unsafe { lend(body, data, len) }
+    request(r, |_, _, req| {
+        let Some(body) = req.body.as_ref().and_then(RequestBody::data) else { return DECLINED };
+        // SAFETY: caller's contract; the body lives in the request context.
+        unsafe { lend(body, data, len) }
+    })
 }
 
 /// The response header `name` as set so far (Content-Type included).
@@ -655,21 +499,21 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
     value: *mut *const u8,
     value_len: *mut usize,
 ) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
-    let found = if name.eq_ignore_ascii_case("content-type") {
-        b.content_type.clone()
-    } else {
-        b.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)).map(|(_, v)| v.clone())
-    };
-    match found {
-        Some(v) => {
-            // SAFETY: caller's contract.
-            unsafe { lend_kept(v.into_bytes(), value, value_len) }
+    request(r, |_, _, req| {
+        // SAFETY: caller's contract.
+        let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
+        let found = if name.eq_ignore_ascii_case("content-type") {
+            req.resp.content_type.as_deref()
+        } else {
+            req.resp.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)).map(|(_, v)| v.as_str())
+        };
+        match found {
+            // SAFETY: caller's contract; the value lives in the request until
+            // a call changes its headers.
+            Some(v) => unsafe { lend(v.as_bytes(), value, value_len) },
+            None => DECLINED,
         }
-        None => DECLINED,
-    }
+    })
 }
 
 /// ngx.arg[i]: in body_filter_by_lua, i = 1 is the body; in set_by_lua,
@@ -679,28 +523,25 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_arg(r: u64, i: c_int, data: *mut *const u8, len: *mut usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let value: &[u8] = match b.phase {
-        Phase::BodyFilter if i == 1 => &b.arg_body,
-        Phase::BodyFilter => return DECLINED,
-        Phase::Set => match usize::try_from(i).ok().and_then(|i| i.checked_sub(1)).and_then(|i| b.set_args.get(i)) {
-            Some(a) => a.as_bytes(),
-            None => return DECLINED,
-        },
-        _ => return BAD_CONTEXT,
-    };
-    // SAFETY: caller's contract; the value lives in the binding for the run.
-    unsafe { lend(value, data, len) }
+    request(r, |phase, run, _| {
+        let value: &[u8] = match phase {
+            Phase::BodyFilter if i == 1 => &run.arg_body,
+            Phase::BodyFilter => return DECLINED,
+            Phase::Set => match usize::try_from(i).ok().and_then(|i| i.checked_sub(1)).and_then(|i| run.set_args.get(i)) {
+                Some(a) => a.as_bytes(),
+                None => return DECLINED,
+            },
+            _ => return BAD_CONTEXT,
+        };
+        // SAFETY: caller's contract; the value lives in the context for the run.
+        unsafe { lend(value, data, len) }
+    })
 }
 
 /// body_filter_by_lua's ngx.arg[2]: 1 at the end of the body, else 0.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_arg_eof(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) if b.phase == Phase::BodyFilter => c_int::from(b.arg_eof),
-        Some(_) => BAD_CONTEXT,
-        None => NO_REQUEST,
-    }
+    request(r, |phase, run, _| if phase == Phase::BodyFilter { c_int::from(run.arg_eof) } else { BAD_CONTEXT })
 }
 
 /// Sets ngx.arg[1] (the body) in body_filter_by_lua.
@@ -709,24 +550,27 @@ pub extern "C" fn halo_ffi_request_get_arg_eof(r: u64) -> c_int {
 /// `data` must be NULL or valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_arg_body(r: u64, data: *const u8, len: usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    if b.phase != Phase::BodyFilter {
-        return BAD_CONTEXT;
-    }
-    // SAFETY: caller's contract.
-    b.arg_body = unsafe { read_in(data, len) }.to_vec();
-    OK
+    request(r, |phase, run, _| {
+        if phase != Phase::BodyFilter {
+            return BAD_CONTEXT;
+        }
+        run.arg_body.clear();
+        // SAFETY: caller's contract.
+        run.arg_body.extend_from_slice(unsafe { read_in(data, len) });
+        OK
+    })
 }
 
 /// Sets ngx.arg[2] (eof) in body_filter_by_lua.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_set_arg_eof(r: u64, eof: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    if b.phase != Phase::BodyFilter {
-        return BAD_CONTEXT;
-    }
-    b.arg_eof = eof != 0;
-    OK
+    request(r, |phase, run, _| {
+        if phase != Phase::BodyFilter {
+            return BAD_CONTEXT;
+        }
+        run.arg_eof = eof != 0;
+        OK
+    })
 }
 
 /// ngx.exec(uri, args): records the internal redirect; the Lua side then
@@ -737,121 +581,105 @@ pub extern "C" fn halo_ffi_request_set_arg_eof(r: u64, eof: c_int) -> c_int {
 /// `args_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_exec(r: u64, uri: *const u8, uri_len: usize, args: *const u8, args_len: usize) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    // SAFETY: caller's contract.
-    let mut target = String::from_utf8_lossy(unsafe { read_in(uri, uri_len) }).into_owned();
-    if target.is_empty() || !(target.starts_with('/') || target.starts_with('@')) {
-        return DECLINED;
-    }
-    // SAFETY: caller's contract.
-    let args = unsafe { read_in(args, args_len) };
-    if !args.is_empty() {
-        target.push(if target.contains('?') { '&' } else { '?' });
-        target.push_str(&String::from_utf8_lossy(args));
-    }
-    b.exec = Some(target);
-    OK
+    responding(r, |run, _| {
+        // SAFETY: caller's contract.
+        let mut target = String::from_utf8_lossy(unsafe { read_in(uri, uri_len) }).into_owned();
+        if target.is_empty() || !(target.starts_with('/') || target.starts_with('@')) {
+            return DECLINED;
+        }
+        // SAFETY: caller's contract.
+        let args = unsafe { read_in(args, args_len) };
+        if !args.is_empty() {
+            target.push(if target.contains('?') { '&' } else { '?' });
+            target.push_str(&String::from_utf8_lossy(args));
+        }
+        run.exec = Some(target);
+        OK
+    })
 }
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_http_version(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => 10 + c_int::from(ctx(b).req.version_minor),
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| 10 + c_int::from(req.req.version_minor))
 }
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_start_time(r: u64) -> f64 {
-    let Some(b) = binding(r) else { return f64::from(NO_REQUEST) };
-    // The request's start as wall time: now minus how long it has run.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let started = now.saturating_sub(ctx(b).start.elapsed());
-    (started.as_millis() as f64) / 1000.0
+    context::with_request(r, |_, _, req| {
+        // The request's start as wall time: now minus how long it has run.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let started = now.saturating_sub(req.start.elapsed());
+        (started.as_millis() as f64) / 1000.0
+    })
+    .unwrap_or(f64::from(NO_REQUEST))
 }
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_is_internal(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => c_int::from(ctx(b).internal),
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| c_int::from(req.internal))
 }
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_resp_header_count(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => (b.headers.len() + usize::from(b.content_type.is_some())).min(c_int::MAX as usize) as c_int,
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| (req.resp.headers.len() + usize::from(req.resp.content_type.is_some())).min(c_int::MAX as usize) as c_int)
 }
 
 /// # Safety
 /// `out` must be valid for writes of `max` entries.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_resp_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let ct = b.content_type.as_deref().map(|v| (&b"Content-Type"[..], Some(v.as_bytes())));
-    let pairs = ct.into_iter().chain(b.headers.iter().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes()))));
-    // SAFETY: forwarded caller contract; the strings live in the binding
-    // until a call that changes headers.
-    unsafe { fill_headers(lower, out, max, pairs) }
+    request(r, |_, _, req| {
+        let resp = &req.resp;
+        let ct = resp.content_type.as_deref().map(|v| (&b"Content-Type"[..], Some(v.as_bytes())));
+        let pairs = ct.into_iter().chain(resp.headers.iter().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes()))));
+        // SAFETY: forwarded caller contract; the strings live in the request
+        // until a call that changes headers.
+        unsafe { fill_headers(lower, out, max, pairs) }
+    })
 }
 
 /// ngx.send_headers: the head counts as sent from now on.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_send_headers(r: u64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    b.headers_sent = true;
-    OK
+    responding(r, |_, req| {
+        req.resp.headers_sent = true;
+        OK
+    })
 }
 
 /// ngx.headers_sent: 1 or 0.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_headers_sent(r: u64) -> c_int {
-    match binding(r) {
-        Some(b) => c_int::from(b.headers_sent),
-        None => NO_REQUEST,
-    }
+    request(r, |_, _, req| c_int::from(req.resp.headers_sent))
 }
 
 /// ngx.eof: no more output for this request.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_eof(r: u64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    b.headers_sent = true;
-    let first = !b.eof;
-    b.eof = true;
-    if b.streams && first {
-        b.pending = Some(Pending::Flush { eof: true });
-        return AGAIN;
-    }
-    OK
+    responding(r, |run, req| {
+        req.resp.headers_sent = true;
+        let first = !req.resp.eof;
+        req.resp.eof = true;
+        if run.streams && first {
+            run.pending = Some(Pending::Flush { eof: true });
+            return AGAIN;
+        }
+        OK
+    })
 }
 
 /// ngx.flush: when the output streams, registers a flush (the Lua side
 /// yields on AGAIN until the bytes are sent); OK when it is buffered.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_flush(r: u64) -> c_int {
-    let b = match responding(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    if !b.streams || b.eof {
-        return OK;
-    }
-    b.headers_sent = true;
-    b.pending = Some(Pending::Flush { eof: false });
-    AGAIN
+    responding(r, |run, req| {
+        if !run.streams || req.resp.eof {
+            return OK;
+        }
+        req.resp.headers_sent = true;
+        run.pending = Some(Pending::Flush { eof: false });
+        AGAIN
+    })
 }
 
 /// ngx.req.set_header (value non-NULL) / clear_header (value NULL).
@@ -867,14 +695,15 @@ pub unsafe extern "C" fn halo_ffi_request_set_req_header(
     value_len: usize,
     err: *mut *const c_char,
 ) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: forwarded caller contract.
-    let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
-    ctx(b).edit_header(&name, value);
-    OK
+    request(r, |_, _, req| {
+        // SAFETY: forwarded caller contract.
+        let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        req.edit_header(&name, value);
+        OK
+    })
 }
 
 /// ngx.req.set_method: one of nginx's method names.
@@ -883,18 +712,19 @@ pub unsafe extern "C" fn halo_ffi_request_set_req_header(
 /// `name` must be valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_method(r: u64, name: *const u8, len: usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let m = unsafe { read_in(name, len) };
-    const METHODS: [&str; 14] =
-        ["GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"];
-    match METHODS.iter().find(|x| x.as_bytes() == m) {
-        Some(x) => {
-            ctx(b).method_override = Some(x);
-            OK
+    request(r, |_, _, req| {
+        // SAFETY: caller's contract.
+        let m = unsafe { read_in(name, len) };
+        const METHODS: [&str; 14] =
+            ["GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"];
+        match METHODS.iter().find(|x| x.as_bytes() == m) {
+            Some(x) => {
+                req.method_override = Some(x);
+                OK
+            }
+            None => DECLINED,
         }
-        None => DECLINED,
-    }
+    })
 }
 
 /// ngx.req.set_uri(uri): changes $uri (the jump form goes through
@@ -904,14 +734,15 @@ pub unsafe extern "C" fn halo_ffi_request_set_method(r: u64, name: *const u8, le
 /// `uri` must be valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_uri(r: u64, uri: *const u8, len: usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    // SAFETY: caller's contract.
-    let uri = String::from_utf8_lossy(unsafe { read_in(uri, len) }).into_owned();
-    if !uri.starts_with('/') {
-        return DECLINED;
-    }
-    ctx(b).uri = std::borrow::Cow::Owned(uri);
-    OK
+    request(r, |_, _, req| {
+        // SAFETY: caller's contract.
+        let uri = String::from_utf8_lossy(unsafe { read_in(uri, len) }).into_owned();
+        if !uri.starts_with('/') {
+            return DECLINED;
+        }
+        req.uri = Cow::Owned(uri);
+        OK
+    })
 }
 
 /// ngx.req.raw_header(): the head as sent (DECLINED when not valid UTF-8).
@@ -920,10 +751,11 @@ pub unsafe extern "C" fn halo_ffi_request_set_uri(r: u64, uri: *const u8, len: u
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_raw_header(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
-    let Some(b) = binding(r) else { return NO_REQUEST };
-    let Some(raw) = ctx(b).req.raw_header() else { return DECLINED };
-    // SAFETY: caller's contract; the head lives in the request.
-    unsafe { lend(raw.as_bytes(), data, len) }
+    request(r, |_, _, req| {
+        let Some(raw) = req.req.raw_header() else { return DECLINED };
+        // SAFETY: caller's contract; the head lives in the request.
+        unsafe { lend(raw.as_bytes(), data, len) }
+    })
 }
 
 /// Adds one more value of a response header (ngx.header.X = { ... }).
@@ -939,18 +771,16 @@ pub unsafe extern "C" fn halo_ffi_request_add_header(
     value_len: usize,
     err: *mut *const c_char,
 ) -> c_int {
-    let b = match setting_headers(r) {
-        Ok(b) => b,
-        Err(rc) => return rc,
-    };
-    // SAFETY: forwarded caller contract; a NULL value adds an empty one.
-    let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
-        Ok(f) => f,
-        Err(rc) => return rc,
-    };
-    if b.headers_sent {
-        return OK;
-    }
-    b.headers.push((name, value.unwrap_or_default()));
-    OK
+    setting_headers(r, |req, sent| {
+        // SAFETY: forwarded caller contract; a NULL value adds an empty one.
+        let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        if sent {
+            return OK;
+        }
+        req.resp.headers.push((name, value.unwrap_or_default()));
+        OK
+    })
 }

@@ -1,10 +1,11 @@
-//! Running `*_by_lua*` handlers for a request: each run calls the handler's
-//! compiled (and cached) chunk from a pooled coroutine's Lua loop
-//! (lualib/halo/runner.lua), with the request bound for the FFI calls it
-//! makes ([`crate::ffi::request`]). When the handler yields for
-//! an operation (ngx.sleep; ngx.flush, whose bytes go out through the
-//! connection's [`Stream`]), the connection's task waits for it on the event
-//! loop and resumes the coroutine; other requests run meanwhile.
+//! Running `*_by_lua*` handlers for a request: each run opens a Lua context
+//! ([`super::context`]) and calls the handler's compiled (and cached) chunk
+//! from a pooled coroutine's Lua loop (lualib/halo/runner.lua), lending the
+//! request to the FFI calls it makes for each resume. When the handler
+//! yields for an operation its FFI call registered (ngx.sleep; ngx.flush,
+//! whose bytes go out through the connection's [`Stream`]), the run waits
+//! for it on the event loop and resumes the coroutine; other requests run
+//! meanwhile.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,23 +17,21 @@ use mlua::{Function, Lua, RegistryKey, Table, Thread};
 
 use super::resume::{resume, Resumed};
 
+use super::context::{self, Kind, Pending, Phase, Run};
 use crate::conf::{Config, LuaCode, LuaSource};
-use crate::ffi::request::{bind, Binding, Pending, Phase};
 use crate::log::Level;
+use crate::request::{Body, RequestCtx, Response};
 use crate::rt;
-use crate::server::phases::{Body, Response};
-use crate::server::vars::RequestCtx;
 
 /// The client connection, as handlers reach it while they run: the request
-/// body (ngx.req.read_body) and, for a content handler whose output streams,
-/// ngx.flush and ngx.eof, which hand the binding to `flush`: it sends the
-/// head (the first time) and the output so far (taking `b.out`), and returns
-/// when it is written.
+/// body (ngx.req.read_body) and, for a content handler, ngx.flush and
+/// ngx.eof: `flush` sends the head (the first time) and the output so far
+/// (taking `ctx.resp.out`), and returns when it is written.
 #[allow(async_fn_in_trait)] // used with static dispatch only
 pub trait Stream {
-    /// Sends what `b` holds; `eof` ends the body. False when the client is
-    /// gone (the handler runs on; its output goes nowhere).
-    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut Binding, eof: bool) -> bool;
+    /// Sends the request's output so far; `eof` ends the body. False when
+    /// the client is gone (the handler runs on; its output goes nowhere).
+    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool;
 
     /// Reads the request body into `ctx.body` (once). Err: the status the
     /// request ends with (413, 400, 408, 500, 499 when the client left).
@@ -43,7 +42,7 @@ pub trait Stream {
 pub enum Buffered {}
 
 impl Stream for Buffered {
-    async fn flush(&mut self, _: &mut RequestCtx<'_>, _: &mut Binding, _: bool) -> bool {
+    async fn flush(&mut self, _: &mut RequestCtx<'_>, _: bool) -> bool {
         match *self {}
     }
 
@@ -177,125 +176,56 @@ impl LuaHandlers {
         }
     }
 
-    /// Run a content handler to its end; its output becomes the response
-    /// (what ngx.flush / ngx.eof did not already send through `client`,
-    /// when `streams`).
-    pub async fn run_content<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, client: &mut impl Stream, streams: bool) -> Response<'a> {
-        // A content handler always answers.
-        self.run_with(ctx, code, Phase::Content, Some(client), streams).await.unwrap_or_else(|| Response::special(500))
-    }
-
     /// Run a handler of `phase` to its end, with the client (rewrite,
-    /// access) or without (log). Some(response) when it answers the request
-    /// (rewrite and access do with ngx.exit(status >= 200), output, or an
-    /// error), None to go on.
-    pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, client: Option<&mut impl Stream>) -> Option<Response<'a>> {
-        self.run_with(ctx, code, phase, client, false).await
-    }
-
-    async fn run_with<'a>(
-        &self,
-        ctx: &mut RequestCtx<'a>,
-        code: &Arc<LuaCode>,
-        phase: Phase,
-        client: Option<&mut impl Stream>,
-        streams: bool,
-    ) -> Option<Response<'a>> {
-        let (res, mut b) = self.execute(ctx, code, phase, |b| b.streams = streams, client).await;
+    /// access, content) or without (log). A content handler always answers;
+    /// rewrite and access do with ngx.exit(status >= 200), output, or an
+    /// error.
+    pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, client: Option<&mut impl Stream>) -> Ran<'a> {
+        // A content handler's output streams (ngx.flush); others' waits for the end.
+        let run = Run { streams: phase == Phase::Content, ..Run::default() };
+        let (res, mut run) = self.execute(ctx, code, phase, run, client).await;
         match res {
-            Ok(()) if b.exec.is_some() => {
-                Some(Response::pending(Body::Exec(b.exec.take().unwrap_or_default())))
-            }
+            Ok(()) if run.exec.is_some() => Ran::Exec(run.exec.take().unwrap_or_default()),
             Ok(()) => {
                 let answers = phase == Phase::Content
-                    || (phase != Phase::Log && (b.exit.is_some_and(|s| s >= 200) || !b.out.is_empty()));
+                    || (phase != Phase::Log && (run.exit.is_some_and(|s| s >= 200) || !ctx.resp.out.is_empty()));
                 if answers {
-                    return Some(respond(ctx, b));
+                    return Ran::Respond(respond(ctx, run.exit));
                 }
-                match b.exit {
+                match run.exit {
                     // ngx.exit(ngx.ERROR) and other negative codes: a 500.
-                    Some(s) if s < 0 && phase != Phase::Log => Some(Response::special(500)),
-                    _ => None,
+                    Some(s) if s < 0 && phase != Phase::Log => Ran::Respond(ctx.special(500)),
+                    _ => Ran::Next,
                 }
             }
-            Err(()) if phase == Phase::Log => None,
-            Err(()) if b.out.is_empty() && !b.headers_sent => Some(Response::special(500)),
+            Err(()) if phase == Phase::Log => Ran::Next,
+            Err(()) if ctx.resp.out.is_empty() && !ctx.resp.headers_sent => Ran::Respond(ctx.special(500)),
             Err(()) => {
                 // The head counts as sent (output, ngx.send_headers): as
                 // OpenResty, no 500 page; what there is goes out, then the
-                // connection closes. (Output is buffered, so the client gets
-                // a Content-Length matching the part: see README.)
-                let mut r = respond(ctx, b);
+                // connection closes.
+                let mut r = respond(ctx, run.exit);
                 r.close = true;
-                Some(r)
+                Ran::Respond(r)
             }
         }
     }
 
-    /// header_filter_by_lua*: may change the status and headers of `resp`.
-    /// An error answers 500.
-    pub async fn run_header_filter<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, mut resp: Response<'a>) -> Response<'a> {
-        let headers = std::mem::take(&mut resp.headers);
-        let content_type = resp.content_type.take().map(|c| c.into_owned());
-        let status = resp.status;
-        let (res, b) = self
-            .execute(
-                ctx,
-                code,
-                Phase::HeaderFilter,
-                |b| {
-                    b.status = status;
-                    b.headers = headers;
-                    b.content_type = content_type;
-                },
-                None::<&mut Buffered>,
-            )
-            .await;
-        if res.is_err() {
-            return Response::special(500);
-        }
-        resp.status = b.status;
-        resp.headers = b.headers;
-        resp.content_type = b.content_type.map(std::borrow::Cow::Owned);
-        resp
+    /// header_filter_by_lua*: may change `ctx.resp`'s status and headers.
+    /// false after an error (the request then answers 500).
+    pub async fn run_header_filter(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>) -> bool {
+        let (res, _) = self.execute(ctx, code, Phase::HeaderFilter, Run::default(), None::<&mut Buffered>).await;
+        res.is_ok()
     }
 
-    /// body_filter_by_lua*: sees the whole body once, as ngx.arg[1] with
-    /// ngx.arg[2] true (halo buffers bodies), and may replace it. An error
-    /// leaves the body as it was.
-    pub async fn run_body_filter<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, mut resp: Response<'a>) -> Response<'a> {
-        let body = match std::mem::replace(&mut resp.body, Body::Empty) {
-            Body::Bytes(b) => b.into_owned(),
-            Body::File(f) => {
-                use std::io::{Read, Seek};
-                let mut file = f.file;
-                let mut buf = Vec::with_capacity(f.len as usize);
-                if file.seek(std::io::SeekFrom::Start(f.offset)).and_then(|_| file.take(f.len).read_to_end(&mut buf)).is_err() {
-                    ctx.log(Level::Error, format_args!("body_filter_by_lua*: reading the file failed"));
-                    return Response::special(500);
-                }
-                buf
-            }
-            other => {
-                resp.body = other;
-                return resp;
-            }
-        };
-        let (_, b) = self
-            .execute(
-                ctx,
-                code,
-                Phase::BodyFilter,
-                |b| {
-                    b.arg_body = body;
-                    b.arg_eof = true;
-                },
-                None::<&mut Buffered>,
-            )
-            .await;
-        resp.body = Body::Bytes(std::borrow::Cow::Owned(b.arg_body));
-        resp.content_length = None;
-        resp
+    /// body_filter_by_lua*: runs on each chunk of the body as it is sent,
+    /// as ngx.arg[1], with ngx.arg[2] true on the last; returns the chunk
+    /// it leaves and whether it ended the body (ngx.arg[2] = true). An error
+    /// leaves the chunk as it was.
+    pub async fn run_body_filter(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, chunk: Vec<u8>, eof: bool) -> (Vec<u8>, bool) {
+        let run = Run { arg_body: chunk, arg_eof: eof, ..Run::default() };
+        let (_, run) = self.execute(ctx, code, Phase::BodyFilter, run, None::<&mut Buffered>).await;
+        (run.arg_body, run.arg_eof)
     }
 
     /// set_by_lua*: run `code` with `args` as ngx.arg[1..] (it cannot wait:
@@ -303,51 +233,44 @@ impl LuaHandlers {
     /// first result as a string (nil as ""); None after an error, which is
     /// logged (the request then gets a 500).
     pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
-        let h = self.handler(code).and_then(|h| Ok((h, self.function(h)?)));
-        let mut b = Binding::new(ctx, Phase::Set);
-        b.set_args = args;
-        let (h, f) = match h {
+        let (h, f) = match self.handler(code).and_then(|h| Ok((h, self.function(h)?))) {
             Ok(h) => h,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load set_by_lua*: {e}"));
                 return None;
             }
         };
+        let cx = context::open(Kind::Request(Phase::Set), Run { set_args: args, ..Run::default() });
         // Called, not resumed: it cannot wait, and its first result is the value.
-        let res = match bind(&mut b, || f.call::<mlua::Value>(())) {
+        let res = match context::enter(cx, ctx, || f.call::<mlua::Value>(())) {
             Ok(mlua::Value::Nil) => Ok(String::new()),
             Ok(v) => v.to_string().map_err(error_text),
             Err(e) => Err(error_text(e)),
         };
+        context::close(cx);
         self.release(h);
         res.map_err(|e| ctx.log(Level::Error, format_args!("failed to run set_by_lua*: {e}"))).ok()
     }
 
-    /// Run `code` in a new coroutine, through any waits, to its end, with a
-    /// binding of `phase` (filled by `init`) that it returns; errors are
-    /// logged (Err(())).
-    ///
-    /// The binding's pointer to `ctx` is made after the last use of `ctx`
-    /// before the run and is not used after it, so the FFI calls in between
-    /// are the only users of the request.
+    /// Run `code` in a pooled coroutine, in a context of `phase` with `run`
+    /// as its state, through any waits, to its end; returns the state.
+    /// Errors are logged (Err(())).
     async fn execute(
         &self,
         ctx: &mut RequestCtx<'_>,
         code: &Arc<LuaCode>,
         phase: Phase,
-        init: impl FnOnce(&mut Binding),
+        run: Run,
         mut stream: Option<&mut impl Stream>,
-    ) -> (Result<(), ()>, Binding) {
-        let started = self.handler(code).and_then(|h| Ok((h, self.coroutine()?)));
-        let mut b = Binding::new(ctx, phase);
-        init(&mut b);
-        let (h, co) = match started {
+    ) -> (Result<(), ()>, Run) {
+        let (h, co) = match self.handler(code).and_then(|h| Ok((h, self.coroutine()?))) {
             Ok(started) => started,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
-                return (Err(()), b);
+                return (Err(()), run);
             }
         };
+        let cx = context::open(Kind::Request(phase), run);
         // The first resume hands the loop its handler; later ones end a wait.
         let mut handler = Some(h);
         let done = self.done.id();
@@ -355,7 +278,7 @@ impl LuaHandlers {
             // SAFETY: `co` is a coroutine of this VM, new or parked in a yield
             // (pooled coroutines are only ever parked there), used by nothing
             // else; `done` is a registry value of this VM, kept by `self`.
-            let res = bind(&mut b, || unsafe { resume(co.state(), handler.take(), done) });
+            let res = context::enter(cx, ctx, || unsafe { resume(co.state(), handler.take(), done) });
             match res {
                 // The coroutine is dead: it is not reused.
                 Resumed::Failed(e) => break Err(e),
@@ -363,36 +286,40 @@ impl LuaHandlers {
                     self.park(co);
                     break Ok(());
                 }
-                Resumed::Yielded => match b.pending.take() {
-                    Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
-                    Some(Pending::ReadBody) => {
-                        if let Some(s) = stream.as_deref_mut() {
-                            if let Err(status) = s.read_body(ctx).await {
-                                // As lua-nginx-module: the request ends with
-                                // the error's status; the handler stops.
-                                b.exit = Some(c_int::from(status));
-                                break Ok(());
+                Resumed::Yielded => {
+                    let (pending, stops) = context::with_run(cx.raw(), |_, r| (r.pending.take(), r.exit.is_some() || r.exec.is_some())).unwrap_or((None, true));
+                    match pending {
+                        Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
+                        Some(Pending::ReadBody) => {
+                            if let Some(s) = stream.as_deref_mut() {
+                                if let Err(status) = s.read_body(ctx).await {
+                                    // As lua-nginx-module: the request ends with
+                                    // the error's status; the handler stops.
+                                    context::with_run(cx.raw(), |_, r| r.exit = Some(c_int::from(status)));
+                                    break Ok(());
+                                }
                             }
                         }
-                    }
-                    Some(Pending::Flush { eof }) => {
-                        if let Some(s) = stream.as_deref_mut() {
-                            if !s.flush(ctx, &mut b, eof).await {
-                                // The client is gone: later output is dropped.
-                                b.eof = true;
+                        Some(Pending::Flush { eof }) => {
+                            if let Some(s) = stream.as_deref_mut() {
+                                if !s.flush(ctx, eof).await {
+                                    // The client is gone: later output is dropped.
+                                    ctx.resp.eof = true;
+                                }
                             }
                         }
+                        // ngx.exit / ngx.exec: the handler stops where it is, and
+                        // its coroutine with it.
+                        None if stops => break Ok(()),
+                        None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
                     }
-                    // ngx.exit / ngx.exec: the handler stops where it is, and
-                    // its coroutine with it.
-                    None if b.exit.is_some() || b.exec.is_some() => break Ok(()),
-                    None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
-                },
+                }
             }
         };
+        let run = context::close(cx);
         self.release(h);
         let res = outcome.map_err(|e| ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive())));
-        (res, b)
+        (res, run)
     }
 
     /// `lua_code_cache off`: the handler compiled for this run is forgotten.
@@ -415,42 +342,45 @@ fn error_text(e: mlua::Error) -> String {
     }
 }
 
-/// The response a handler's binding describes.
-fn respond<'a>(ctx: &RequestCtx<'a>, mut b: Binding) -> Response<'a> {
-    let headers = std::mem::take(&mut b.headers);
-    let mut r = head(ctx, &b, headers);
-    // ngx.exit(>= 300) before any output: nginx's own page for that status.
-    let exit = b.exit.unwrap_or(0);
-    if b.out.is_empty() && exit >= 300 {
-        let mut page = Response::special(exit as u16);
-        page.headers = r.headers;
-        return page;
-    }
-    r.body = Body::Bytes(std::borrow::Cow::Owned(b.out));
-    r
+/// How a handler's run ended, for the phase that ran it.
+pub enum Ran<'a> {
+    /// Go on to the next phase.
+    Next,
+    /// ngx.exec: an internal redirect to this URI (with `?args`) or @name.
+    Exec(String),
+    /// The handler answered: this response, with `ctx.resp`'s head.
+    Respond(Response<'a>),
 }
 
-/// The head of the response `b` describes, with `headers` (b's own or a
-/// copy) and no body: for the end of a handler, or its first ngx.flush.
-pub fn head<'a>(ctx: &RequestCtx<'a>, b: &Binding, mut headers: Vec<(String, String)>) -> Response<'a> {
-    // A relative Location becomes absolute, as nginx's header filter makes it.
-    for (name, value) in headers.iter_mut() {
-        if name.eq_ignore_ascii_case("location") && value.starts_with('/') {
-            *value = crate::server::phases::absolute_url(ctx, value);
-        }
+/// The response a handler's output and ngx.exit status make.
+fn respond<'a>(ctx: &mut RequestCtx<'a>, exit: Option<c_int>) -> Response<'a> {
+    // ngx.exit(>= 300) before any output: nginx's own page for that status.
+    let exit = exit.unwrap_or(0);
+    absolute_location(ctx);
+    if ctx.resp.out.is_empty() && exit >= 300 {
+        return ctx.special(exit as u16);
     }
-    let exit = b.exit.unwrap_or(0);
-    let status = if b.status != 0 { b.status } else if exit >= 200 { exit as u16 } else { 200 };
-    Response {
-        status,
-        content_type: Some(match &b.content_type {
-            Some(t) => std::borrow::Cow::Owned(t.clone()),
-            None => std::borrow::Cow::Borrowed(ctx.conf.default_type.as_str()),
-        }),
-        content_length: None,
-        headers,
-        body: Body::Empty,
-        special: false,
-        close: false,
+    lua_head(ctx, exit);
+    Response::with_body(Body::Bytes(std::borrow::Cow::Owned(std::mem::take(&mut ctx.resp.out))))
+}
+
+/// Completes the head of a response made by Lua (at the end of a handler,
+/// or its first ngx.flush): the status (ngx.status, else the ngx.exit code,
+/// else 200), default_type, an absolute Location.
+pub fn lua_head(ctx: &mut RequestCtx<'_>, exit: c_int) {
+    absolute_location(ctx);
+    if ctx.resp.status == 0 {
+        ctx.resp.status = if exit >= 200 { exit as u16 } else { 200 };
+    }
+    if ctx.resp.content_type.is_none() {
+        ctx.resp.content_type = Some(std::borrow::Cow::Borrowed(ctx.conf.default_type.as_str()));
+    }
+}
+
+/// A relative Location becomes absolute, as nginx's header filter makes it.
+fn absolute_location(ctx: &mut RequestCtx<'_>) {
+    if let Some(i) = ctx.resp.headers.iter().position(|(n, v)| n.eq_ignore_ascii_case("location") && v.starts_with('/')) {
+        let abs = ctx.absolute_url(&ctx.resp.headers[i].1);
+        ctx.resp.headers[i].1 = abs;
     }
 }

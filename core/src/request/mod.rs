@@ -1,4 +1,171 @@
-//! One request's own state beyond its head. For now: its body, in memory
-//! or in a temp file (`body`).
+//! One request's state on its way through the phases: its head (borrowed
+//! from the connection), what rewrites and Lua changed, its body (`body`),
+//! its variables (`vars`) and its response ([`Reply`]). The phases and the
+//! FFI change it directly; nothing keeps a second copy.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use crate::conf::{LocConf, Server};
+use crate::http::request::Request;
 
 pub mod body;
+mod conn;
+mod response;
+mod vars;
+
+pub use conn::ConnInfo;
+pub use response::{Body, FileBody, Response};
+pub use vars::{arg, NoVars};
+
+use body::RequestBody;
+
+/// One request on its way through the phases.
+pub struct RequestCtx<'a> {
+    /// Unique among the worker's requests (ngx.ctx is keyed by it).
+    pub id: u64,
+    /// The request has an ngx.ctx table (released when it ends).
+    pub has_lua_ctx: bool,
+    /// The request body, once read for Lua (ngx.req.read_body,
+    /// lua_need_request_body); None before, or when there is none.
+    pub body: Option<RequestBody>,
+    /// Nothing of the body is left on the connection: it was read (into
+    /// `body`) or discarded.
+    pub body_done: bool,
+    /// ngx.req.set_header / clear_header: per name (last edit only), the
+    /// value that replaces all of the request's headers of that name, or
+    /// None to remove them.
+    pub header_edits: Vec<(String, Option<String>)>,
+    /// ngx.req.set_method.
+    pub method_override: Option<&'static str>,
+    pub req: &'a Request,
+    pub conn: &'a ConnInfo,
+    pub server: &'a Server,
+    /// The settings in force: the matched location's, or the server's.
+    pub conf: &'a LocConf,
+    /// $uri: starts as the normalized path, changed by rewrite/try_files.
+    pub uri: Cow<'a, str>,
+    pub args: Option<Cow<'a, str>>,
+    /// GET after an error_page redirect of a non-HEAD request.
+    pub method_get: bool,
+    /// Regex captures of the last matching location or rewrite.
+    pub captures: Vec<String>,
+    /// `set` variables, in the order first set.
+    pub set_vars: Vec<(String, String)>,
+    /// Whether the request was redirected internally (`internal` locations
+    /// are reachable then).
+    pub internal: bool,
+    pub start: Instant,
+    pub request_length: u64,
+    /// The response as the phases and handlers make it.
+    pub resp: Reply<'a>,
+}
+
+/// The response of a request, the one copy that the phases, the FFI and
+/// the writer share: what $status, $sent_http_* and ngx.header read.
+#[derive(Default)]
+pub struct Reply<'a> {
+    /// 0 until a phase or handler sets it.
+    pub status: u16,
+    /// None: no Content-Type line (a Lua response gets default_type when
+    /// its head is made).
+    pub content_type: Option<Cow<'a, str>>,
+    /// The other header lines, in the order they were added.
+    pub headers: Vec<(String, String)>,
+    /// Output or ngx.send_headers happened: the head counts as sent, as in
+    /// OpenResty (status and header changes are refused from then on).
+    pub headers_sent: bool,
+    /// Handler output not yet sent.
+    pub out: Vec<u8>,
+    /// ngx.eof was called: no more output.
+    pub eof: bool,
+    pub body_bytes_sent: u64,
+    pub bytes_sent: u64,
+}
+
+impl Reply<'_> {
+    /// Sets header `name` (replacing earlier ones), for Location and the like.
+    pub fn set_header(&mut self, name: &str, value: String) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value));
+    }
+}
+
+impl<'a> RequestCtx<'a> {
+    pub fn new(req: &'a Request, conn: &'a ConnInfo, server: &'a Server, request_length: u64) -> Self {
+        RequestCtx {
+            id: 0,
+            has_lua_ctx: false,
+            body: None,
+            body_done: false,
+            header_edits: Vec::new(),
+            method_override: None,
+            req,
+            conn,
+            server,
+            conf: &server.conf,
+            uri: Cow::Borrowed(req.path()),
+            args: req.args().map(Cow::Borrowed),
+            method_get: false,
+            captures: Vec::new(),
+            set_vars: Vec::new(),
+            internal: false,
+            start: crate::rt::now(),
+            request_length,
+            resp: Reply::default(),
+        }
+    }
+
+    /// $request_method after error_page redirects.
+    pub fn method(&self) -> &str {
+        if self.method_get {
+            "GET"
+        } else {
+            self.method_override.unwrap_or_else(|| self.req.method_str())
+        }
+    }
+
+    /// The request headers with Lua's edits applied, in order (edited
+    /// names last).
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone + '_ {
+        let edits = &self.header_edits;
+        self.req
+            .headers()
+            .filter(move |(n, _)| !edits.iter().any(|(e, _)| e.eq_ignore_ascii_case(n)))
+            .chain(edits.iter().filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v))))
+    }
+
+    /// ngx.req.set_header (value Some) / clear_header (None).
+    pub fn edit_header(&mut self, name: &str, value: Option<String>) {
+        self.header_edits.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.header_edits.push((name.to_string(), value));
+    }
+
+    /// $host: the Host (or absolute-URI host), else the server's name.
+    pub fn host(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.req.host().unwrap_or(self.server.primary_name.as_str()))
+    }
+
+    /// Write an error-log line about this request, with nginx's trailing
+    /// `, client: ..., server: ..., request: "...", host: "..."`.
+    pub fn log(&self, level: crate::log::Level, msg: std::fmt::Arguments) {
+        if !crate::log::error::enabled(level) {
+            return;
+        }
+        let tail = crate::log::error::request_context(
+            &self.conn.remote_addr(),
+            &self.server.primary_name,
+            Some(self.req.request_line()),
+            self.req.host(),
+        );
+        crate::log::error::log(level, Some(self.conn.number), &format!("{msg}{tail}"));
+    }
+
+    pub fn set_var(&mut self, name: &str, value: String) {
+        match self.set_vars.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.set_vars.push((name.to_string(), value)),
+        }
+    }
+
+}

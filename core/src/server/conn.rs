@@ -14,14 +14,12 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_request_into, HeaderPolicy, Limits, Method, Request};
 use crate::http::response::{error_page_body, write_chunk, KeepAlive, ResponseHead, LAST_CHUNK, SERVER_NAME, SERVER_VERSION};
 use crate::log::Level;
-use crate::process::worker::Worker;
 use crate::rt::{self, ops, Deadline};
 
-use super::phases::{Body, Engine, Response};
-use super::static_files::FileBody;
-use crate::ffi::request::Phase;
-use super::vars::{ConnInfo, RequestCtx};
+use super::phases;
+use super::Worker;
 use crate::request::body::BodyWriter;
+use crate::request::{Body, ConnInfo, FileBody, RequestCtx, Response};
 
 /// Bytes asked of one recv while reading heads, and while reading bodies.
 const HEAD_READ: usize = 4096;
@@ -312,8 +310,11 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
                 conn.requests += 1;
                 let mut ctx = RequestCtx::new(&req, conn, dsrv, io.pending().len() as u64);
                 ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
-                let resp = Engine::default().finalize(&mut ctx, Response::special(e.status));
-                if respond_with(io, &mut ctx, resp, false).await {
+                // The rest of the input is not a request: no body to read.
+                ctx.body_done = true;
+                let mut client = Client { w, io: &mut *io, body_ok: false, head: None };
+                let resp = phases::error_response(w.lua.as_ref(), &mut ctx, &mut client, e.status).await;
+                if client.send(&mut ctx, resp).await.is_some() {
                     io.flush(*send_timeout).await;
                     lingering_close(io).await;
                 }
@@ -328,69 +329,24 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
         let server = &cfg.http.servers[server_idx];
         let mut ctx = RequestCtx::new(req, conn, server, head_len as u64);
         ctx.id = w.request_number();
-        ctx.lua = w.lua.as_ref();
         server_name_captures(&mut ctx);
-        let mut engine = Engine::default();
-        let mut resp = engine.run(&mut ctx);
-        // The body is read when Lua asks (ngx.req.read_body), or before the
-        // handlers with lua_need_request_body on; otherwise discarded below.
-        let lua = matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_));
-        let mut body_ok = true;
-        if lua && ctx.conf.lua_need_request_body {
-            if let Err(e) = read_body_into(io, &mut ctx).await {
-                body_ok = false;
-                resp = body_error(&mut ctx, &mut engine, resp, e);
-            }
-        }
-        // (The checks keep plain requests from making these futures.)
-        let mut streamed = None;
-        if matches!(resp.body, Body::LuaPhases(_) | Body::Lua(_) | Body::Exec(_)) {
-            let mut stream = LuaStream { w, io: &mut *io, body_ok, requests: conn.requests, head: None };
-            resp = run_lua_handlers(w, &mut ctx, &mut engine, resp, &mut stream).await;
-            streamed = stream.head;
-            body_ok = stream.body_ok;
-        }
+        // The request's whole life: its phases, the response, the log.
+        let mut client = Client { w, io: &mut *io, body_ok: true, head: None };
+        let resp = phases::run(w.lua.as_ref(), &mut ctx, &mut client).await;
+        let keep = client.send(&mut ctx, resp).await;
+        phases::log(w.lua.as_ref(), &mut ctx).await;
+        access_log(w, &mut ctx);
         // The location's settings from here on (the handlers may have moved the request).
         *keepalive_timeout = ctx.conf.keepalive_timeout;
         *send_timeout = ctx.conf.send_timeout;
-        let keep = if let Some(s) = streamed {
-            // The head (and maybe the body) already went out with ngx.flush.
-            end_stream(io, &mut ctx, s, resp)
-        } else {
-            // What is left of the body is read and dropped (or refused).
-            // Most requests have none: skip making the future.
-            if body_ok && !ctx.body_done && (req.content_length.unwrap_or(0) > 0 || req.chunked) {
-                if let Err(e) = read_body(io, &mut ctx, None).await {
-                    body_ok = false;
-                    resp = body_error(&mut ctx, &mut engine, resp, e);
-                }
+        match keep {
+            None => return false,
+            Some(false) => {
+                io.flush(*send_timeout).await;
+                lingering_close(io).await;
+                return false;
             }
-            if ctx.conf.header_filter_by_lua.is_some() || ctx.conf.body_filter_by_lua.is_some() {
-                resp = filter_response(w, &mut ctx, &mut engine, resp).await;
-            }
-            let keep = !resp.close
-                && !matches!(resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
-                && may_keep_alive(w, &ctx, body_ok, conn.requests);
-            if let Some(f) = write_response(io, &mut ctx, resp, keep) {
-                if !send_file(io, f, *send_timeout).await {
-                    return false;
-                }
-            }
-            keep
-        };
-        if let Some(lua) = w.lua.as_ref() {
-            if let Some(code) = ctx.conf.log_by_lua.clone() {
-                lua.run(&mut ctx, &code, Phase::Log, None::<&mut crate::lua::handler::Buffered>).await;
-            }
-            if ctx.has_lua_ctx {
-                lua.request_done(ctx.id);
-            }
-        }
-        access_log(w, &mut ctx);
-        if !keep {
-            io.flush(*send_timeout).await;
-            lingering_close(io).await;
-            return false;
+            Some(true) => {}
         }
         if io.out.len() > OUT_HIGH_WATER && !io.flush(*send_timeout).await {
             return false;
@@ -400,25 +356,24 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
 
 /// Whether the connection may take another request after this one, as far
 /// as the request and the configuration go (the response may still say no).
-fn may_keep_alive(w: &Worker, ctx: &RequestCtx<'_>, body_ok: bool, requests: u64) -> bool {
+fn may_keep_alive(w: &Worker, ctx: &RequestCtx<'_>, body_ok: bool) -> bool {
     body_ok
         && ctx.req.keep_alive
-        && requests < ctx.conf.keepalive_requests
+        && ctx.conn.requests < ctx.conf.keepalive_requests
         && !ctx.conf.keepalive_timeout.is_zero()
         && !w.shutdown.is_set()
 }
 
-/// A content handler's output sent as it is produced (ngx.flush, ngx.eof):
-/// the head at the first flush, then the body chunked (HTTP/1.1) or ended
-/// by closing the connection (HTTP/1.0).
-struct LuaStream<'s> {
+/// The client of one request, as the phases and handlers reach it: its
+/// body, and the response going out, whole ([`Client::send`]) or as a
+/// content handler produces it (ngx.flush: the head at the first flush,
+/// then the body chunked on HTTP/1.1, or ended by closing on HTTP/1.0).
+struct Client<'s> {
     w: &'s Worker,
     io: &'s mut Io,
-    /// The request body was read whole (the connection can be reused).
+    /// The request body was read or dropped whole (the connection can be reused).
     body_ok: bool,
-    /// Requests on the connection so far, for keepalive_requests.
-    requests: u64,
-    /// Set when the head is out.
+    /// Set when a streamed head is out.
     head: Option<Streamed>,
 }
 
@@ -430,32 +385,117 @@ struct Streamed {
     head_only: bool,
     /// Whether the head said keep-alive.
     keep: bool,
-    /// The body was ended (ngx.eof).
+    /// The body was ended (ngx.eof, or a body filter's ngx.arg[2]).
     ended: bool,
     /// A send failed: the client is gone.
     broken: bool,
 }
 
-impl crate::lua::handler::Stream for LuaStream<'_> {
-    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, b: &mut crate::ffi::request::Binding, eof: bool) -> bool {
+impl Client<'_> {
+    /// Send the response the phases made (or end the one that streamed):
+    /// header and body filters, the head, the body. Whether the connection
+    /// may take another request; None when it failed.
+    async fn send<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Option<bool> {
+        if let Some(s) = self.head.take() {
+            return Some(self.end_stream(ctx, s, resp).await);
+        }
+        let lua = self.w.lua.as_ref();
+        // What is left of the body is read and dropped (or refused).
+        // Most requests have none: skip making the future.
+        if self.body_ok && !ctx.body_done && (ctx.req.content_length.unwrap_or(0) > 0 || ctx.req.chunked) {
+            if let Err(e) = read_body(self.io, ctx, None).await {
+                self.body_ok = false;
+                if let BodyError::Status(status) = e {
+                    resp = phases::error_response(lua, ctx, self, status).await;
+                }
+                resp.close = true;
+            }
+        }
+        if ctx.conf.header_filter_by_lua.is_some() {
+            resp = phases::header_filter(lua, ctx, resp).await;
+        }
+        if ctx.conf.body_filter_by_lua.is_some() {
+            resp = self.filter_whole(ctx, resp).await?;
+        }
+        let keep = !resp.close
+            && !matches!(ctx.resp.status, 400 | 408 | 413 | 414 | 431 | 494 | 500 | 501 | 505)
+            && may_keep_alive(self.w, ctx, self.body_ok);
+        if let Some(f) = write_response(self.io, ctx, resp, keep) {
+            if !send_file(self.io, f, ctx.conf.send_timeout).await {
+                return None;
+            }
+        }
+        Some(keep)
+    }
+
+    /// body_filter_by_lua* over a body that is not streamed: one chunk, the
+    /// last. None when a file body cannot be read.
+    async fn filter_whole<'a>(&mut self, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>) -> Option<Response<'a>> {
+        let body = match std::mem::replace(&mut resp.body, Body::Empty) {
+            Body::Bytes(b) => b.into_owned(),
+            Body::File(f) => {
+                use std::io::{Read, Seek};
+                let mut file = f.file;
+                let mut buf = Vec::with_capacity(f.len as usize);
+                if file.seek(std::io::SeekFrom::Start(f.offset)).and_then(|_| file.take(f.len).read_to_end(&mut buf)).is_err() {
+                    ctx.log(Level::Error, format_args!("body_filter_by_lua*: reading the file failed"));
+                    return None;
+                }
+                buf
+            }
+            Body::Empty => return Some(resp),
+        };
+        let (body, _) = phases::body_filter(self.w.lua.as_ref(), ctx, body, true).await;
+        resp.body = Body::Bytes(std::borrow::Cow::Owned(body));
+        resp.content_length = None;
+        Some(resp)
+    }
+
+    /// The handler ended after streaming: the rest of its output, then the
+    /// end of the body, unless it failed (the body stays cut: the client
+    /// sees an unfinished chunked body, as from OpenResty). Whether the
+    /// connection stays.
+    async fn end_stream(&mut self, ctx: &mut RequestCtx<'_>, mut s: Streamed, resp: Response<'_>) -> bool {
+        if resp.close {
+            return false;
+        }
+        let rest = match resp.body {
+            Body::Bytes(b) => b.into_owned(),
+            _ => Vec::new(),
+        };
+        if !s.ended {
+            let (rest, _) = phases::body_filter(self.w.lua.as_ref(), ctx, rest, true).await;
+            send_part(self.io, ctx, &mut s, &rest, true);
+        }
+        s.keep && !s.broken
+    }
+}
+
+impl crate::lua::handler::Stream for Client<'_> {
+    async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool {
         if self.head.is_none() {
-            let mut engine = Engine::default();
-            let resp = engine.finalize(ctx, crate::lua::handler::head(ctx, b, b.headers.clone()));
-            // (Locations with a body filter do not stream: this is the header filter.)
-            let mut resp = filter_response(self.w, ctx, &mut engine, resp).await;
-            let head_only = is_head_only(ctx, resp.status);
+            crate::lua::handler::lua_head(ctx, 0);
+            phases::add_headers(ctx);
+            let lua = self.w.lua.as_ref();
+            phases::header_filter(lua, ctx, Response::with_body(Body::Empty)).await;
+            let head_only = is_head_only(ctx, ctx.resp.status);
             let chunked = !head_only && ctx.req.version_minor >= 1;
             // A body the handler did not read is not read after a stream:
             // such a response closes the connection.
             let body_left = !ctx.body_done && (ctx.req.content_length.unwrap_or(0) > 0 || ctx.req.chunked);
-            let keep = (chunked || head_only) && !body_left && may_keep_alive(self.w, ctx, self.body_ok, self.requests);
-            ctx.bytes_sent = write_head(self.io, ctx, &mut resp, None, chunked, keep);
+            let keep = (chunked || head_only) && !body_left && may_keep_alive(self.w, ctx, self.body_ok);
+            ctx.resp.bytes_sent = write_head(self.io, ctx, None, chunked, keep);
             self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
         }
-        let s = self.head.as_mut().expect("the head was just written");
-        send_part(self.io, ctx, s, &std::mem::take(&mut b.out), eof);
+        let mut s = self.head.expect("the head was just written");
+        if !s.ended {
+            let chunk = std::mem::take(&mut ctx.resp.out);
+            let (chunk, end) = phases::body_filter(self.w.lua.as_ref(), ctx, chunk, eof).await;
+            send_part(self.io, ctx, &mut s, &chunk, eof || end);
+        }
         let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
         s.broken |= !ok;
+        self.head = Some(s);
         ok
     }
 
@@ -489,7 +529,7 @@ fn send_part(io: &mut Io, ctx: &mut RequestCtx<'_>, s: &mut Streamed, data: &[u8
         } else {
             io.out.extend_from_slice(data);
         }
-        ctx.body_bytes_sent += data.len() as u64;
+        ctx.resp.body_bytes_sent += data.len() as u64;
     }
     if eof {
         if s.chunked {
@@ -497,89 +537,7 @@ fn send_part(io: &mut Io, ctx: &mut RequestCtx<'_>, s: &mut Streamed, data: &[u8
         }
         s.ended = true;
     }
-    ctx.bytes_sent += (io.out.len() - before) as u64;
-}
-
-/// The handler ended after streaming: the rest of its output, then the end
-/// of the body, unless it failed (the body stays cut: the client sees an
-/// unfinished chunked body, as from OpenResty). Whether the connection stays.
-fn end_stream(io: &mut Io, ctx: &mut RequestCtx<'_>, mut s: Streamed, resp: Response<'_>) -> bool {
-    if resp.close {
-        return false;
-    }
-    let rest = match &resp.body {
-        Body::Bytes(b) => &b[..],
-        _ => &[],
-    };
-    send_part(io, ctx, &mut s, rest, true);
-    s.keep && !s.broken
-}
-
-/// Run the Lua handlers the engine stopped at (rewrite/access, content) and
-/// follow the internal redirects they ask for (ngx.exec), to the response.
-async fn run_lua_handlers<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>, stream: &mut LuaStream<'_>) -> Response<'a> {
-    let mut lua_ran = false;
-    loop {
-        resp = match resp.body {
-            Body::LuaPhases(loc) => {
-                engine.lua_phases_done = true;
-                match run_lua_phases(w, ctx, stream).await {
-                    Some(r) => r,
-                    None => engine.content(ctx, loc),
-                }
-            }
-            Body::Lua(ref code) => {
-                let code = code.clone();
-                match w.lua.as_ref() {
-                    // With a body filter the output is filtered whole, at the end.
-                    Some(lua) => {
-                        let streams = ctx.conf.body_filter_by_lua.is_none();
-                        lua.run_content(ctx, &code, stream, streams).await
-                    }
-                    None => Response::special(500),
-                }
-            }
-            Body::Exec(ref target) => {
-                let target = target.clone();
-                engine.exec(ctx, &target)
-            }
-            _ => break,
-        };
-        lua_ran = true;
-    }
-    if lua_ran {
-        resp = engine.finalize(ctx, resp);
-    }
-    resp
-}
-
-/// header_filter_by_lua* and body_filter_by_lua* over the final response.
-async fn filter_response<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, engine: &mut Engine, mut resp: Response<'a>) -> Response<'a> {
-    let Some(lua) = w.lua.as_ref() else { return resp };
-    if let Some(code) = ctx.conf.header_filter_by_lua.clone() {
-        resp = lua.run_header_filter(ctx, &code, resp).await;
-        if resp.special {
-            resp = engine.finalize(ctx, resp);
-        }
-    }
-    if let Some(code) = ctx.conf.body_filter_by_lua.clone() {
-        resp = lua.run_body_filter(ctx, &code, resp).await;
-    }
-    resp
-}
-
-/// rewrite_by_lua* then access_by_lua* of the request's location; the
-/// response of the first that answers the request.
-async fn run_lua_phases<'a>(w: &Worker, ctx: &mut RequestCtx<'a>, client: &mut LuaStream<'_>) -> Option<Response<'a>> {
-    let lua = w.lua.as_ref()?;
-    for (code, phase) in [(ctx.conf.rewrite_by_lua.clone(), Phase::Rewrite), (ctx.conf.access_by_lua.clone(), Phase::Access)] {
-        if let Some(code) = code {
-            if let Some(r) = lua.run(ctx, &code, phase, Some(&mut *client)).await {
-                return Some(r);
-            }
-        }
-    }
-    None
+    ctx.resp.bytes_sent += (io.out.len() - before) as u64;
 }
 
 /// Named groups of a matching `server_name ~regex` become variables.
@@ -607,17 +565,6 @@ enum BodyError {
     Status(u16),
     /// The client closed the connection.
     Closed,
-}
-
-/// The response after a body that could not be read: the error's, or
-/// `resp` if the client is gone; the connection closes after it.
-fn body_error<'a>(ctx: &mut RequestCtx<'a>, engine: &mut Engine, resp: Response<'a>, e: BodyError) -> Response<'a> {
-    let mut resp = match e {
-        BodyError::Status(s) => engine.finalize(ctx, Response::special(s)),
-        BodyError::Closed => resp,
-    };
-    resp.close = true;
-    resp
 }
 
 /// Read the body into `ctx.body`: memory, or a temp file past
@@ -717,25 +664,18 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mu
     }
 }
 
-/// Queue the response head and body in `io.out` (files may be streamed).
 /// Queue the response in `io.out`; a file body is streamed by the caller
 /// (`send_file`), which is async, so the common case makes no future.
-fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, mut resp: Response<'a>, keep: bool) -> Option<FileBody> {
-    let head_only = is_head_only(ctx, resp.status);
-    let body_len = match &resp.body {
-        Body::Empty => resp.content_length.unwrap_or(0),
-        Body::Bytes(b) => b.len() as u64,
-        Body::File(f) => f.len,
-        Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_) => unreachable!("Lua handlers run before the response is written"),
-    };
+fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> Option<FileBody> {
+    let status = ctx.resp.status;
+    let head_only = is_head_only(ctx, status);
     let content_length = match (&resp.body, resp.content_length) {
-        (Body::Empty, None) if matches!(resp.status, 204 | 304) || resp.status < 200 => None,
+        (Body::Empty, None) if matches!(status, 204 | 304) || status < 200 => None,
         (Body::Empty, cl) => Some(cl.unwrap_or(0)),
         (Body::Bytes(b), _) => Some(b.len() as u64),
-        (Body::File(_), cl) => cl.or(Some(body_len)),
-        (Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_), _) => None,
+        (Body::File(f), cl) => cl.or(Some(f.len)),
     };
-    let head_len = write_head(io, ctx, &mut resp, content_length, false, keep);
+    let head_len = write_head(io, ctx, content_length, false, keep);
     let mut sent_body = 0u64;
     let mut file = None;
     if !head_only {
@@ -750,11 +690,10 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, mut resp: Response<
                 sent_body = f.len;
                 file = Some(f);
             }
-            Body::Lua(_) | Body::LuaPhases(_) | Body::Exec(_) => {}
         }
     }
-    ctx.body_bytes_sent = sent_body;
-    ctx.bytes_sent = head_len + sent_body;
+    ctx.resp.body_bytes_sent = sent_body;
+    ctx.resp.bytes_sent = head_len + sent_body;
     file
 }
 
@@ -764,12 +703,12 @@ fn is_head_only(ctx: &RequestCtx<'_>, status: u16) -> bool {
     ctx.req.method == Method::Head || matches!(status, 204 | 304) || status < 200
 }
 
-/// Queue the head of `resp` (its headers move to `ctx`, for $sent_http_*
-/// and the log); returns its length.
+/// Queue the head of the request's response; returns its length.
 #[inline]
-fn write_head<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: &mut Response<'a>, content_length: Option<u64>, chunked: bool, keep: bool) -> u64 {
+fn write_head(io: &mut Io, ctx: &mut RequestCtx<'_>, content_length: Option<u64>, chunked: bool, keep: bool) -> u64 {
     let server_tokens = ctx.conf.server_tokens;
     let before = io.out.len();
+    let resp = &ctx.resp;
     crate::log::time::with_http_date(|date| {
         ResponseHead {
             status: resp.status,
@@ -788,18 +727,7 @@ fn write_head<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: &mut Response<'a>
         }
         .write(&mut io.out)
     });
-    ctx.status = resp.status;
-    ctx.sent_content_type = resp.content_type.clone();
-    ctx.sent_headers = std::mem::take(&mut resp.headers);
     (io.out.len() - before) as u64
-}
-
-/// Write the response; false when the connection failed.
-async fn respond_with<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>, keep: bool) -> bool {
-    match write_response(io, ctx, resp, keep) {
-        None => true,
-        Some(f) => send_file(io, f, ctx.conf.send_timeout).await,
-    }
 }
 
 /// Append (small) or stream (large) a file range; false on failure.

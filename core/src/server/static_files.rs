@@ -9,11 +9,13 @@
 //! before|off` (nginx's default `exact` is implemented), `max_ranges`.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::request::FileBody;
 
 /// The request headers that matter for a static file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,13 +68,6 @@ pub struct FileResponse {
     pub body: Option<FileBody>,
 }
 
-/// The part of an open file to send (with sendfile/splice or reads).
-#[derive(Debug)]
-pub struct FileBody {
-    pub file: File,
-    pub offset: u64,
-    pub len: u64,
-}
 
 /// Open `path` and build the response for `req`.
 ///
@@ -404,6 +399,7 @@ pub fn resolve_index(dir: &Path, index: &[String]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::{Read, Seek, SeekFrom, Write};
     use std::os::unix::fs::PermissionsExt;
 

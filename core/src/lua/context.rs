@@ -1,0 +1,228 @@
+//! Lua contexts: one per run of a handler (and, with later issues, per
+//! timer and light thread), in a per-worker slab. A context's handle is its
+//! slot and the slot's generation, so it stays valid across the waits of its
+//! run (sleep, flush, read_body) and a handle kept past its context's end
+//! (in a global, in another request) matches nothing: the FFI answers
+//! `NO_REQUEST`, never another request.
+//!
+//! A context reaches its request only while its coroutine runs: [`enter`]
+//! lends the request for one resume, [`with_request`] hands it to an FFI
+//! call inside that span. Between resumes the request belongs to whoever
+//! drives the run (the connection's task), so no pointer to it is kept
+//! beyond a resume.
+
+use std::cell::{Cell, RefCell};
+use std::os::raw::c_int;
+
+use crate::request::RequestCtx;
+
+/// The request phase a handler runs in (the numbers of
+/// `halo_ffi_request_get_phase`, names in lualib/resty/core/phase.lua).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Rewrite = 1,
+    Access = 2,
+    Content = 3,
+    Log = 4,
+    HeaderFilter = 5,
+    BodyFilter = 6,
+    Set = 7,
+}
+
+impl Phase {
+    /// The directive family, for messages: `access_by_lua*`.
+    pub fn directive(self) -> &'static str {
+        match self {
+            Phase::Rewrite => "rewrite_by_lua*",
+            Phase::Access => "access_by_lua*",
+            Phase::Content => "content_by_lua*",
+            Phase::Log => "log_by_lua*",
+            Phase::HeaderFilter => "header_filter_by_lua*",
+            Phase::BodyFilter => "body_filter_by_lua*",
+            Phase::Set => "set_by_lua*",
+        }
+    }
+
+    /// Whether output, ngx.exit and ngx.sleep may be used.
+    pub fn may_respond(self) -> bool {
+        matches!(self, Phase::Rewrite | Phase::Access | Phase::Content)
+    }
+
+    /// Whether the status and response headers may be changed.
+    pub fn may_set_headers(self) -> bool {
+        self.may_respond() || self == Phase::HeaderFilter
+    }
+}
+
+/// What a context is for. Timers and light threads join with the cosocket
+/// issue; each kind decides which API works in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A handler of a request's phase.
+    Request(Phase),
+}
+
+/// An operation a handler registered before yielding (its FFI call
+/// returned AGAIN); whoever drives the run completes it and resumes.
+#[derive(Debug)]
+pub enum Pending {
+    Sleep(std::time::Duration),
+    /// Send the request's output so far (and end the body if `eof`).
+    Flush { eof: bool },
+    /// Read the request body (ngx.req.read_body).
+    ReadBody,
+}
+
+/// One run's own state (the request's is in [`RequestCtx`]).
+#[derive(Default)]
+pub struct Run {
+    /// The status given to ngx.exit, if it was called.
+    pub exit: Option<c_int>,
+    /// What the handler yielded to wait for.
+    pub pending: Option<Pending>,
+    /// ngx.exec's target: "uri?args" or "@name".
+    pub exec: Option<String>,
+    /// ngx.flush / ngx.eof send the output so far (a content handler);
+    /// otherwise output waits for the end of the run.
+    pub streams: bool,
+    /// body_filter_by_lua's ngx.arg[1] (the chunk) and ngx.arg[2] (eof).
+    pub arg_body: Vec<u8>,
+    pub arg_eof: bool,
+    /// set_by_lua's arguments, ngx.arg[1..].
+    pub set_args: Vec<String>,
+    /// Where decoded arguments live until the next call.
+    pub args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+struct Slot {
+    generation: u32,
+    kind: Kind,
+    run: Run,
+    /// The request (a `*mut RequestCtx<'_>`, lifetime erased) while the
+    /// context's coroutine runs; null otherwise.
+    request: *mut (),
+}
+
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+thread_local! {
+    static SLAB: RefCell<Slab> = RefCell::new(Slab::default());
+    /// The handle of the context whose coroutine runs now (0: none).
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A context's name: slot (low 32 bits) and generation (high 32, never 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handle(u64);
+
+impl Handle {
+    /// The number Lua holds (never 0).
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    fn slot(raw: u64) -> usize {
+        (raw & 0xffff_ffff) as usize
+    }
+}
+
+/// Opens a context of `kind` with `run` as its state.
+pub fn open(kind: Kind, run: Run) -> Handle {
+    SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let slot = match s.free.pop() {
+            Some(i) => {
+                let e = &mut s.slots[i as usize];
+                e.kind = kind;
+                e.run = run;
+                i
+            }
+            None => {
+                s.slots.push(Slot { generation: 1, kind, run, request: std::ptr::null_mut() });
+                (s.slots.len() - 1) as u32
+            }
+        };
+        let generation = s.slots[slot as usize].generation;
+        Handle(u64::from(generation) << 32 | u64::from(slot))
+    })
+}
+
+/// Closes the context and returns its state; its handle matches nothing
+/// from now on.
+pub fn close(h: Handle) -> Run {
+    SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = Handle::slot(h.0);
+        let e = &mut s.slots[i];
+        debug_assert_eq!(u64::from(e.generation), h.0 >> 32, "a context is closed once");
+        // Generations skip 0, so no handle is ever 0.
+        e.generation = e.generation.checked_add(1).unwrap_or(1);
+        let run = std::mem::take(&mut e.run);
+        s.free.push(i as u32);
+        run
+    })
+}
+
+/// Runs `f` (which resumes the context's coroutine) with `h` current and
+/// `req` lent to the FFI calls it makes.
+pub fn enter<R>(h: Handle, req: &mut RequestCtx<'_>, f: impl FnOnce() -> R) -> R {
+    let ptr = (req as *mut RequestCtx<'_>).cast::<()>();
+    let prev = SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let e = &mut s.slots[Handle::slot(h.0)];
+        std::mem::replace(&mut e.request, ptr)
+    });
+    let prev_current = CURRENT.with(|c| c.replace(h.0));
+    let r = f();
+    CURRENT.with(|c| c.set(prev_current));
+    SLAB.with(|s| s.borrow_mut().slots[Handle::slot(h.0)].request = prev);
+    r
+}
+
+/// The handle of the context running now, 0 outside one.
+pub fn current() -> u64 {
+    CURRENT.with(Cell::get)
+}
+
+/// The context's state, if `raw` names a live context.
+pub fn with_run<R>(raw: u64, f: impl FnOnce(Kind, &mut Run) -> R) -> Option<R> {
+    SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let e = s.slots.get_mut(Handle::slot(raw))?;
+        (raw >> 32 == u64::from(e.generation)).then(|| f(e.kind, &mut e.run))
+    })
+}
+
+/// The context's state and its request, if `raw` names a live context whose
+/// coroutine runs now (an FFI call from it). None otherwise: a stale or
+/// foreign handle, or one used while its context waits.
+///
+/// The request's lifetime is not known here; `f` works for any, so nothing
+/// borrowed from the request outlives the call but through raw pointers
+/// that the C API documents as valid until the caller's next call.
+pub fn with_request<R>(raw: u64, f: impl for<'r, 'a> FnOnce(Kind, &mut Run, &'r mut RequestCtx<'a>) -> R) -> Option<R> {
+    SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let e = s.slots.get_mut(Handle::slot(raw))?;
+        if raw >> 32 != u64::from(e.generation) || e.request.is_null() {
+            return None;
+        }
+        // SAFETY: `request` is non-null only inside `enter`, whose caller
+        // lent a `&mut RequestCtx` for that span and does not use it until
+        // `enter` returns; FFI calls run on this thread inside the span, one
+        // at a time (the slab's borrow would refuse a nested one), so this is
+        // the only reference. `f` cannot keep it: it is generic over both
+        // lifetimes.
+        let req = unsafe { &mut *e.request.cast::<RequestCtx<'_>>() };
+        Some(f(e.kind, &mut e.run, req))
+    })
+}
+
+/// The request of the running context, for calls without a handle (ngx.log).
+pub fn with_current_request<R>(f: impl for<'r, 'a> FnOnce(&'r RequestCtx<'a>) -> R) -> Option<R> {
+    with_request(current(), |_, _, req| f(req))
+}

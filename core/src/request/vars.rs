@@ -1,0 +1,173 @@
+//! nginx variables: what `$name` means for a request. `RequestCtx`
+//! implements `Vars` with these, so templates (return, set, rewrite,
+//! add_header, log_format) and ngx.var share one definition.
+
+use std::borrow::Cow;
+
+use crate::conf::template::Vars;
+
+use super::body::RequestBody;
+use super::RequestCtx;
+
+impl RequestCtx<'_> {
+    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables and
+    /// $args are writable; Err(true) for a built-in that is not, Err(false)
+    /// for a variable that does not exist (nginx wants it declared by `set`).
+    pub fn assign(&mut self, name: &str, value: String) -> Result<(), bool> {
+        if name == "args" || name == "query_string" {
+            self.args = (!value.is_empty()).then_some(Cow::Owned(value));
+            return Ok(());
+        }
+        if let Some(slot) = self.set_vars.iter_mut().find(|(n, _)| n == name) {
+            slot.1 = value;
+            return Ok(());
+        }
+        let prefixed = ["http_", "sent_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
+        Err(prefixed || self.lookup_bytes(name).is_some())
+    }
+
+    /// The value of `$name` as bytes (what ngx.var reads): `lookup`, except
+    /// that variables whose values need not be text come out exact:
+    /// $binary_remote_addr, and $request_body byte for byte.
+    pub fn lookup_bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        if !self.set_vars.iter().any(|(n, _)| n == name) {
+            match name {
+                "binary_remote_addr" => return Some(Cow::Owned(self.conn.binary_remote_addr())),
+                "request_body" => return self.body.as_ref().and_then(RequestBody::data).map(Cow::Borrowed),
+                _ => {}
+            }
+        }
+        self.lookup(name).map(|v| Cow::Owned(v.into_bytes()))
+    }
+
+    /// The value of `$name`, or None if unknown / not set.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.set_vars.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        let req = self.req;
+        Some(match name {
+            "uri" | "document_uri" => self.uri.to_string(),
+            "request_uri" => req.request_uri().to_string(),
+            "args" | "query_string" => self.args.as_deref().unwrap_or_default().to_string(),
+            "is_args" => if self.args.is_some() { "?" } else { "" }.to_string(),
+            "host" => self.host().into_owned(),
+            "hostname" => hostname(),
+            "remote_addr" => self.conn.remote_addr(),
+            // Not text, so not in templates (`Vars` values are strings);
+            // ngx.var reads it through `lookup_bytes`.
+            "binary_remote_addr" => return None,
+            "remote_port" => self.conn.peer().map(|a| a.port().to_string()).unwrap_or_default(),
+            "remote_user" => return None,
+            "server_addr" => self.conn.local().map(|a| a.ip().to_string()).unwrap_or_default(),
+            "server_port" => self.conn.local().map(|a| a.port().to_string()).unwrap_or_default(),
+            "server_name" => self.server.primary_name.clone(),
+            "server_protocol" => format!("HTTP/1.{}", req.version_minor),
+            "scheme" => "http".to_string(),
+            "https" => String::new(),
+            "request_method" => self.method().to_string(),
+            "request" => req.request_line().to_string(),
+            "request_length" => self.request_length.to_string(),
+            "request_time" => {
+                let d = self.start.elapsed();
+                format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+            }
+            "status" => format!("{:03}", self.resp.status),
+            "body_bytes_sent" => self.resp.body_bytes_sent.to_string(),
+            "bytes_sent" => self.resp.bytes_sent.to_string(),
+            "connection" => self.conn.number.to_string(),
+            "connection_requests" => self.conn.requests.to_string(),
+            "pid" => std::process::id().to_string(),
+            "msec" => crate::log::time::msec(),
+            "time_local" => crate::log::time::time_local(),
+            "time_iso8601" => crate::log::time::time_iso8601(),
+            "content_type" => req.header("content-type")?.to_string(),
+            "content_length" => req.header("content-length")?.to_string(),
+            "request_body" => String::from_utf8_lossy(self.body.as_ref().and_then(RequestBody::data)?).into_owned(),
+            "document_root" => self.conf.root.render(&mut NoVars, &[]),
+            "realpath_root" => {
+                let root = self.conf.root.render(&mut NoVars, &[]);
+                std::fs::canonicalize(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(root)
+            }
+            _ => return self.prefixed(name),
+        })
+    }
+
+    fn prefixed(&self, name: &str) -> Option<String> {
+        if let Some(h) = name.strip_prefix("http_") {
+            return header_var(self.request_headers(), h);
+        }
+        if let Some(h) = name.strip_prefix("sent_http_") {
+            if h == "content_type" {
+                return self.resp.content_type.as_deref().map(str::to_string);
+            }
+            return header_var(self.resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), h);
+        }
+        if let Some(a) = name.strip_prefix("arg_") {
+            return arg(self.args.as_deref()?, a).map(str::to_string);
+        }
+        if let Some(c) = name.strip_prefix("cookie_") {
+            return self.request_headers().filter(|(n, _)| n.eq_ignore_ascii_case("cookie")).find_map(|(_, v)| cookie(v, c)).map(str::to_string);
+        }
+        if let Ok(n) = name.parse::<usize>() {
+            return self.captures.get(n).cloned();
+        }
+        None
+    }
+}
+
+impl Vars for RequestCtx<'_> {
+    fn var(&mut self, name: &str) -> Option<String> {
+        self.lookup(name)
+    }
+}
+
+/// For templates that cannot mention request variables.
+pub struct NoVars;
+
+impl Vars for NoVars {
+    fn var(&mut self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// `$http_x_forwarded_for`: header names compare with '-' as '_', any
+/// case; several headers of the name are joined as nginx does (", ", or
+/// "; " for cookies).
+fn header_var<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>, var: &str) -> Option<String> {
+    let same = |h: &str| h.len() == var.len() && h.bytes().zip(var.bytes()).all(|(a, b)| {
+        let a = if a == b'-' { b'_' } else { a.to_ascii_lowercase() };
+        a == b
+    });
+    let mut out: Option<String> = None;
+    for (_, v) in headers.filter(|(n, _)| same(n)) {
+        match &mut out {
+            None => out = Some(v.to_string()),
+            Some(o) => {
+                o.push_str(if var == "cookie" { "; " } else { ", " });
+                o.push_str(v);
+            }
+        }
+    }
+    out
+}
+
+/// The raw value of query argument `name` (first match, case-insensitive
+/// as in nginx).
+pub fn arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
+    args.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+fn cookie<'s>(header: &'s str, name: &str) -> Option<&'s str> {
+    header.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
