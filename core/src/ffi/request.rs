@@ -143,6 +143,9 @@ pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: us
             return DECLINED;
         }
         req.resp.headers_sent = true;
+        if req.resp.out.capacity() == 0 {
+            req.resp.out = crate::request::output_buffer();
+        }
         // SAFETY: caller's contract.
         req.resp.out.extend_from_slice(unsafe { read_in(data, len) });
         OK

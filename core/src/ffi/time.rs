@@ -19,14 +19,13 @@ fn cached_since_epoch() -> Duration {
 /// Cached time in seconds with millisecond precision (`ngx.now()`).
 #[no_mangle]
 pub extern "C" fn halo_ffi_time_now() -> f64 {
-    let d = cached_since_epoch();
-    d.as_secs() as f64 + f64::from(d.subsec_millis()) / 1000.0
+    time::ngx_now()
 }
 
 /// Cached time in whole seconds (`ngx.time()`).
 #[no_mangle]
 pub extern "C" fn halo_ffi_time_time() -> f64 {
-    cached_since_epoch().as_secs() as f64
+    time::ngx_time()
 }
 
 /// Refreshes the clock cache (`ngx.update_time()`).

@@ -73,6 +73,18 @@ pub fn now() -> SystemTime {
     with_cache(|c| c.now)
 }
 
+/// The cached time in seconds with millisecond precision, as `ngx.now()`
+/// (times before 1970 read as 0): what its FFI and CFunction forms return.
+pub fn ngx_now() -> f64 {
+    let d = now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() as f64 + f64::from(d.subsec_millis()) / 1000.0
+}
+
+/// The cached time in whole seconds, as `ngx.time()`.
+pub fn ngx_time() -> f64 {
+    now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as f64
+}
+
 /// Appends the cached HTTP date ("Sat, 21 Nov 2026 21:00:00 GMT") to `out`
 /// (for the `Date` header).
 pub fn http_date(out: &mut Vec<u8>) {

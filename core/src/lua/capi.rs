@@ -19,7 +19,7 @@ use mlua::{Lua, Table};
 #[no_mangle]
 pub unsafe extern "C-unwind" fn halo_lua_now(l: *mut lua_State) -> c_int {
     // SAFETY: `l` is the calling thread; one slot is pushed, within LUA_MINSTACK.
-    unsafe { mlua::ffi::lua_pushnumber(l, crate::ffi::time::halo_ffi_time_now()) };
+    unsafe { mlua::ffi::lua_pushnumber(l, crate::log::time::ngx_now()) };
     1
 }
 
@@ -30,7 +30,7 @@ pub unsafe extern "C-unwind" fn halo_lua_now(l: *mut lua_State) -> c_int {
 #[no_mangle]
 pub unsafe extern "C-unwind" fn halo_lua_time(l: *mut lua_State) -> c_int {
     // SAFETY: as in halo_lua_now.
-    unsafe { mlua::ffi::lua_pushnumber(l, crate::ffi::time::halo_ffi_time_time()) };
+    unsafe { mlua::ffi::lua_pushnumber(l, crate::log::time::ngx_time()) };
     1
 }
 

@@ -94,6 +94,20 @@ pub struct Run {
     pub args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+impl Run {
+    /// Back to the state of a new run, keeping the buffers' room.
+    fn clear(&mut self) {
+        self.exit = None;
+        self.pending = None;
+        self.exec = None;
+        self.streams = false;
+        self.arg_body.clear();
+        self.arg_eof = false;
+        self.set_args.clear();
+        self.args_scratch.clear();
+    }
+}
+
 struct Slot {
     generation: u32,
     kind: Kind,
@@ -130,30 +144,28 @@ impl Handle {
     }
 }
 
-/// Opens a context of `kind` with `run` as its state.
-pub fn open(kind: Kind, run: Run) -> Handle {
+/// Opens a context of `kind` with a cleared [`Run`], which `init` fills.
+/// (A slot's state is reused in place: its buffers keep their room.)
+pub fn open(kind: Kind, init: impl FnOnce(&mut Run)) -> Handle {
     SLAB.with(|s| {
         let mut s = s.borrow_mut();
         let slot = match s.free.pop() {
-            Some(i) => {
-                let e = &mut s.slots[i as usize];
-                e.kind = kind;
-                e.run = run;
-                i
-            }
+            Some(i) => i,
             None => {
-                s.slots.push(Slot { generation: 1, kind, run, request: std::ptr::null_mut() });
+                s.slots.push(Slot { generation: 1, kind, run: Run::default(), request: std::ptr::null_mut() });
                 (s.slots.len() - 1) as u32
             }
         };
-        let generation = s.slots[slot as usize].generation;
-        Handle(u64::from(generation) << 32 | u64::from(slot))
+        let e = &mut s.slots[slot as usize];
+        e.kind = kind;
+        init(&mut e.run);
+        Handle(u64::from(e.generation) << 32 | u64::from(slot))
     })
 }
 
-/// Closes the context and returns its state; its handle matches nothing
-/// from now on.
-pub fn close(h: Handle) -> Run {
+/// Closes the context: `last` reads what it needs of the state, which is
+/// then cleared; the handle matches nothing from now on.
+pub fn close<R>(h: Handle, last: impl FnOnce(&mut Run) -> R) -> R {
     SLAB.with(|s| {
         let mut s = s.borrow_mut();
         let i = Handle::slot(h.0);
@@ -161,9 +173,10 @@ pub fn close(h: Handle) -> Run {
         debug_assert_eq!(u64::from(e.generation), h.0 >> 32, "a context is closed once");
         // Generations skip 0, so no handle is ever 0.
         e.generation = e.generation.checked_add(1).unwrap_or(1);
-        let run = std::mem::take(&mut e.run);
+        let r = last(&mut e.run);
+        e.run.clear();
         s.free.push(i as u32);
-        run
+        r
     })
 }
 

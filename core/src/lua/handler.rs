@@ -182,10 +182,10 @@ impl LuaHandlers {
     /// error.
     pub async fn run<'a>(&self, ctx: &mut RequestCtx<'a>, code: &Arc<LuaCode>, phase: Phase, client: Option<&mut impl Stream>) -> Ran<'a> {
         // A content handler's output streams (ngx.flush); others' waits for the end.
-        let run = Run { streams: phase == Phase::Content, ..Run::default() };
-        let (res, mut run) = self.execute(ctx, code, phase, run, client).await;
+        let streams = phase == Phase::Content;
+        let (res, run) = self.execute(ctx, code, phase, |r| r.streams = streams, |r| End { exit: r.exit, exec: r.exec.take() }, client).await;
         match res {
-            Ok(()) if run.exec.is_some() => Ran::Exec(run.exec.take().unwrap_or_default()),
+            Ok(()) if run.exec.is_some() => Ran::Exec(run.exec.unwrap_or_default()),
             Ok(()) => {
                 let answers = phase == Phase::Content
                     || (phase != Phase::Log && (run.exit.is_some_and(|s| s >= 200) || !ctx.resp.out.is_empty()));
@@ -214,7 +214,7 @@ impl LuaHandlers {
     /// header_filter_by_lua*: may change `ctx.resp`'s status and headers.
     /// false after an error (the request then answers 500).
     pub async fn run_header_filter(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>) -> bool {
-        let (res, _) = self.execute(ctx, code, Phase::HeaderFilter, Run::default(), None::<&mut Buffered>).await;
+        let (res, ()) = self.execute(ctx, code, Phase::HeaderFilter, |_| {}, |_| {}, None::<&mut Buffered>).await;
         res.is_ok()
     }
 
@@ -223,9 +223,12 @@ impl LuaHandlers {
     /// it leaves and whether it ended the body (ngx.arg[2] = true). An error
     /// leaves the chunk as it was.
     pub async fn run_body_filter(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, chunk: Vec<u8>, eof: bool) -> (Vec<u8>, bool) {
-        let run = Run { arg_body: chunk, arg_eof: eof, ..Run::default() };
-        let (_, run) = self.execute(ctx, code, Phase::BodyFilter, run, None::<&mut Buffered>).await;
-        (run.arg_body, run.arg_eof)
+        let init = |r: &mut Run| {
+            r.arg_body = chunk;
+            r.arg_eof = eof;
+        };
+        let (_, out) = self.execute(ctx, code, Phase::BodyFilter, init, |r| (std::mem::take(&mut r.arg_body), r.arg_eof), None::<&mut Buffered>).await;
+        out
     }
 
     /// set_by_lua*: run `code` with `args` as ngx.arg[1..] (it cannot wait:
@@ -240,37 +243,39 @@ impl LuaHandlers {
                 return None;
             }
         };
-        let cx = context::open(Kind::Request(Phase::Set), Run { set_args: args, ..Run::default() });
+        let cx = context::open(Kind::Request(Phase::Set), |r| r.set_args = args);
         // Called, not resumed: it cannot wait, and its first result is the value.
         let res = match context::enter(cx, ctx, || f.call::<mlua::Value>(())) {
             Ok(mlua::Value::Nil) => Ok(String::new()),
             Ok(v) => v.to_string().map_err(error_text),
             Err(e) => Err(error_text(e)),
         };
-        context::close(cx);
+        context::close(cx, |_| ());
         self.release(h);
         res.map_err(|e| ctx.log(Level::Error, format_args!("failed to run set_by_lua*: {e}"))).ok()
     }
 
-    /// Run `code` in a pooled coroutine, in a context of `phase` with `run`
-    /// as its state, through any waits, to its end; returns the state.
-    /// Errors are logged (Err(())).
-    async fn execute(
+    /// Run `code` in a pooled coroutine, in a context of `phase` whose
+    /// state `init` fills, through any waits, to its end; `last` reads the
+    /// state at the end (also when the handler could not start). Errors are
+    /// logged (Err(())).
+    async fn execute<R>(
         &self,
         ctx: &mut RequestCtx<'_>,
         code: &Arc<LuaCode>,
         phase: Phase,
-        run: Run,
+        init: impl FnOnce(&mut Run),
+        last: impl FnOnce(&mut Run) -> R,
         mut stream: Option<&mut impl Stream>,
-    ) -> (Result<(), ()>, Run) {
+    ) -> (Result<(), ()>, R) {
+        let cx = context::open(Kind::Request(phase), init);
         let (h, co) = match self.handler(code).and_then(|h| Ok((h, self.coroutine()?))) {
             Ok(started) => started,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));
-                return (Err(()), run);
+                return (Err(()), context::close(cx, last));
             }
         };
-        let cx = context::open(Kind::Request(phase), run);
         // The first resume hands the loop its handler; later ones end a wait.
         let mut handler = Some(h);
         let done = self.done.id();
@@ -316,10 +321,10 @@ impl LuaHandlers {
                 }
             }
         };
-        let run = context::close(cx);
+        let end = context::close(cx, last);
         self.release(h);
         let res = outcome.map_err(|e| ctx.log(Level::Error, format_args!("failed to run {}: {e}", phase.directive())));
-        (res, run)
+        (res, end)
     }
 
     /// `lua_code_cache off`: the handler compiled for this run is forgotten.
@@ -340,6 +345,12 @@ fn error_text(e: mlua::Error) -> String {
         mlua::Error::CallbackError { cause, traceback } => format!("{cause}\n{traceback}"),
         other => other.to_string(),
     }
+}
+
+/// What a run's end leaves for its phase.
+struct End {
+    exit: Option<c_int>,
+    exec: Option<String>,
 }
 
 /// How a handler's run ended, for the phase that ran it.

@@ -102,41 +102,6 @@ pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
     }
 }
 
-/// Parse a sockaddr filled by the kernel.
-pub fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    // SAFETY: the family field tells which variant the kernel wrote.
-    unsafe {
-        match ss.ss_family as i32 {
-            libc::AF_INET => {
-                let sin = &*(ss as *const _ as *const libc::sockaddr_in);
-                let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-                Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(ss as *const _ as *const libc::sockaddr_in6);
-                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// getpeername / getsockname of a connected socket.
-pub fn peer_addr(fd: RawFd, local: bool) -> Option<SocketAddr> {
-    // SAFETY: the kernel writes at most `len` bytes into the storage.
-    unsafe {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let p = &mut ss as *mut _ as *mut libc::sockaddr;
-        let r = if local { libc::getsockname(fd, p, &mut len) } else { libc::getpeername(fd, p, &mut len) };
-        if r < 0 {
-            return None;
-        }
-        from_sockaddr(&ss)
-    }
-}
-
 /// Open (or keep from `old`) the listeners `confs` asks for. `slots` is
 /// the number of sockets for a `reuseport` address (the worker count). On
 /// error every socket taken from `old` is put back, so the caller can keep

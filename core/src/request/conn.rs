@@ -22,13 +22,13 @@ impl ConnInfo {
     /// The client's address (getpeername on first use: multishot accept
     /// does not return it).
     pub fn peer(&self) -> Option<SocketAddr> {
-        *self.peer.get_or_init(|| crate::process::listen::peer_addr(self.fd, false))
+        *self.peer.get_or_init(|| crate::rt::sockaddr::peer_addr(self.fd, false))
     }
     /// The server side's address of this connection.
     pub fn local(&self) -> Option<SocketAddr> {
         *self.local.get_or_init(|| {
             if self.listen.ip().is_unspecified() {
-                crate::process::listen::peer_addr(self.fd, true)
+                crate::rt::sockaddr::peer_addr(self.fd, true)
             } else {
                 Some(self.listen)
             }

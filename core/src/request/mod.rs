@@ -15,7 +15,7 @@ mod response;
 mod vars;
 
 pub use conn::ConnInfo;
-pub use response::{Body, FileBody, Response};
+pub use response::{output_buffer, recycle, Body, FileBody, Response};
 pub use vars::{arg, NoVars};
 
 use body::RequestBody;

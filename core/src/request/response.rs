@@ -2,6 +2,7 @@
 //! status and headers are the request's own ([`super::Reply`]).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
 
 use super::RequestCtx;
@@ -72,5 +73,27 @@ impl RequestCtx<'_> {
         } else {
             format!("http://{host}:{port}{target}")
         }
+    }
+}
+
+thread_local! {
+    /// The output buffer of the worker's last response, emptied.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Buffers larger than this are not kept for the next response.
+const SPARE_MAX: usize = 64 * 1024;
+
+/// A buffer for a response's output: the last one sent, so that a worker
+/// does not allocate (and grow) one per request.
+pub fn output_buffer() -> Vec<u8> {
+    SPARE.with(Cell::take)
+}
+
+/// Gives back an output buffer whose bytes were copied out.
+pub fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() <= SPARE_MAX {
+        buf.clear();
+        SPARE.with(|s| s.set(buf));
     }
 }

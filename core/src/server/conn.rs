@@ -684,6 +684,9 @@ fn write_response<'a>(io: &mut Io, ctx: &mut RequestCtx<'a>, resp: Response<'a>,
             Body::Bytes(b) => {
                 io.out.extend_from_slice(&b);
                 sent_body = b.len() as u64;
+                if let std::borrow::Cow::Owned(buf) = b {
+                    crate::request::recycle(buf);
+                }
             }
             Body::File(f) => {
                 // Counted as sent; send_file says if it was not.

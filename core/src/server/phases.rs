@@ -74,7 +74,11 @@ impl<'a> Content<'a> {
 pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, client: &mut impl Stream) -> Response<'a> {
     let mut p = Phases { lua, redirects: 0 };
     let resp = p.phases(ctx, client, Start::Server).await;
-    p.finalize(ctx, client, resp).await
+    // (Most responses have no error page to look for: no future for them.)
+    if resp.special && !ctx.conf.error_page.is_empty() {
+        return p.finalize(ctx, client, resp).await;
+    }
+    decorate(ctx, resp)
 }
 
 /// The response to an error found outside the phases (a bad request head,
