@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Load comparison of halo against Debian's nginx on one "hello" location.
+# Load comparison of halo against Debian's nginx on one "hello" location: `return 200`
+# (ENDPOINT=return, the default) or a Lua handler saying the same (ENDPOINT=hello:
+# content_by_lua_block { ngx.say("hello") }; nginx loads Debian's lua-nginx-module).
 #
 # Both servers get the same config (nginx.conf.in), run as one foreground process pinned
 # to SERVER_CPU, and are loaded by one wrk thread pinned to WRK_CPU, so the two never
@@ -16,6 +18,7 @@
 #   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
 #   HALO_BIN=...  use this binary and skip the cargo build
 #   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
+#   ENDPOINT=return|hello                    (hello writes results-hello.md)
 #   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
 # Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
 set -euo pipefail
@@ -31,7 +34,14 @@ WARMUP=${WARMUP:-2}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
-RESULTS=${RESULTS:-$HERE/results.md}
+ENDPOINT=${ENDPOINT:-return}
+case "$ENDPOINT" in
+    return) CONTENT='return 200 "hello\\n";'; RESULTS=${RESULTS:-$HERE/results.md} ;;
+    hello) CONTENT='content_by_lua_block { ngx.say("hello") }'; RESULTS=${RESULTS:-$HERE/results-hello.md} ;;
+    *) echo "ENDPOINT must be return or hello" >&2; exit 2 ;;
+esac
+# nginx needs Debian's Lua module for the Lua endpoint (halo has it built in).
+NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
 KEEP_TMP=${KEEP_TMP:-0}
 export PIPELINE # read by pipeline.lua inside wrk
 
@@ -144,7 +154,12 @@ start_server() {
     prefix=$TMP/$name
     port=$(free_port)
     mkdir -p "$prefix/conf" "$prefix/logs"
-    sed "s/@PORT@/$port/" "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
+    local modules=""
+    if [[ $name == nginx && $ENDPOINT == hello ]]; then
+        modules="load_module $NGINX_MODULES/ndk_http_module.so; load_module $NGINX_MODULES/ngx_http_lua_module.so;"
+    fi
+    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" \
+        "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
     # Debian's nginx opens its compiled-in /var/log/nginx/error.log before reading the
     # config unless given an early error log: keep it inside the prefix.
     [[ $name == nginx ]] && extra=(-e logs/error.log)
@@ -168,7 +183,7 @@ start_server() {
         cat <&3" >"$prefix/logs/smoke.txt" 2>/dev/null || true
     RESP_BYTES[$name]=$(wc -c <"$prefix/logs/smoke.txt")
     if ! head -n1 "$prefix/logs/smoke.txt" | grep -q '^HTTP/1.1 200' ||
-        [[ $(tail -c 6 "$prefix/logs/smoke.txt") != hello ]]; then
+        ! grep -q '^hello$' "$prefix/logs/smoke.txt"; then # (nginx's Lua answer is chunked)
         FAILED=1
         echo "--- $name smoke response:" >&2; cat -A "$prefix/logs/smoke.txt" >&2
         die "$name did not answer 200 \"hello\\n\""
@@ -392,7 +407,7 @@ echo
 halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] && halo_rev="$halo_rev (dirty tree)"
 {
-    echo "# halo vs nginx: load benchmark"
+    echo "# halo vs nginx: load benchmark ($ENDPOINT)"
     echo
     echo "Written by \`benches/load/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); see README.md for the method."
     echo
