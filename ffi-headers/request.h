@@ -2,8 +2,10 @@
  * The request a Lua handler runs for (lualib/resty/core/request.lua,
  * output.lua, var.lua, response.lua, exit.lua).
  *
- * A handle names one run of one handler; a handle kept past its run (in a
- * global, say) gets HALO_FFI_NO_REQUEST, never another request.
+ * A handle names one Lua context: one run of one handler, through all its
+ * waits (slot and generation in the worker's slab of contexts). Kept past
+ * its run (in a global, say), or used from another request while its own
+ * run waits, it gets HALO_FFI_NO_REQUEST, never another request.
  * Borrowed pointers returned here stay valid until the next call.
  */
 #ifndef HALO_FFI_REQUEST_H

@@ -3,9 +3,10 @@
 //! `cli` parses the command line; `conf` reads nginx.conf into typed config;
 //! `process` runs the master and its workers; `rt` is each worker's io_uring
 //! loop; `http` parses requests and writes responses; `request` holds a
-//! request's own state (its body); `server` picks the
-//! server and location and runs the phases; `log` writes the error and
-//! access logs. `lua` and `ffi` are the Lua layer; `jit` captures and
+//! request's state (its response, body and variables); `server` serves a
+//! connection, picks the server and location and runs the phases; `log`
+//! writes the error and access logs. docs/architecture.md has the whole
+//! picture. `lua` and `ffi` are the Lua layer; `jit` captures and
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;

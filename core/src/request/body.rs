@@ -91,7 +91,7 @@ impl TempFile {
     }
 
     /// Bytes written.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 }
