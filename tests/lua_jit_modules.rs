@@ -1,5 +1,5 @@
 //! LuaJIT's own jit/*.lua tools (jit.v, jit.dump, jit.p, jit.zone, jit.bc,
-//! jit.vmdef and the disassemblers), embedded from lualib/jit/, work inside
+//! jit.vmdef and the disassemblers), embedded from the LuaJIT build (core/build.rs), work inside
 //! a request handler of the real server. That they are the linked VM's own
 //! copies is checked by lua::lualib's jit_modules_match_the_vendored_build.
 

@@ -1,0 +1,14 @@
+//! LuaJIT's own jit.* modules (jit.v, jit.dump, jit.p, jit.bc, the
+//! disassemblers and the generated jit.vmdef) for halo to embed. They come from
+//! the luajit-src crate that mlua-sys builds the linked VM from (same version,
+//! pinned in Cargo.toml): building it here once more yields the very files of
+//! that build, vmdef.lua included (it is generated from the VM's opcode
+//! tables, so it only exists in a build). lua::lualib embeds them from OUT_DIR.
+
+fn main() {
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let artifacts = luajit_src::Build::new().out_dir(out.join("luajit")).build();
+    // Only the sources are wanted: nothing links against this second build.
+    let _ = artifacts;
+    println!("cargo:rerun-if-changed=build.rs");
+}
