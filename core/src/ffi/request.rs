@@ -84,34 +84,38 @@ unsafe fn fill<'p>(out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'
 /// # Safety
 /// As [`fill`]; the names then live in the scratch buffer until the
 /// caller's next call.
-unsafe fn fill_headers<'p>(
-    lower: c_int,
-    out: *mut Header,
-    max: c_int,
-    pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)> + Clone,
-) -> c_int {
+unsafe fn fill_headers<'p>(lower: c_int, out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)>) -> c_int {
     if lower == 0 {
         // SAFETY: forwarded caller contract.
         return unsafe { fill(out, max, pairs) };
     }
+    if out.is_null() || max <= 0 {
+        return 0;
+    }
     SCRATCH.with(|s| {
         let mut names = s.borrow_mut();
         names.clear();
-        for (n, _) in pairs.clone().take(max.max(0) as usize) {
-            names.extend_from_slice(n);
+        // One pass: the entries first point at offsets into the buffer
+        // (which may move while it grows), fixed up once all names are in.
+        let mut n = 0;
+        for (name, value) in pairs.take(max as usize) {
+            let at = names.len();
+            names.extend(name.iter().map(u8::to_ascii_lowercase));
+            let (vp, vl) = value.map_or((std::ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+            // SAFETY: n < max entries (caller's contract).
+            unsafe { out.add(n).write(Header { name: at as *const u8, name_len: name.len(), value: vp, value_len: vl }) };
+            n += 1;
         }
-        names.make_ascii_lowercase();
-        let names: &[u8] = &names;
-        let mut at = 0;
-        let lowered = pairs.map(move |(n, v)| {
-            let name = &names[at..at + n.len()];
-            at += n.len();
-            (name, v)
-        });
-        // SAFETY: forwarded caller contract; `fill` takes at most `max`
-        // pairs, the ones whose names were copied above, and the buffer is
-        // not touched again before the caller's next call.
-        unsafe { fill(out, max, lowered) }
+        let base = names.as_ptr();
+        for i in 0..n {
+            // SAFETY: entry i was written above; its offset is within `names`,
+            // which is not touched again before the caller's next call.
+            unsafe {
+                let h = &mut *out.add(i);
+                h.name = base.add(h.name as usize);
+            }
+        }
+        n as c_int
     })
 }
 
@@ -345,7 +349,7 @@ pub struct Header {
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
-    request(r, |_, _, req| req.request_headers().count().min(c_int::MAX as usize) as c_int)
+    request(r, |_, _, req| req.request_header_count().min(c_int::MAX as usize) as c_int)
 }
 
 /// # Safety
@@ -353,9 +357,12 @@ pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
     request(r, |_, _, req| {
+        // SAFETY (both): forwarded caller contract; the strings live in the
+        // request (lowered names in the scratch buffer).
+        if req.header_edits.is_empty() {
+            return unsafe { fill_headers(lower, out, max, req.req.header_bytes().map(|(n, v)| (n, Some(v)))) };
+        }
         let pairs = req.request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
-        // SAFETY: forwarded caller contract; the strings live in the request
-        // (lowered names in the scratch buffer).
         unsafe { fill_headers(lower, out, max, pairs) }
     })
 }

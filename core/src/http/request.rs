@@ -292,6 +292,18 @@ impl Request {
         self.headers.iter().map(|&(n, v)| (self.span(n), self.span(v)))
     }
 
+    /// [`Request::headers`] as bytes (no text checks: for copying out).
+    pub fn header_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let text = self.text.as_bytes();
+        let at = |(a, b): Span| text.get(a as usize..b as usize).unwrap_or_default();
+        self.headers.iter().map(move |&(n, v)| (at(n), at(v)))
+    }
+
+    /// How many header lines [`Request::headers`] yields.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)

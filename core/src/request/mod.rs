@@ -135,6 +135,15 @@ impl<'a> RequestCtx<'a> {
             .chain(edits.iter().filter_map(|(n, v)| v.as_deref().map(|v| (n.as_str(), v))))
     }
 
+    /// How many headers [`RequestCtx::request_headers`] yields.
+    pub fn request_header_count(&self) -> usize {
+        if self.header_edits.is_empty() {
+            self.req.header_count()
+        } else {
+            self.request_headers().count()
+        }
+    }
+
     /// ngx.req.set_header (value Some) / clear_header (None).
     pub fn edit_header(&mut self, name: &str, value: Option<String>) {
         self.header_edits.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
