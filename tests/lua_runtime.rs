@@ -113,3 +113,17 @@ fn context_handles_outlive_a_resume_but_not_their_run() {
     let raw = String::from_utf8_lossy(&held.read_to_close()).into_owned();
     assert!(raw.ends_with("held\n"), "{raw}");
 }
+
+/// The one response state is what log_by_lua sees: ngx.status is the status sent.
+#[test]
+fn log_by_lua_reads_the_status_sent() {
+    let h = Halo::server(
+        r#"
+        location /l {
+            content_by_lua_block { ngx.status = 201 ngx.say("made") }
+            log_by_lua_block { ngx.log(ngx.ERR, "logged status=", ngx.status) }
+        }"#,
+    );
+    assert_eq!(h.get("/l").status, 201);
+    assert!(h.wait_log("logs/error.log", "logged status=201", Duration::from_secs(2)), "{}", h.error_log());
+}
