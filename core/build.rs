@@ -7,8 +7,7 @@
 
 fn main() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let artifacts = luajit_src::Build::new().out_dir(out.join("luajit")).build();
     // Only the sources are wanted: nothing links against this second build.
-    let _ = artifacts;
+    luajit_src::Build::new().out_dir(out.join("luajit")).build();
     println!("cargo:rerun-if-changed=build.rs");
 }

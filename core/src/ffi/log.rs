@@ -55,7 +55,7 @@ pub unsafe extern "C" fn halo_ffi_log_write(level: c_int, msg: *const u8, len: u
     let msg = unsafe { read_in(msg, len) };
     let msg = String::from_utf8_lossy(msg);
     // Inside a request, the line names it, as nginx's request log lines do.
-    if super::request::with_current(|ctx| ctx.log(level, format_args!("{msg}"))).is_none() {
+    if crate::lua::context::with_current_request(|ctx| ctx.log(level, format_args!("{msg}"))).is_none() {
         error::log(level, None, &msg);
     }
     OK

@@ -51,12 +51,6 @@ fn setting_headers(r: u64, f: impl for<'x, 'a> FnOnce(&'x mut RequestCtx<'a>, bo
     })
 }
 
-/// The request of the running handler, if one runs (for calls without a
-/// handle, such as ngx.log).
-pub fn with_current<R>(f: impl for<'x, 'a> FnOnce(&'x RequestCtx<'a>) -> R) -> Option<R> {
-    context::with_current_request(f)
-}
-
 /// Fill `out[..max]` with borrowed (name, value) pairs; value None becomes a
 /// NULL pointer. Returns how many were written.
 ///

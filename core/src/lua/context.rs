@@ -97,14 +97,16 @@ pub struct Run {
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
-        self.exit = None;
-        self.pending = None;
-        self.exec = None;
-        self.streams = false;
-        self.arg_body.clear();
-        self.arg_eof = false;
-        self.set_args.clear();
-        self.args_scratch.clear();
+        // Every field named, so a new one cannot be forgotten here.
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch } = self;
+        *exit = None;
+        *pending = None;
+        *exec = None;
+        *streams = false;
+        arg_body.clear();
+        *arg_eof = false;
+        set_args.clear();
+        args_scratch.clear();
     }
 }
 

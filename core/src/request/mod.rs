@@ -16,7 +16,6 @@ mod vars;
 
 pub use conn::ConnInfo;
 pub use response::{output_buffer, recycle, Body, FileBody, Response};
-pub use vars::{arg, NoVars};
 
 use body::RequestBody;
 

@@ -477,6 +477,8 @@ impl crate::lua::handler::Stream for Client<'_> {
             crate::lua::handler::lua_head(ctx, 0);
             phases::add_headers(ctx);
             let lua = self.w.lua.as_ref();
+            // A failing filter makes the status 500; its page has no place in a
+            // stream, so only the head changes.
             phases::header_filter(lua, ctx, Response::with_body(Body::Empty)).await;
             let head_only = is_head_only(ctx, ctx.resp.status);
             let chunked = !head_only && ctx.req.version_minor >= 1;
