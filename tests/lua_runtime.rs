@@ -127,3 +127,23 @@ fn log_by_lua_reads_the_status_sent() {
     assert_eq!(h.get("/l").status, 201);
     assert!(h.wait_log("logs/error.log", "logged status=201", Duration::from_secs(2)), "{}", h.error_log());
 }
+
+#[test]
+fn header_values_from_lua_reach_the_wire_as_bytes() {
+    // nginx copies a value's bytes as they are (only CR/LF are escaped by
+    // lua-nginx-module): a Latin-1 or binary value is not re-encoded.
+    let h = Halo::server(
+        r#"
+        location /b {
+            content_by_lua_block {
+                ngx.header["X-Latin1"] = "caf\xe9"
+                ngx.header["X-Seen"] = ngx.header["X-Latin1"] == "caf\xe9" and "same" or "changed"
+                ngx.say("ok")
+            }
+        }"#,
+    );
+    let raw = h.request("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let has = |line: &[u8]| raw.windows(line.len()).any(|w| w == line);
+    assert!(has(b"\r\nX-Latin1: caf\xe9\r\n"), "{}", String::from_utf8_lossy(&raw));
+    assert!(has(b"\r\nX-Seen: same\r\n"), "{}", String::from_utf8_lossy(&raw));
+}

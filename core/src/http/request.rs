@@ -793,12 +793,23 @@ fn hex_val(c: u8) -> Option<u8> {
 /// Whether a path has nothing to decode, merge or resolve (nearly all do):
 /// it is then its own `$uri`.
 fn is_normal_path(b: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &c in b {
-        if c == b'%' || c == b'#' || (prev == b'/' && (c == b'/' || c == b'.')) {
-            return false;
+    // One table test per byte; only the four bytes that matter look further.
+    static SPECIAL: [bool; 256] = {
+        let mut t = [false; 256];
+        t[b'%' as usize] = true;
+        t[b'#' as usize] = true;
+        t[b'/' as usize] = true;
+        t[b'.' as usize] = true;
+        t
+    };
+    for (i, &c) in b.iter().enumerate() {
+        if SPECIAL[c as usize] {
+            match c {
+                b'%' | b'#' => return false,
+                _ if i > 0 && b[i - 1] == b'/' => return false,
+                _ => {}
+            }
         }
-        prev = c;
     }
     b.first() == Some(&b'/')
 }

@@ -3,6 +3,8 @@
 
 use std::io::Write as _;
 
+use super::header_list::HeaderList;
+
 /// The product name, as shown with `server_tokens off`.
 pub const SERVER_NAME: &str = "halo";
 /// Name and version, as shown with `server_tokens on` (e.g. `halo/0.1.0`).
@@ -84,10 +86,10 @@ fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -144,7 +146,7 @@ pub struct ResponseHead<'a> {
     /// parameter), only with `KeepAlive::Yes`.
     pub keep_alive_timeout: Option<u64>,
     /// Other headers, in order.
-    pub extra: &'a [(String, String)],
+    pub extra: &'a HeaderList,
 }
 
 impl<'a> ResponseHead<'a> {
@@ -162,13 +164,13 @@ impl<'a> ResponseHead<'a> {
             chunked: false,
             keep_alive: KeepAlive::No,
             keep_alive_timeout: None,
-            extra: &[],
+            extra: HeaderList::none(),
         }
     }
 
     /// Appends the head, ending with the blank line, to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let extra: usize = self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let extra = self.extra.text_len() + 4 * self.extra.len();
         out.reserve(160 + self.date.len() + self.content_type.map_or(0, str::len) + extra);
         // halo's own two Server values come with their line prebuilt.
         match (self.status, self.server) {
@@ -199,10 +201,10 @@ impl<'a> ResponseHead<'a> {
         }
         out.extend_from_slice(b"\r\n");
         if let Some(lm) = self.last_modified {
-            push_header(out, "Last-Modified", lm);
+            push_header(out, b"Last-Modified", lm.as_bytes());
         }
         if let Some(loc) = self.location {
-            push_header(out, "Location", loc);
+            push_header(out, b"Location", loc.as_bytes());
         }
         if self.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -220,7 +222,7 @@ impl<'a> ResponseHead<'a> {
             KeepAlive::Upgrade => out.extend_from_slice(b"Connection: upgrade\r\n"),
             KeepAlive::Omit => {}
         }
-        for (n, v) in self.extra {
+        for (n, v) in self.extra.iter() {
             push_header(out, n, v);
         }
         out.extend_from_slice(b"\r\n");
@@ -242,7 +244,7 @@ pub fn write_head(
     content_length: Option<u64>,
     chunked: bool,
     keep_alive: KeepAlive,
-    extra: &[(String, String)],
+    extra: &HeaderList,
 ) {
     debug_assert!(!(chunked && version_minor == 0), "chunked response to an HTTP/1.0 client");
     ResponseHead {
@@ -358,7 +360,7 @@ mod tests {
 
     #[test]
     fn head_order() {
-        let extra = vec![("ETag".to_string(), "\"abc\"".to_string()), ("X-A".into(), "b".into())];
+        let extra: HeaderList = [("ETag", "\"abc\""), ("X-A", "b")].into_iter().collect();
         let s = head_str(|o| {
             write_head(o, 1, 200, Some(SERVER_NAME), DATE, Some("text/html"), Some(12), false,
                        KeepAlive::Yes, &extra)
@@ -373,16 +375,16 @@ mod tests {
 
     #[test]
     fn head_variants() {
-        let s = head_str(|o| write_head(o, 1, 404, None, DATE, None, None, true, KeepAlive::No, &[]));
+        let s = head_str(|o| write_head(o, 1, 404, None, DATE, None, None, true, KeepAlive::No, HeaderList::none()));
         assert_eq!(s, format!("HTTP/1.1 404 Not Found\r\nDate: {DATE}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
         // HTTP/1.0 client: still an HTTP/1.1 status line, as nginx.
-        let s = head_str(|o| write_head(o, 0, 200, None, DATE, None, Some(0), false, KeepAlive::Yes, &[]));
+        let s = head_str(|o| write_head(o, 0, 200, None, DATE, None, Some(0), false, KeepAlive::Yes, HeaderList::none()));
         assert!(s.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(s.contains("\r\nConnection: keep-alive\r\n"));
         // Unknown status: no phrase, trailing space kept.
-        let s = head_str(|o| write_head(o, 1, 299, None, DATE, None, None, false, KeepAlive::Omit, &[]));
+        let s = head_str(|o| write_head(o, 1, 299, None, DATE, None, None, false, KeepAlive::Omit, HeaderList::none()));
         assert_eq!(s, format!("HTTP/1.1 299 \r\nDate: {DATE}\r\n\r\n"));
-        let s = head_str(|o| write_head(o, 1, 200, None, DATE, None, Some(18446744073709551615), false, KeepAlive::Upgrade, &[]));
+        let s = head_str(|o| write_head(o, 1, 200, None, DATE, None, Some(18446744073709551615), false, KeepAlive::Upgrade, HeaderList::none()));
         assert!(s.contains("Content-Length: 18446744073709551615\r\nConnection: upgrade\r\n"));
     }
 
@@ -396,7 +398,7 @@ mod tests {
         h.location = Some("http://x/y/");
         h.keep_alive = KeepAlive::Yes;
         h.keep_alive_timeout = Some(60);
-        let extra = [("X".to_string(), "1".to_string())];
+        let extra: HeaderList = [("X", "1")].into_iter().collect();
         h.extra = &extra;
         let mut out = Vec::new();
         h.write(&mut out);

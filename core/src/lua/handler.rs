@@ -367,8 +367,8 @@ pub enum Ran<'a> {
 fn respond<'a>(ctx: &mut RequestCtx<'a>, exit: Option<c_int>) -> Response<'a> {
     // ngx.exit(>= 300) before any output: nginx's own page for that status.
     let exit = exit.unwrap_or(0);
-    absolute_location(ctx);
     if ctx.resp.out.is_empty() && exit >= 300 {
+        absolute_location(ctx);
         return ctx.special(exit as u16);
     }
     lua_head(ctx, exit);
@@ -390,8 +390,8 @@ pub fn lua_head(ctx: &mut RequestCtx<'_>, exit: c_int) {
 
 /// A relative Location becomes absolute, as nginx's header filter makes it.
 fn absolute_location(ctx: &mut RequestCtx<'_>) {
-    if let Some(i) = ctx.resp.headers.iter().position(|(n, v)| n.eq_ignore_ascii_case("location") && v.starts_with('/')) {
-        let abs = ctx.absolute_url(&ctx.resp.headers[i].1);
-        ctx.resp.headers[i].1 = abs;
+    if let Some(i) = ctx.resp.headers.position(|n, v| n.eq_ignore_ascii_case(b"location") && v.starts_with(b"/")) {
+        let abs = ctx.absolute_url(&String::from_utf8_lossy(ctx.resp.headers.value(i)));
+        ctx.resp.headers.set_value(i, abs);
     }
 }

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use crate::conf::{LocConf, Server};
+use crate::http::header_list::HeaderList;
 use crate::http::request::Request;
 
 pub mod body;
@@ -70,7 +71,7 @@ pub struct Reply<'a> {
     /// its head is made).
     pub content_type: Option<Cow<'a, str>>,
     /// The other header lines, in the order they were added.
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderList,
     /// Output or ngx.send_headers happened: the head counts as sent, as in
     /// OpenResty (status and header changes are refused from then on).
     pub headers_sent: bool,
@@ -80,14 +81,6 @@ pub struct Reply<'a> {
     pub eof: bool,
     pub body_bytes_sent: u64,
     pub bytes_sent: u64,
-}
-
-impl Reply<'_> {
-    /// Sets header `name` (replacing earlier ones), for Location and the like.
-    pub fn set_header(&mut self, name: &str, value: String) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_string(), value));
-    }
 }
 
 impl<'a> RequestCtx<'a> {

@@ -54,7 +54,7 @@ impl<'a> RequestCtx<'a> {
 
     /// Answer a redirect to `location` (already absolute).
     pub fn redirect(&mut self, status: u16, location: String) -> Response<'a> {
-        self.resp.set_header("Location", location);
+        self.resp.headers.set("Location", location);
         self.special(status)
     }
 }

@@ -95,13 +95,13 @@ impl RequestCtx<'_> {
 
     fn prefixed(&self, name: &str) -> Option<String> {
         if let Some(h) = name.strip_prefix("http_") {
-            return header_var(self.request_headers(), h);
+            return header_var(self.request_headers().map(|(n, v)| (n.as_bytes(), v.as_bytes())), h);
         }
         if let Some(h) = name.strip_prefix("sent_http_") {
             if h == "content_type" {
                 return self.resp.content_type.as_deref().map(str::to_string);
             }
-            return header_var(self.resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), h);
+            return header_var(self.resp.headers.iter(), h);
         }
         if let Some(a) = name.strip_prefix("arg_") {
             return arg(self.args.as_deref()?, a).map(str::to_string);
@@ -134,18 +134,19 @@ impl Vars for NoVars {
 /// `$http_x_forwarded_for`: header names compare with '-' as '_', any
 /// case; several headers of the name are joined as nginx does (", ", or
 /// "; " for cookies).
-fn header_var<'h>(headers: impl Iterator<Item = (&'h str, &'h str)>, var: &str) -> Option<String> {
-    let same = |h: &str| h.len() == var.len() && h.bytes().zip(var.bytes()).all(|(a, b)| {
+fn header_var<'h>(headers: impl Iterator<Item = (&'h [u8], &'h [u8])>, var: &str) -> Option<String> {
+    let same = |h: &[u8]| h.len() == var.len() && h.iter().zip(var.bytes()).all(|(&a, b)| {
         let a = if a == b'-' { b'_' } else { a.to_ascii_lowercase() };
         a == b
     });
     let mut out: Option<String> = None;
     for (_, v) in headers.filter(|(n, _)| same(n)) {
+        let v = String::from_utf8_lossy(v);
         match &mut out {
-            None => out = Some(v.to_string()),
+            None => out = Some(v.into_owned()),
             Some(o) => {
                 o.push_str(if var == "cookie" { "; " } else { ", " });
-                o.push_str(v);
+                o.push_str(&v);
             }
         }
     }

@@ -478,7 +478,7 @@ fn static_file<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>) -> Serve
             if post {
                 return Served::Done(ctx.special(405));
             }
-            ctx.resp.headers.extend(f.headers);
+            ctx.resp.headers.extend(&f.headers);
             if f.status == 416 {
                 return Served::Done(ctx.special(416));
             }
@@ -523,7 +523,7 @@ pub fn add_headers(ctx: &mut RequestCtx<'_>) {
     for h in conf.add_header.iter().filter(|h| ok || h.always) {
         let v = render(ctx, &h.value);
         if !v.is_empty() {
-            ctx.resp.headers.push((h.name.clone(), v));
+            ctx.resp.headers.push(&h.name, &v);
         }
     }
 }

@@ -15,6 +15,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http::header_list::HeaderList;
 use crate::request::FileBody;
 
 /// The request headers that matter for a static file.
@@ -62,7 +63,7 @@ pub struct FileResponse {
     /// Bytes of the body (the range for 206), also for HEAD; 0 for 304/416.
     pub content_length: u64,
     /// Last-Modified, ETag, Accept-Ranges: bytes, Content-Range.
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderList,
     /// None for HEAD, 304, 416 and when there is nothing to send (empty
     /// file).
     pub body: Option<FileBody>,
@@ -116,10 +117,7 @@ pub fn open_file(
             status: 304,
             content_type: String::new(),
             content_length: 0,
-            headers: vec![
-                ("Last-Modified".into(), last_modified),
-                ("ETag".into(), etag),
-            ],
+            headers: [("Last-Modified", &*last_modified), ("ETag", &*etag)].into_iter().collect(),
             body: None,
         });
     }
@@ -146,17 +144,13 @@ pub fn open_file(
                 status: 416,
                 content_type,
                 content_length: 0,
-                headers: vec![("Content-Range".into(), format!("bytes */{size}"))],
+                headers: [("Content-Range", &*format!("bytes */{size}"))].into_iter().collect(),
                 body: None,
             });
         }
     };
 
-    let headers = vec![
-        ("Last-Modified".into(), last_modified),
-        ("ETag".into(), etag),
-        (extra.0.into(), extra.1),
-    ];
+    let headers = [("Last-Modified", &*last_modified), ("ETag", &*etag), (extra.0, &*extra.1)].into_iter().collect();
     let body = (!req.head && len > 0).then_some(FileBody { file, offset, len });
     FileOutcome::Response(FileResponse {
         status,
@@ -459,10 +453,7 @@ mod tests {
     }
 
     fn header<'a>(r: &'a FileResponse, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        r.headers.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| std::str::from_utf8(v).unwrap())
     }
 
     fn read_body(r: FileResponse) -> Vec<u8> {
@@ -792,10 +783,7 @@ mod tests {
                 },
             );
             assert_eq!(r.status, 416, "{h}");
-            assert_eq!(
-                r.headers,
-                vec![("Content-Range".to_owned(), "bytes */20".to_owned())]
-            );
+            assert_eq!(r.headers.iter().collect::<Vec<_>>(), [(&b"Content-Range"[..], &b"bytes */20"[..])]);
             assert!(r.body.is_none());
             assert_eq!(r.content_length, 0);
         }
