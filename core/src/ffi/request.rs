@@ -254,6 +254,9 @@ pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: 
     })
 }
 
+/// A header name and (None: unset) value from Lua.
+type LuaField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
+
 /// A header name and value from Lua as they may be kept: `x_foo` names
 /// X-Foo (as in lua-nginx-module), the name must be a token, the value has
 /// CR/LF escaped (http::field). Err: ERROR with the message in `*err`.
@@ -269,7 +272,7 @@ unsafe fn lua_field<'a>(
     value: *const u8,
     value_len: usize,
     err: *mut *const c_char,
-) -> Result<(Cow<'a, [u8]>, Option<Cow<'a, [u8]>>), c_int> {
+) -> Result<LuaField<'a>, c_int> {
     // SAFETY: caller's contract.
     let name = unsafe { read_in(name, name_len) };
     let checked = field::check_name(name).and_then(|()| {

@@ -12,6 +12,8 @@
 use std::cell::RefCell;
 
 type Span = (u32, u32);
+/// A list's storage: the text and the lines' (name, value) spans.
+type Storage = (Vec<u8>, Vec<(Span, Span)>);
 
 /// Header lines in the order they were added; names keep their case.
 pub struct HeaderList {
@@ -23,7 +25,7 @@ pub struct HeaderList {
 
 thread_local! {
     /// Storage of dropped lists, for the next ones.
-    static POOL: RefCell<Vec<(Vec<u8>, Vec<(Span, Span)>)>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Vec<Storage>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Lists kept per thread: enough for the requests of a busy spell.
