@@ -6,7 +6,8 @@
 //! request's state (its response, body and variables); `server` serves a
 //! connection, picks the server and location and runs the phases; `log`
 //! writes the error and access logs. docs/architecture.md has the whole
-//! picture. `lua` and `ffi` are the Lua layer; `jit` captures and
+//! picture. `lua` and `ffi` are the Lua layer, `shdict` the zones of
+//! `lua_shared_dict` that all processes share; `jit` captures and
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
@@ -18,5 +19,6 @@ pub mod request;
 pub mod server;
 pub mod log;
 pub mod lua;
+pub mod shdict;
 pub mod ffi;
 pub mod jit;

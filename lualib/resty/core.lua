@@ -19,6 +19,7 @@ require "resty.core.response"
 require "resty.core.ctx"
 require "resty.core.arg"
 require "resty.core.regex"
+require "resty.core.shdict"
 
 return {
     version = base.version,

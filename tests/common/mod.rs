@@ -267,7 +267,7 @@ impl Halo {
 
     /// Rewrites conf/nginx.conf from `template` with this server's ports (for reload tests).
     pub fn rewrite_conf(&self, template: &str) {
-        let mut conf = template.to_string();
+        let mut conf = oracle_modules(template) + template;
         for (k, p) in PORT_KEYS.iter().zip(&self.ports) {
             conf = conf.replace(k, &p.to_string());
         }

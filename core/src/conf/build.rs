@@ -178,6 +178,7 @@ static SPECS: &[Spec] = &[
     spec("lua_package_path", HTTP, false, Exactly(1)),
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
     spec("lua_code_cache", HTTP, false, Exactly(1)),
+    spec("lua_shared_dict", HTTP, false, Exactly(2)),
     spec("lua_jit_log", HTTP, false, Range(1, 2)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("access_by_lua_no_postpone", HTTP, false, Exactly(1)),
@@ -485,6 +486,7 @@ struct Builder<'a> {
     lua_package_path: Option<String>,
     lua_package_cpath: Option<String>,
     lua_code_cache: Option<bool>,
+    lua_shared_dicts: Vec<(String, u64)>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
     init_worker_by_lua: Option<Arc<LuaCode>>,
@@ -509,6 +511,7 @@ impl<'a> Builder<'a> {
             lua_package_path: None,
             lua_package_cpath: None,
             lua_code_cache: None,
+            lua_shared_dicts: Vec::new(),
             lua_jit_log: None,
             init_by_lua: None,
             init_worker_by_lua: None,
@@ -623,6 +626,29 @@ impl<'a> Builder<'a> {
 
     // -- http ---------------------------------------------------------------
 
+    /// `lua_shared_dict NAME SIZE`, checked as lua-nginx-module does.
+    fn lua_shared_dict(&mut self, c: &Directive) -> Result<(), ConfError> {
+        let name = &c.args[0];
+        if name.is_empty() {
+            return Err(ConfError::at(format!("invalid lua shared dict name \"{name}\""), c));
+        }
+        let size = parse_size(&c.args[1])
+            .filter(|s| (crate::shdict::MIN_SIZE..=crate::shdict::MAX_SIZE).contains(s))
+            .ok_or_else(|| ConfError::at(format!("invalid lua shared dict size \"{}\"", c.args[1]), c))?;
+        match self.lua_shared_dicts.iter().find(|(n, _)| n == name) {
+            Some((_, s)) if *s != size => {
+                return Err(ConfError::at(
+                    format!("the size {size} of shared memory zone \"{name}\" conflicts with already declared size {s}"),
+                    c,
+                ))
+            }
+            Some(_) => return Err(ConfError::at(format!("lua_shared_dict \"{name}\" is already defined as \"{name}\""), c)),
+            None => {}
+        }
+        self.lua_shared_dicts.push((name.clone(), size));
+        Ok(())
+    }
+
     fn http_block(&mut self, d: &Directive) -> Result<HttpRaw, ConfError> {
         let mut h = HttpRaw {
             partial: Partial::default(),
@@ -642,6 +668,7 @@ impl<'a> Builder<'a> {
                     let on = flag(c)?;
                     set_once(c, &mut self.lua_code_cache, on)?
                 }
+                "lua_shared_dict" => self.lua_shared_dict(c)?,
                 "lua_jit_log" => {
                     let v = c.args.get(1).map_or("events", String::as_str);
                     let mode = JitLogMode::from_name(v).ok_or_else(|| {
@@ -1221,6 +1248,7 @@ impl<'a> Builder<'a> {
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
+            lua_shared_dicts: std::mem::take(&mut self.lua_shared_dicts),
             lua_jit_log: self.lua_jit_log.take(),
             init_by_lua: self.init_by_lua.take(),
             init_worker_by_lua: self.init_worker_by_lua.take(),

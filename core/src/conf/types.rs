@@ -53,6 +53,8 @@ pub struct Http {
     /// `init_worker_by_lua*` (run in each worker as it starts).
     /// `lua_code_cache off`: handlers are compiled for each request.
     pub lua_code_cache: bool,
+    /// `lua_shared_dict NAME SIZE`, in order: the zones (sizes in bytes).
+    pub lua_shared_dicts: Vec<(String, u64)>,
     /// `lua_jit_log DIR [events|verbose|dump]`: capture JIT events.
     pub lua_jit_log: Option<JitLog>,
     pub init_by_lua: Option<std::sync::Arc<LuaCode>>,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod log;
 pub mod regex;
 pub mod request;
+pub mod shdict;
 pub mod time;
 pub mod worker;
 

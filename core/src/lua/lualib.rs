@@ -61,6 +61,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.ctx" => "resty/core/ctx.lua",
     "resty.core.arg" => "resty/core/arg.lua",
     "resty.core.regex" => "resty/core/regex.lua",
+    "resty.core.shdict" => "resty/core/shdict.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
@@ -95,7 +96,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict"];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {

@@ -125,10 +125,13 @@ impl Master {
             }
         };
         // A fresh VM for the new configuration, init_by_lua run again.
+        // Until the new workers run, a respawned old one needs the old zones.
+        let zones = crate::shdict::current();
         let lua = match prepare_lua(&cfg) {
             Ok(l) => l,
             Err(e) => {
                 crate::error_log!(Level::Emerg, None, "{e}");
+                crate::shdict::restore(zones);
                 return;
             }
         };
@@ -137,8 +140,9 @@ impl Master {
             Ok(l) => l,
             Err(e) => {
                 crate::error_log!(Level::Emerg, None, "{e}");
-                // Keep serving with the old sockets and config.
+                // Keep serving with the old sockets, config and zones.
                 self.listeners = old;
+                crate::shdict::restore(zones);
                 return;
             }
         };
@@ -205,6 +209,8 @@ impl Master {
 /// The VM workers will inherit: lualib loaded, init_by_lua run.
 pub fn prepare_lua(cfg: &Config) -> Result<LuaHandlers, String> {
     crate::ffi::config::set_prefix(&cfg.prefix);
+    // Mapped here, before init_by_lua and the fork, so every worker shares them.
+    crate::shdict::configure(&cfg.http.lua_shared_dicts)?;
     let lua = LuaHandlers::new(cfg).map_err(|e| format!("failed to create the Lua VM: {e}"))?;
     if let Some(log) = crate::jit::capture::settings(cfg) {
         crate::jit::capture::start(lua.vm(), &log)?;
