@@ -4,7 +4,8 @@
 //! lua_CFunction (the trace stitches around every call), and an mlua
 //! closure (a Rust callback through mlua's trampoline). All three return the
 //! same cached time. `cargo bench --bench lua_api`; the ratios are what the
-//! README quotes for "FFI vs lua_CFunction".
+//! README quotes for "FFI vs lua_CFunction". Then ngx.shared.DICT get, set
+//! and incr in the same kind of loop.
 
 use std::path::Path;
 
@@ -35,5 +36,29 @@ fn calls(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, calls);
+/// ngx.shared.DICT get / set / incr over FFI, 1000 calls per iteration in
+/// a compiled loop, on a zone mapped as the server maps it.
+fn shdict(c: &mut Criterion) {
+    halo_core::shdict::configure(&[("bench".into(), 4 << 20)]).unwrap();
+    let lua = new_vm(Path::new("/tmp"), None, None).unwrap();
+    lua.load("ngx.shared.bench:set('k', 'a value of some length') ngx.shared.bench:set('n', 0)").exec().unwrap();
+    let mut g = c.benchmark_group("shdict_x1000");
+    for (name, body) in [
+        ("get", "s = s + #d:get('k')"),
+        ("set", "d:set('k', 'a value of some length')"),
+        ("incr", "s = s + d:incr('n', 1)"),
+    ] {
+        let f: Function = lua
+            .load(format!("local d = ngx.shared.bench\nreturn function() local s = 0 for i = 1, 1000 do {body} end return s end"))
+            .eval()
+            .unwrap();
+        for _ in 0..100 {
+            f.call::<f64>(()).unwrap();
+        }
+        g.bench_function(name, |b| b.iter(|| f.call::<f64>(()).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calls, shdict);
 criterion_main!(benches);

@@ -74,6 +74,33 @@ local function request_reads()
     sink(acc)
 end
 
+-- ngx.shared.DICT: every method that does not yield, on each value type.
+local function shared_dicts()
+    local d = ngx.shared.gate
+    local acc = 0
+    for i = 1, N do
+        d:set("s", "value", 0, 3)
+        d:set("n", i)
+        d:set("b", true)
+        d:safe_set("e", "x", 10)
+        d:add("a" .. (i % 4), i)
+        d:safe_add("a0", 1)
+        d:replace("n", i + 1)
+        local v, flags = d:get("s")
+        acc = acc + #v + flags + d:get("n")
+        if d:get("b") then acc = acc + 1 end
+        local sv, _, stale = d:get_stale("s")
+        if not stale then acc = acc + #sv end
+        acc = acc + d:incr("c", 1, 0) + d:incr("c", -1)
+        acc = acc + d:ttl("e") + (d:expire("e", 10) and 1 or 0)
+        d:delete("a3")
+        acc = acc + d:lpush("l", "x") + d:rpush("l", 2) + d:llen("l")
+        acc = acc + #d:lpop("l") + d:rpop("l")
+        acc = acc + d:capacity() + d:free_space()
+    end
+    sink(acc)
+end
+
 function _M.set_phase()
     everywhere()
     local acc = 0
@@ -106,6 +133,7 @@ end
 function _M.content_phase()
     everywhere()
     request_reads()
+    shared_dicts()
     local acc = 0
     for _ = 1, N do
         -- The body was read before the handler: both return at once.
@@ -165,6 +193,7 @@ end
 function _M.log_phase()
     everywhere()
     request_reads()
+    shared_dicts()
     local acc = 0
     for _ = 1, N do
         acc = acc + #ngx.var.status + #ngx.var.body_bytes_sent

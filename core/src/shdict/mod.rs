@@ -205,6 +205,34 @@ mod tests {
     }
 
     #[test]
+    fn a_process_dying_with_the_lock_leaves_it_usable() {
+        configure(&[("dies".into(), 64 * 1024)]).unwrap();
+        let set = StoreOp { add: false, replace: false, safe: false };
+        with_dict(0, |d| d.store(set, b"before", Value::Number(1.0), 0, 0, 0)).unwrap().unwrap();
+        let zone = ZONES.with(|z| z.borrow()[0].clone());
+        // SAFETY: the child only locks the zone (mid-change) and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            zone.with(|d| {
+                d.store(set, b"half", Value::Number(2.0), 0, 0, 0).unwrap();
+                // SAFETY: ends the child at once, holding the lock.
+                unsafe { libc::_exit(0) }
+            });
+            // SAFETY: as above (not reached).
+            unsafe { libc::_exit(1) }
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        // The lock is had again; the dictionary the child left half-changed
+        // starts afresh rather than being trusted.
+        let r = with_dict(0, |d| (d.get(b"before", false, 0).unwrap().is_some(), d.get(b"half", false, 0).unwrap().is_some()));
+        assert_eq!(r, Some((false, false)));
+        with_dict(0, |d| d.store(set, b"after", Value::Number(3.0), 0, 0, 0)).unwrap().unwrap();
+        assert_eq!(with_dict(0, |d| d.get(b"after", false, 0).unwrap().is_some()), Some(true));
+    }
+
+    #[test]
     fn locking_twice_in_one_process_is_refused() {
         configure(&[("x".into(), 64 * 1024)]).unwrap();
         let inner = with_dict(0, |_| with_dict(0, |_| ()));
