@@ -18,5 +18,6 @@ pub mod request;
 pub mod server;
 pub mod log;
 pub mod lua;
+pub mod api;
 pub mod ffi;
 pub mod jit;

@@ -61,6 +61,10 @@ pub static MODULES: &[Module] = modules![
     "resty.core.ctx" => "resty/core/ctx.lua",
     "resty.core.arg" => "resty/core/arg.lua",
     "resty.core.regex" => "resty/core/regex.lua",
+    "resty.core.string" => "resty/core/string.lua",
+    "resty.core.hash" => "resty/core/hash.lua",
+    "resty.core.base64" => "resty/core/base64.lua",
+    "ngx.base64" => "ngx/base64.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
@@ -95,7 +99,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "string", "hash", "base64"];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {
