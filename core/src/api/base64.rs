@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(dec("+/+/", Alpha::Standard).unwrap(), b"\xfb\xff\xbf");
         assert_eq!(dec("__79_A", Alpha::Url).unwrap(), b"\xff\xfe\xfd\xfc");
         assert_eq!(dec("+/", Alpha::Url), None);
-        assert_eq!(enc(b"\xff\xfe\xfd\xfc", Alpha::Url, true), "__79_A");
+        assert_eq!(enc(b"\xff\xfe\xfd\xfc", Alpha::Url, false), "__79_A");
         let mut b = [0; 16];
         let n = decode_mime_to(b"Zm9v\r\nYmFy\n", &mut b).unwrap();
         assert_eq!(&b[..n], b"foobar");
