@@ -1,5 +1,5 @@
 //! `halo_ffi_hash_*` (ffi-headers/hash.h) over [`crate::api::digest`], and
-//! nginx's `ngx_hex_dump`, which lua-resty-string calls through `ffi.C`.
+//! nginx's `ngx_hex_dump` and `ngx_atoi`, which lua-resty-string calls through `ffi.C`.
 
 use std::os::raw::c_int;
 
@@ -108,4 +108,26 @@ pub unsafe extern "C" fn ngx_hex_dump(dst: *mut u8, src: *const u8, len: usize) 
         Some(n) => unsafe { dst.add(n) },
         None => dst,
     }
+}
+
+/// nginx's `ngx_int_t ngx_atoi(u_char *line, size_t n)`: the decimal number
+/// `line[..n]`, or -1 (NGX_ERROR) when it is empty, holds a non-digit or
+/// overflows. lua-resty-string declares it beside ngx_hex_dump (its atoi).
+///
+/// # Safety
+/// `line` must be NULL or valid for reads of `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ngx_atoi(line: *const u8, n: usize) -> isize {
+    // SAFETY: forwarded caller contract.
+    let digits = unsafe { read_in(line, n) };
+    if digits.is_empty() {
+        return -1;
+    }
+    digits
+        .iter()
+        .try_fold(0isize, |v, &c| {
+            let d = (c as char).to_digit(10)?;
+            v.checked_mul(10)?.checked_add(d as isize)
+        })
+        .unwrap_or(-1)
 }
