@@ -6,14 +6,17 @@ use super::uri::unescape_to;
 /// lua-nginx-module's default limit on decoded arguments (`max_args`).
 pub const DEFAULT_MAX_ARGS: i32 = 100;
 
+/// Where one argument lies in [`Args`]' buffer: name start and end, and
+/// the value's (None for a bare name).
+type Span = (usize, usize, Option<(usize, usize)>);
+
 /// Decoded arguments, in order: names and values %-unescaped into one byte
 /// buffer (reused from one decode to the next, so a decode allocates only
 /// when it needs more room than the last).
 #[derive(Default, Debug)]
 pub struct Args {
     bytes: Vec<u8>,
-    /// (name start, name end, value start and end; None for a bare name).
-    spans: Vec<(usize, usize, Option<(usize, usize)>)>,
+    spans: Vec<Span>,
 }
 
 impl Args {
@@ -119,11 +122,11 @@ mod tests {
     #[test]
     fn max_args_truncates() {
         assert_eq!(decode("a=1&b=2&c=3", 2), (pairs(&[("a", Some("1")), ("b", Some("2"))]), true));
-        assert_eq!(decode("a=1&b=2&c=3", 3).1, false);
+        assert!(!decode("a=1&b=2&c=3", 3).1);
         assert_eq!(decode("a=1&b=2&c=3", 0).0.len(), 3);
         assert_eq!(decode("a=1&b=2&c=3", -1).0.len(), 3);
         // A trailing '&' ends a part; empty parts count.
-        assert_eq!(decode("a=1&b=2&", 2).1, true);
+        assert!(decode("a=1&b=2&", 2).1);
         assert_eq!(decode("a=1&&b=2", 2), (pairs(&[("a", Some("1"))]), true));
     }
 }
