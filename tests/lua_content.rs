@@ -780,7 +780,12 @@ fn request_setters() {
         }"#,
     );
     let r = h.get_response("GET /set?old=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: orig\r\nX-Drop: d\r\n\r\n");
-    assert_eq!(r.text(), "1 replaced nil 1 POST a=x%20y&b=2 /set\n");
+    // A table's arguments come in its traversal order, as in OpenResty.
+    let text = r.text();
+    assert!(
+        ["1 replaced nil 1 POST a=x%20y&b=2 /set\n", "1 replaced nil 1 POST b=2&a=x%20y /set\n"].contains(&text.as_str()),
+        "{text}"
+    );
     assert_eq!(h.get("/jump?k=v").text(), "jumped to /target k=v\n");
     assert_eq!(h.get("/nojump").text(), "uri now /elsewhere\n");
 }
