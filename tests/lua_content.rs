@@ -542,7 +542,9 @@ fn exec_redirects_internally() {
         location /loop { content_by_lua_block { ngx.exec("/loop") } }"#,
     );
     h.write_file("html/file.txt", "a file\n");
-    assert_eq!(h.get("/from").text(), "to /to?a=1&b=x%20y internal\n");
+    // Table arguments come in the table's traversal order, as in OpenResty.
+    let text = h.get("/from").text();
+    assert!(["to /to?a=1&b=x%20y internal\n", "to /to?b=x%20y&a=1 internal\n"].contains(&text.as_str()), "{text}");
     assert_eq!(h.get("/named").text(), "fallback for /named\n");
     assert_eq!(h.get("/static-target").text(), "a file\n");
     assert_eq!(h.get("/loop").status, 500);

@@ -6,7 +6,8 @@
 //! request's state (its response, body and variables); `server` serves a
 //! connection, picks the server and location and runs the phases; `log`
 //! writes the error and access logs. docs/architecture.md has the whole
-//! picture. `lua` and `ffi` are the Lua layer; `jit` captures and
+//! picture. `lua` and `ffi` are the Lua layer (`api` holds the utility
+//! API's semantics they wrap); `jit` captures and
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
