@@ -16,6 +16,9 @@ use std::path::Path;
 mod ffi_decls;
 use ffi_decls::declared_functions;
 
+/// Functions the core defines under nginx's own names (not in ffi-headers/).
+const NGINX_NAMES: &[&str] = &["ngx_hex_dump", "ngx_atoi"];
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ffi-headers");
     println!("cargo:rerun-if-changed=build.rs");
@@ -25,6 +28,12 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=halo_ffi_*");
     // The classic lua_CFunctions of halo.capi, so JIT logs can name them.
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=halo_lua_*");
+    // nginx functions Lua libraries call through ffi.C by nginx's name
+    // (core/src/ffi/hash.rs): lua-resty-string uses ngx_hex_dump and ngx_atoi.
+    for name in NGINX_NAMES {
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={name}");
+        println!("cargo:rustc-link-arg=-Wl,--undefined={name}");
+    }
 
     let mut headers: Vec<_> = fs::read_dir(&dir)
         .expect("ffi-headers/")

@@ -99,10 +99,13 @@ int halo_ffi_request_header_count(uint64_t r);
    lower non-zero: names lowercased (copies valid until the next call). */
 int halo_ffi_request_get_headers(uint64_t r, halo_ffi_header_t *out, int max, int lower);
 
-/* Fills out[0..max) with the decoded query arguments in order (value NULL
-   for an argument without '='); returns how many, at most max. Valid until
-   the next call. */
-int halo_ffi_request_get_uri_args(uint64_t r, halo_ffi_header_t *out, int max);
+/* Decodes the query arguments (as halo_ffi_string_decode_args: at most
+   max of them, 0 = all; *truncated 1 when max cut the list) and fills
+   out[0..n) with the first ones in order (value NULL for an argument
+   without '='). Returns how many were decoded: when that is more than n,
+   call again with room for them all. Valid until the next call. */
+int halo_ffi_request_get_uri_args(uint64_t r, halo_ffi_header_t *out, int n, int max,
+                                  int *truncated);
 
 /* The response header `name` set so far ('_' as '-'; Content-Type too);
    HALO_FFI_DECLINED when not set. */
@@ -120,7 +123,8 @@ int halo_ffi_request_set_arg_eof(uint64_t r, int eof);
 /* The same for an application/x-www-form-urlencoded request body;
    HALO_FFI_DECLINED when the body was not read, HALO_FFI_ERROR when it is in
    a temp file. */
-int halo_ffi_request_get_post_args(uint64_t r, halo_ffi_header_t *out, int max);
+int halo_ffi_request_get_post_args(uint64_t r, halo_ffi_header_t *out, int n, int max,
+                                   int *truncated);
 
 /* ngx.req.read_body: HALO_FFI_OK when there is nothing (left) to read;
    else HALO_FFI_AGAIN, and the Lua side yields until the body is in memory

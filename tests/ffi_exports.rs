@@ -68,6 +68,10 @@ fn every_declared_function_is_exported() {
     // Exported but undeclared: a Rust fn the headers (so Lua) do not know about.
     let extra: Vec<_> = exported.iter().filter(|n| n.starts_with("halo_ffi_") && !declared.contains(*n)).collect();
     assert!(extra.is_empty(), "exported but not declared in ffi-headers/: {extra:?}");
+    // nginx's own helpers that lua-resty-string calls through ffi.C.
+    for name in ["ngx_hex_dump", "ngx_atoi"] {
+        assert!(exported.contains(name), "{name} not exported");
+    }
     // Only the ABI is exported: LuaJIT's own lua_*/luaL_* stay private.
     assert!(!exported.iter().any(|n| n.starts_with("lua_")), "lua_* symbols exported");
 }

@@ -542,7 +542,9 @@ fn exec_redirects_internally() {
         location /loop { content_by_lua_block { ngx.exec("/loop") } }"#,
     );
     h.write_file("html/file.txt", "a file\n");
-    assert_eq!(h.get("/from").text(), "to /to?a=1&b=x%20y internal\n");
+    // Table arguments come in the table's traversal order, as in OpenResty.
+    let text = h.get("/from").text();
+    assert!(["to /to?a=1&b=x%20y internal\n", "to /to?b=x%20y&a=1 internal\n"].contains(&text.as_str()), "{text}");
     assert_eq!(h.get("/named").text(), "fallback for /named\n");
     assert_eq!(h.get("/static-target").text(), "a file\n");
     assert_eq!(h.get("/loop").status, 500);
@@ -780,7 +782,12 @@ fn request_setters() {
         }"#,
     );
     let r = h.get_response("GET /set?old=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: orig\r\nX-Drop: d\r\n\r\n");
-    assert_eq!(r.text(), "1 replaced nil 1 POST a=x%20y&b=2 /set\n");
+    // A table's arguments come in its traversal order, as in OpenResty.
+    let text = r.text();
+    assert!(
+        ["1 replaced nil 1 POST a=x%20y&b=2 /set\n", "1 replaced nil 1 POST b=2&a=x%20y /set\n"].contains(&text.as_str()),
+        "{text}"
+    );
     assert_eq!(h.get("/jump?k=v").text(), "jumped to /target k=v\n");
     assert_eq!(h.get("/nojump").text(), "uri now /elsewhere\n");
 }

@@ -6,8 +6,9 @@
 //! request's state (its response, body and variables); `server` serves a
 //! connection, picks the server and location and runs the phases; `log`
 //! writes the error and access logs. docs/architecture.md has the whole
-//! picture. `lua` and `ffi` are the Lua layer, `shdict` the zones of
-//! `lua_shared_dict` that all processes share; `jit` captures and
+//! picture. `lua` and `ffi` are the Lua layer (`api` holds the utility
+//! API's semantics they wrap), `shdict` the zones of `lua_shared_dict`
+//! that all processes share; `jit` captures and
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
@@ -20,5 +21,6 @@ pub mod server;
 pub mod log;
 pub mod lua;
 pub mod shdict;
+pub mod api;
 pub mod ffi;
 pub mod jit;

@@ -46,6 +46,21 @@ local function everywhere()
         if m[1] then acc = acc + 1 end
         acc = acc + #m[2]
     end
+    -- The string utilities: escaping, args, base64, digests, SQL quoting.
+    local b64 = require "ngx.base64"
+    local args = { a = "x y", b = true, c = { "1", 2 }, d = false }
+    for i = 1, N do
+        acc = acc + #ngx.escape_uri("a b/c?d=" .. i) + #ngx.escape_uri("plain") + #ngx.escape_uri(i, 0)
+        acc = acc + #ngx.unescape_uri("a%20b+c%2F" .. i) + #ngx.quote_sql_str("it's \"" .. i)
+        acc = acc + #ngx.encode_args(args)
+        local t, err = ngx.decode_args("a=1&b=%20&c&a=" .. i, 3)
+        acc = acc + #t.b + (err and 1 or 0)
+        acc = acc + #ngx.encode_base64("hello" .. i) + #ngx.encode_base64("x", true)
+        acc = acc + #(ngx.decode_base64("aGVsbG8=") or "") + #(ngx.decode_base64mime("aGVs\nbG8=") or "")
+        acc = acc + #b64.encode_base64url("\255\254" .. i) + #(b64.decode_base64url("__79_A") or "")
+        acc = acc + #ngx.md5(i) + #ngx.md5_bin("x") + #ngx.sha1_bin("x") + #ngx.hmac_sha1("k", i)
+        acc = acc + ngx.crc32_short("hello") + ngx.crc32_long(i)
+    end
     sink(acc)
 end
 
@@ -63,9 +78,12 @@ local function request_reads()
         local h = ngx.req.get_headers()
         acc = acc + #h.host
     end
+    local tab = {}
     for _ = 1, N do
         local args = ngx.req.get_uri_args()
         acc = acc + #args.a
+        local cut, err = ngx.req.get_uri_args(1, tab)
+        acc = acc + #cut.a + (err and 1 or 0)
     end
     for _ = 1, N do
         local c = ngx.ctx
@@ -141,6 +159,8 @@ function _M.content_phase()
         acc = acc + #(ngx.req.get_body_data() or "")
         local post = ngx.req.get_post_args()
         if post.x then acc = acc + 1 end
+        local _, err = ngx.req.get_post_args(1)
+        if err then acc = acc + 1 end
     end
     for i = 1, N do
         ngx.status = 200

@@ -20,6 +20,9 @@ require "resty.core.ctx"
 require "resty.core.arg"
 require "resty.core.regex"
 require "resty.core.shdict"
+require "resty.core.string"
+require "resty.core.hash"
+require "resty.core.base64"
 
 return {
     version = base.version,

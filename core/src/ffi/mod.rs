@@ -11,11 +11,14 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
+pub mod base64;
 pub mod config;
+pub mod hash;
 pub mod log;
 pub mod regex;
 pub mod request;
 pub mod shdict;
+pub mod string;
 pub mod time;
 pub mod worker;
 
@@ -82,6 +85,25 @@ pub(crate) unsafe fn set_err(err: *mut *const c_char, msg: &'static CStr) {
         // text is static.
         unsafe { *err = msg.as_ptr() };
     }
+}
+
+/// Lends the caller's output buffer `(ptr, len)` as a slice; empty for NULL.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of `len` bytes for the returned
+/// lifetime, and not aliased by anything else used meanwhile.
+pub(crate) unsafe fn out_buf<'a>(ptr: *mut u8, len: usize) -> &'a mut [u8] {
+    if ptr.is_null() {
+        return &mut [];
+    }
+    // SAFETY: non-null and valid for `len` bytes (caller's contract).
+    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+}
+
+/// A length or byte count as an int result: ERROR past `c_int::MAX`
+/// (no Lua string is that long) or for None.
+pub(crate) fn len_result(n: Option<usize>) -> c_int {
+    n.and_then(|n| c_int::try_from(n).ok()).unwrap_or(ERROR)
 }
 
 /// Borrows the caller's input string `(ptr, len)`; an empty slice for NULL.

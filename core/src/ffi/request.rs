@@ -57,7 +57,7 @@ fn setting_headers(r: u64, f: impl for<'x, 'a> FnOnce(&'x mut RequestCtx<'a>, bo
 /// # Safety
 /// `out` must be NULL or valid for writes of `max` entries, and the pairs'
 /// bytes must stay valid until the caller's next API call.
-unsafe fn fill<'p>(out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)>) -> c_int {
+pub(crate) unsafe fn fill<'p>(out: *mut Header, max: c_int, pairs: impl Iterator<Item = (&'p [u8], Option<&'p [u8]>)>) -> c_int {
     if out.is_null() || max <= 0 {
         return 0;
     }
@@ -391,71 +391,50 @@ pub extern "C" fn halo_ffi_request_id(r: u64) -> f64 {
     context::with_request(r, |_, _, req| req.id as f64).unwrap_or(f64::from(NO_REQUEST))
 }
 
-/// `%XX` and `+` decoded, as ngx.req.get_uri_args does.
-fn unescape_arg(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Decode `a=1&b&c=%20` into `run.args_scratch`, at most `max` pairs, and
-/// point `out` at them; returns how many.
+/// Decodes `src` into `run.args_scratch` (at most `max` arguments, 0 or
+/// negative: all; see [`crate::api::args::Args::decode`]), points
+/// `out[..n]` at the first `n`, sets `*truncated`; returns how many were
+/// decoded, which may be more than `n`: the caller then asks again with
+/// more room.
 ///
 /// # Safety
-/// `out` must be valid for writes of `max` entries.
-unsafe fn fill_args(run: &mut Run, src: &[u8], out: *mut Header, max: c_int) -> c_int {
-    run.args_scratch.clear();
-    for part in src.split(|&c| c == b'&').filter(|p| !p.is_empty()).take(max.max(0) as usize) {
-        let (k, v) = match part.iter().position(|&c| c == b'=') {
-            Some(i) => (&part[..i], Some(&part[i + 1..])),
-            None => (part, None),
-        };
-        run.args_scratch.push((unescape_arg(k), v.map(unescape_arg)));
+/// `out` must be NULL or valid for writes of `n` entries; `truncated` NULL
+/// or valid for a write.
+unsafe fn fill_args(run: &mut Run, src: &[u8], out: *mut Header, n: c_int, max: c_int, truncated: *mut c_int) -> c_int {
+    let cut = run.args_scratch.decode(src, max);
+    if !truncated.is_null() {
+        // SAFETY: non-null and valid for a write (caller's contract).
+        unsafe { *truncated = c_int::from(cut) };
     }
-    let pairs = run.args_scratch.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
     // SAFETY: forwarded caller contract; the bytes live in args_scratch
     // until the next call.
-    unsafe { fill(out, max, pairs) }
+    unsafe { fill(out, n, run.args_scratch.iter()) };
+    run.args_scratch.len().min(c_int::MAX as usize) as c_int
 }
 
 /// # Safety
-/// `out` must be valid for writes of `max` entries.
+/// `out` must be NULL or valid for writes of `n` entries; `truncated` NULL
+/// or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, max: c_int) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, n: c_int, max: c_int, truncated: *mut c_int) -> c_int {
     request(r, |_, run, req| {
         let args = req.args.as_deref().unwrap_or("");
         // SAFETY: forwarded caller contract.
-        unsafe { fill_args(run, args.as_bytes(), out, max) }
+        unsafe { fill_args(run, args.as_bytes(), out, n, max, truncated) }
     })
 }
 
 /// # Safety
-/// `out` must be valid for writes of `max` entries.
+/// `out` must be NULL or valid for writes of `n` entries; `truncated` NULL
+/// or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header, max: c_int) -> c_int {
+pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header, n: c_int, max: c_int, truncated: *mut c_int) -> c_int {
     request(r, |_, run, req| {
         let Some(body) = req.body.as_ref() else { return DECLINED };
         // In a temp file: ERROR (lua-nginx-module does not parse those either).
         let Some(body) = body.data() else { return super::ERROR };
         // SAFETY: forwarded caller contract.
-        unsafe { fill_args(run, body, out, max) }
+        unsafe { fill_args(run, body, out, n, max, truncated) }
     })
 }
 

@@ -91,7 +91,7 @@ pub struct Run {
     /// set_by_lua's arguments, ngx.arg[1..].
     pub set_args: Vec<String>,
     /// Where decoded arguments live until the next call.
-    pub args_scratch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub args_scratch: crate::api::args::Args,
 }
 
 impl Run {

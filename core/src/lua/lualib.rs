@@ -62,6 +62,10 @@ pub static MODULES: &[Module] = modules![
     "resty.core.arg" => "resty/core/arg.lua",
     "resty.core.regex" => "resty/core/regex.lua",
     "resty.core.shdict" => "resty/core/shdict.lua",
+    "resty.core.string" => "resty/core/string.lua",
+    "resty.core.hash" => "resty/core/hash.lua",
+    "resty.core.base64" => "resty/core/base64.lua",
+    "ngx.base64" => "ngx/base64.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
@@ -96,7 +100,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64"];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {

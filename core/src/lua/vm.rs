@@ -20,10 +20,33 @@ use super::lualib;
 /// reads the process-wide value set with [`crate::ffi::config::set_prefix`], not
 /// `prefix`.
 pub fn new_vm(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) -> mlua::Result<Lua> {
+    load_libcrypto();
     let lua = open(prefix, package_path, package_cpath)?;
     let require: mlua::Function = lua.globals().get("require")?;
     require.call::<Value>("resty.core")?;
     Ok(lua)
+}
+
+/// Makes OpenSSL's libcrypto part of the process, its symbols global, so
+/// that Lua libraries calling it through `ffi.C` (lua-resty-string's MD5_*,
+/// SHA*_*, HMAC, EVP_*, RAND_bytes; JWT libraries) find them, as they do in
+/// OpenResty, whose nginx links libcrypto. dlopen at run time rather than
+/// linking: no -dev package at build time, and a host without libcrypto
+/// still runs (those calls then fail with LuaJIT's missing-symbol error).
+/// Once per process; the library stays loaded.
+fn load_libcrypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for name in [c"libcrypto.so.3", c"libcrypto.so"] {
+            // SAFETY: `name` is a NUL-terminated literal; dlopen has no
+            // other precondition. libcrypto's initialisers are safe to run
+            // here: no thread of ours uses it yet.
+            let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if !handle.is_null() {
+                return;
+            }
+        }
+    });
 }
 
 /// A VM for command-line tools (`halo jit lint`): every standard library and

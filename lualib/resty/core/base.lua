@@ -123,38 +123,4 @@ function _M.allows_subsystem(...)
     return false
 end
 
--- A table of query arguments as a string (keys sorted, for a stable order):
--- name=value, a bare name for true, repeated names for a list; %-escaped.
-do
-    local gsub, format, byte = string.gsub, string.format, string.byte
-    local sort, concat = table.sort, table.concat
-    local pairs, ipairs = pairs, ipairs
-
-    local function escape(s)
-        return (gsub(tostring(s), "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
-    end
-
-    function _M.encode_args(t)
-        local keys = {}
-        for k in pairs(t) do
-            keys[#keys + 1] = k
-        end
-        sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-        local parts = {}
-        for _, k in ipairs(keys) do
-            local v = t[k]
-            if v == true then
-                parts[#parts + 1] = escape(k)
-            elseif type(v) == "table" then
-                for _, e in ipairs(v) do
-                    parts[#parts + 1] = escape(k) .. "=" .. escape(e)
-                end
-            elseif v ~= false then
-                parts[#parts + 1] = escape(k) .. "=" .. escape(v)
-            end
-        end
-        return concat(parts, "&")
-    end
-end
-
 return _M

@@ -75,7 +75,7 @@ function ngx.redirect(uri, status)
 end
 
 local c_exec = C.halo_ffi_request_exec
-local encode_args = base.encode_args
+local encode_args = require("resty.core.string").encode_args
 
 -- ngx.exec(uri, args?): internal redirect to uri ("/path" or "@name"),
 -- args a string or a table; ends the handler.

@@ -37,6 +37,12 @@ local type = type
 local FFI_OK = base.FFI_OK
 local FFI_ERROR = base.FFI_ERROR
 local errmsg = base.get_errmsg_ptr()
+local clear_tab = base.clear_tab
+local str = require "resty.core.string"
+local args_buffer = str.args_buffer
+local args_table = str.args_table
+local truncated_out = str.truncated_out
+local encode_args = str.encode_args
 
 local data_out = ffi_new("const unsigned char *[1]")
 local len_out = ffi_new("size_t[1]")
@@ -122,29 +128,49 @@ function ngx.req.get_headers(max_headers, raw)
     return headers_table("get_headers", c_header_count, c_get_headers, max_headers, raw)
 end
 
-local function collect_args(fname, fill, max_args)
+-- The arguments `fill` decodes (the query string or the body), at most
+-- max_args of them, through resty.core.string's buffer and table building
+-- (the one decoder of ngx.decode_args, in the core).
+local function collect_args(fname, fill, max_args, tab)
     local r = request(3)
     local max = limit(fname, max_args)
-    local t, rc = pairs_table(r, fill, max > 0 and max or 65536, nil)
-    if not t then
-        if rc == FFI_ERROR then
+    if max < 0 then
+        max = 100   -- as lua-resty-core: a negative limit is the default
+    end
+    local buf, size = args_buffer(0)
+    local n = fill(r, buf, size, max, truncated_out)
+    if n > size then
+        buf, size = args_buffer(n)
+        n = fill(r, buf, size, max, truncated_out)
+    end
+    if n < 0 then
+        if n == FFI_ERROR then
             return nil, "request body in temp file not supported"
         end
         return nil, "request body not read"
     end
+    if tab then
+        clear_tab(tab)
+    end
+    local t = args_table(buf, n, tab)
+    if truncated_out[0] ~= 0 then
+        return t, "truncated"
+    end
     return t
 end
 
--- ngx.req.get_uri_args(max_args?): name -> value ("a=1"), true ("a"), or a
--- list for a repeated name; names and values %-decoded, '+' as space. At
--- most 100 arguments by default (0 = all), as lua-nginx-module.
-function ngx.req.get_uri_args(max_args)
-    return collect_args("get_uri_args", c_get_uri_args, max_args)
+-- ngx.req.get_uri_args(max_args?, tab?): name -> value ("a=1"), true
+-- ("a"), or a list for a repeated name; names and values %-decoded, '+' as
+-- space. At most 100 arguments by default (0 = all), with a second result
+-- "truncated" when there were more, as lua-nginx-module; `tab`, when
+-- given, is cleared and filled instead of a new table.
+function ngx.req.get_uri_args(max_args, tab)
+    return collect_args("get_uri_args", c_get_uri_args, max_args, tab)
 end
 
 -- ngx.req.get_post_args(max_args?): the same for a form-encoded body.
 function ngx.req.get_post_args(max_args)
-    return collect_args("get_post_args", c_get_post_args, max_args)
+    return collect_args("get_post_args", c_get_post_args, max_args, nil)
 end
 
 -- 1.0 or 1.1.
@@ -237,7 +263,7 @@ end
 -- ngx.req.set_uri_args(args): a query string or a table of arguments.
 function ngx.req.set_uri_args(args)
     if type(args) == "table" then
-        args = base.encode_args(args)
+        args = encode_args(args)
     elseif type(args) ~= "string" then
         error("bad argument #1 to 'set_uri_args' (string or table expected, got " .. type(args) .. ")", 2)
     end
