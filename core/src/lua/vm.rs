@@ -65,6 +65,10 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
         }
     })?;
     loaders.raw_insert(2, searcher)?;
+    // The built-in cjson: last, after the package.cpath searchers, so a
+    // cjson.so (or cjson.lua) of the operator's is found first, as OpenResty
+    // finds its own lualib/cjson.so at the end of the default cpath.
+    loaders.raw_push(lua.create_function(super::cjson::searcher)?)?;
 
     // The ffi-headers/ text, for resty.core.base's cdef().
     let loaded: Table = package.get("loaded")?;
