@@ -13,8 +13,9 @@ use std::process::Command;
 mod ffi_decls;
 use ffi_decls::declared_functions;
 
-/// The Lua C API list build.rs exports.
+/// The Lua C API list build.rs exports (the patterns are build.rs's only).
 #[path = "../build/lua_api.rs"]
+#[allow(dead_code)]
 mod lua_api;
 
 fn declared() -> BTreeSet<String> {
