@@ -181,6 +181,10 @@ mod tests {
         assert_eq!(src, "lualib/resty/core/base.lua");
         assert_eq!(nginx, 412);
 
+        // The built-in cjson is found when no cjson is on the paths.
+        let json: String = lua.load(r#"return require("cjson").encode({1, "a/b"}) .. require("cjson.safe")._VERSION"#).eval().unwrap();
+        assert_eq!(json, r#"[1,"a\/b"]2.1.0.11"#);
+
         // Unknown modules fail with the searcher's line among the others.
         let err = lua.load(r#"require "resty.core.nope""#).exec().unwrap_err().to_string();
         assert!(err.contains("no embedded module 'resty.core.nope'"), "{err}");
