@@ -1,13 +1,16 @@
 //! Exports the core's C ABI (`halo_ffi_*`, declared in ffi-headers/*.h) from the
 //! binaries, tests and benches of this package, so that LuaJIT's `ffi.C` finds
-//! the functions with dlsym.
+//! the functions with dlsym; and LuaJIT's Lua C API (`lua_*`, `luaL_*`,
+//! `luaopen_*`, `luaJIT_*`, listed in build/lua_api.rs), so that C modules
+//! loaded from package.cpath resolve against the VM linked into the binary.
 //!
 //! Two link arguments per need:
-//! - `--export-dynamic-symbol=halo_ffi_*` puts matching symbols in .dynsym (and
-//!   nothing else: LuaJIT's own `lua_*` stay private, unlike `-rdynamic`);
-//! - `--undefined=<name>` for every function declared in a header: only Lua
-//!   references them, so without it the linker would neither pull their object
-//!   out of the halo-core rlib nor keep their sections under --gc-sections.
+//! - `--export-dynamic-symbol=<pattern>` puts matching symbols in .dynsym (and
+//!   nothing else of the Rust code or its dependencies, unlike `-rdynamic`);
+//! - `--undefined=<name>` for every function declared in a header or of the
+//!   Lua API: only Lua or a dlopened module references them, so without it the
+//!   linker would neither pull their object out of its archive nor keep their
+//!   sections under --gc-sections.
 
 use std::fs;
 use std::path::Path;
@@ -16,6 +19,9 @@ use std::path::Path;
 mod ffi_decls;
 use ffi_decls::declared_functions;
 
+#[path = "build/lua_api.rs"]
+mod lua_api;
+
 /// Functions the core defines under nginx's own names (not in ffi-headers/).
 const NGINX_NAMES: &[&str] = &["ngx_hex_dump", "ngx_atoi"];
 
@@ -23,6 +29,7 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ffi-headers");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/ffi_decls.rs");
+    println!("cargo:rerun-if-changed=build/lua_api.rs");
     // A directory: cargo rescans it, so new headers are picked up too.
     println!("cargo:rerun-if-changed=ffi-headers");
     println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol=halo_ffi_*");
@@ -32,6 +39,12 @@ fn main() {
     // (core/src/ffi/hash.rs): lua-resty-string uses ngx_hex_dump and ngx_atoi.
     for name in NGINX_NAMES {
         println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={name}");
+        println!("cargo:rustc-link-arg=-Wl,--undefined={name}");
+    }
+    for pattern in lua_api::LUA_API_PATTERNS {
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={pattern}");
+    }
+    for name in lua_api::LUA_API {
         println!("cargo:rustc-link-arg=-Wl,--undefined={name}");
     }
 

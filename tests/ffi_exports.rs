@@ -1,6 +1,7 @@
 //! Every function declared in ffi-headers/*.h is exported by the `halo` binary
-//! under that exact name (so LuaJIT's `ffi.C` finds it), and nothing else of
-//! the core leaks into the dynamic symbol table.
+//! under that exact name (so LuaJIT's `ffi.C` finds it), so is LuaJIT's Lua C
+//! API (for C modules on package.cpath), and nothing else of the core leaks
+//! into the dynamic symbol table.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,6 +12,11 @@ use std::process::Command;
 #[path = "../build/ffi_decls.rs"]
 mod ffi_decls;
 use ffi_decls::declared_functions;
+
+/// The Lua C API list build.rs exports (the patterns are build.rs's only).
+#[path = "../build/lua_api.rs"]
+#[allow(dead_code)]
+mod lua_api;
 
 fn declared() -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ffi-headers");
@@ -72,6 +78,16 @@ fn every_declared_function_is_exported() {
     for name in ["ngx_hex_dump", "ngx_atoi"] {
         assert!(exported.contains(name), "{name} not exported");
     }
-    // Only the ABI is exported: LuaJIT's own lua_*/luaL_* stay private.
-    assert!(!exported.iter().any(|n| n.starts_with("lua_")), "lua_* symbols exported");
+}
+
+#[test]
+fn the_lua_c_api_is_exported_and_nothing_else() {
+    let exported = dynamic_symbols(env!("CARGO_BIN_EXE_halo"));
+    let missing: Vec<_> = lua_api::LUA_API.iter().filter(|n| !exported.contains(**n)).collect();
+    assert!(missing.is_empty(), "Lua C API functions not exported by halo: {missing:?}");
+    // Besides the ABI and the Lua API, no Rust or C function of the binary.
+    let api = ["halo_ffi_", "halo_lua_", "lua_", "luaL_", "luaopen_", "luaJIT_"];
+    let nginx = ["ngx_hex_dump", "ngx_atoi"];
+    let other: Vec<_> = exported.iter().filter(|n| !api.iter().any(|p| n.starts_with(p)) && !nginx.contains(&n.as_str())).collect();
+    assert!(other.is_empty(), "exported beyond the C ABI, the Lua API and nginx's helpers: {other:?}");
 }

@@ -3,6 +3,7 @@
 //! core through the C ABI in [`crate::ffi`].
 
 pub mod capi;
+pub mod cjson;
 pub mod context;
 pub mod handler;
 pub mod lualib;

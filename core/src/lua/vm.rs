@@ -88,6 +88,10 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
         }
     })?;
     loaders.raw_insert(2, searcher)?;
+    // The built-in cjson: last, after the package.cpath searchers, so a
+    // cjson.so (or cjson.lua) of the operator's is found first, as OpenResty
+    // finds its own lualib/cjson.so at the end of the default cpath.
+    loaders.raw_push(lua.create_function(super::cjson::searcher)?)?;
 
     // The ffi-headers/ text, for resty.core.base's cdef().
     let loaded: Table = package.get("loaded")?;
@@ -199,6 +203,10 @@ mod tests {
         assert_eq!(ok_code, -5);
         assert_eq!(src, "lualib/resty/core/base.lua");
         assert_eq!(nginx, 412);
+
+        // The built-in cjson is found when no cjson is on the paths.
+        let json: String = lua.load(r#"return require("cjson").encode({1, "a/b"}) .. require("cjson.safe")._VERSION"#).eval().unwrap();
+        assert_eq!(json, r#"[1,"a\/b"]2.1.0.11"#);
 
         // Unknown modules fail with the searcher's line among the others.
         let err = lua.load(r#"require "resty.core.nope""#).exec().unwrap_err().to_string();
