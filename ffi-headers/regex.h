@@ -62,6 +62,11 @@ int halo_ffi_regex_sub(int id, const unsigned char *subj, size_t len,
                     const unsigned char *tpl, size_t tpl_len, int global,
                     const unsigned char **out, size_t *outlen);
 
+/* ngx.re.opt("jit_stack_size", size): PCRE2 searches get a JIT stack of up
+   to size bytes (at least 32 KiB). HALO_FFI_OK, or HALO_FFI_ERROR if it
+   cannot be allocated. */
+int halo_ffi_regex_set_jit_stack_size(int size);
+
 /* Frees a temporary entry (HALO_FFI_OK); cached entries stay
    (HALO_FFI_DECLINED). */
 int halo_ffi_regex_free(int id);

@@ -3,6 +3,10 @@
 
 local base = require "resty.core.base"
 local regex = require "resty.core.regex"
+local ffi = require "ffi"
+
+local C = ffi.C
+local FFI_OK = base.FFI_OK
 
 local split_exec = regex.split_exec
 local is_regex_cache_empty = regex.is_regex_cache_empty
@@ -101,16 +105,17 @@ function _M.split(subj, re, opts, ctx, max, res)
     return res
 end
 
--- opt(option, value): "jit_stack_size" (bytes) is the one option. PCRE2's
--- JIT stack grows as it needs here, so a valid size is accepted as is.
+-- opt(option, value): "jit_stack_size" (bytes) is the one option: the JIT
+-- stack of PCRE2 searches, settable before any regex is cached with o.
 function _M.opt(option, value)
     if option == "jit_stack_size" then
         if not is_regex_cache_empty() then
             error("changing jit stack size is not allowed when some "
                   .. "regexs have already been compiled and cached", 2)
         end
-        if type(value) ~= "number" then
-            error("bad argument #1 to 'opt' (number expected, got " .. type(value) .. ")", 2)
+        -- A value that is not a number fails the FFI call, as in OpenResty.
+        if C.halo_ffi_regex_set_jit_stack_size(value) ~= FFI_OK then
+            error("PCRE jit stack allocation failed", 2)
         end
         return
     end

@@ -68,7 +68,7 @@ impl Compiled {
     /// `start` must be at most `subj.len()`.
     fn search(&mut self, subj: &[u8], start: usize, groups: bool, ctx: &MatchCtx) -> Result<Option<(usize, usize)>, c_int> {
         let (re, locs) = match &mut self.engine {
-            Engine::Pcre(p) => return p.search(subj, start, self.anchored, ctx.0),
+            Engine::Pcre(p) => return p.search(subj, start, self.anchored, ctx.ptr()),
             Engine::Rust { re, locs, .. } => (re, locs),
         };
         let m = if groups {
@@ -113,7 +113,7 @@ struct Cache {
 
 impl Cache {
     fn new(max: usize) -> Cache {
-        Cache { slots: Vec::new(), free: Vec::new(), index: HashMap::new(), max, warned: false, ctx: MatchCtx::new(0), out: Vec::new() }
+        Cache { slots: Vec::new(), free: Vec::new(), index: HashMap::new(), max, warned: false, ctx: MatchCtx::new(), out: Vec::new() }
     }
 
     fn get(&mut self, id: c_int) -> Option<&mut Compiled> {
@@ -266,7 +266,7 @@ fn build(pat: &[u8], flags: c_uint) -> Result<Engine, String> {
 pub fn configure(match_limit: u32, cache_max: usize) {
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            c.ctx = MatchCtx::new(match_limit);
+            c.ctx.set_match_limit(match_limit);
             c.max = cache_max;
         }
     });
@@ -538,6 +538,14 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
             }
         }
     })
+}
+
+/// `ngx.re.opt("jit_stack_size", size)`: the JIT stack of later PCRE2
+/// searches; OK, or ERROR if it cannot be allocated.
+#[no_mangle]
+pub extern "C" fn halo_ffi_regex_set_jit_stack_size(size: c_int) -> c_int {
+    let size = usize::try_from(size).unwrap_or(0);
+    with_cache(|c| if c.ctx.set_jit_stack_size(size) { OK } else { ERROR })
 }
 
 /// Frees temporary entry `id`: OK; DECLINED for a cached one; ERROR if unknown.

@@ -123,29 +123,73 @@ impl Pcre {
     }
 }
 
-/// A match context carrying `lua_regex_match_limit` (None when 0: PCRE2's default).
-pub(super) struct MatchCtx(pub(super) *mut pcre2_match_context_8);
+/// The match context of every PCRE2 search: `lua_regex_match_limit` and
+/// the JIT stack `ngx.re.opt("jit_stack_size", n)` asks for.
+pub(super) struct MatchCtx {
+    /// NULL only if PCRE2 could not allocate it (then its defaults apply).
+    ctx: *mut pcre2_match_context_8,
+    /// NULL: PCRE2's own 32 KiB JIT stack on the machine stack.
+    stack: *mut pcre2_jit_stack_8,
+}
+
+/// PCRE2's default match limit (what `lua_regex_match_limit 0` means).
+const DEFAULT_MATCH_LIMIT: u32 = 10_000_000;
 
 impl MatchCtx {
-    pub(super) fn new(limit: u32) -> MatchCtx {
-        if limit == 0 {
-            return MatchCtx(null_mut());
-        }
-        // SAFETY: a fresh context from PCRE2's default allocator.
-        let ctx = unsafe { pcre2_match_context_create_8(null_mut()) };
-        if !ctx.is_null() {
+    pub(super) fn new() -> MatchCtx {
+        // SAFETY: a fresh context from PCRE2's default allocator (or NULL).
+        MatchCtx { ctx: unsafe { pcre2_match_context_create_8(null_mut()) }, stack: null_mut() }
+    }
+
+    /// What to pass to pcre2_match.
+    pub(super) fn ptr(&self) -> *mut pcre2_match_context_8 {
+        self.ctx
+    }
+
+    /// Sets the match limit (0: PCRE2's default).
+    pub(super) fn set_match_limit(&mut self, limit: u32) {
+        if !self.ctx.is_null() {
+            let limit = if limit == 0 { DEFAULT_MATCH_LIMIT } else { limit };
             // SAFETY: `ctx` is live.
-            unsafe { pcre2_set_match_limit_8(ctx, limit) };
+            unsafe { pcre2_set_match_limit_8(self.ctx, limit) };
         }
-        MatchCtx(ctx)
+    }
+
+    /// Gives JIT-compiled searches a stack of up to `size` bytes (at least
+    /// PCRE2's 32 KiB); false if it cannot be allocated.
+    pub(super) fn set_jit_stack_size(&mut self, size: usize) -> bool {
+        const MIN: usize = 32 * 1024;
+        if self.ctx.is_null() {
+            return false;
+        }
+        // SAFETY: a fresh stack from PCRE2's default allocator (or NULL).
+        let stack = unsafe { pcre2_jit_stack_create_8(MIN, size.max(MIN), null_mut()) };
+        if stack.is_null() {
+            return false;
+        }
+        // SAFETY: `ctx` and `stack` are live; the old stack is no longer
+        // assigned once the new one is, so it can be freed.
+        unsafe {
+            pcre2_jit_stack_assign_8(self.ctx, None, stack.cast());
+            if !self.stack.is_null() {
+                pcre2_jit_stack_free_8(self.stack);
+            }
+        }
+        self.stack = stack;
+        true
     }
 }
 
 impl Drop for MatchCtx {
     fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: made by MatchCtx::new, freed once.
-            unsafe { pcre2_match_context_free_8(self.0) };
+        // SAFETY: made by MatchCtx's methods, each freed once.
+        unsafe {
+            if !self.ctx.is_null() {
+                pcre2_match_context_free_8(self.ctx);
+            }
+            if !self.stack.is_null() {
+                pcre2_jit_stack_free_8(self.stack);
+            }
         }
     }
 }
