@@ -212,6 +212,8 @@ fn options() {
     let out = run(r##"
         show(ngx.re.find("HELLO", "hello"), ngx.re.find("HELLO", "hello", "i"))
         show(ngx.re.find("a\nb", "^b$"), ngx.re.find("a\nb", "^b$", "m"))
+        -- $ without m: also before a final newline (PCRE's).
+        show(ngx.re.find("ab\n", "b$"), ngx.re.find("ab\nc", "b$"))
         show(ngx.re.find("a\nb", "a.b"), ngx.re.find("a\nb", "a.b", "s"))
         show(ngx.re.find("ab", "a b # a comment", "x"))
         -- a: anchored at the start position (ctx.pos), not anywhere after it.
@@ -229,6 +231,7 @@ fn options() {
         [
             "nil 1 5",
             "nil 3 3",
+            "2 nil",
             "nil 1 3",
             "1 2",
             "nil 1 2",
@@ -254,7 +257,8 @@ fn bad_patterns_unknown_flags_and_bad_arguments() {
         show(tab(ngx.re.match("aa", "(a)\\1"), 1))
         local function err(f, ...)
             local ok, e = pcall(f, ...)
-            show(ok, e)
+            -- Without the place (lualib's or lua-resty-core's).
+            show(ok, type(e) == "string" and (e:gsub("^[^ ]+:%d+: ", "")) or e)
         end
         err(ngx.re.match, "abc", "b", "iz")
         err(ngx.re.find, "abc", "b", "q")
@@ -268,10 +272,15 @@ fn bad_patterns_unknown_flags_and_bad_arguments() {
         err(ngx.re.gmatch, true, "b")
         -- The caller is blamed.
         local ok, e = pcall(function() ngx.re.match(nil, "x") end)
-        show(e:find("t.lua:%d+: bad argument #1 to 'match'") ~= nil)
+        show(tostring(e):find("t.lua:%d+: bad argument #1 to 'match'") ~= nil)
     "##);
+    let out = lines(&out);
+    // lua-resty-core checks no argument types (a table subject is
+    // tostring()ed, a nil regex fails deep inside it): halo's clean
+    // "bad argument" errors are its own, so only the first lines are shared.
+    let shared = if is_nginx() { 7 } else { out.len() };
     assert_eq!(
-        lines(&out),
+        out[..shared],
         [
             format!("nil {}", unclosed("(abc")).as_str(),
             if is_nginx() {
@@ -292,8 +301,8 @@ fn bad_patterns_unknown_flags_and_bad_arguments() {
             r#"false "bad argument #3 to 'gsub' (string or function expected, got table)""#,
             r#"false "bad argument #1 to 'gmatch' (string expected, got boolean)""#,
             "true",
-        ],
-        "{out}"
+        ][..shared],
+        "{out:?}"
     );
 }
 
@@ -343,7 +352,7 @@ fn bad_template_reason_is_logged() {
     ));
     assert_eq!(h.get("/t").text(), "failed to compile the replacement template\n");
     assert!(
-        h.wait_log("logs/error.log", r#"invalid capturing variable name found in "a$x""#, Duration::from_secs(2)),
+        h.wait_log("logs/error.log", r#"attempt to use named capturing variable "x" (named captures not supported yet)"#, Duration::from_secs(2)),
         "{}",
         h.error_log()
     );

@@ -241,17 +241,19 @@ fn pcre_options(flags: c_uint) -> u32 {
 }
 
 /// Whether `pat` may hold syntax the regex crate accepts with another
-/// meaning: possessive quantifiers (`a*+` is `(a*)+` there). PCRE is the
-/// reference, so a false alarm only costs speed.
-fn pcre_syntax(pat: &[u8]) -> bool {
-    pat.windows(2).any(|w| matches!(w, [b'*' | b'+' | b'?' | b'}', b'+']))
+/// meaning: possessive quantifiers (`a*+` is `(a*)+` there), and `$` without
+/// `m` (PCRE's also matches before a final newline). PCRE is the reference,
+/// so a false alarm only costs speed.
+fn pcre_syntax(pat: &[u8], flags: c_uint) -> bool {
+    (flags & MULTILINE == 0 && pat.contains(&b'$'))
+        || pat.windows(2).any(|w| matches!(w, [b'*' | b'+' | b'?' | b'}', b'+']))
 }
 
 /// `pat` on the regex crate when it can run it (and no PCRE-only option is
 /// given), else on PCRE2, whose error is the one reported (so every compile
 /// error is in PCRE's words, as OpenResty users match on them).
 fn build(pat: &[u8], flags: c_uint) -> Result<Engine, String> {
-    if flags & (DUPNAMES | JAVASCRIPT) == 0 && !pcre_syntax(pat) {
+    if flags & (DUPNAMES | JAVASCRIPT) == 0 && !pcre_syntax(pat, flags) {
         if let Ok(re) = build_rust(pat, flags) {
             let names = re.capture_names().map(|n| n.map(str::to_owned)).collect();
             return Ok(Engine::Rust { locs: re.capture_locations(), re, names });
@@ -395,6 +397,10 @@ enum Piece {
     Group(usize),
 }
 
+fn bracket_next(tpl: &[u8], i: usize) -> bool {
+    tpl.get(i) == Some(&b'{')
+}
+
 /// Parses a replacement template as lua-nginx-module does: `$N` (all the digits
 /// that follow), `${N}`, `$$`; and `${name}` for a named group (an extension).
 fn parse_template(tpl: &[u8], names: &[Option<String>]) -> Result<Vec<Piece>, String> {
@@ -414,7 +420,15 @@ fn parse_template(tpl: &[u8], names: &[Option<String>]) -> Result<Vec<Piece>, St
             i += 1;
             continue;
         }
-        let bracket = tpl.get(i) == Some(&b'{');
+        if !bracket_next(tpl, i) && tpl.get(i).is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') {
+            // As lua-nginx-module: only ${name} (a halo extension) names a group.
+            let end = tpl[i..].iter().position(|&c| !(c.is_ascii_alphanumeric() || c == b'_')).map_or(tpl.len(), |n| i + n);
+            return Err(format!(
+                "attempt to use named capturing variable \"{}\" (named captures not supported yet)",
+                String::from_utf8_lossy(&tpl[i..end])
+            ));
+        }
+        let bracket = bracket_next(tpl, i);
         if bracket {
             i += 1;
         }
@@ -629,8 +643,10 @@ mod tests {
         assert_eq!(exec(id("(?<=a)b", ANCHORED), "ab", 1, 1), [(1, 2)]);
         assert_eq!(exec(id("(?<=a)b", ANCHORED), "ab", 0, 1), []);
         assert_eq!(exec(id("(?<=a)b", 0), "ab", 3, 1), [], "start past the end");
-        // $ without m: only at the very end (PCRE also before a final newline).
-        assert_eq!(exec(id("a$", 0), "a\n", 0, 1), []);
+        // $ without m: at the end or before a final newline, as PCRE's.
+        assert_eq!(exec(id("a$", 0), "a\n", 0, 1), [(0, 1)]);
+        assert_eq!(exec(id("a$", 0), "a\nb", 0, 1), []);
+        assert_eq!(exec(id("a$", MULTILINE), "a\nb", 0, 1), [(0, 1)]);
         // Non-UTF-8 bytes are literal bytes without u, an error with it.
         let pat = b"\xff+";
         let mut temp = 0;
@@ -705,7 +721,11 @@ mod tests {
         // Empty matches advance one byte.
         assert_eq!(sub(id("x*", 0), "abc", "-", true), Ok(("-a-b-c-".into(), 4)));
         assert_eq!(sub(id("b*", 0), "abc", "-", true), Ok(("-a--c-".into(), 4)));
-        for bad in ["$", "a$b", "${1", "${}"] {
+        assert_eq!(
+            sub(d, "1", "a$x_1-", false).unwrap_err(),
+            "attempt to use named capturing variable \"x_1\" (named captures not supported yet)"
+        );
+        for bad in ["$", "a$-", "${1", "${}"] {
             let e = sub(d, "1", bad, false).unwrap_err();
             assert!(e.contains(&format!("\"{bad}\"")), "{bad}: {e}");
         }
