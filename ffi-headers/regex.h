@@ -16,14 +16,18 @@
 
 #include <stddef.h>
 
-/* Compile flags (the ngx.re option letters): i, m, s, x, u (or U), a. */
+/* Compile flags (the ngx.re option letters): i, m, s, x, u (or U), a, D, J.
+   A pattern runs on the regex crate when it can, else (or with D or J) on
+   PCRE2; callers see no difference. */
 enum {
     HALO_FFI_REGEX_CASELESS  = 1,
     HALO_FFI_REGEX_MULTILINE = 2,
     HALO_FFI_REGEX_DOTALL    = 4,
     HALO_FFI_REGEX_EXTENDED  = 8,
     HALO_FFI_REGEX_UTF8      = 16,
-    HALO_FFI_REGEX_ANCHORED  = 32
+    HALO_FFI_REGEX_ANCHORED  = 32,
+    HALO_FFI_REGEX_DUPNAMES  = 64,   /* D (PCRE2 only) */
+    HALO_FFI_REGEX_JAVASCRIPT = 128  /* J (PCRE2 only) */
 };
 
 /* Compiles pat (or finds it in the cache). Returns the id (>= 0), with *temp
@@ -35,8 +39,9 @@ int halo_ffi_regex_compile(const unsigned char *pat, size_t len, unsigned int fl
 /* Searches subj from byte offset start (anchored there with the a flag).
    Fills caps with up to ncaps / 2 (from, to) pairs, the whole match first,
    then the groups; an unmatched group is (-1, -1). Returns the number of
-   pairs filled (>= 1), 0 for no match (also when start > len), or
-   HALO_FFI_ERROR (unknown id, ncaps < 2, subject too long). */
+   pairs filled (>= 1), 0 for no match (also when start > len),
+   HALO_FFI_ERROR (unknown id, ncaps < 2, subject too long), or PCRE2's
+   error code (< -1, e.g. the match limit: lua_regex_match_limit). */
 int halo_ffi_regex_exec(int id, const unsigned char *subj, size_t len, size_t start,
                      int *caps, int ncaps);
 
@@ -52,10 +57,15 @@ int halo_ffi_regex_capture_name(int id, int i, const unsigned char **name, size_
    non-zero) with the template tpl: $0..$99..., ${N}, ${name}, $$ for "$".
    Returns the number of replacements; when > 0 the new string is in *out,
    *outlen (borrowed). HALO_FFI_ERROR for a bad template or id, with the
-   message in *out, *outlen. */
+   message in *out, *outlen; PCRE2's error code (< -1) if a search failed. */
 int halo_ffi_regex_sub(int id, const unsigned char *subj, size_t len,
                     const unsigned char *tpl, size_t tpl_len, int global,
                     const unsigned char **out, size_t *outlen);
+
+/* ngx.re.opt("jit_stack_size", size): PCRE2 searches get a JIT stack of up
+   to size bytes (at least 32 KiB). HALO_FFI_OK, or HALO_FFI_ERROR if it
+   cannot be allocated. */
+int halo_ffi_regex_set_jit_stack_size(int size);
 
 /* Frees a temporary entry (HALO_FFI_OK); cached entries stay
    (HALO_FFI_DECLINED). */

@@ -46,6 +46,22 @@ local function everywhere()
         if m[1] then acc = acc + 1 end
         acc = acc + #m[2]
     end
+    -- ngx.re on PCRE-only patterns (the second engine): look-around,
+    -- back-references; gsub with a template and a function; ngx.re.split.
+    local re = require "ngx.re"
+    local split_res = {}
+    for _ = 1, N do
+        local m = ngx.re.match("price: $42", "(?<=\\$)(?<n>\\d+)", "jo")
+        acc = acc + #m[0] + #m.n
+        local from, to = ngx.re.find("xyzabab", "(ab)\\1", "jo", nil, 1)
+        acc = acc + from + to
+        local s, n = ngx.re.gsub("foo1 foo2", "(?<=foo)(\\d)", "<$1>", "jo")
+        acc = acc + #s + n
+        s, n = ngx.re.gsub("aa bb", "(\\w)\\1", function(c) return c[1] end, "jo")
+        acc = acc + #s + n
+        local t = re.split("a,b;c", "[,;](?=\\w)", "jo", nil, nil, split_res)
+        acc = acc + #t[1] + #t[3]
+    end
     -- The string utilities: escaping, args, base64, digests, SQL quoting.
     local b64 = require "ngx.base64"
     local args = { a = "x y", b = true, c = { "1", 2 }, d = false }

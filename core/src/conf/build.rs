@@ -178,6 +178,8 @@ static SPECS: &[Spec] = &[
     spec("lua_package_path", HTTP, false, Exactly(1)),
     spec("lua_package_cpath", HTTP, false, Exactly(1)),
     spec("lua_code_cache", HTTP, false, Exactly(1)),
+    spec("lua_regex_match_limit", HTTP, false, Exactly(1)),
+    spec("lua_regex_cache_max_entries", HTTP, false, Exactly(1)),
     spec("lua_shared_dict", HTTP, false, Exactly(2)),
     spec("lua_jit_log", HTTP, false, Range(1, 2)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
@@ -486,6 +488,8 @@ struct Builder<'a> {
     lua_package_path: Option<String>,
     lua_package_cpath: Option<String>,
     lua_code_cache: Option<bool>,
+    lua_regex_match_limit: Option<u32>,
+    lua_regex_cache_max_entries: Option<usize>,
     lua_shared_dicts: Vec<(String, u64)>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
@@ -511,6 +515,8 @@ impl<'a> Builder<'a> {
             lua_package_path: None,
             lua_package_cpath: None,
             lua_code_cache: None,
+            lua_regex_match_limit: None,
+            lua_regex_cache_max_entries: None,
             lua_shared_dicts: Vec::new(),
             lua_jit_log: None,
             init_by_lua: None,
@@ -669,6 +675,14 @@ impl<'a> Builder<'a> {
                     set_once(c, &mut self.lua_code_cache, on)?
                 }
                 "lua_shared_dict" => self.lua_shared_dict(c)?,
+                "lua_regex_match_limit" => {
+                    let n = number(c)?;
+                    set_once(c, &mut self.lua_regex_match_limit, n)?
+                }
+                "lua_regex_cache_max_entries" => {
+                    let n = number(c)?;
+                    set_once(c, &mut self.lua_regex_cache_max_entries, n)?
+                }
                 "lua_jit_log" => {
                     let v = c.args.get(1).map_or("events", String::as_str);
                     let mode = JitLogMode::from_name(v).ok_or_else(|| {
@@ -1248,6 +1262,8 @@ impl<'a> Builder<'a> {
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
+            lua_regex_match_limit: self.lua_regex_match_limit.unwrap_or(0),
+            lua_regex_cache_max_entries: self.lua_regex_cache_max_entries.unwrap_or(1024),
             lua_shared_dicts: std::mem::take(&mut self.lua_shared_dicts),
             lua_jit_log: self.lua_jit_log.take(),
             init_by_lua: self.init_by_lua.take(),
@@ -1255,6 +1271,12 @@ impl<'a> Builder<'a> {
             exit_worker_by_lua: self.exit_worker_by_lua.take(),
         }
     }
+}
+
+/// A directive's one non-negative number argument (nginx's
+/// ngx_conf_set_num_slot: "invalid number" otherwise).
+fn number<T: TryFrom<u64>>(d: &Directive) -> Result<T, ConfError> {
+    atoi(&d.args[0]).and_then(|n| T::try_from(n).ok()).ok_or_else(|| slot_err(d, "invalid number"))
 }
 
 fn set_once<T>(d: &Directive, slot: &mut Option<T>, v: T) -> Result<(), ConfError> {

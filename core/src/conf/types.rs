@@ -53,6 +53,10 @@ pub struct Http {
     /// `init_worker_by_lua*` (run in each worker as it starts).
     /// `lua_code_cache off`: handlers are compiled for each request.
     pub lua_code_cache: bool,
+    /// `lua_regex_match_limit N`: PCRE2's match limit (0: its default).
+    pub lua_regex_match_limit: u32,
+    /// `lua_regex_cache_max_entries N`: compiled regexes cached per worker.
+    pub lua_regex_cache_max_entries: usize,
     /// `lua_shared_dict NAME SIZE`, in order: the zones (sizes in bytes).
     pub lua_shared_dicts: Vec<(String, u64)>,
     /// `lua_jit_log DIR [events|verbose|dump]`: capture JIT events.

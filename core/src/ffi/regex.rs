@@ -1,6 +1,12 @@
-//! `halo_ffi_regex_*` (ffi-headers/regex.h): ngx.re.* over the `regex` crate.
+//! `halo_ffi_regex_*` (ffi-headers/regex.h): ngx.re.* over two engines.
 //!
-//! Patterns compile to [`regex::bytes::Regex`] (subjects are byte strings; Unicode
+//! A pattern first compiles to [`regex::bytes::Regex`] (fast, linear time);
+//! one it refuses (look-around, back-references, atomic groups, `\Z`, ...) or
+//! one with the `D` / `J` options compiles with PCRE2 instead ([`pcre`]), whose
+//! errors are then the ones reported, in PCRE's words. Both fill the same
+//! (from, to) pairs, so the Lua side does not know which engine ran.
+//!
+//! Regex-crate patterns (subjects are byte strings; Unicode
 //! classes and UTF-8 only with the `u` flag, as PCRE without `PCRE_UTF8`). Compiled
 //! regexes live in a per-thread cache (one per worker: workers are single-threaded;
 //! the master's init_by_lua entries are inherited through fork) keyed by (pattern,
@@ -19,6 +25,9 @@ use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 use super::{lend, read_in, DECLINED, ERROR, OK};
 
+mod pcre;
+use pcre::{MatchCtx, Pcre};
+
 /// `i`: case-insensitive.
 pub const CASELESS: c_uint = 1;
 /// `m`: `^` and `$` match at line boundaries.
@@ -31,31 +40,61 @@ pub const EXTENDED: c_uint = 8;
 pub const UTF8: c_uint = 16;
 /// `a`: the match must start at the start offset.
 pub const ANCHORED: c_uint = 32;
-const ALL_FLAGS: c_uint = CASELESS | MULTILINE | DOTALL | EXTENDED | UTF8 | ANCHORED;
+/// `D`: duplicate group names are allowed (PCRE2 only).
+pub const DUPNAMES: c_uint = 64;
+/// `J`: JavaScript-compatible syntax (PCRE2 only).
+pub const JAVASCRIPT: c_uint = 128;
+const ALL_FLAGS: c_uint = CASELESS | MULTILINE | DOTALL | EXTENDED | UTF8 | ANCHORED | DUPNAMES | JAVASCRIPT;
 
 /// Most cached compiled regexes per worker (lua_regex_cache_max_entries' default).
 pub const CACHE_MAX: usize = 1024;
 
+/// A compiled pattern on one of the two engines.
+enum Engine {
+    Rust { re: Regex, locs: CaptureLocations, names: Vec<Option<String>> },
+    Pcre(Pcre),
+}
+
 struct Compiled {
-    re: Regex,
-    locs: CaptureLocations,
+    engine: Engine,
     anchored: bool,
     temp: bool,
 }
 
 impl Compiled {
-    /// The leftmost match at or after `start`, with its groups in `self.locs`
-    /// when `groups` (else only the whole match is found, which is cheaper).
+    /// The leftmost match at or after `start`, with its groups readable by
+    /// [`Compiled::group`] when `groups` (else only the whole match may be
+    /// found, which is cheaper); Err is PCRE2's error code (match limit).
     /// `start` must be at most `subj.len()`.
-    fn search(&mut self, subj: &[u8], start: usize, groups: bool) -> Option<(usize, usize)> {
+    fn search(&mut self, subj: &[u8], start: usize, groups: bool, ctx: &MatchCtx) -> Result<Option<(usize, usize)>, c_int> {
+        let (re, locs) = match &mut self.engine {
+            Engine::Pcre(p) => return p.search(subj, start, self.anchored, ctx.ptr()),
+            Engine::Rust { re, locs, .. } => (re, locs),
+        };
         let m = if groups {
-            self.re.captures_read_at(&mut self.locs, subj, start).map(|m| (m.start(), m.end()))
+            re.captures_read_at(locs, subj, start).map(|m| (m.start(), m.end()))
         } else {
-            self.re.find_at(subj, start).map(|m| (m.start(), m.end()))
+            re.find_at(subj, start).map(|m| (m.start(), m.end()))
         };
         // Leftmost-first: if any match starts at `start`, the one found does,
         // and it is the one an anchored search would find.
-        m.filter(|&(s, _)| !self.anchored || s == start)
+        Ok(m.filter(|&(s, _)| !self.anchored || s == start))
+    }
+
+    /// Group `i` of the last search with groups (None when unmatched).
+    fn group(&self, i: usize) -> Option<(usize, usize)> {
+        match &self.engine {
+            Engine::Rust { locs, .. } => locs.get(i),
+            Engine::Pcre(p) => p.group(i),
+        }
+    }
+
+    /// The group names by number (index 0, the whole match, is None).
+    fn names(&self) -> &[Option<String>] {
+        match &self.engine {
+            Engine::Rust { names, .. } => names,
+            Engine::Pcre(p) => &p.names,
+        }
     }
 }
 
@@ -64,13 +103,17 @@ struct Cache {
     free: Vec<usize>,
     index: HashMap<(Vec<u8>, c_uint), usize>,
     max: usize,
+    /// Whether "exceeding regex cache max entries" was logged already.
+    warned: bool,
+    /// `lua_regex_match_limit` for PCRE2 searches.
+    ctx: MatchCtx,
     /// The last error text or substitution result (borrowed by the caller).
     out: Vec<u8>,
 }
 
 impl Cache {
     fn new(max: usize) -> Cache {
-        Cache { slots: Vec::new(), free: Vec::new(), index: HashMap::new(), max, out: Vec::new() }
+        Cache { slots: Vec::new(), free: Vec::new(), index: HashMap::new(), max, warned: false, ctx: MatchCtx::new(), out: Vec::new() }
     }
 
     fn get(&mut self, id: c_int) -> Option<&mut Compiled> {
@@ -84,9 +127,13 @@ impl Cache {
         if let Some(&id) = self.index.get(&(pat.to_vec(), flags)) {
             return Ok((id, false));
         }
-        let re = build(pat, flags)?;
+        let engine = build(pat, flags)?;
         let temp = self.index.len() >= self.max;
-        let c = Compiled { locs: re.capture_locations(), re, anchored: flags & ANCHORED != 0, temp };
+        if temp && !self.warned {
+            self.warned = true;
+            crate::log::error::log(crate::log::Level::Warn, None, &format!("lua exceeding regex cache max entries ({})", self.max));
+        }
+        let c = Compiled { engine, anchored: flags & ANCHORED != 0, temp };
         let id = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(c);
@@ -165,9 +212,9 @@ fn short_message(e: &regex::Error) -> String {
     }
 }
 
-fn build(pat: &[u8], flags: c_uint) -> Result<Regex, String> {
-    let fail = |msg: String| format!("failed to compile regex \"{}\": {msg}", String::from_utf8_lossy(pat));
-    let text = pattern_text(pat, flags & UTF8 != 0).map_err(fail)?;
+/// The regex crate's compile of `pat`, or its error message.
+fn build_rust(pat: &[u8], flags: c_uint) -> Result<Regex, String> {
+    let text = pattern_text(pat, flags & UTF8 != 0)?;
     RegexBuilder::new(&text)
         .case_insensitive(flags & CASELESS != 0)
         .multi_line(flags & MULTILINE != 0)
@@ -175,7 +222,56 @@ fn build(pat: &[u8], flags: c_uint) -> Result<Regex, String> {
         .ignore_whitespace(flags & EXTENDED != 0)
         .unicode(flags & UTF8 != 0)
         .build()
-        .map_err(|e| fail(short_message(&e)))
+        .map_err(|e| short_message(&e))
+}
+
+/// PCRE2's compile options for `flags` (as lua-nginx-module maps the letters).
+fn pcre_options(flags: c_uint) -> u32 {
+    use pcre2_sys::*;
+    let map = [
+        (CASELESS, PCRE2_CASELESS),
+        (MULTILINE, PCRE2_MULTILINE),
+        (DOTALL, PCRE2_DOTALL),
+        (EXTENDED, PCRE2_EXTENDED),
+        (UTF8, PCRE2_UTF),
+        (DUPNAMES, PCRE2_DUPNAMES),
+        (JAVASCRIPT, PCRE2_ALT_BSUX | PCRE2_MATCH_UNSET_BACKREF),
+    ];
+    map.iter().filter(|(f, _)| flags & f != 0).fold(0, |o, (_, p)| o | p)
+}
+
+/// Whether `pat` may hold syntax the regex crate accepts with another
+/// meaning: possessive quantifiers (`a*+` is `(a*)+` there), and `$` without
+/// `m` (PCRE's also matches before a final newline). PCRE is the reference,
+/// so a false alarm only costs speed.
+fn pcre_syntax(pat: &[u8], flags: c_uint) -> bool {
+    (flags & MULTILINE == 0 && pat.contains(&b'$'))
+        || pat.windows(2).any(|w| matches!(w, [b'*' | b'+' | b'?' | b'}', b'+']))
+}
+
+/// `pat` on the regex crate when it can run it (and no PCRE-only option is
+/// given), else on PCRE2, whose error is the one reported (so every compile
+/// error is in PCRE's words, as OpenResty users match on them).
+fn build(pat: &[u8], flags: c_uint) -> Result<Engine, String> {
+    if flags & (DUPNAMES | JAVASCRIPT) == 0 && !pcre_syntax(pat, flags) {
+        if let Ok(re) = build_rust(pat, flags) {
+            let names = re.capture_names().map(|n| n.map(str::to_owned)).collect();
+            return Ok(Engine::Rust { locs: re.capture_locations(), re, names });
+        }
+    }
+    Pcre::new(pat, pcre_options(flags)).map(Engine::Pcre)
+}
+
+/// Sets `lua_regex_match_limit` (0: PCRE2's default) and
+/// `lua_regex_cache_max_entries` for this thread's cache (the master's, which
+/// the workers inherit); called once the configuration is read.
+pub fn configure(match_limit: u32, cache_max: usize) {
+    CACHE.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.ctx.set_match_limit(match_limit);
+            c.max = cache_max;
+        }
+    });
 }
 
 /// Compiles (or finds cached) `pat`; returns the id, or ERROR with the message
@@ -235,20 +331,26 @@ pub unsafe extern "C" fn halo_ffi_regex_exec(
     // SAFETY: non-null and valid for `ncaps` ints (caller's contract).
     let caps = unsafe { std::slice::from_raw_parts_mut(caps, ncaps as usize) };
     with_cache(|c| {
-        let Some(re) = c.get(id) else { return ERROR };
         if start > subj.len() {
             return 0;
         }
         let pairs = caps.len() / 2;
-        let Some((s, e)) = re.search(subj, start, pairs > 1) else { return 0 };
+        let Cache { slots, ctx, .. } = c;
+        let Some(re) = slots.get_mut(id as usize).and_then(Option::as_mut) else { return ERROR };
+        let (s, e) = match re.search(subj, start, pairs > 1, ctx) {
+            Ok(Some(m)) => m,
+            Ok(None) => return 0,
+            // PCRE2's code (<= -2), as lua-nginx-module reports it.
+            Err(rc) => return rc.min(-2),
+        };
         caps[0] = s as c_int;
         caps[1] = e as c_int;
         if pairs == 1 {
             return 1;
         }
-        let n = pairs.min(re.locs.len());
+        let n = pairs.min(re.names().len());
         for i in 1..n {
-            let (a, b) = re.locs.get(i).map_or((-1, -1), |(a, b)| (a as c_int, b as c_int));
+            let (a, b) = re.group(i).map_or((-1, -1), |(a, b)| (a as c_int, b as c_int));
             caps[2 * i] = a;
             caps[2 * i + 1] = b;
         }
@@ -259,7 +361,7 @@ pub unsafe extern "C" fn halo_ffi_regex_exec(
 /// The number of groups of regex `id`, or ERROR.
 #[no_mangle]
 pub extern "C" fn halo_ffi_regex_ncaptures(id: c_int) -> c_int {
-    with_cache(|c| c.get(id).map_or(ERROR, |re| (re.re.captures_len() - 1) as c_int))
+    with_cache(|c| c.get(id).map_or(ERROR, |re| (re.names().len() - 1) as c_int))
 }
 
 /// The name of group `i` of regex `id`: OK with the name, DECLINED for an
@@ -271,7 +373,7 @@ pub extern "C" fn halo_ffi_regex_ncaptures(id: c_int) -> c_int {
 pub unsafe extern "C" fn halo_ffi_regex_capture_name(id: c_int, i: c_int, name: *mut *const u8, len: *mut usize) -> c_int {
     with_cache(|c| {
         let Some(re) = c.get(id) else { return ERROR };
-        let Some(slot) = usize::try_from(i).ok().filter(|&i| i >= 1).and_then(|i| re.re.capture_names().nth(i)) else {
+        let Some(slot) = usize::try_from(i).ok().filter(|&i| i >= 1).and_then(|i| re.names().get(i)) else {
             return ERROR;
         };
         match slot {
@@ -295,9 +397,13 @@ enum Piece {
     Group(usize),
 }
 
+fn bracket_next(tpl: &[u8], i: usize) -> bool {
+    tpl.get(i) == Some(&b'{')
+}
+
 /// Parses a replacement template as lua-nginx-module does: `$N` (all the digits
 /// that follow), `${N}`, `$$`; and `${name}` for a named group (an extension).
-fn parse_template(tpl: &[u8], re: &Regex) -> Result<Vec<Piece>, String> {
+fn parse_template(tpl: &[u8], names: &[Option<String>]) -> Result<Vec<Piece>, String> {
     let shown = || String::from_utf8_lossy(tpl).into_owned();
     let mut out = Vec::new();
     let mut lit = Vec::new();
@@ -314,7 +420,15 @@ fn parse_template(tpl: &[u8], re: &Regex) -> Result<Vec<Piece>, String> {
             i += 1;
             continue;
         }
-        let bracket = tpl.get(i) == Some(&b'{');
+        if !bracket_next(tpl, i) && tpl.get(i).is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') {
+            // As lua-nginx-module: only ${name} (a halo extension) names a group.
+            let end = tpl[i..].iter().position(|&c| !(c.is_ascii_alphanumeric() || c == b'_')).map_or(tpl.len(), |n| i + n);
+            return Err(format!(
+                "attempt to use named capturing variable \"{}\" (named captures not supported yet)",
+                String::from_utf8_lossy(&tpl[i..end])
+            ));
+        }
+        let bracket = bracket_next(tpl, i);
         if bracket {
             i += 1;
         }
@@ -337,8 +451,9 @@ fn parse_template(tpl: &[u8], re: &Regex) -> Result<Vec<Piece>, String> {
             std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX)
         } else {
             let n = std::str::from_utf8(name).unwrap_or_default();
-            re.capture_names()
-                .position(|g| g == Some(n))
+            names
+                .iter()
+                .position(|g| g.as_deref() == Some(n))
                 .ok_or_else(|| format!("unknown capture name \"{n}\" in \"{}\"", shown()))?
         };
         if !lit.is_empty() {
@@ -354,12 +469,13 @@ fn parse_template(tpl: &[u8], re: &Regex) -> Result<Vec<Piece>, String> {
 
 /// `subj` with the first (or every, if `global`) match of `re` replaced by the
 /// template `pieces`, into `out`; returns the number of replacements (`out` is
-/// left empty when 0). Empty matches advance one byte, as OpenResty does.
-fn substitute(re: &mut Compiled, subj: &[u8], pieces: &[Piece], global: bool, out: &mut Vec<u8>) -> usize {
+/// left empty when 0), or PCRE2's error code. Empty matches advance one byte,
+/// as OpenResty does.
+fn substitute(re: &mut Compiled, subj: &[u8], pieces: &[Piece], global: bool, ctx: &MatchCtx, out: &mut Vec<u8>) -> Result<usize, c_int> {
     out.clear();
     let groups = pieces.iter().any(|p| matches!(p, Piece::Group(g) if *g > 0));
     let (mut pos, mut copied, mut n) = (0, 0, 0);
-    while let Some((s, e)) = re.search(subj, pos, groups) {
+    while let Some((s, e)) = re.search(subj, pos, groups, ctx)? {
         n += 1;
         out.extend_from_slice(&subj[copied..s]);
         for p in pieces {
@@ -367,7 +483,7 @@ fn substitute(re: &mut Compiled, subj: &[u8], pieces: &[Piece], global: bool, ou
                 Piece::Lit(l) => out.extend_from_slice(l),
                 Piece::Group(0) => out.extend_from_slice(&subj[s..e]),
                 Piece::Group(g) => {
-                    if let Some((a, b)) = re.locs.get(*g) {
+                    if let Some((a, b)) = re.group(*g) {
                         out.extend_from_slice(&subj[a..b]);
                     }
                 }
@@ -388,7 +504,7 @@ fn substitute(re: &mut Compiled, subj: &[u8], pieces: &[Piece], global: bool, ou
     if n > 0 {
         out.extend_from_slice(&subj[copied..]);
     }
-    n
+    Ok(n)
 }
 
 /// Replaces the first (or every) match of regex `id` in `subj` with the
@@ -412,14 +528,18 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
     // SAFETY: forwarded caller contract.
     let (subj, tpl) = unsafe { (read_in(subj, len), read_in(tpl, tpl_len)) };
     with_cache(|c| {
-        let Cache { slots, out: buf, .. } = c;
+        let Cache { slots, out: buf, ctx, .. } = c;
         let result = match usize::try_from(id).ok().and_then(|i| slots.get_mut(i)).and_then(Option::as_mut) {
             None => Err("unknown regex".to_owned()),
             Some(_) if subj.len() > c_int::MAX as usize => Err("subject too long".to_owned()),
-            Some(re) => parse_template(tpl, &re.re).map(|pieces| substitute(re, subj, &pieces, global != 0, buf)),
+            Some(re) => parse_template(tpl, re.names()).map(|pieces| substitute(re, subj, &pieces, global != 0, ctx, buf)),
         };
         match result {
-            Ok(n) => {
+            Ok(Err(rc)) => {
+                buf.clear();
+                rc.min(-2)
+            }
+            Ok(Ok(n)) => {
                 // SAFETY: forwarded caller contract; `buf` lives until the next call.
                 unsafe { lend(buf, out, outlen) };
                 n.min(c_int::MAX as usize) as c_int
@@ -432,6 +552,14 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
             }
         }
     })
+}
+
+/// `ngx.re.opt("jit_stack_size", size)`: the JIT stack of later PCRE2
+/// searches; OK, or ERROR if it cannot be allocated.
+#[no_mangle]
+pub extern "C" fn halo_ffi_regex_set_jit_stack_size(size: c_int) -> c_int {
+    let size = usize::try_from(size).unwrap_or(0);
+    with_cache(|c| if c.ctx.set_jit_stack_size(size) { OK } else { ERROR })
 }
 
 /// Frees temporary entry `id`: OK; DECLINED for a cached one; ERROR if unknown.
@@ -499,18 +627,26 @@ mod tests {
 
     #[test]
     fn compile_errors_are_messages() {
+        // Every compile error is PCRE2's, in lua-nginx-module's words.
         let e = compile("(abc", 0).unwrap_err();
-        assert_eq!(e, "failed to compile regex \"(abc\": unclosed group");
-        let e = compile("a(?=b)", 0).unwrap_err();
-        assert!(e.contains("look-around") && e.contains("not supported"), "{e}");
-        let e = compile("(a)\\1", 0).unwrap_err();
-        assert!(e.contains("backreferences are not supported"), "{e}");
-        // Other PCRE-only syntax: atomic groups, \Z.
-        for pcre_only in ["(?>a)", "a\\Z"] {
-            assert!(compile(pcre_only, 0).is_err(), "{pcre_only}");
+        assert_eq!(e, "pcre2_compile() failed: missing closing parenthesis in \"(abc\"");
+        let e = compile("a)b", 0).unwrap_err();
+        assert!(e.starts_with("pcre2_compile() failed: ") && e.ends_with(" in \"a)b\" at \")b\""), "{e}");
+        // Syntax the regex crate lacks runs on PCRE2; D and J always do.
+        for pcre_only in ["a(?=b)", "(a)\\1", "(?>a)", "a\\Z", "a*+", "(?<n>a)|(?<n>b)"] {
+            let flags = if pcre_only.contains("?<n>") { DUPNAMES } else { 0 };
+            let (id, _) = compile(pcre_only, flags).unwrap();
+            let c = CACHE.with(|c| matches!(c.borrow().slots[id as usize].as_ref().unwrap().engine, Engine::Pcre(_)));
+            assert!(c, "{pcre_only}");
         }
-        // $ without m: only at the very end (PCRE also before a final newline).
-        assert_eq!(exec(id("a$", 0), "a\n", 0, 1), []);
+        assert_eq!(exec(id("(a)\\1", 0), "xaa", 0, 2), [(1, 3), (1, 2)]);
+        assert_eq!(exec(id("(?<=a)b", ANCHORED), "ab", 1, 1), [(1, 2)]);
+        assert_eq!(exec(id("(?<=a)b", ANCHORED), "ab", 0, 1), []);
+        assert_eq!(exec(id("(?<=a)b", 0), "ab", 3, 1), [], "start past the end");
+        // $ without m: at the end or before a final newline, as PCRE's.
+        assert_eq!(exec(id("a$", 0), "a\n", 0, 1), [(0, 1)]);
+        assert_eq!(exec(id("a$", 0), "a\nb", 0, 1), []);
+        assert_eq!(exec(id("a$", MULTILINE), "a\nb", 0, 1), [(0, 1)]);
         // Non-UTF-8 bytes are literal bytes without u, an error with it.
         let pat = b"\xff+";
         let mut temp = 0;
@@ -585,7 +721,11 @@ mod tests {
         // Empty matches advance one byte.
         assert_eq!(sub(id("x*", 0), "abc", "-", true), Ok(("-a-b-c-".into(), 4)));
         assert_eq!(sub(id("b*", 0), "abc", "-", true), Ok(("-a--c-".into(), 4)));
-        for bad in ["$", "a$b", "${1", "${}"] {
+        assert_eq!(
+            sub(d, "1", "a$x_1-", false).unwrap_err(),
+            "attempt to use named capturing variable \"x_1\" (named captures not supported yet)"
+        );
+        for bad in ["$", "a$-", "${1", "${}"] {
             let e = sub(d, "1", bad, false).unwrap_err();
             assert!(e.contains(&format!("\"{bad}\"")), "{bad}: {e}");
         }

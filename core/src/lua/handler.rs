@@ -83,6 +83,8 @@ pub struct LuaHandlers {
 impl LuaHandlers {
     /// The VM for `cfg`: lualib loaded, package paths from the config.
     pub fn new(cfg: &Config) -> mlua::Result<LuaHandlers> {
+        // Before init_by_lua, which may use ngx.re already.
+        crate::ffi::regex::configure(cfg.http.lua_regex_match_limit, cfg.http.lua_regex_cache_max_entries);
         let vm = super::new_vm(&cfg.prefix, cfg.http.lua_package_path.as_deref(), cfg.http.lua_package_cpath.as_deref())?;
         let require: Function = vm.globals().get("require")?;
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;

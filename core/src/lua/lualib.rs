@@ -66,6 +66,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.hash" => "resty/core/hash.lua",
     "resty.core.base64" => "resty/core/base64.lua",
     "ngx.base64" => "ngx/base64.lua",
+    "ngx.re" => "ngx/re.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.

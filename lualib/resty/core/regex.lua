@@ -1,15 +1,16 @@
 -- resty.core.regex: ngx.re.match, ngx.re.find, ngx.re.gmatch, ngx.re.sub,
--- ngx.re.gsub over ffi-headers/regex.h (the Rust regex crate, byte regexes).
+-- ngx.re.gsub over ffi-headers/regex.h (the Rust regex crate, byte regexes;
+-- PCRE2 for the patterns it cannot run, e.g. look-around, back-references).
 -- Works in every phase, init_by_lua included: no request is needed.
 --
 -- Options: i (caseless), m (multi-line), s (dot matches newline), x
 -- (extended), u and U (UTF-8; without them the regex works on bytes, as PCRE
 -- without PCRE_UTF8), a (anchored at the start position), o (compile once).
 -- Every compiled regex is cached by the core (up to 1024 per worker, as
--- lua_regex_cache_max_entries' default), so o changes nothing. j (PCRE JIT),
--- d (DFA: longest-leftmost matching), D (duplicate group names) and J
--- (JavaScript compatibility) are accepted and ignored: the regex crate has no
--- such modes (it is always leftmost-first, and duplicate names do not compile).
+-- lua_regex_cache_max_entries), so o changes nothing. D (duplicate group
+-- names) and J (JavaScript compatibility) compile with PCRE2. j (PCRE JIT:
+-- PCRE2 patterns are always JIT-compiled) and d (DFA: longest-leftmost
+-- matching, not done) are accepted and ignored.
 --
 -- The hot path is one table lookup (options, then pattern -> id) and one FFI
 -- call per search; gsub with a string template is one FFI call in all.
@@ -32,6 +33,7 @@ local ffi_str = ffi.string
 local ffi_new = ffi.new
 local ffi_gc = ffi.gc
 local bor = bit.bor
+local band = bit.band
 local byte = string.byte
 local sub = string.sub
 local concat = table.concat
@@ -48,6 +50,9 @@ local F_DOTALL = C.HALO_FFI_REGEX_DOTALL
 local F_EXTENDED = C.HALO_FFI_REGEX_EXTENDED
 local F_UTF8 = C.HALO_FFI_REGEX_UTF8
 local F_ANCHORED = C.HALO_FFI_REGEX_ANCHORED
+local F_DUPNAMES = C.HALO_FFI_REGEX_DUPNAMES
+local F_JAVASCRIPT = C.HALO_FFI_REGEX_JAVASCRIPT
+local FFI_ERROR = base.FFI_ERROR
 
 -- Out-parameters and the capture buffer, allocated once.
 local str_out = ffi_new("const unsigned char *[1]")
@@ -61,9 +66,13 @@ local ids = new_tab(0, 8)
 -- id -> number of groups; id -> { index, name, index, name, ... } or false.
 local ncaps_of = new_tab(64, 0)
 local names_of = new_tab(64, 0)
+-- id -> true when compiled with D: a name's value is the list of its matches.
+local dup_of = new_tab(64, 0)
 -- options string -> flags, for valid option strings (at most 64 of them).
 local flags_of = new_tab(0, 8)
 local nflags = 0
+-- Whether a regex was compiled with o (ngx.re.opt's "cache is not empty").
+local o_cached = false
 
 local ngx = ngx
 ngx.re = ngx.re or new_tab(0, 5)
@@ -86,8 +95,12 @@ local function parse_opts(opts)
             flags = bor(flags, F_UTF8)
         elseif c == 97 then       -- a
             flags = bor(flags, F_ANCHORED)
-        elseif c == 111 or c == 106 or c == 100 or c == 68 or c == 74 then
-            -- o (always cached), j, d, D, J: nothing to do
+        elseif c == 68 then       -- D
+            flags = bor(flags, F_DUPNAMES)
+        elseif c == 74 then       -- J
+            flags = bor(flags, F_JAVASCRIPT)
+        elseif c == 111 or c == 106 or c == 100 then
+            -- o (always cached), j, d: nothing to do
         else
             return nil, 'unknown flag "' .. sub(opts, i, i) .. '" (flags "' .. opts .. '")'
         end
@@ -120,6 +133,9 @@ local function compile(regex, opts)
     if id < 0 then
         return nil, ffi_str(str_out[0], len_out[0])
     end
+    if temp_out[0] == 0 and not o_cached and opts:find("o", 1, true) then
+        o_cached = true
+    end
     local ncap = c_ncaptures(id)
     local names = false
     for i = 1, ncap do
@@ -133,6 +149,7 @@ local function compile(regex, opts)
     end
     ncaps_of[id] = ncap
     names_of[id] = names
+    dup_of[id] = band(flags, F_DUPNAMES) ~= 0
     if temp_out[0] ~= 0 then
         return id, true
     end
@@ -156,6 +173,14 @@ local function get_regex(regex, opts)
         end
     end
     return compile(regex, opts)
+end
+
+-- The error of a failed search: PCRE2's code as lua-nginx-module words it.
+local function exec_error(rc)
+    if rc == FFI_ERROR then
+        return "failed to run regex"
+    end
+    return "pcre_exec() failed: " .. rc
 end
 
 local function arg_error(fname, n, expected, v)
@@ -213,8 +238,25 @@ local function collect(subj, id, rc, res)
     end
     local names = names_of[id]
     if names then
-        for k = 1, #names, 2 do
-            res[names[k + 1]] = res[names[k]]
+        if dup_of[id] then
+            -- As lua-resty-core: each name holds its matched groups, in order
+            -- (unmatched ones are left out).
+            for k = 1, #names, 2 do
+                local cap = res[names[k]]
+                if cap then
+                    local name = names[k + 1]
+                    local list = res[name]
+                    if list then
+                        list[#list + 1] = cap
+                    else
+                        res[name] = { cap }
+                    end
+                end
+            end
+        else
+            for k = 1, #names, 2 do
+                res[names[k + 1]] = res[names[k]]
+            end
         end
     end
     return res
@@ -259,7 +301,7 @@ function ngx.re.match(subj, regex, opts, ctx, res)
         if rc == 0 then
             return nil
         end
-        return nil, "failed to run regex"
+        return nil, exec_error(rc)
     end
     if ctx then
         ctx.pos = caps[1] + 1
@@ -308,7 +350,7 @@ function ngx.re.find(subj, regex, opts, ctx, nth)
         if rc == 0 then
             return nil
         end
-        return nil, nil, "failed to run regex"
+        return nil, nil, exec_error(rc)
     end
     if ctx then
         ctx.pos = caps[1] + 1
@@ -351,7 +393,7 @@ local function gmatch_next(self)
         if rc == 0 then
             return nil
         end
-        return nil, "failed to run regex"
+        return nil, exec_error(rc)
     end
     local from, to = caps[0], caps[1]
     local res = collect(subj, id, rc, nil)
@@ -400,7 +442,7 @@ local function sub_func(subj, id, func, global)
         end
         local rc = c_exec(id, subj, len, pos, caps, n)
         if rc < 0 then
-            return nil, nil, "failed to run regex"
+            return nil, nil, exec_error(rc)
         end
         if rc == 0 then
             break
@@ -473,6 +515,9 @@ local function re_sub(subj, id, temp, replace, global)
     if n == 0 then
         return subj, 0
     end
+    if n ~= FFI_ERROR then
+        return nil, nil, exec_error(n)
+    end
     -- As lua-resty-core: the reason goes to the error log.
     ngx.log(ngx.ERR, "failed to compile the replacement template: ", ffi_str(str_out[0], len_out[0]))
     return nil, nil, "failed to compile the replacement template"
@@ -506,6 +551,42 @@ function ngx.re.gsub(subj, regex, replace, opts)
     return re_sub(subj, id, temp, replace, true)
 end
 
+-- For ngx.re.split (lualib/ngx/re.lua): the match of regex in subj from
+-- 0-based offset pos: its 0-based from and (exclusive) to, and group 1's
+-- text (nil when the regex has no groups or it is unmatched); nil when no
+-- match; nil, err for a bad regex or a failed search; raises for bad options.
+local function split_exec(subj, regex, opts, pos)
+    local id, temp, raise = get_regex(regex, opts or "")
+    if not id then
+        if raise then
+            error(temp, 3)
+        end
+        return nil, temp
+    end
+    local n = ncaps_of[id] > 0 and 4 or 2
+    if n > caps_size then
+        grow_caps(n)
+    end
+    local rc = c_exec(id, subj, #subj, pos, caps, n)
+    if temp then
+        c_free(id)
+    end
+    if rc <= 0 then
+        if rc == 0 then
+            return nil
+        end
+        return nil, exec_error(rc)
+    end
+    local cap
+    if rc > 1 and caps[2] >= 0 then
+        cap = sub(subj, caps[2] + 1, caps[3])
+    end
+    return caps[0], caps[1], cap
+end
+
 return {
     version = base.version,
+    split_exec = split_exec,
+    -- Whether no regex was compiled with o yet (ngx.re.opt checks it).
+    is_regex_cache_empty = function() return not o_cached end,
 }
