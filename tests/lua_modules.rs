@@ -43,16 +43,18 @@ fn errlog_raw_log_and_levels() {
 #[test]
 fn process_type_and_master_pid_in_a_worker() {
     let conf = "daemon off;\nmaster_process on;\nworker_processes 1;\nerror_log logs/error.log info;\npid logs/nginx.pid;\n\
-        events { worker_connections 64; }\nhttp {\n    access_log off;\n    server {\n        listen 127.0.0.1:{{PORT}};\n\
+        events { worker_connections 64; }\nhttp {\n    access_log off;\n\
+        init_by_lua_block { local p = require \"ngx.process\" package.loaded.init_seen = p.type() .. \" \" .. p.get_master_pid() }\n    server {\n        listen 127.0.0.1:{{PORT}};\n\
         location = /t { content_by_lua_block {\n\
             local process = require \"ngx.process\"\n\
             ngx.say(process.type(), \" \", process.get_master_pid(), \" \", process.get_master_pid() ~= ngx.worker.pid())\n\
             ngx.say(process.enable_privileged_agent())\n\
             ngx.say(process.version ~= nil, \" \", type(process.signal_graceful_exit))\n\
+            ngx.say(package.loaded.init_seen)\n\
         } }\n    }\n}\n";
     let h = Halo::start_full(conf);
     let r = h.get("/t");
-    assert_eq!(r.text(), format!("worker {} true\nnilAPI disabled in the current context\ntrue function\n", h.pid()));
+    assert_eq!(r.text(), format!("worker {0} true\nnilAPI disabled in the current context\ntrue function\nmaster {0}\n", h.pid()));
 }
 
 #[test]

@@ -128,7 +128,11 @@ end
 -- lua-resty-core's, for libraries that check `if not get_request()`).
 do
     _M.cdef "request"
-    local current = C.halo_ffi_request_current
+    -- A VM without the server's symbols (the tools' VM) has no request.
+    local found, current = pcall(function() return C.halo_ffi_request_current end)
+    if not found then
+        current = function() return 0 end
+    end
     function _M.get_request()
         local r = current()
         if r ~= 0 then
