@@ -168,6 +168,12 @@ int halo_ffi_request_set_req_header(uint64_t r, const unsigned char *name, size_
                                     const unsigned char *value, size_t value_len,
                                     const char **err);
 
+/* ngx.req.add_header (lualib/ngx/req.lua): one more request header of the
+   name, after those the request has; '_' in the name becomes '-'. */
+int halo_ffi_request_add_req_header(uint64_t r, const unsigned char *name, size_t len,
+                                    const unsigned char *value, size_t value_len,
+                                    const char **err);
+
 /* ngx.req.set_method with a method name ("POST"); HALO_FFI_DECLINED for
    another name. */
 int halo_ffi_request_set_method(uint64_t r, const unsigned char *name, size_t len);

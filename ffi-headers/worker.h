@@ -17,4 +17,11 @@ int halo_ffi_worker_pid(void);
 /* 1 once the worker is shutting down (quit/reload), else 0. */
 int halo_ffi_worker_exiting(void);
 
+/* ngx.process (lualib/ngx/process.lua): nginx's process type number (1
+   master, 3 worker), the master's pid (its own in the master), and a
+   graceful exit of this process (as SIGQUIT). */
+int halo_ffi_worker_process_type(void);
+int halo_ffi_worker_master_pid(void);
+void halo_ffi_worker_signal_graceful_exit(void);
+
 #endif

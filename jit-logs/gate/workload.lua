@@ -157,6 +157,10 @@ function _M.rewrite_phase()
         ngx.req.set_uri("/gate")
         ngx.req.set_method(ngx.HTTP_GET)
     end
+    local req = require "ngx.req"
+    for i = 1, N do
+        req.add_header("X-Added", i)
+    end
 end
 
 function _M.access_phase()
@@ -194,6 +198,15 @@ function _M.content_phase()
     end
     for _ = 1, N do
         ngx.log(ngx.DEBUG, "below the error_log level: not written")
+    end
+    local resp = require "ngx.resp"
+    local errlog = require "ngx.errlog"
+    local process = require "ngx.process"
+    for i = 1, N do
+        resp.add_header("X-Added", i)
+        errlog.raw_log(ngx.DEBUG, "below the error_log level: not written")
+        if ngx.is_subrequest then acc = acc + 1 end
+        acc = acc + #process.type() + errlog.get_sys_filter_level()
     end
     for _ = 1, N do
         ngx.send_headers()

@@ -23,6 +23,8 @@ require "resty.core.shdict"
 require "resty.core.string"
 require "resty.core.hash"
 require "resty.core.base64"
+-- Last: it checks what the others defined.
+require "resty.core.unsupported"
 
 return {
     version = base.version,

@@ -697,6 +697,32 @@ pub unsafe extern "C" fn halo_ffi_request_set_req_header(
     })
 }
 
+/// ngx.req.add_header: appends a request header, keeping the others.
+///
+/// # Safety
+/// `name` valid for `len` bytes, `value` for `value_len` (or NULL), `err`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_add_req_header(
+    r: u64,
+    name: *const u8,
+    len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *const c_char,
+) -> c_int {
+    request(r, |_, _, req| {
+        // SAFETY: forwarded caller contract.
+        let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
+            Ok(f) => f,
+            Err(rc) => return rc,
+        };
+        let value = String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned();
+        req.add_header(&String::from_utf8_lossy(&name), value);
+        OK
+    })
+}
+
 /// ngx.req.set_method: one of nginx's method names.
 ///
 /// # Safety

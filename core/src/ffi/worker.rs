@@ -11,6 +11,12 @@ static COUNT: AtomicI32 = AtomicI32::new(1);
 /// Cached pid; 0 = not cached, ask the OS (getpid is a real syscall on glibc).
 static PID: AtomicI32 = AtomicI32::new(0);
 static EXITING: AtomicBool = AtomicBool::new(false);
+/// The master's pid as a worker saw it at start (0: not a worker).
+static MASTER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// nginx's process type numbers, as lua-resty-core's ngx.process names them.
+const PROCESS_MASTER: c_int = 1;
+const PROCESS_WORKER: c_int = 3;
 
 /// Records this process's place among the workers: `id` is its number
 /// (0..count), or None outside a worker (master, privileged agent: then
@@ -22,6 +28,10 @@ pub fn set_worker(id: Option<u32>, count: u32) {
     COUNT.store(count.min(i32::MAX as u32) as i32, Ordering::Relaxed);
     PID.store(std::process::id() as i32, Ordering::Relaxed);
     EXITING.store(false, Ordering::Relaxed);
+    // SAFETY: getppid has no preconditions. The parent of a worker is the
+    // master that forked it.
+    let ppid = if id >= 0 { unsafe { libc::getppid() } } else { 0 };
+    MASTER_PID.store(ppid, Ordering::Relaxed);
 }
 
 /// Marks the worker as shutting down (`ngx.worker.exiting()` becomes true).
@@ -54,6 +64,37 @@ pub extern "C" fn halo_ffi_worker_pid() -> c_int {
 #[no_mangle]
 pub extern "C" fn halo_ffi_worker_exiting() -> c_int {
     c_int::from(EXITING.load(Ordering::Relaxed))
+}
+
+/// ngx.process.type(): 3 (worker) in a worker, else 1 (master: init_by_lua
+/// runs there before the fork, as in nginx with master_process on).
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_process_type() -> c_int {
+    if MASTER_PID.load(Ordering::Relaxed) != 0 {
+        PROCESS_WORKER
+    } else {
+        PROCESS_MASTER
+    }
+}
+
+/// ngx.process.get_master_pid(): the master's pid; in the master, its own.
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_master_pid() -> c_int {
+    match MASTER_PID.load(Ordering::Relaxed) {
+        0 => std::process::id() as c_int,
+        pid => pid,
+    }
+}
+
+/// ngx.process.signal_graceful_exit(): this process shuts down gracefully,
+/// as on SIGQUIT (the worker's signal loop does the rest; the master
+/// respawns a worker that exits this way, as nginx does).
+#[no_mangle]
+pub extern "C" fn halo_ffi_worker_signal_graceful_exit() {
+    // SAFETY: kill on our own pid with a valid signal number.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGQUIT);
+    }
 }
 
 #[cfg(test)]

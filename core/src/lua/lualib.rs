@@ -65,8 +65,13 @@ pub static MODULES: &[Module] = modules![
     "resty.core.string" => "resty/core/string.lua",
     "resty.core.hash" => "resty/core/hash.lua",
     "resty.core.base64" => "resty/core/base64.lua",
+    "resty.core.unsupported" => "resty/core/unsupported.lua",
     "ngx.base64" => "ngx/base64.lua",
     "ngx.re" => "ngx/re.lua",
+    "ngx.errlog" => "ngx/errlog.lua",
+    "ngx.process" => "ngx/process.lua",
+    "ngx.resp" => "ngx/resp.lua",
+    "ngx.req" => "ngx/req.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.

@@ -32,9 +32,9 @@ pub struct RequestCtx<'a> {
     /// Nothing of the body is left on the connection: it was read (into
     /// `body`) or discarded.
     pub body_done: bool,
-    /// ngx.req.set_header / clear_header: per name (last edit only), the
-    /// value that replaces all of the request's headers of that name, or
-    /// None to remove them.
+    /// ngx.req.set_header / clear_header / add_header: per edited name, the
+    /// values that replace all of the request's headers of that name (None
+    /// entries stand for none: a cleared name).
     pub header_edits: Vec<(String, Option<String>)>,
     /// ngx.req.set_method.
     pub method_override: Option<&'static str>,
@@ -140,6 +140,26 @@ impl<'a> RequestCtx<'a> {
     pub fn edit_header(&mut self, name: &str, value: Option<String>) {
         self.header_edits.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self.header_edits.push((name.to_string(), value));
+    }
+
+    /// ngx.req.add_header: one more header of the name. The first edit of a
+    /// name copies the request's own headers of it, so they stay.
+    pub fn add_header(&mut self, name: &str, value: String) {
+        let name = name.to_string();
+        if !self.header_edits.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            let own: Vec<_> = self
+                .req
+                .headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(n, v)| (n.to_string(), Some(v.to_string())))
+                .collect();
+            if own.is_empty() {
+                // Marks the name as edited even with no own headers.
+                self.header_edits.push((name.clone(), None));
+            }
+            self.header_edits.extend(own);
+        }
+        self.header_edits.push((name, Some(value)));
     }
 
     /// $host: the Host (or absolute-URI host), else the server's name.

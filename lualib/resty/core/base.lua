@@ -113,14 +113,50 @@ function _M.get_errmsg_ptr()
     return errmsg
 end
 
--- Only the http subsystem exists in halo.
+-- Only the http subsystem exists in halo: as lua-resty-core, returns
+-- nothing when "http" is among the names, else raises.
 function _M.allows_subsystem(...)
     for i = 1, select("#", ...) do
         if select(i, ...) == "http" then
-            return true
+            return
         end
     end
-    return false
+    error("unsupported subsystem: http", 2)
+end
+
+-- The running handler's request handle, or nil outside a request (as
+-- lua-resty-core's, for libraries that check `if not get_request()`).
+do
+    _M.cdef "request"
+    -- A VM without the server's symbols (the tools' VM) has no request.
+    local found, current = pcall(function() return C.halo_ffi_request_current end)
+    if not found then
+        current = function() return 0 end
+    end
+    function _M.get_request()
+        local r = current()
+        if r ~= 0 then
+            return r
+        end
+        return nil
+    end
+end
+
+-- lua-resty-core's free-list reference allocator: stores key in tb and
+-- returns its integer slot, reusing slots freed into tb[0].
+local FREE_LIST_REF = 0
+function _M.ref_in_table(tb, key)
+    if key == nil then
+        return -1
+    end
+    local ref = tb[FREE_LIST_REF]
+    if ref and ref ~= 0 then
+        tb[FREE_LIST_REF] = tb[ref]
+    else
+        ref = #tb + 1
+    end
+    tb[ref] = key
+    return ref
 end
 
 return _M

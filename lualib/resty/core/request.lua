@@ -110,7 +110,29 @@ local function limit(fname, max)
     return max
 end
 
--- Headers (request or response) as a table, at most `max` of them.
+local lower, find, sub = string.lower, string.find, string.sub
+local rawget = rawget
+local setmetatable = setmetatable
+
+-- h["X-Foo"] and h.x_foo find the "x-foo" entry, as lua-nginx-module's
+-- header tables do (only on a miss, so plain lowercase lookups stay fast).
+local headers_mt = {
+    __index = function(t, key)
+        if type(key) ~= "string" then
+            return nil
+        end
+        key = lower(key)
+        local i = find(key, "_", 1, true)
+        while i do
+            key = sub(key, 1, i - 1) .. "-" .. sub(key, i + 1)
+            i = find(key, "_", i + 1, true)
+        end
+        return rawget(t, key)
+    end,
+}
+
+-- Headers (request or response) as a table, at most `max` of them; names
+-- normalised by headers_mt unless raw.
 local function headers_table(fname, count, fill, max_headers, raw)
     local r = request(3)
     local max = limit(fname, max_headers)
@@ -118,7 +140,11 @@ local function headers_table(fname, count, fill, max_headers, raw)
     if max > 0 and n > max then
         n = max
     end
-    return pairs_table(r, fill, n, raw and 0 or 1)
+    local t, err = pairs_table(r, fill, n, raw and 0 or 1)
+    if t and not raw then
+        setmetatable(t, headers_mt)
+    end
+    return t, err
 end
 
 -- ngx.req.get_headers(max_headers?, raw?): name -> value, or a list of
@@ -186,12 +212,6 @@ function ngx.req.is_internal()
     return c_is_internal(request(3)) == 1
 end
 
--- halo has no subrequests (yet).
-function ngx.is_subrequest()
-    request(3)
-    return false
-end
-
 ngx.resp = ngx.resp or {}
 
 -- ngx.resp.get_headers(max_headers?, raw?): the response headers set so
@@ -240,6 +260,36 @@ function ngx.req.clear_header(name)
     end
     if c_set_req_header(request(3), name, #name, nil, 0, errmsg) == FFI_ERROR then
         error(ffi_str(errmsg[0]), 2)
+    end
+end
+
+local c_add_req_header = C.halo_ffi_request_add_req_header
+
+-- ngx.req.add_header (lualib/ngx/req.lua): one more request header of the
+-- name (several from a table), keeping those the request has.
+local function add_req_header(name, value)
+    local r = request(4)
+    if name == nil then
+        error("bad 'name' argument: string expected, got nil", 3)
+    end
+    if type(name) ~= "string" then
+        name = tostring(name)
+    end
+    if value == nil then
+        error("bad 'value' argument: string or table expected, got nil", 3)
+    end
+    if type(value) == "table" then
+        for i = 1, #value do
+            local v = tostring(value[i])
+            if c_add_req_header(r, name, #name, v, #v, errmsg) == FFI_ERROR then
+                error(ffi_str(errmsg[0]), 3)
+            end
+        end
+        return
+    end
+    value = tostring(value)
+    if c_add_req_header(r, name, #name, value, #value, errmsg) == FFI_ERROR then
+        error(ffi_str(errmsg[0]), 3)
     end
 end
 
@@ -330,4 +380,6 @@ function ngx.req.get_body_file()
     return nil
 end
 
-return {}
+return {
+    add_req_header = add_req_header,
+}

@@ -72,6 +72,32 @@ local function set_header(_, name, value)
     check(r, c_set_header(r, name, #name, value, #value, errmsg))
 end
 
+-- ngx.resp.add_header(name, value): one more value (or several, from a
+-- table) of a response header, after those already set.
+local function add_resp_header(name, value)
+    if type(name) ~= "string" then
+        error("bad argument #1 to 'add_header' (string expected, got " .. type(name) .. ")", 3)
+    end
+    local r = get_request()
+    if r == 0 then
+        error("no request found", 3)
+    end
+    local vt = type(value)
+    if vt == "table" then
+        for i = 1, #value do
+            local v = tostring(value[i])
+            check(r, c_add_header(r, name, #name, v, #v, errmsg))
+        end
+        return
+    end
+    if vt == "number" or vt == "boolean" then
+        value = tostring(value)
+    elseif vt ~= "string" then
+        error("invalid header value", 3)
+    end
+    check(r, c_add_header(r, name, #name, value, #value, errmsg))
+end
+
 -- Reading ngx.header.X: the response header as set so far (one value).
 local function get_header(_, name)
     if type(name) ~= "string" then
@@ -89,7 +115,8 @@ end
 
 ngx.header = setmetatable({}, { __index = get_header, __newindex = set_header })
 
--- ngx.status is a field with a getter and a setter, as in lua-nginx-module.
+-- ngx.status, ngx.headers_sent and ngx.is_subrequest are fields with
+-- getters (ngx.status a setter too), as in lua-nginx-module.
 local mt = getmetatable(ngx) or {}
 
 local c_headers_sent = C.halo_ffi_request_headers_sent
@@ -108,6 +135,13 @@ mt.__index = function(t, key)
             error("no request found", 2)
         end
         return c_get_status(r)
+    end
+    if key == "is_subrequest" then
+        -- halo has no subrequests (yet): a field, false in a request.
+        if get_request() == 0 then
+            error("no request found", 2)
+        end
+        return false
     end
     return rawget(t, key)
 end
@@ -134,4 +168,6 @@ end
 
 setmetatable(ngx, mt)
 
-return {}
+return {
+    add_resp_header = add_resp_header,
+}
