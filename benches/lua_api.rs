@@ -5,7 +5,7 @@
 //! closure (a Rust callback through mlua's trampoline). All three return the
 //! same cached time. `cargo bench --bench lua_api`; the ratios are what the
 //! README quotes for "FFI vs lua_CFunction". Then ngx.shared.DICT get, set
-//! and incr in the same kind of loop.
+//! and incr in the same kind of loop, and the string utilities.
 
 use std::path::Path;
 
@@ -60,5 +60,31 @@ fn shdict(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, calls, shdict);
+/// The string utilities over FFI, 1000 calls per iteration in a compiled
+/// loop, on a 32-byte input.
+fn utilities(c: &mut Criterion) {
+    let lua = new_vm(Path::new("/tmp"), None, None).unwrap();
+    let mut g = c.benchmark_group("utilities_x1000");
+    for (name, call) in [
+        ("md5", "ngx.md5(s)"),
+        ("sha1_bin", "ngx.sha1_bin(s)"),
+        ("crc32_short", "ngx.crc32_short(s)"),
+        ("encode_base64", "ngx.encode_base64(s)"),
+        ("decode_base64", "ngx.decode_base64('aGFsbyBpcyBhIHByb2dyYW1tYWJsZSBzZXJ2ZXIh')"),
+        ("escape_uri", "ngx.escape_uri(s)"),
+        ("unescape_uri", "ngx.unescape_uri('a%20b%2Fc%3Fd%3De%26f%23g+h%25i')"),
+    ] {
+        let f: Function = lua
+            .load(format!("local s = 'halo is a/programmable server?!'\nreturn function() local n = 0 for i = 1, 1000 do local r = {call} n = n + (type(r) == 'string' and #r or r) end return n end"))
+            .eval()
+            .unwrap();
+        for _ in 0..100 {
+            f.call::<f64>(()).unwrap();
+        }
+        g.bench_function(name, |b| b.iter(|| f.call::<f64>(()).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calls, shdict, utilities);
 criterion_main!(benches);
