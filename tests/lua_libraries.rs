@@ -20,13 +20,10 @@ fn server(http_extra: &str, body: &str) -> Halo {
     Prefix::new().start(&conf)
 }
 
-#[test]
-fn resty_lrucache_from_its_debian_package() {
-    if !std::path::Path::new(&format!("{DEBIAN_LUA}/resty/lrucache.lua")).exists() {
-        panic!("lua-resty-lrucache is not installed (apt-get install lua-resty-lrucache; .ci/run does)");
-    }
+/// The same calls and answers on lua-resty-lrucache's two forms.
+fn lrucache_behaves(http_extra: &str) {
     let h = server(
-        &format!("lua_package_path \"{DEBIAN_LUA}/?.lua;;\";"),
+        http_extra,
         r#"
         location /t {
             content_by_lua_block {
@@ -43,14 +40,33 @@ fn resty_lrucache_from_its_debian_package() {
                     ngx.sleep(0.3)
                     local v, stale = c:get("b")
                     ngx.say(tostring(v), " ", stale and stale.x)
+                    c:set("k1", 1) c:set("k2", 2) c:get("k1")
+                    ngx.say(table.concat(c:get_keys(), ","), " ", c:delete("k2"), " ", c:delete("k2"))
                     c:flush_all()
                     ngx.say(c:count())
                 end
             }
         }"#,
     );
-    let want = "resty.lrucache: nil 2 3 2/2\nnil 1\nnil 2\n0\nresty.lrucache.pureffi: nil 2 3 2/2\nnil 1\nnil 2\n0\n";
-    assert_eq!(h.get("/t").text(), want, "{}", h.logs());
+    let want = "resty.lrucache: nil 2 3 2/2\nnil 1\nnil 2\nk1,k2 true false\n0\n";
+    assert_eq!(h.get("/t").text(), format!("{want}{}", want.replace("resty.lrucache:", "resty.lrucache.pureffi:")), "{}", h.logs());
+}
+
+#[test]
+fn resty_lrucache_from_its_debian_package() {
+    if !std::path::Path::new(&format!("{DEBIAN_LUA}/resty/lrucache.lua")).exists() {
+        panic!("lua-resty-lrucache is not installed (apt-get install lua-resty-lrucache; .ci/run does)");
+    }
+    lrucache_behaves(&format!("lua_package_path \"{DEBIAN_LUA}/?.lua;;\";"));
+}
+
+#[test]
+fn resty_lrucache_built_in_when_no_copy_is_on_the_path() {
+    // halo-only: OpenResty bundles the library; Debian's nginx does not.
+    if is_nginx() {
+        return;
+    }
+    lrucache_behaves("");
 }
 
 #[test]

@@ -135,6 +135,20 @@ local function shared_dicts()
     sink(acc)
 end
 
+-- The built-in resty.lrucache (the gate's paths hold no other copy).
+local lru = require("resty.lrucache").new(64)
+local function lrucache()
+    local acc = 0
+    for i = 1, N do
+        lru:set(i % 100, i, 10)
+        local v = lru:get((i - 1) % 100)
+        if v then acc = acc + v end
+        if i % 7 == 0 then lru:delete(i % 100) end
+        acc = acc + lru:count()
+    end
+    sink(acc)
+end
+
 function _M.set_phase()
     everywhere()
     local acc = 0
@@ -172,6 +186,7 @@ function _M.content_phase()
     everywhere()
     request_reads()
     shared_dicts()
+    lrucache()
     local acc = 0
     for _ = 1, N do
         -- The body was read before the handler: both return at once.

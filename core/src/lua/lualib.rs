@@ -76,6 +76,8 @@ pub static MODULES: &[Module] = modules![
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
     "halo.jit.capture" => "halo/jit/capture.lua",
+    // resty.lrucache's API, found after the operator's paths (FALLBACKS).
+    "halo.lrucache" => "halo/lrucache.lua",
     // The coroutine loop handlers run in, and the globals write guard.
     "halo.runner" => "halo/runner.lua",
 ];
@@ -107,6 +109,10 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 
 /// Every header in ffi-headers/, as (file stem, text).
 pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64"];
+
+/// Libraries OpenResty bundles that halo provides only when the operator's
+/// paths hold none: (name required, embedded module that answers).
+pub static FALLBACKS: &[(&str, &str)] = &[("resty.lrucache", "halo.lrucache"), ("resty.lrucache.pureffi", "halo.lrucache")];
 
 /// The embedded module `name`, if any.
 pub fn find(name: &str) -> Option<&'static Module> {

@@ -92,6 +92,15 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
     // cjson.so (or cjson.lua) of the operator's is found first, as OpenResty
     // finds its own lualib/cjson.so at the end of the default cpath.
     loaders.raw_push(lua.create_function(super::cjson::searcher)?)?;
+    // And resty.lrucache the same way: an operator's copy on the path wins.
+    let fallback = lua.create_function(|lua, name: mlua::String| {
+        let name = name.to_str()?;
+        match lualib::FALLBACKS.iter().find(|(n, _)| *n == &*name).and_then(|(_, m)| lualib::find(m)) {
+            Some(m) => Ok(Value::Function(lua.load(m.source).set_name(format!("@lualib/{}", m.path)).into_function()?)),
+            None => Ok(Value::Nil),
+        }
+    })?;
+    loaders.raw_push(fallback)?;
 
     // The ffi-headers/ text, for resty.core.base's cdef().
     let loaded: Table = package.get("loaded")?;
