@@ -33,6 +33,31 @@ _M.version = "0.1.30"
 _M.new_tab = new_tab
 _M.clear_tab = clear_tab
 
+-- An argument as lua-resty-core's string utilities take it: nil and false
+-- as "", anything else but a string through tostring().
+function _M.as_string(s)
+    if type(s) == "string" then
+        return s
+    end
+    if not s then
+        return ""
+    end
+    return tostring(s)
+end
+
+-- luaL_checklstring: a string, or a number as a string; else the error of
+-- argument `n` of `fname`, blamed on the API function's caller.
+function _M.check_string(s, n, fname)
+    local t = type(s)
+    if t == "string" then
+        return s
+    end
+    if t ~= "number" then
+        error("bad argument #" .. n .. " to '" .. fname .. "' (string expected, got " .. t .. ")", 3)
+    end
+    return tostring(s)
+end
+
 local declared = {}
 
 -- Declares ffi-headers/<name>.h with ffi.cdef, once per VM. The header text is

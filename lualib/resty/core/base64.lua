@@ -3,6 +3,7 @@
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
+local as_string = base.as_string
 
 base.cdef "base64"
 
@@ -31,13 +32,7 @@ end
 -- ngx.encode_base64(str, no_padding?): nil and false encode as "", other
 -- values as tostring(value).
 function ngx.encode_base64(s, no_padding)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     local flags = 0
     if no_padding then
         if no_padding ~= true then

@@ -3,15 +3,14 @@
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
+local as_string = base.as_string
+local check_string = base.check_string
 
 base.cdef "hash"
 
 local C = ffi.C
 local ffi_str = ffi.string
 local ffi_new = ffi.new
-local type = type
-local tostring = tostring
-local error = error
 
 local c_md5_bin = C.halo_ffi_hash_md5_bin
 local c_md5 = C.halo_ffi_hash_md5
@@ -27,40 +26,23 @@ local hmac_buf = ffi_new("unsigned char[20]")
 
 local ngx = ngx
 
--- As lua-resty-core: nil and false hash as "", other values as tostring().
+-- As lua-resty-core: nil and false hash as "", other values as tostring()
+-- (base.as_string).
 
 function ngx.md5_bin(s)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     c_md5_bin(s, #s, md5_buf)
     return ffi_str(md5_buf, 16)
 end
 
 function ngx.md5(s)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     c_md5(s, #s, md5_hex_buf)
     return ffi_str(md5_hex_buf, 32)
 end
 
 function ngx.sha1_bin(s)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     c_sha1_bin(s, #s, sha_buf)
     return ffi_str(sha_buf, 20)
 end
@@ -68,32 +50,14 @@ end
 -- ngx.hmac_sha1(key, str): strings or numbers, as lua-nginx-module's
 -- luaL_checklstring.
 function ngx.hmac_sha1(key, s)
-    local tk = type(key)
-    if tk ~= "string" then
-        if tk ~= "number" then
-            error("bad argument #1 to 'hmac_sha1' (string expected, got " .. tk .. ")", 2)
-        end
-        key = tostring(key)
-    end
-    local ts = type(s)
-    if ts ~= "string" then
-        if ts ~= "number" then
-            error("bad argument #2 to 'hmac_sha1' (string expected, got " .. ts .. ")", 2)
-        end
-        s = tostring(s)
-    end
+    key = check_string(key, 1, "hmac_sha1")
+    s = check_string(s, 2, "hmac_sha1")
     c_hmac_sha1(key, #key, s, #s, hmac_buf)
     return ffi_str(hmac_buf, 20)
 end
 
 local function crc32(s)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     return c_crc32(s, #s)
 end
 

@@ -29,7 +29,6 @@ local FFI_AGAIN = base.FFI_AGAIN
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
 local tostring = tostring
-local new_tab = base.new_tab
 local ffi_str = ffi.string
 local ffi_new = ffi.new
 local error = error
@@ -79,24 +78,7 @@ local function pairs_table(r, fill, max, lower)
     if n < 0 then
         return nil, n
     end
-    local t = new_tab(0, n)
-    for i = 0, n - 1 do
-        local p = pairs_buf[i]
-        local name = ffi_str(p.name, p.name_len)
-        local value = true
-        if p.value ~= nil then
-            value = ffi_str(p.value, p.value_len)
-        end
-        local old = t[name]
-        if old == nil then
-            t[name] = value
-        elseif type(old) == "table" then
-            old[#old + 1] = value
-        else
-            t[name] = { old, value }
-        end
-    end
-    return t
+    return args_table(pairs_buf, n)
 end
 
 -- The max_headers / max_args argument: 100 by default, 0 for all.

@@ -5,6 +5,8 @@
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
+local as_string = base.as_string
+local check_string = base.check_string
 
 base.cdef "request"   -- halo_ffi_header_t
 base.cdef "string"
@@ -51,13 +53,7 @@ end
 -- ngx.escape_uri(str, type?): nil and false escape as "", other values as
 -- tostring(value), as lua-resty-core.
 function ngx.escape_uri(s, esc_type)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     if esc_type == nil then
         esc_type = ESCAPE_URI_COMPONENT
     else
@@ -73,13 +69,7 @@ end
 
 -- ngx.unescape_uri(str): "%XX" decoded, '+' as a space.
 function ngx.unescape_uri(s)
-    if type(s) ~= "string" then
-        if not s then
-            s = ""
-        else
-            s = tostring(s)
-        end
-    end
+    s = as_string(s)
     local slen = #s
     local dst = get_string_buf(slen)
     return ffi_str(dst, c_unescape_uri(s, slen, dst, slen))
@@ -131,13 +121,7 @@ _M.truncated_out = truncated_out
 -- table; at most max_args (100 by default; 0 or less: all), with a second
 -- result "truncated" when the limit cut the list.
 function ngx.decode_args(s, max)
-    local ts = type(s)
-    if ts ~= "string" then
-        if ts ~= "number" then
-            error("bad argument #1 to 'decode_args' (string expected, got " .. ts .. ")", 2)
-        end
-        s = tostring(s)
-    end
+    s = check_string(s, 1, "decode_args")
     if max == nil then
         max = MAX_ARGS
     elseif type(max) ~= "number" then
@@ -221,13 +205,7 @@ end
 
 -- ngx.quote_sql_str(str): a MySQL string literal. Numbers are converted.
 function ngx.quote_sql_str(s)
-    local ts = type(s)
-    if ts ~= "string" then
-        if ts ~= "number" then
-            error("bad argument #1 to 'quote_sql_str' (string expected, got " .. ts .. ")", 2)
-        end
-        s = tostring(s)
-    end
+    s = check_string(s, 1, "quote_sql_str")
     local slen = #s
     local dlen = c_quoted_sql_length(s, slen)
     local dst = get_string_buf(dlen)
