@@ -48,6 +48,26 @@ local function loop(i)
     end
 end
 
+-- Light threads (resty.core.thread) by key, their context's slot, while
+-- they run: ngx.thread.spawn puts its new one here, the core takes its
+-- coroutine and, when it ends, says so (with the error if it failed).
+local threads = {}
+
+local function take_thread(key)
+    return threads[key].co
+end
+
+local function thread_ended(key, err)
+    local t = threads[key]
+    if t then
+        threads[key] = nil
+        t.dead = true
+        if err then
+            t.res = { false, err, n = 2 }
+        end
+    end
+end
+
 local function guard_globals()
     local mt = getmetatable(_G) or {}
     mt.__newindex = function(t, k, v)
@@ -62,5 +82,6 @@ end
 
 return {
     loop = loop, DONE = DONE, handlers = handlers, register = register, unregister = unregister,
-    guard_globals = guard_globals,
+    guard_globals = guard_globals, threads = threads, take_thread = take_thread,
+    thread_ended = thread_ended,
 }

@@ -23,6 +23,7 @@ require "resty.core.shdict"
 require "resty.core.string"
 require "resty.core.hash"
 require "resty.core.base64"
+require "resty.core.thread"
 -- Last: it checks what the others defined.
 require "resty.core.unsupported"
 

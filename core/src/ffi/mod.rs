@@ -19,6 +19,7 @@ pub mod regex;
 pub mod request;
 pub mod shdict;
 pub mod string;
+pub mod thread;
 pub mod time;
 pub mod worker;
 

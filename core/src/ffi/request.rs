@@ -26,8 +26,19 @@ thread_local! {
 fn request(r: u64, f: impl for<'x, 'a> FnOnce(Phase, &mut Run, &'x mut RequestCtx<'a>) -> c_int) -> c_int {
     context::with_request(r, |kind, run, req| match kind {
         Kind::Request(phase) => f(phase, run, req),
+        Kind::Timer => BAD_CONTEXT,
     })
-    .unwrap_or(NO_REQUEST)
+    .unwrap_or_else(|| no_request(r))
+}
+
+/// Why `r` reached no request: a timer has none (the API is disabled
+/// there), anything else names no running request.
+#[cold]
+fn no_request(r: u64) -> c_int {
+    match context::with_active(r, |kind, _| kind) {
+        Some(Kind::Timer) => BAD_CONTEXT,
+        _ => NO_REQUEST,
+    }
 }
 
 /// [`request`] for calls that produce output or end the handler: only
@@ -331,13 +342,17 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
 /// ngx.sleep: registers the wait; the Lua side yields on AGAIN.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
-    responding(r, |run, _| {
+    context::with_active(r, |kind, run| {
+        if !matches!(kind, Kind::Timer) && !matches!(kind, Kind::Request(p) if p.may_respond()) {
+            return BAD_CONTEXT;
+        }
         if !(seconds >= 0.0 && seconds.is_finite()) {
             return DECLINED;
         }
         run.pending = Some(Pending::Sleep(std::time::Duration::from_secs_f64(seconds)));
         AGAIN
     })
+    .unwrap_or(NO_REQUEST)
 }
 
 /// One request header as ffi-headers/request.h's `halo_ffi_header_t`.
@@ -372,8 +387,15 @@ pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
-    request(r, |phase, _, _| phase as c_int)
+    context::with_run(r, |kind, _| match kind {
+        Kind::Request(phase) => phase as c_int,
+        Kind::Timer => TIMER_PHASE,
+    })
+    .unwrap_or(NO_REQUEST)
 }
+
+/// get_phase's number for a timer context ("timer").
+const TIMER_PHASE: c_int = 8;
 
 /// ngx.ctx made a table for the request: the core releases it at the end.
 #[no_mangle]

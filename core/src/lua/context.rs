@@ -1,5 +1,5 @@
-//! Lua contexts: one per run of a handler (and, with later issues, per
-//! timer and light thread), in a per-worker slab. A context's handle is its
+//! Lua contexts: one per run of a handler, per timer run and per light
+//! thread, in a per-worker slab. A context's handle is its
 //! slot and the slot's generation, so it stays valid across the waits of its
 //! run (sleep, flush, read_body) and a handle kept past its context's end
 //! (in a global, in another request) matches nothing: the FFI answers
@@ -54,23 +54,32 @@ impl Phase {
     }
 }
 
-/// What a context is for. Timers and light threads join with the cosocket
-/// issue; each kind decides which API works in it.
+/// What a context is for; each kind decides which API works in it. A
+/// light thread has its parent's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A handler of a request's phase.
     Request(Phase),
+    /// An ngx.timer callback: no request.
+    Timer,
 }
 
 /// An operation a handler registered before yielding (its FFI call
 /// returned AGAIN); whoever drives the run completes it and resumes.
-#[derive(Debug)]
 pub enum Pending {
     Sleep(std::time::Duration),
     /// Send the request's output so far (and end the body if `eof`).
     Flush { eof: bool },
     /// Read the request body (ngx.req.read_body).
     ReadBody,
+    /// Wait for this future (a socket operation, a semaphore): it leaves
+    /// its outcome where the API reads it after the resume.
+    Future(std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>),
+    /// ngx.thread.spawn: run this child context's thread until it first
+    /// waits, then resume the spawner.
+    Spawn(Handle),
+    /// ngx.thread.wait: resume when one of these children has ended.
+    Join(Vec<u64>),
 }
 
 /// One run's own state (the request's is in [`RequestCtx`]).
@@ -92,13 +101,16 @@ pub struct Run {
     pub set_args: Vec<String>,
     /// Where decoded arguments live until the next call.
     pub args_scratch: crate::api::args::Args,
+    /// A timer run: the timer's number and whether it fires early (the
+    /// worker is stopping).
+    pub timer: Option<(u32, bool)>,
 }
 
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
         // Every field named, so a new one cannot be forgotten here.
-        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch } = self;
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer } = self;
         *exit = None;
         *pending = None;
         *exec = None;
@@ -107,6 +119,7 @@ impl Run {
         *arg_eof = false;
         set_args.clear();
         args_scratch.clear();
+        *timer = None;
     }
 }
 
@@ -117,6 +130,16 @@ struct Slot {
     /// The request (a `*mut RequestCtx<'_>`, lifetime erased) while the
     /// context's coroutine runs; null otherwise.
     request: *mut (),
+    /// The context that spawned this one (a light thread's parent), 0 for
+    /// an entry context.
+    parent: u64,
+    /// The entry context of this one's run (itself for an entry context):
+    /// what owns sockets, and what cleanups wait for.
+    root: u64,
+    /// ngx.thread.kill: whoever drives the run drops this thread.
+    killed: bool,
+    /// Run when the context closes (its sockets are closed then).
+    on_close: Vec<Box<dyn FnOnce()>>,
 }
 
 #[derive(Default)]
@@ -141,34 +164,70 @@ impl Handle {
         self.0
     }
 
+    /// The slot number, which names a live context among the live ones
+    /// (Lua's key for a light thread).
+    pub fn key(self) -> u32 {
+        self.0 as u32
+    }
+
     fn slot(raw: u64) -> usize {
         (raw & 0xffff_ffff) as usize
     }
 }
 
-/// Opens a context of `kind` with a cleared [`Run`], which `init` fills.
-/// (A slot's state is reused in place: its buffers keep their room.)
+/// Opens an entry context of `kind` with a cleared [`Run`], which `init`
+/// fills. (A slot's state is reused in place: its buffers keep their room.)
 pub fn open(kind: Kind, init: impl FnOnce(&mut Run)) -> Handle {
     SLAB.with(|s| {
         let mut s = s.borrow_mut();
-        let slot = match s.free.pop() {
-            Some(i) => i,
-            None => {
-                s.slots.push(Slot { generation: 1, kind, run: Run::default(), request: std::ptr::null_mut() });
-                (s.slots.len() - 1) as u32
-            }
-        };
-        let e = &mut s.slots[slot as usize];
-        e.kind = kind;
-        init(&mut e.run);
-        Handle(u64::from(e.generation) << 32 | u64::from(slot))
+        let h = alloc(&mut s, kind, 0, None);
+        init(&mut s.slots[Handle::slot(h.0)].run);
+        h
     })
 }
 
-/// Closes the context: `last` reads what it needs of the state, which is
-/// then cleared; the handle matches nothing from now on.
-pub fn close<R>(h: Handle, last: impl FnOnce(&mut Run) -> R) -> R {
+/// Opens a light thread's context: a child of `parent`, of its kind, in
+/// its run. None if `parent` is not live.
+pub fn open_child(parent: u64) -> Option<Handle> {
     SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let p = s.slots.get(Handle::slot(parent)).filter(|p| parent >> 32 == u64::from(p.generation))?;
+        let (kind, root) = (p.kind, p.root);
+        Some(alloc(&mut s, kind, parent, Some(root)))
+    })
+}
+
+fn alloc(s: &mut Slab, kind: Kind, parent: u64, root: Option<u64>) -> Handle {
+    let slot = match s.free.pop() {
+        Some(i) => i,
+        None => {
+            s.slots.push(Slot {
+                generation: 1,
+                kind,
+                run: Run::default(),
+                request: std::ptr::null_mut(),
+                parent: 0,
+                root: 0,
+                killed: false,
+                on_close: Vec::new(),
+            });
+            (s.slots.len() - 1) as u32
+        }
+    };
+    let e = &mut s.slots[slot as usize];
+    let h = Handle(u64::from(e.generation) << 32 | u64::from(slot));
+    e.kind = kind;
+    e.parent = parent;
+    e.root = root.unwrap_or(h.0);
+    e.killed = false;
+    h
+}
+
+/// Closes the context: `last` reads what it needs of the state, which is
+/// then cleared; the handle matches nothing from now on, and the cleanups
+/// registered with [`on_close`] run.
+pub fn close<R>(h: Handle, last: impl FnOnce(&mut Run) -> R) -> R {
+    let (r, cleanups) = SLAB.with(|s| {
         let mut s = s.borrow_mut();
         let i = Handle::slot(h.0);
         let e = &mut s.slots[i];
@@ -177,15 +236,83 @@ pub fn close<R>(h: Handle, last: impl FnOnce(&mut Run) -> R) -> R {
         e.generation = e.generation.checked_add(1).unwrap_or(1);
         let r = last(&mut e.run);
         e.run.clear();
+        let cleanups = std::mem::take(&mut e.on_close);
         s.free.push(i as u32);
-        r
+        (r, cleanups)
+    });
+    // Outside the slab's borrow: a cleanup may use contexts.
+    for f in cleanups {
+        f();
+    }
+    r
+}
+
+/// Runs `f` when the entry context of `raw`'s run closes (at once if
+/// `raw` names no live context).
+pub fn on_close(raw: u64, f: Box<dyn FnOnce()>) {
+    let f = SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        let root = match s.slots.get(Handle::slot(raw)) {
+            Some(e) if raw >> 32 == u64::from(e.generation) => e.root,
+            _ => return Some(f),
+        };
+        s.slots[Handle::slot(root)].on_close.push(f);
+        None
+    });
+    if let Some(f) = f {
+        f();
+    }
+}
+
+/// The entry context of the run `raw` belongs to (0 if `raw` is not live):
+/// requests and timers own what their threads make.
+pub fn root(raw: u64) -> u64 {
+    SLAB.with(|s| {
+        let s = s.borrow();
+        match s.slots.get(Handle::slot(raw)) {
+            Some(e) if raw >> 32 == u64::from(e.generation) => e.root,
+            _ => 0,
+        }
     })
 }
 
+/// Whether `raw` names a live context.
+pub fn is_live(raw: u64) -> bool {
+    root(raw) != 0
+}
+
+/// ngx.thread.kill: marks `child` for its driver to drop. False unless
+/// `child` is a live thread spawned by `parent`.
+pub fn kill(parent: u64, child: u64) -> bool {
+    SLAB.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.slots.get_mut(Handle::slot(child)) {
+            Some(e) if child >> 32 == u64::from(e.generation) && e.parent == parent && !e.killed => {
+                e.killed = true;
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Whether `child` is a live thread of `parent` (ngx.thread.wait may wait for it).
+pub fn is_child(parent: u64, child: u64) -> bool {
+    SLAB.with(|s| {
+        let s = s.borrow();
+        matches!(s.slots.get(Handle::slot(child)), Some(e) if child >> 32 == u64::from(e.generation) && e.parent == parent)
+    })
+}
+
+/// Whether `h` was killed (ngx.thread.kill).
+pub fn is_killed(h: Handle) -> bool {
+    SLAB.with(|s| s.borrow().slots[Handle::slot(h.0)].killed)
+}
+
 /// Runs `f` (which resumes the context's coroutine) with `h` current and
-/// `req` lent to the FFI calls it makes.
-pub fn enter<R>(h: Handle, req: &mut RequestCtx<'_>, f: impl FnOnce() -> R) -> R {
-    let ptr = (req as *mut RequestCtx<'_>).cast::<()>();
+/// `req` (none for a timer) lent to the FFI calls it makes.
+pub fn enter<R>(h: Handle, req: Option<&mut RequestCtx<'_>>, f: impl FnOnce() -> R) -> R {
+    let ptr = req.map_or(std::ptr::null_mut(), |req| (req as *mut RequestCtx<'_>).cast::<()>());
     let prev = SLAB.with(|s| {
         let mut s = s.borrow_mut();
         let e = &mut s.slots[Handle::slot(h.0)];
@@ -210,6 +337,15 @@ pub fn with_run<R>(raw: u64, f: impl FnOnce(Kind, &mut Run) -> R) -> Option<R> {
         let e = s.slots.get_mut(Handle::slot(raw))?;
         (raw >> 32 == u64::from(e.generation)).then(|| f(e.kind, &mut e.run))
     })
+}
+
+/// The state of the context running now, if `raw` names it: for the APIs
+/// that wait or spawn, which work with or without a request.
+pub fn with_active<R>(raw: u64, f: impl FnOnce(Kind, &mut Run) -> R) -> Option<R> {
+    if raw == 0 || raw != current() {
+        return None;
+    }
+    with_run(raw, f)
 }
 
 /// The context's state and its request, if `raw` names a live context whose

@@ -15,13 +15,11 @@ use std::os::raw::c_int;
 
 use mlua::{Function, Lua, RegistryKey, Table, Thread};
 
-use super::resume::{resume, Resumed};
-
-use super::context::{self, Kind, Pending, Phase, Run};
+use super::context::{self, Kind, Phase, Run};
+use super::sched::{Ended, Task};
 use crate::conf::{Config, LuaCode, LuaSource};
 use crate::log::Level;
 use crate::request::{Body, RequestCtx, Response};
-use crate::rt;
 
 /// The client connection, as handlers reach it while they run: the request
 /// body (ngx.req.read_body) and, for a content handler, ngx.flush and
@@ -68,7 +66,11 @@ pub struct LuaHandlers {
     /// halo.runner's loop, which pooled coroutines run, and the value it
     /// yields when a handler has returned.
     loop_fn: Function,
-    done: RegistryKey,
+    pub(super) done: RegistryKey,
+    /// halo.runner's light-thread hooks: the coroutine ngx.thread.spawn made
+    /// for a context, and the news that a thread ended.
+    pub(super) take_thread: Function,
+    pub(super) thread_ended: Function,
     register: Function,
     unregister: Function,
     /// halo.runner's handlers by number.
@@ -94,6 +96,8 @@ impl LuaHandlers {
             code_cache: cfg.http.lua_code_cache,
             loop_fn: runner.get("loop")?,
             done: vm.create_registry_value(runner.get::<Table>("DONE")?)?,
+            take_thread: runner.get("take_thread")?,
+            thread_ended: runner.get("thread_ended")?,
             register: runner.get("register")?,
             unregister: runner.get("unregister")?,
             handlers: runner.get("handlers")?,
@@ -171,7 +175,7 @@ impl LuaHandlers {
     }
 
     /// A coroutine whose handler returned goes back to the pool.
-    fn park(&self, co: Thread) {
+    pub(super) fn park(&self, co: Thread) {
         let mut pool = self.pool.borrow_mut();
         if pool.len() < POOL_MAX {
             pool.push(co);
@@ -247,7 +251,7 @@ impl LuaHandlers {
         };
         let cx = context::open(Kind::Request(Phase::Set), |r| r.set_args = args);
         // Called, not resumed: it cannot wait, and its first result is the value.
-        let res = match context::enter(cx, ctx, || f.call::<mlua::Value>(())) {
+        let res = match context::enter(cx, Some(ctx), || f.call::<mlua::Value>(())) {
             Ok(mlua::Value::Nil) => Ok(String::new()),
             Ok(v) => v.to_string().map_err(error_text),
             Err(e) => Err(error_text(e)),
@@ -268,8 +272,9 @@ impl LuaHandlers {
         phase: Phase,
         init: impl FnOnce(&mut Run),
         last: impl FnOnce(&mut Run) -> R,
-        mut stream: Option<&mut impl Stream>,
+        stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, R) {
+        let mut stream = stream;
         let cx = context::open(Kind::Request(phase), init);
         let (h, co) = match self.handler(code).and_then(|h| Ok((h, self.coroutine()?))) {
             Ok(started) => started,
@@ -278,49 +283,13 @@ impl LuaHandlers {
                 return (Err(()), context::close(cx, last));
             }
         };
-        // The first resume hands the loop its handler; later ones end a wait.
-        let mut handler = Some(h);
-        let done = self.done.id();
-        let outcome = loop {
-            // SAFETY: `co` is a coroutine of this VM, new or parked in a yield
-            // (pooled coroutines are only ever parked there), used by nothing
-            // else; `done` is a registry value of this VM, kept by `self`.
-            let res = context::enter(cx, ctx, || unsafe { resume(co.state(), handler.take(), done) });
-            match res {
-                // The coroutine is dead: it is not reused.
-                Resumed::Failed(e) => break Err(e),
-                Resumed::Done => {
-                    self.park(co);
-                    break Ok(());
-                }
-                Resumed::Yielded => {
-                    let (pending, stops) = context::with_run(cx.raw(), |_, r| (r.pending.take(), r.exit.is_some() || r.exec.is_some())).unwrap_or((None, true));
-                    match pending {
-                        Some(Pending::Sleep(d)) => rt::sleep_until(rt::now() + d).await,
-                        Some(Pending::ReadBody) => {
-                            if let Some(s) = stream.as_deref_mut() {
-                                if let Err(status) = s.read_body(ctx).await {
-                                    // As lua-nginx-module: the request ends with
-                                    // the error's status; the handler stops.
-                                    context::with_run(cx.raw(), |_, r| r.exit = Some(c_int::from(status)));
-                                    break Ok(());
-                                }
-                            }
-                        }
-                        Some(Pending::Flush { eof }) => {
-                            if let Some(s) = stream.as_deref_mut() {
-                                if !s.flush(ctx, eof).await {
-                                    // The client is gone: later output is dropped.
-                                    ctx.resp.eof = true;
-                                }
-                            }
-                        }
-                        // ngx.exit / ngx.exec: the handler stops where it is, and
-                        // its coroutine with it.
-                        None if stops => break Ok(()),
-                        None => break Err(format!("attempt to yield from {} without an operation to wait for", phase.directive())),
-                    }
-                }
+        let ended = self.drive(Some(&mut *ctx), Task::entry(cx, co, h), stream.as_deref_mut(), phase.directive()).await;
+        let outcome = match ended {
+            Ended::Ok => Ok(()),
+            Ended::Failed(e) => Err(e),
+            Ended::Status(status) => {
+                context::with_run(cx.raw(), |_, r| r.exit = Some(c_int::from(status)));
+                Ok(())
             }
         };
         let end = context::close(cx, last);

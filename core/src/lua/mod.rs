@@ -8,6 +8,7 @@ pub mod context;
 pub mod handler;
 pub mod lualib;
 mod resume;
+mod sched;
 pub mod vm;
 
 /// mlua, re-exported so users of this module (and tests) use the same version.

@@ -14,6 +14,8 @@ pub enum Resumed {
     Done,
     /// The coroutine yielded for something else (an API's wait, ngx.exit).
     Yielded,
+    /// The coroutine's function returned (a light thread's end): it is dead.
+    Returned,
     /// The handler raised an error (message and traceback); the coroutine is dead.
     Failed(String),
 }
@@ -51,10 +53,10 @@ pub unsafe fn resume(co: *mut ffi::lua_State, arg: Option<c_int>, done: c_int) -
                     Resumed::Yielded
                 }
             }
-            // The loop never returns: only an error ends it.
+            // halo.runner's loop never returns; a light thread's body does.
             ffi::LUA_OK => {
                 ffi::lua_settop(co, 0);
-                Resumed::Failed("the handler loop returned".into())
+                Resumed::Returned
             }
             _ => {
                 let msg = error_message(co);

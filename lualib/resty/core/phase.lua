@@ -12,7 +12,7 @@ local get_request = C.halo_ffi_request_current
 local c_get_phase = C.halo_ffi_request_get_phase
 local error = error
 
-local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set" }
+local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set", "timer" }
 
 local _M = {}
 
@@ -35,9 +35,13 @@ function _M.request(level)
     return r
 end
 
--- "API disabled in the context of log_by_lua*", for request r.
+-- "API disabled in the context of log_by_lua*", for request r (in a
+-- timer: "... of ngx.timer").
 function _M.disabled(r)
     local name = names[c_get_phase(r)] or "unknown"
+    if name == "timer" then
+        return "API disabled in the context of ngx.timer"
+    end
     return "API disabled in the context of " .. name .. "_by_lua*"
 end
 
