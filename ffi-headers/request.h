@@ -14,8 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The running handler's request, or 0 outside a request. */
+/* The running handler's request, or 0 outside a request (in a timer too). */
 uint64_t halo_ffi_request_current(void);
+
+/* The running context, with or without a request (a timer's), or 0
+   outside any: for the APIs that work in timers (sleep, threads, sockets). */
+uint64_t halo_ffi_request_context(void);
 
 /* The running handler's phase: 1 rewrite, 2 access, 3 content, 4 log,
    5 header_filter, 6 body_filter, 7 set. Output, exit and sleep work in rewrite,

@@ -24,6 +24,7 @@ require "resty.core.string"
 require "resty.core.hash"
 require "resty.core.base64"
 require "resty.core.thread"
+require "resty.core.timer"
 -- Last: it checks what the others defined.
 require "resty.core.unsupported"
 

@@ -181,6 +181,8 @@ static SPECS: &[Spec] = &[
     spec("lua_regex_match_limit", HTTP, false, Exactly(1)),
     spec("lua_regex_cache_max_entries", HTTP, false, Exactly(1)),
     spec("lua_shared_dict", HTTP, false, Exactly(2)),
+    spec("lua_max_pending_timers", HTTP, false, Exactly(1)),
+    spec("lua_max_running_timers", HTTP, false, Exactly(1)),
     spec("lua_jit_log", HTTP, false, Range(1, 2)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
     spec("access_by_lua_no_postpone", HTTP, false, Exactly(1)),
@@ -490,6 +492,8 @@ struct Builder<'a> {
     lua_code_cache: Option<bool>,
     lua_regex_match_limit: Option<u32>,
     lua_regex_cache_max_entries: Option<usize>,
+    lua_max_pending_timers: Option<usize>,
+    lua_max_running_timers: Option<usize>,
     lua_shared_dicts: Vec<(String, u64)>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
@@ -517,6 +521,8 @@ impl<'a> Builder<'a> {
             lua_code_cache: None,
             lua_regex_match_limit: None,
             lua_regex_cache_max_entries: None,
+            lua_max_pending_timers: None,
+            lua_max_running_timers: None,
             lua_shared_dicts: Vec::new(),
             lua_jit_log: None,
             init_by_lua: None,
@@ -682,6 +688,14 @@ impl<'a> Builder<'a> {
                 "lua_regex_cache_max_entries" => {
                     let n = number(c)?;
                     set_once(c, &mut self.lua_regex_cache_max_entries, n)?
+                }
+                "lua_max_pending_timers" => {
+                    let n = number(c)?;
+                    set_once(c, &mut self.lua_max_pending_timers, n)?
+                }
+                "lua_max_running_timers" => {
+                    let n = number(c)?;
+                    set_once(c, &mut self.lua_max_running_timers, n)?
                 }
                 "lua_jit_log" => {
                     let v = c.args.get(1).map_or("events", String::as_str);
@@ -1264,6 +1278,8 @@ impl<'a> Builder<'a> {
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
             lua_regex_match_limit: self.lua_regex_match_limit.unwrap_or(0),
             lua_regex_cache_max_entries: self.lua_regex_cache_max_entries.unwrap_or(1024),
+            lua_max_pending_timers: self.lua_max_pending_timers.unwrap_or(1024),
+            lua_max_running_timers: self.lua_max_running_timers.unwrap_or(256),
             lua_shared_dicts: std::mem::take(&mut self.lua_shared_dicts),
             lua_jit_log: self.lua_jit_log.take(),
             init_by_lua: self.init_by_lua.take(),

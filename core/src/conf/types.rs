@@ -57,6 +57,11 @@ pub struct Http {
     pub lua_regex_match_limit: u32,
     /// `lua_regex_cache_max_entries N`: compiled regexes cached per worker.
     pub lua_regex_cache_max_entries: usize,
+    /// `lua_max_pending_timers N` (1024): ngx.timer.at's limit of timers
+    /// not yet expired.
+    pub lua_max_pending_timers: usize,
+    /// `lua_max_running_timers N` (256): timer callbacks running at once.
+    pub lua_max_running_timers: usize,
     /// `lua_shared_dict NAME SIZE`, in order: the zones (sizes in bytes).
     pub lua_shared_dicts: Vec<(String, u64)>,
     /// `lua_jit_log DIR [events|verbose|dump]`: capture JIT events.

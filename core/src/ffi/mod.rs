@@ -20,6 +20,7 @@ pub mod request;
 pub mod shdict;
 pub mod string;
 pub mod thread;
+pub mod timer;
 pub mod time;
 pub mod worker;
 

@@ -142,6 +142,11 @@ unsafe fn lend_kept(v: Vec<u8>, data: *mut *const u8, len: *mut usize) -> c_int 
 
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_current() -> u64 {
+    context::current_request()
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_context() -> u64 {
     context::current()
 }
 

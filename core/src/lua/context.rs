@@ -152,6 +152,8 @@ thread_local! {
     static SLAB: RefCell<Slab> = RefCell::new(Slab::default());
     /// The handle of the context whose coroutine runs now (0: none).
     static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// The same when that context has a request lent (0 in a timer).
+    static CURRENT_REQUEST: Cell<u64> = const { Cell::new(0) };
 }
 
 /// A context's name: slot (low 32 bits) and generation (high 32, never 0).
@@ -319,8 +321,10 @@ pub fn enter<R>(h: Handle, req: Option<&mut RequestCtx<'_>>, f: impl FnOnce() ->
         std::mem::replace(&mut e.request, ptr)
     });
     let prev_current = CURRENT.with(|c| c.replace(h.0));
+    let prev_request = CURRENT_REQUEST.with(|c| c.replace(if ptr.is_null() { 0 } else { h.0 }));
     let r = f();
     CURRENT.with(|c| c.set(prev_current));
+    CURRENT_REQUEST.with(|c| c.set(prev_request));
     SLAB.with(|s| s.borrow_mut().slots[Handle::slot(h.0)].request = prev);
     r
 }
@@ -328,6 +332,12 @@ pub fn enter<R>(h: Handle, req: Option<&mut RequestCtx<'_>>, f: impl FnOnce() ->
 /// The handle of the context running now, 0 outside one.
 pub fn current() -> u64 {
     CURRENT.with(Cell::get)
+}
+
+/// The handle of the context running now if it has a request (0 in a
+/// timer or outside any context).
+pub fn current_request() -> u64 {
+    CURRENT_REQUEST.with(Cell::get)
 }
 
 /// The context's state, if `raw` names a live context.

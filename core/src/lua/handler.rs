@@ -80,6 +80,10 @@ pub struct LuaHandlers {
     pool: RefCell<Vec<Thread>>,
     /// resty.core.ctx's release(id): drops a finished request's ngx.ctx.
     release_ctx: Function,
+    /// resty.core.timer: the handler that calls a timer's callback (its
+    /// number in halo.runner), and forget(id) for a timer that never runs.
+    timer_dispatch: c_int,
+    timer_forget: Function,
 }
 
 impl LuaHandlers {
@@ -91,7 +95,11 @@ impl LuaHandlers {
         let require: Function = vm.globals().get("require")?;
         let release_ctx = require.call::<Table>("resty.core.ctx")?.get("release")?;
         let runner = require.call::<Table>("halo.runner")?;
+        let timers = require.call::<Table>("resty.core.timer")?;
+        let timer_dispatch = runner.get::<Function>("register")?.call::<c_int>(timers.get::<Function>("dispatch")?)?;
         Ok(LuaHandlers {
+            timer_dispatch,
+            timer_forget: timers.get("forget")?,
             cache: RefCell::new(HashMap::default()),
             code_cache: cfg.http.lua_code_cache,
             loop_fn: runner.get("loop")?,
@@ -164,6 +172,33 @@ impl LuaHandlers {
         let res = self.function(h)?.call::<()>(()).map_err(|e| format!("{what} error: {}", error_text(e)));
         self.release(h);
         res
+    }
+
+    /// Runs timer `id`'s callback (resty.core.timer keeps it) in a timer
+    /// context, with its light threads, to its end. Errors are logged.
+    pub async fn run_timer(&self, id: u32, premature: bool) {
+        let cx = context::open(Kind::Timer, |r| r.timer = Some((id, premature)));
+        let co = match self.coroutine() {
+            Ok(co) => co,
+            Err(e) => {
+                crate::error_log!(Level::Error, None, "failed to run a timer: {e}");
+                self.timer_forget(id);
+                return context::close(cx, |_| ());
+            }
+        };
+        let ended = self.drive(None, Task::entry(cx, co, self.timer_dispatch), None::<&mut Buffered>, "ngx.timer").await;
+        if let Ended::Failed(e) = ended {
+            crate::error_log!(Level::Error, None, "lua entry thread aborted: runtime error: {e}");
+            // A failed every-timer is not stopped by its error (as nginx).
+        }
+        context::close(cx, |_| ());
+    }
+
+    /// Timer `id` will not run: its callback is dropped.
+    pub fn timer_forget(&self, id: u32) {
+        if let Err(e) = self.timer_forget.call::<()>(id) {
+            crate::error_log!(Level::Alert, None, "dropping a timer failed: {e}");
+        }
     }
 
     /// A coroutine parked in halo.runner's loop: a pooled one, or a new one.

@@ -9,6 +9,7 @@ pub mod handler;
 pub mod lualib;
 mod resume;
 mod sched;
+pub mod timer;
 pub mod vm;
 
 /// mlua, re-exported so users of this module (and tests) use the same version.

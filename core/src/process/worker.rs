@@ -15,6 +15,7 @@ use crate::conf::Config;
 use crate::log::access::AccessLogs;
 use crate::log::Level;
 use crate::lua::handler::LuaHandlers;
+use crate::lua::timer::{self, Timer};
 use crate::server::Worker;
 use crate::rt::{self, ops, Notify};
 use crate::server::select::ServerIndex;
@@ -37,12 +38,6 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
     if let Err(e) = crate::jit::capture::worker_start(lua.vm()) {
         crate::error_log!(Level::Error, None, "{e}");
     }
-    if let Some(code) = &cfg.http.init_worker_by_lua {
-        if let Err(e) = lua.run_init(code, "init_worker_by_lua") {
-            crate::error_log!(Level::Error, None, "{e}");
-        }
-    }
-    lua.guard_globals();
     let w = Rc::new(Worker {
         lua: Some(lua),
         servers: ServerIndex::new(&cfg.http.servers),
@@ -57,6 +52,16 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         next_request: Cell::new(0),
         access_logs: RefCell::new(AccessLogs::default()),
     });
+    // Before init_worker_by_lua, which may start timers.
+    timer::set_spawner(Box::new(spawn_timer(Rc::downgrade(&w))), w.cfg.http.lua_max_pending_timers, w.cfg.http.lua_max_running_timers);
+    if let Some(lua) = &w.lua {
+        if let Some(code) = &w.cfg.http.init_worker_by_lua {
+            if let Err(e) = lua.run_init(code, "init_worker_by_lua") {
+                crate::error_log!(Level::Error, None, "{e}");
+            }
+        }
+        lua.guard_globals();
+    }
     let entries = (w.cfg.worker_connections.clamp(64, 4096) as u32).next_power_of_two();
     let main = {
         let w = w.clone();
@@ -69,7 +74,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
     };
     let done = {
         let w = w.clone();
-        move || w.exit_now.get() || (w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0)
+        move || w.exit_now.get() || (w.shutdown.is_set() && w.conns.get() == 0 && w.accepting.get() == 0 && timer::active() == 0)
     };
     match rt::run(entries, main, crate::log::time::update, done) {
         Ok(()) => {
@@ -91,6 +96,20 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
             crate::error_log!(Level::Emerg, None, "{e}");
             2
         }
+    }
+}
+
+/// The worker's timer spawner: each timer is a task of the worker's loop.
+fn spawn_timer(w: std::rc::Weak<Worker>) -> impl Fn(Timer) {
+    move |t| {
+        let w = w.clone();
+        rt::spawn(async move {
+            if let Some(w) = w.upgrade() {
+                if let Some(lua) = &w.lua {
+                    timer::run(lua, t, &w.shutdown).await;
+                }
+            }
+        });
     }
 }
 
@@ -163,10 +182,12 @@ async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
         match signo {
             libc::SIGQUIT => {
                 crate::error_log!(Level::Notice, None, "gracefully shutting down");
+                timer::set_exiting();
                 w.shutdown.set();
             }
             libc::SIGTERM | libc::SIGINT => {
                 crate::error_log!(Level::Notice, None, "exiting");
+                timer::set_exiting();
                 w.exit_now.set(true);
                 w.shutdown.set();
             }

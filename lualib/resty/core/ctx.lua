@@ -3,6 +3,7 @@
 -- and released by the core when the request ends (told by keep_ctx).
 
 local base = require "resty.core.base"
+local no_request = require("resty.core.phase").no_request
 local ffi = require "ffi"
 
 base.cdef "request"
@@ -25,7 +26,7 @@ mt.__index = function(t, key)
     if key == "ctx" then
         local r = get_request()
         if r == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         local id = c_request_id(r)
         local c = ctxs[id]
@@ -43,7 +44,7 @@ mt.__newindex = function(t, key, value)
     if key == "ctx" then
         local r = get_request()
         if r == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         if type(value) ~= "table" then
             error("ctx should be a table while getting a " .. type(value), 2)

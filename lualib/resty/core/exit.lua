@@ -20,6 +20,7 @@ local tostring = tostring
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local disabled = require("resty.core.phase").disabled
 local request = require("resty.core.phase").request
+local context = require("resty.core.phase").context
 local type = type
 local error = error
 -- Yields to the core through any user coroutines (resty.core.coroutine).
@@ -107,7 +108,7 @@ function ngx.sleep(seconds)
     if type(seconds) ~= "number" then
         error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ")", 2)
     end
-    local r = request(3)
+    local r = context(3)
     local rc = c_sleep(r, seconds)
     if rc == FFI_AGAIN then
         return co_yield()

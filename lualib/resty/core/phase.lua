@@ -9,6 +9,7 @@ base.cdef "request"
 
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
+local get_context = C.halo_ffi_request_context
 local c_get_phase = C.halo_ffi_request_get_phase
 local error = error
 
@@ -16,19 +17,43 @@ local names = { "rewrite", "access", "content", "log", "header_filter", "body_fi
 
 local _M = {}
 
--- The running handler's phase; "init" outside a request (module loading).
+-- The running handler's phase ("timer" in a timer); "init" outside any
+-- (module loading).
 function ngx.get_phase()
-    local r = get_request()
+    local r = get_context()
     if r == 0 then
         return "init"
     end
     return names[c_get_phase(r)] or "unknown"
 end
 
--- The running handler's request handle; outside a request, raises "no
--- request found" at `level` (counted from this function, as error() does).
+-- Raises what a request API says without a request, at `level` (counted
+-- from the caller of this function, as error() counts): "API disabled in
+-- the context of ngx.timer" in a timer, else "no request found".
+local function no_request(level)
+    local r = get_context()
+    if r ~= 0 then
+        error(_M.disabled(r), level + 1)
+    end
+    error("no request found", level + 1)
+end
+_M.no_request = no_request
+
+-- The running handler's request handle; without one, raises as
+-- no_request at `level` (counted from this function, as error() does).
 function _M.request(level)
     local r = get_request()
+    if r == 0 then
+        no_request(level)
+    end
+    return r
+end
+
+-- The running context's handle (a request's handler, a timer, a light
+-- thread), for the APIs that work in all of them (sleep, threads,
+-- sockets); raises "no request found" at `level` outside any.
+function _M.context(level)
+    local r = get_context()
     if r == 0 then
         error("no request found", level)
     end

@@ -1,6 +1,7 @@
 -- resty.core.request: ngx.req.* over ffi-headers/request.h.
 
 local base = require "resty.core.base"
+local no_request = require("resty.core.phase").no_request
 local ffi = require "ffi"
 
 base.cdef "request"
@@ -51,7 +52,7 @@ ngx.req = ngx.req or {}
 
 function ngx.req.get_method()
     if c_get_method(request(3), data_out, len_out) ~= FFI_OK then
-        error("no request found", 2)
+        no_request(2)
     end
     return ffi_str(data_out[0], len_out[0])
 end

@@ -2,6 +2,7 @@
 -- ngx.status, over ffi-headers/request.h.
 
 local base = require "resty.core.base"
+local no_request = require("resty.core.phase").no_request
 local ffi = require "ffi"
 
 base.cdef "request"
@@ -46,7 +47,7 @@ local function set_header(_, name, value)
     end
     local r = get_request()
     if r == 0 then
-        error("no request found", 2)
+        no_request(2)
     end
     -- ngx.header.content_type means Content-Type: the core turns '_' into
     -- '-' (string.gsub would not be JIT-compiled).
@@ -80,7 +81,7 @@ local function add_resp_header(name, value)
     end
     local r = get_request()
     if r == 0 then
-        error("no request found", 3)
+        no_request(3)
     end
     local vt = type(value)
     if vt == "table" then
@@ -105,7 +106,7 @@ local function get_header(_, name)
     end
     local r = get_request()
     if r == 0 then
-        error("no request found", 2)
+        no_request(2)
     end
     if c_get_resp_header(r, name, #name, value_out, len_out) == FFI_OK then
         return ffi_str(value_out[0], len_out[0])
@@ -125,21 +126,21 @@ mt.__index = function(t, key)
     if key == "headers_sent" then
         local r = get_request()
         if r == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         return c_headers_sent(r) == 1
     end
     if key == "status" then
         local r = get_request()
         if r == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         return c_get_status(r)
     end
     if key == "is_subrequest" then
         -- halo has no subrequests (yet): a field, false in a request.
         if get_request() == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         return false
     end
@@ -150,7 +151,7 @@ mt.__newindex = function(t, key, value)
     if key == "status" then
         local r = get_request()
         if r == 0 then
-            error("no request found", 2)
+            no_request(2)
         end
         if type(value) ~= "number" then
             error("bad argument to 'ngx.status' (number expected, got " .. type(value) .. ")", 2)

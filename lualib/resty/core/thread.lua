@@ -18,7 +18,7 @@ local FFI_AGAIN = base.FFI_AGAIN
 local FFI_DONE = base.FFI_DONE
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local phase = require "resty.core.phase"
-local request = phase.request
+local context = phase.context
 local disabled = phase.disabled
 local co_yield = require("resty.core.coroutine").api_yield
 local threads = require("halo.runner").threads
@@ -48,7 +48,7 @@ local function spawn(f, ...)
     if type(f) ~= "function" then
         error("bad argument #1 to 'spawn' (function expected, got " .. type(f) .. ")", 2)
     end
-    local r = request(3)
+    local r = context(3)
     local rc = c_spawn(r, out)
     if rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
@@ -89,7 +89,7 @@ local function wait(...)
     if n == 0 then
         error("at least one coroutine should be specified", 2)
     end
-    local r = request(3)
+    local r = context(3)
     while true do
         for i = 1, n do
             local t = thread_of(select(i, ...), i, "wait")
@@ -124,7 +124,7 @@ end
 
 local function kill(co)
     local t = thread_of(co, 1, "kill")
-    local r = request(3)
+    local r = context(3)
     if t.dead then
         return nil, "already waited or killed"
     end

@@ -1,6 +1,7 @@
 -- resty.core.var: ngx.var.NAME, read and written, over ffi-headers/request.h.
 
 local base = require "resty.core.base"
+local no_request = require("resty.core.phase").no_request
 local ffi = require "ffi"
 
 base.cdef "request"
@@ -30,7 +31,7 @@ local function get(_, name)
     end
     local r = get_request()
     if r == 0 then
-        error("no request found", 2)
+        no_request(2)
     end
     if c_get_var(r, name, #name, value_out, len_out) == FFI_OK then
         return ffi_str(value_out[0], len_out[0])
@@ -44,7 +45,7 @@ local function set(_, name, value)
     end
     local r = get_request()
     if r == 0 then
-        error("no request found", 2)
+        no_request(2)
     end
     if value == nil then
         value = ""
