@@ -8,7 +8,7 @@
 //! writes the error and access logs. docs/architecture.md has the whole
 //! picture. `lua` and `ffi` are the Lua layer (`api` holds the utility
 //! API's semantics they wrap), `shdict` the zones of `lua_shared_dict`
-//! that all processes share; `jit` captures and
+//! that all processes share, `cosocket` the client sockets Lua opens; `jit` captures and
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
@@ -21,6 +21,7 @@ pub mod server;
 pub mod log;
 pub mod lua;
 pub mod shdict;
+pub mod cosocket;
 pub mod api;
 pub mod ffi;
 pub mod jit;

@@ -18,6 +18,7 @@ pub mod log;
 pub mod regex;
 pub mod request;
 pub mod shdict;
+pub mod socket;
 pub mod string;
 pub mod thread;
 pub mod timer;

@@ -278,6 +278,19 @@ pub fn root(raw: u64) -> u64 {
     })
 }
 
+/// The kind and the entry context of the context running now, if `raw`
+/// names it.
+pub fn active_root(raw: u64) -> Option<(Kind, u64)> {
+    if raw == 0 || raw != current() {
+        return None;
+    }
+    SLAB.with(|s| {
+        let s = s.borrow();
+        let e = s.slots.get(Handle::slot(raw))?;
+        (raw >> 32 == u64::from(e.generation)).then_some((e.kind, e.root))
+    })
+}
+
 /// Whether `raw` names a live context.
 pub fn is_live(raw: u64) -> bool {
     root(raw) != 0

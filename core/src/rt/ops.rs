@@ -319,3 +319,75 @@ impl Drop for RecvMulti {
         });
     }
 }
+
+/// A socket address in the form connect(2) takes, owned by the operation.
+pub struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    /// An IPv4 or IPv6 address.
+    pub fn inet(addr: std::net::SocketAddr) -> RawAddr {
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            std::net::SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(a) => {
+                // SAFETY: as above.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        RawAddr { storage, len: len as libc::socklen_t }
+    }
+
+    /// A unix-domain socket path; None when it does not fit sun_path.
+    pub fn unix(path: &[u8]) -> Option<RawAddr> {
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_un.
+        let sun = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_un) };
+        if path.is_empty() || path.len() >= sun.sun_path.len() || path.contains(&0) {
+            return None;
+        }
+        sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &s) in sun.sun_path.iter_mut().zip(path) {
+            *d = s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+        Some(RawAddr { storage, len: len as libc::socklen_t })
+    }
+
+    /// The address family (AF_INET, AF_INET6, AF_UNIX).
+    pub fn family(&self) -> i32 {
+        i32::from(self.storage.ss_family)
+    }
+}
+
+/// connect(2) of `fd` to `addr`: 0 or -errno.
+pub async fn connect(fd: RawFd, addr: RawAddr) -> i32 {
+    let addr = Box::new(addr);
+    // The address lives in the box the Op owns (and parks on drop) until
+    // the completion.
+    let entry = opcode::Connect::new(types::Fd(fd), &addr.storage as *const _ as *const libc::sockaddr, addr.len).build();
+    Op::submit(entry, addr).await.0
+}
+
+/// Waits until `fd` is readable or its peer hung up (poll(2) with
+/// POLLIN|POLLRDHUP): the revents, or -errno.
+pub async fn poll_readable(fd: RawFd) -> i32 {
+    let entry = opcode::PollAdd::new(types::Fd(fd), (libc::POLLIN | libc::POLLRDHUP) as u32).build();
+    Op::submit(entry, ()).await.0
+}

@@ -1,0 +1,633 @@
+//! Cosockets: the TCP client sockets Lua code opens with ngx.socket.tcp,
+//! on the worker's io_uring. Each socket lives in a per-worker slab, named
+//! by slot and generation, and belongs to the run that made it (a request
+//! or a timer, threads included): another run gets "bad request", and the
+//! owner's end closes what is left open.
+//!
+//! Every operation is synchronous when it can be (data already buffered,
+//! a pooled connection to reuse) and otherwise returns a future for the
+//! caller to wait on: the future does the I/O and leaves its outcome in the
+//! socket, where the same call, made again after the wait, finds it. So
+//! the Lua side is one loop: call; on AGAIN, yield; call again.
+
+pub mod pool;
+mod read;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::rt::{self, ops};
+
+pub use read::Pattern;
+
+/// What a socket operation that may wait comes to.
+pub enum Step<T> {
+    /// Done now.
+    Ready(T),
+    /// Wait for this future, then make the same call again.
+    Wait(Pin<Box<dyn Future<Output = ()>>>),
+}
+
+/// The `lua_socket_*` settings of the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub connect_timeout: Duration,
+    pub send_timeout: Duration,
+    pub read_timeout: Duration,
+    /// lua_socket_buffer_size: the most one receive reads at once.
+    pub buffer_size: usize,
+    /// lua_socket_pool_size: idle connections kept per pool.
+    pub pool_size: usize,
+    /// lua_socket_keepalive_timeout: how long an idle connection is kept
+    /// (zero: until the peer closes it).
+    pub keepalive_timeout: Duration,
+    /// lua_socket_log_errors: failures are also logged.
+    pub log_errors: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            connect_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            buffer_size: 4096,
+            pool_size: 30,
+            keepalive_timeout: Duration::from_secs(60),
+            log_errors: true,
+        }
+    }
+}
+
+/// Where to connect.
+pub enum Target<'a> {
+    /// A host name or address and a port.
+    Inet(&'a str, u16),
+    /// A unix-domain socket path.
+    Unix(&'a [u8]),
+}
+
+/// Why an operation failed, in OpenResty's words ("timeout", "closed",
+/// "connection refused", ...).
+pub type Error = std::borrow::Cow<'static, str>;
+
+struct Sock {
+    generation: u32,
+    /// The entry context of the run that made the socket.
+    owner: u64,
+    fd: Option<RawFd>,
+    /// Received bytes; the unread ones are `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// A buffer for the next receive, kept between receives.
+    spare: Vec<u8>,
+    /// The peer closed its side (no more bytes will come).
+    eof: bool,
+    connect_timeout: Duration,
+    send_timeout: Duration,
+    read_timeout: Duration,
+    /// How many times the connection was reused from a pool.
+    reused: u32,
+    /// The pool the connection belongs to ("host:port", the unix path or
+    /// the `pool` option).
+    key: String,
+    /// The peer, for the error log.
+    peer: String,
+    /// What the last wait left, for the context that waited: taken by the
+    /// same call made again after the wait.
+    outcome: Option<Outcome>,
+    /// The context waiting for an operation of each direction (0: none).
+    reading: u64,
+    writing: u64,
+    /// receiveuntil with a size: the pattern was reached (and consumed);
+    /// the next call of the iterator says so and starts afresh.
+    until_done: bool,
+    /// Where a line without its CRs is built (`*l`).
+    line: Vec<u8>,
+}
+
+/// The end of a wait.
+struct Outcome {
+    /// The context that waited.
+    cx: u64,
+    op: Op,
+    result: Result<(), Error>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Connect,
+    Send,
+    Read,
+}
+
+impl Sock {
+    /// The outcome `cx` waited for, if this call is its second half.
+    fn take_outcome(&mut self, cx: u64, op: Op) -> Option<Result<(), Error>> {
+        match &self.outcome {
+            Some(o) if o.cx == cx && o.op == op => self.outcome.take().map(|o| o.result),
+            _ => None,
+        }
+    }
+}
+
+/// Clears a direction's waiter when its future ends, however it ends (a
+/// killed thread drops its wait).
+struct Waiting {
+    h: u64,
+    op: Op,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        SOCKETS.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if let Some(sock) = s.slab.get_mut((self.h & 0xffff_ffff) as usize) {
+                    if u64::from(sock.generation) == self.h >> 32 {
+                        match self.op {
+                            Op::Read => sock.reading = 0,
+                            Op::Send | Op::Connect => sock.writing = 0,
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+struct Sockets {
+    slab: Slab<Sock>,
+    next_generation: u32,
+    settings: Settings,
+}
+
+thread_local! {
+    static SOCKETS: RefCell<Sockets> = RefCell::new(Sockets { slab: Slab::new(), next_generation: 1, settings: Settings::default() });
+}
+
+/// The worker's settings, from its config.
+pub fn configure(settings: Settings) {
+    SOCKETS.with(|s| s.borrow_mut().settings = settings);
+}
+
+/// The worker's settings.
+pub fn settings() -> Settings {
+    SOCKETS.with(|s| s.borrow().settings)
+}
+
+/// A socket's handle: slot (low 32 bits) and generation.
+fn handle(slot: usize, generation: u32) -> u64 {
+    u64::from(generation) << 32 | slot as u64
+}
+
+/// Why a call reached no socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad {
+    /// The handle names no live socket (closed by its owner's end).
+    Gone,
+    /// The socket belongs to another request or timer.
+    Foreign,
+}
+
+fn with<R>(h: u64, owner: u64, f: impl FnOnce(&mut Sock, &Settings) -> R) -> Result<R, Bad> {
+    SOCKETS.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let sock = s.slab.get_mut((h & 0xffff_ffff) as usize).filter(|k| u64::from(k.generation) == h >> 32).ok_or(Bad::Gone)?;
+        if sock.owner != owner {
+            return Err(Bad::Foreign);
+        }
+        Ok(f(sock, &s.settings))
+    })
+}
+
+/// The socket `h` if it is still the one the future started on (same
+/// generation and fd): what a finished wait records its outcome into.
+fn with_live(h: u64, fd: RawFd, f: impl FnOnce(&mut Sock)) {
+    SOCKETS.with(|s| {
+        let s = &mut *s.borrow_mut();
+        if let Some(sock) = s.slab.get_mut((h & 0xffff_ffff) as usize) {
+            if u64::from(sock.generation) == h >> 32 && sock.fd == Some(fd) {
+                f(sock);
+            }
+        }
+    })
+}
+
+/// ngx.socket.tcp(): a new, unconnected socket owned by `owner`.
+pub fn new(owner: u64) -> u64 {
+    SOCKETS.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let generation = s.next_generation;
+        s.next_generation = s.next_generation.checked_add(1).unwrap_or(1);
+        let st = s.settings;
+        let slot = s.slab.insert(Sock {
+            generation,
+            owner,
+            fd: None,
+            rbuf: Vec::new(),
+            rpos: 0,
+            spare: Vec::new(),
+            eof: false,
+            connect_timeout: st.connect_timeout,
+            send_timeout: st.send_timeout,
+            read_timeout: st.read_timeout,
+            reused: 0,
+            key: String::new(),
+            peer: String::new(),
+            outcome: None,
+            reading: 0,
+            writing: 0,
+            until_done: false,
+            line: Vec::new(),
+        });
+        handle(slot, generation)
+    })
+}
+
+/// The owner's run is over: the socket goes (its connection is closed).
+pub fn release(h: u64) {
+    SOCKETS.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let slot = (h & 0xffff_ffff) as usize;
+        if s.slab.get(slot).is_some_and(|k| u64::from(k.generation) == h >> 32) {
+            let sock = s.slab.remove(slot);
+            if let Some(fd) = sock.fd {
+                close_fd(fd);
+            }
+        }
+    })
+}
+
+fn close_fd(fd: RawFd) {
+    // SAFETY: the socket owned fd; nothing uses the number after this.
+    unsafe { libc::close(fd) };
+}
+
+/// Forgets the connection of `sock` (closing it unless `keep`), ready for
+/// a new connect.
+fn reset(sock: &mut Sock, keep: bool) -> Option<RawFd> {
+    let fd = sock.fd.take();
+    if let (Some(fd), false) = (fd, keep) {
+        close_fd(fd);
+    }
+    sock.rbuf.clear();
+    sock.rpos = 0;
+    sock.eof = false;
+    sock.outcome = None;
+    sock.until_done = false;
+    sock.reused = 0;
+    fd
+}
+
+/// OpenResty's words for an errno: strerror with a lower-case first letter.
+pub fn errno_text(errno: i32) -> Error {
+    let e = std::io::Error::from_raw_os_error(errno).to_string();
+    let text = e.split(" (os error").next().unwrap_or(&e);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => format!("{}{}", c.to_lowercase(), chars.as_str()).into(),
+        None => "unknown error".into(),
+    }
+}
+
+/// `sock:connect(...)` by context `cx`: reuses an idle connection of the
+/// pool (at once) or opens one (a wait). `pool` overrides the pool's name.
+pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&str>) -> Result<Step<Result<(), Error>>, Bad> {
+    with(h, owner, |sock, _| {
+        if let Some(res) = sock.take_outcome(cx, Op::Connect) {
+            return Step::Ready(res);
+        }
+        if sock.reading != 0 || sock.writing != 0 {
+            return Step::Ready(Err("socket busy".into()));
+        }
+        // A new connect closes what the socket had.
+        reset(sock, false);
+        let name = match &target {
+            Target::Inet(host, port) => format!("{host}:{port}"),
+            Target::Unix(path) => format!("unix:{}", String::from_utf8_lossy(path)),
+        };
+        let key = pool.map_or_else(|| name.clone(), str::to_string);
+        sock.peer = name;
+        if let Some((fd, reused)) = pool::take(&key) {
+            sock.fd = Some(fd);
+            sock.reused = reused + 1;
+            sock.key = key;
+            return Step::Ready(Ok(()));
+        }
+        sock.key = key;
+        let addr = match target {
+            Target::Unix(path) => match ops::RawAddr::unix(path) {
+                Some(a) => Ok(a),
+                None => return Step::Ready(Err("bad unix socket path".into())),
+            },
+            Target::Inet(host, port) => match literal_ip(host) {
+                Some(ip) => Ok(ops::RawAddr::inet(SocketAddr::new(ip, port))),
+                None => Err((host.to_string(), port)),
+            },
+        };
+        sock.writing = cx;
+        Step::Wait(Box::pin(open(h, cx, addr, sock.connect_timeout)))
+    })
+}
+
+/// An address written as one: `1.2.3.4`, `::1`, `[::1]`; `localhost` too.
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = bare.parse() {
+        return Some(ip);
+    }
+    bare.eq_ignore_ascii_case("localhost").then_some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// Opens the connection (resolving the host first if it is a name) and
+/// records the fd or the error in socket `h`, for `cx`.
+async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, timeout: Duration) {
+    let _waiting = Waiting { h, op: Op::Connect };
+    let addr = match addr {
+        Ok(a) => a,
+        Err((host, port)) => match resolve(&host).await {
+            Ok(ip) => ops::RawAddr::inet(SocketAddr::new(ip, port)),
+            Err(e) => return finish_connect(h, cx, None, Err(e)),
+        },
+    };
+    // SAFETY: plain socket(2); the fd is ours until stored or closed below.
+    let fd = unsafe { libc::socket(addr.family(), libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EMFILE);
+        return finish_connect(h, cx, None, Err(errno_text(errno)));
+    }
+    let res = rt::race(ops::connect(fd, addr), rt::sleep_until(rt::now() + timeout)).await;
+    let log = settings().log_errors;
+    let outcome = match res {
+        Ok(0) => Ok(()),
+        Ok(e) => {
+            if log {
+                let os = std::io::Error::from_raw_os_error(-e).to_string();
+                let os = os.split(" (os error").next().unwrap_or(&os);
+                crate::error_log!(crate::log::Level::Error, None, "connect() failed ({}: {os}), when connecting to {}", -e, peer_of(h));
+            }
+            Err(errno_text(-e))
+        }
+        Err(()) => {
+            if log {
+                crate::error_log!(crate::log::Level::Error, None, "lua tcp socket connect timed out, when connecting to {}", peer_of(h));
+            }
+            Err("timeout".into())
+        }
+    };
+    if outcome.is_err() {
+        close_fd(fd);
+        return finish_connect(h, cx, None, outcome);
+    }
+    finish_connect(h, cx, Some(fd), outcome)
+}
+
+fn finish_connect(h: u64, cx: u64, fd: Option<RawFd>, result: Result<(), Error>) {
+    SOCKETS.with(|s| {
+        let s = &mut *s.borrow_mut();
+        match s.slab.get_mut((h & 0xffff_ffff) as usize) {
+            Some(sock) if u64::from(sock.generation) == h >> 32 && sock.fd.is_none() => {
+                sock.fd = fd;
+                sock.outcome = Some(Outcome { cx, op: Op::Connect, result });
+            }
+            // The socket went away or was reconnected meanwhile.
+            _ => {
+                if let Some(fd) = fd {
+                    close_fd(fd);
+                }
+            }
+        }
+    })
+}
+
+/// The peer socket `h` connects to, for the error log.
+fn peer_of(h: u64) -> String {
+    SOCKETS.with(|s| s.borrow().slab.get((h & 0xffff_ffff) as usize).map(|k| k.peer.clone()).unwrap_or_default())
+}
+
+/// Host names: not resolved yet without a resolver.
+async fn resolve(host: &str) -> Result<IpAddr, Error> {
+    Err(format!("no resolver defined to resolve \"{host}\"").into())
+}
+
+/// `sock:send(data)` by context `cx`: the bytes sent (all of them), after
+/// a wait.
+pub fn send(h: u64, owner: u64, cx: u64, data: &[u8]) -> Result<Step<Result<usize, Error>>, Bad> {
+    with(h, owner, |sock, _| {
+        if let Some(res) = sock.take_outcome(cx, Op::Send) {
+            return Step::Ready(res.map(|()| data.len()));
+        }
+        if sock.writing != 0 {
+            return Step::Ready(Err("socket busy writing".into()));
+        }
+        let Some(fd) = sock.fd else { return Step::Ready(Err("closed".into())) };
+        if data.is_empty() {
+            return Step::Ready(Ok(0));
+        }
+        sock.writing = cx;
+        Step::Wait(Box::pin(send_all(h, cx, fd, data.to_vec(), sock.send_timeout)))
+    })
+}
+
+async fn send_all(h: u64, cx: u64, fd: RawFd, data: Vec<u8>, timeout: Duration) {
+    let _waiting = Waiting { h, op: Op::Send };
+    let deadline = rt::now() + timeout;
+    let len = data.len();
+    let mut data = data;
+    let mut from = 0;
+    let result = loop {
+        match rt::race(ops::send(fd, data, from), rt::sleep_until(deadline)).await {
+            Ok((n, d)) if n > 0 => {
+                from += n as usize;
+                data = d;
+                if from >= len {
+                    break Ok(());
+                }
+            }
+            Ok((0, _)) => break Err("closed".into()),
+            Ok((e, _)) if -e == libc::EPIPE => break Err("broken pipe".into()),
+            Ok((e, _)) => break Err(errno_text(-e)),
+            Err(()) => break Err("timeout".into()),
+        }
+    };
+    if result.as_ref().is_err_and(|e| e == "timeout") && settings().log_errors {
+        crate::error_log!(crate::log::Level::Error, None, "lua tcp socket write timed out");
+    }
+    with_live(h, fd, |sock| {
+        sock.outcome = Some(Outcome { cx, op: Op::Send, result });
+    });
+}
+
+/// What a receive gives: the bytes (lent until the socket's next call),
+/// or an error with the partial data read before it.
+pub enum Received<'s> {
+    Data(&'s [u8]),
+    /// receiveuntil's iterator reached the pattern: it returns nil now.
+    Done,
+    Failed(Error, &'s [u8]),
+}
+
+/// `sock:receive(pattern)`, `receiveany`, and receiveuntil's iterator, by
+/// context `cx`: `f` gets what came, at once when the buffer holds it.
+pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnOnce(Received<'_>) -> R) -> Result<Step<R>, Bad> {
+    with(h, owner, |sock, st| {
+        if let Some(Err(e)) = sock.take_outcome(cx, Op::Read) {
+            // The error ends the read: what came before it is the partial
+            // result (and is gone from the buffer). A timeout leaves the
+            // connection usable; anything else closes it.
+            let fatal = e != "timeout";
+            let start = sock.rpos;
+            sock.rpos = sock.rbuf.len();
+            let r = f(Received::Failed(e, &sock.rbuf[start..]));
+            if fatal {
+                reset(sock, false);
+            }
+            return Step::Ready(r);
+        }
+        if sock.reading != 0 {
+            return Step::Ready(f(Received::Failed("socket busy reading".into(), &[])));
+        }
+        let Some(fd) = sock.fd else { return Step::Ready(f(Received::Failed("closed".into(), &[]))) };
+        match read::take(sock, pattern) {
+            read::Taken::Data(range) => Step::Ready(f(Received::Data(&sock.rbuf[range]))),
+            read::Taken::Line => Step::Ready(f(Received::Data(&sock.line))),
+            read::Taken::Done => Step::Ready(f(Received::Done)),
+            read::Taken::Closed(range) => Step::Ready(f(Received::Failed("closed".into(), &sock.rbuf[range]))),
+            read::Taken::More => {
+                // Compact: the unread bytes go to the front.
+                if sock.rpos > 0 {
+                    sock.rbuf.drain(..sock.rpos);
+                    sock.rpos = 0;
+                }
+                let buf = std::mem::take(&mut sock.spare);
+                sock.reading = cx;
+                Step::Wait(Box::pin(fill(h, cx, fd, buf, st.buffer_size, sock.read_timeout)))
+            }
+        }
+    })
+}
+
+/// Receives once into `buf`, then appends what came to socket `h`'s
+/// buffer (or records EOF, the error, the timeout). A buffer of its own:
+/// an abandoned receive (timeout) parks it, not the socket's unread bytes.
+async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Duration) {
+    let _waiting = Waiting { h, op: Op::Read };
+    let mut buf = buf;
+    buf.clear();
+    let res = rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(rt::now() + timeout)).await;
+    if res.is_err() && settings().log_errors {
+        crate::error_log!(crate::log::Level::Error, None, "lua tcp socket read timed out");
+    }
+    with_live(h, fd, |sock| {
+        let result = match res {
+            Ok((n, buf)) if n > 0 => {
+                if sock.rbuf.is_empty() {
+                    sock.spare = std::mem::replace(&mut sock.rbuf, buf);
+                } else {
+                    sock.rbuf.extend_from_slice(&buf);
+                    sock.spare = buf;
+                }
+                Ok(())
+            }
+            Ok((0, buf)) => {
+                sock.eof = true;
+                sock.spare = buf;
+                Ok(())
+            }
+            Ok((e, buf)) => {
+                sock.spare = buf;
+                Err(errno_text(-e))
+            }
+            Err(()) => Err("timeout".into()),
+        };
+        sock.outcome = Some(Outcome { cx, op: Op::Read, result });
+    });
+}
+
+/// `sock:settimeouts(connect, send, read)` (None keeps one).
+pub fn set_timeouts(h: u64, owner: u64, connect: Option<Duration>, send: Option<Duration>, read: Option<Duration>) -> Result<(), Bad> {
+    with(h, owner, |sock, _| {
+        if let Some(d) = connect {
+            sock.connect_timeout = d;
+        }
+        if let Some(d) = send {
+            sock.send_timeout = d;
+        }
+        if let Some(d) = read {
+            sock.read_timeout = d;
+        }
+    })
+}
+
+/// `sock:setkeepalive(timeout, size)`: the connection goes to its pool
+/// (the socket is closed for Lua). Errors as OpenResty's.
+pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option<usize>) -> Result<Result<(), Error>, Bad> {
+    with(h, owner, |sock, st| {
+        let Some(_) = sock.fd else { return Err("closed".into()) };
+        if sock.reading != 0 || sock.writing != 0 {
+            return Err("socket busy".into());
+        }
+        if sock.rpos < sock.rbuf.len() {
+            return Err("unread data in buffer".into());
+        }
+        if sock.eof {
+            reset(sock, false);
+            return Err("closed".into());
+        }
+        let key = std::mem::take(&mut sock.key);
+        let reused = sock.reused;
+        if let Some(fd) = reset(sock, true) {
+            pool::put(key, fd, reused, timeout.unwrap_or(st.keepalive_timeout), size.unwrap_or(st.pool_size).max(1));
+        }
+        Ok(())
+    })
+}
+
+/// `sock:close()`.
+pub fn close(h: u64, owner: u64) -> Result<Result<(), Error>, Bad> {
+    with(h, owner, |sock, _| match sock.fd {
+        Some(_) => {
+            reset(sock, false);
+            Ok(())
+        }
+        None => Err("closed".into()),
+    })
+}
+
+/// `sock:getreusedtimes()`: None when not connected.
+pub fn reused_times(h: u64, owner: u64) -> Result<Option<u32>, Bad> {
+    with(h, owner, |sock, _| sock.fd.map(|_| sock.reused))
+}
+
+/// `sock:getfd()`: None when not connected.
+pub fn fd(h: u64, owner: u64) -> Result<Option<RawFd>, Bad> {
+    with(h, owner, |sock, _| sock.fd)
+}
+
+/// `sock:setoption(name, value)`: keepalive, reuseaddr, tcp-nodelay,
+/// sndbuf, rcvbuf.
+pub fn set_option(h: u64, owner: u64, name: &str, value: i32) -> Result<Result<(), Error>, Bad> {
+    with(h, owner, |sock, _| {
+        let Some(fd) = sock.fd else { return Err("closed".into()) };
+        let (level, opt) = match name {
+            "keepalive" => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+            "reuseaddr" => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+            "tcp-nodelay" => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            "sndbuf" => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+            "rcvbuf" => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+            _ => return Err(format!("unsupported option {name}").into()),
+        };
+        // SAFETY: setsockopt on our fd with a pointer to an int of the stated size.
+        let r = unsafe { libc::setsockopt(fd, level, opt, (&value as *const i32).cast(), std::mem::size_of::<i32>() as libc::socklen_t) };
+        if r < 0 {
+            return Err(errno_text(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)));
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,400 @@
+-- resty.core.socket: ngx.socket.tcp (also ngx.socket.stream and
+-- ngx.socket.connect), cosockets on the core's event loop. A socket object
+-- is a table holding the core's handle; each method calls the core, and on
+-- HALO_FFI_AGAIN yields (through user coroutines) and calls again, which
+-- then gives the outcome. Only the calling coroutine waits.
+
+local base = require "resty.core.base"
+local ffi = require "ffi"
+
+base.cdef "socket"
+
+local C = ffi.C
+local c_new = C.halo_ffi_socket_tcp_new
+local c_connect = C.halo_ffi_socket_tcp_connect
+local c_send = C.halo_ffi_socket_tcp_send
+local c_receive = C.halo_ffi_socket_tcp_receive
+local c_receive_until = C.halo_ffi_socket_tcp_receive_until
+local c_settimeouts = C.halo_ffi_socket_tcp_settimeouts
+local c_setkeepalive = C.halo_ffi_socket_tcp_setkeepalive
+local c_close = C.halo_ffi_socket_tcp_close
+local c_reused = C.halo_ffi_socket_tcp_reused
+local c_fd = C.halo_ffi_socket_tcp_fd
+local c_setoption = C.halo_ffi_socket_tcp_setoption
+local c_errmsg = C.halo_ffi_socket_errmsg
+local FFI_OK = base.FFI_OK
+local FFI_AGAIN = base.FFI_AGAIN
+local FFI_DONE = base.FFI_DONE
+local FFI_ERROR = base.FFI_ERROR
+local FFI_DECLINED = base.FFI_DECLINED
+local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
+local FFI_NO_REQ_CTX = base.FFI_NO_REQ_CTX
+local phase = require "resty.core.phase"
+local context = phase.context
+local disabled = phase.disabled
+local co_yield = require("resty.core.coroutine").api_yield
+local ffi_new = ffi.new
+local ffi_str = ffi.string
+local type = type
+local error = error
+local tostring = tostring
+local setmetatable = setmetatable
+local concat = table.concat
+local byte = string.byte
+local sub = string.sub
+local floor = math.floor
+
+local handle_out = ffi_new("uint64_t[1]")
+local data_out = ffi_new("const unsigned char *[1]")
+local len_out = ffi_new("size_t[1]")
+local err_out = ffi_new("const unsigned char *[1]")
+
+local function errmsg()
+    local n = c_errmsg(err_out)
+    return ffi_str(err_out[0], n)
+end
+
+-- A code other than OK/AGAIN/ERROR: misuse, raised at the method's caller.
+local function raise(rc, r)
+    if rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 3)
+    end
+    error("bad request", 3)
+end
+
+local methods = {}
+local mt = { __index = methods }
+
+local function check(self, fname)
+    if type(self) ~= "table" or self[1] == nil then
+        error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(self) .. ")", 3)
+    end
+    return self[1]
+end
+
+local function tcp()
+    local r = context(3)
+    local rc = c_new(r, handle_out)
+    if rc ~= FFI_OK then
+        raise(rc, r)
+    end
+    return setmetatable({ handle_out[0] }, mt)
+end
+
+function methods.connect(self, host, port, opts)
+    local s = check(self, "connect")
+    if type(host) ~= "string" then
+        error("bad argument #2 to 'connect' (string expected, got " .. type(host) .. ")", 2)
+    end
+    local path
+    if sub(host, 1, 5) == "unix:" then
+        path = sub(host, 6)
+        if type(port) == "table" then
+            opts = port
+        end
+        port = -1
+    else
+        if type(port) ~= "number" then
+            error("bad argument #3 to 'connect' (number expected, got " .. type(port) .. ")", 2)
+        end
+        if port < 0 or port > 65535 or floor(port) ~= port then
+            return nil, "bad port number: " .. tostring(port)
+        end
+    end
+    local pool
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #4 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
+        end
+        pool = opts.pool
+        if pool ~= nil and type(pool) ~= "string" then
+            error("bad \"pool\" option type: " .. type(pool), 2)
+        end
+        local size = opts.pool_size
+        if size ~= nil and (type(size) ~= "number" or size <= 0) then
+            error("bad \"pool_size\" option value: " .. tostring(size), 2)
+        end
+        self.pool_size = size
+    end
+    local target = path or host
+    local r = context(2)
+    while true do
+        local rc = c_connect(r, s, target, #target, port, pool, pool and #pool or 0)
+        if rc == FFI_OK then
+            return 1
+        elseif rc == FFI_ERROR then
+            return nil, errmsg()
+        elseif rc ~= FFI_AGAIN then
+            raise(rc, r)
+        end
+        co_yield()
+    end
+end
+
+-- send's data: a string, a number, or (nested) array tables of them.
+local flatten
+flatten = function(t, parts, n)
+    for i = 1, #t do
+        local v = t[i]
+        local ty = type(v)
+        if ty == "string" then
+            n = n + 1
+            parts[n] = v
+        elseif ty == "number" then
+            n = n + 1
+            parts[n] = tostring(v)
+        elseif ty == "table" then
+            n = flatten(v, parts, n)
+        else
+            error("bad argument #2 to 'send' (bad data type " .. ty .. " found)", 4)
+        end
+    end
+    return n
+end
+
+function methods.send(self, data)
+    local s = check(self, "send")
+    local ty = type(data)
+    if ty == "number" then
+        data = tostring(data)
+    elseif ty == "table" then
+        local parts = {}
+        local n = flatten(data, parts, 0)
+        data = concat(parts, "", 1, n)
+    elseif ty ~= "string" then
+        error("bad argument #2 to 'send' (string, number, or array table expected, got " .. ty .. ")", 2)
+    end
+    local r = context(2)
+    while true do
+        local rc = c_send(r, s, data, #data)
+        if rc >= 0 then
+            return rc
+        elseif rc == FFI_ERROR then
+            return nil, errmsg()
+        elseif rc ~= FFI_AGAIN then
+            raise(rc, r)
+        end
+        co_yield()
+    end
+end
+
+-- Runs one receive to its end: data, or nil, err, partial.
+local function receive(r, s, kind, n)
+    while true do
+        local rc = c_receive(r, s, kind, n, data_out, len_out)
+        if rc == FFI_OK then
+            return ffi_str(data_out[0], len_out[0])
+        elseif rc == FFI_ERROR then
+            local err = errmsg()
+            return nil, err, ffi_str(data_out[0], len_out[0])
+        elseif rc ~= FFI_AGAIN then
+            raise(rc, r)
+        end
+        co_yield()
+    end
+end
+
+function methods.receive(self, pattern)
+    local s = check(self, "receive")
+    local kind, n = 0, 0
+    local ty = type(pattern)
+    if ty == "number" then
+        if pattern < 0 then
+            error("bad argument #2 to 'receive' (bad pattern argument)", 2)
+        end
+        if pattern == 0 then
+            return ""
+        end
+        kind, n = 2, pattern
+    elseif ty == "string" then
+        if pattern == "*a" or pattern == "a" then
+            kind = 1
+        elseif pattern ~= "*l" and pattern ~= "l" then
+            error("bad argument #2 to 'receive' (bad pattern argument: " .. pattern .. ")", 2)
+        end
+    elseif pattern ~= nil then
+        error("bad argument #2 to 'receive' (bad pattern argument)", 2)
+    end
+    return receive(context(2), s, kind, n)
+end
+
+function methods.receiveany(self, max)
+    local s = check(self, "receiveany")
+    if type(max) ~= "number" or max <= 0 then
+        error("bad argument #2 to 'receiveany' (bad max argument)", 2)
+    end
+    return receive(context(2), s, 3, max)
+end
+
+function methods.receiveuntil(self, pattern, opts)
+    local s = check(self, "receiveuntil")
+    if type(pattern) ~= "string" then
+        error("bad argument #2 to 'receiveuntil' (string expected, got " .. type(pattern) .. ")", 2)
+    end
+    if #pattern == 0 then
+        return nil, "pattern is empty"
+    end
+    local inclusive = 0
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to 'receiveuntil' (table expected, got " .. type(opts) .. ")", 2)
+        end
+        if opts.inclusive then
+            inclusive = 1
+        end
+    end
+    return function(size)
+        if size ~= nil and (type(size) ~= "number" or size <= 0) then
+            error("bad argument #1 to iterator (positive number expected)", 2)
+        end
+        local r = context(2)
+        local limit = size and floor(size) or -1
+        while true do
+            local rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
+            if rc == FFI_OK then
+                return ffi_str(data_out[0], len_out[0])
+            elseif rc == FFI_DONE then
+                return nil
+            elseif rc == FFI_ERROR then
+                local err = errmsg()
+                return nil, err, ffi_str(data_out[0], len_out[0])
+            elseif rc ~= FFI_AGAIN then
+                raise(rc, r)
+            end
+            co_yield()
+        end
+    end
+end
+
+local function timeout_arg(v, i, fname)
+    if v == nil then
+        return -1
+    end
+    if type(v) ~= "number" or v < 0 then
+        error("bad argument #" .. i .. " to '" .. fname .. "' (non-negative number expected)", 3)
+    end
+    -- 0 means the lua_socket_*_timeout default, as lua-nginx-module.
+    return v
+end
+
+function methods.settimeout(self, ms)
+    local s = check(self, "settimeout")
+    local t = timeout_arg(ms, 2, "settimeout")
+    local r = context(2)
+    local rc = c_settimeouts(r, s, t, t, t)
+    if rc ~= FFI_OK then
+        raise(rc, r)
+    end
+end
+
+function methods.settimeouts(self, connect, send, read)
+    local s = check(self, "settimeouts")
+    local r = context(2)
+    local rc = c_settimeouts(r, s, timeout_arg(connect, 2, "settimeouts"),
+                             timeout_arg(send, 3, "settimeouts"), timeout_arg(read, 4, "settimeouts"))
+    if rc ~= FFI_OK then
+        raise(rc, r)
+    end
+end
+
+function methods.setkeepalive(self, timeout, size)
+    local s = check(self, "setkeepalive")
+    if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+        error("bad argument #2 to 'setkeepalive' (non-negative number expected)", 2)
+    end
+    if size ~= nil and (type(size) ~= "number" or size <= 0) then
+        error("bad argument #3 to 'setkeepalive' (positive number expected)", 2)
+    end
+    size = size or self.pool_size
+    local r = context(2)
+    local rc = c_setkeepalive(r, s, timeout or -1, size or 0)
+    if rc == FFI_OK then
+        return 1
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
+end
+
+function methods.close(self)
+    local s = check(self, "close")
+    local r = context(2)
+    local rc = c_close(r, s)
+    if rc == FFI_OK then
+        return 1
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
+end
+
+function methods.getreusedtimes(self)
+    local s = check(self, "getreusedtimes")
+    local r = context(2)
+    local rc = c_reused(r, s)
+    if rc >= 0 then
+        return rc
+    elseif rc == FFI_DECLINED then
+        return nil, "closed"
+    end
+    raise(rc, r)
+end
+
+function methods.getfd(self)
+    local s = check(self, "getfd")
+    local r = context(2)
+    local rc = c_fd(r, s)
+    if rc >= 0 then
+        return rc
+    elseif rc == FFI_DECLINED then
+        return nil, "closed"
+    end
+    raise(rc, r)
+end
+
+local bool_options = { keepalive = true, reuseaddr = true, ["tcp-nodelay"] = true }
+
+function methods.setoption(self, name, value)
+    local s = check(self, "setoption")
+    if type(name) ~= "string" then
+        error("bad argument #2 to 'setoption' (string expected, got " .. type(name) .. ")", 2)
+    end
+    local v
+    if bool_options[name] then
+        v = value and 1 or 0
+    elseif type(value) == "number" then
+        v = value
+    else
+        error("bad argument #3 to 'setoption' (number expected, got " .. type(value) .. ")", 2)
+    end
+    local r = context(2)
+    local rc = c_setoption(r, s, name, #name, v)
+    if rc == FFI_OK then
+        return true
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
+end
+
+function methods.sslhandshake(self)
+    check(self, "sslhandshake")
+    return nil, "sslhandshake is not supported by halo yet (no TLS)"
+end
+
+local function connect(host, port, opts)
+    local sock = tcp()
+    local ok, err = sock:connect(host, port, opts)
+    if not ok then
+        return nil, err
+    end
+    return sock
+end
+
+ngx.socket = {
+    tcp = tcp,
+    stream = tcp,
+    connect = connect,
+}
+
+return {}
