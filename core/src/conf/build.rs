@@ -164,6 +164,8 @@ static SPECS: &[Spec] = &[
     spec("alias", LOC, false, Exactly(1)),
     spec("index", HSL, false, AtLeast(1)),
     spec("try_files", SRV | LOC, false, AtLeast(2)),
+    spec("resolver", HSL, false, AtLeast(1)),
+    spec("resolver_timeout", HSL, false, Exactly(1)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -446,6 +448,9 @@ struct Partial {
     log_by_lua: Option<Arc<LuaCode>>,
     header_filter_by_lua: Option<Arc<LuaCode>>,
     body_filter_by_lua: Option<Arc<LuaCode>>,
+    /// `resolver`, its timeout still to merge.
+    resolver: Option<ResolverConf>,
+    resolver_timeout: Option<Duration>,
 }
 
 struct HttpRaw {
@@ -955,6 +960,16 @@ impl<'a> Builder<'a> {
             "body_filter_by_lua_block" | "body_filter_by_lua" | "body_filter_by_lua_file" => {
                 set_once(d, &mut p.body_filter_by_lua, Arc::new(self.lua_code(d)))?
             }
+            "resolver" => {
+                if p.resolver.is_some() {
+                    return Err(dup(d));
+                }
+                p.resolver = Some(resolver(d)?);
+            }
+            "resolver_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut p.resolver_timeout, t)?;
+            }
             "try_files" => {
                 if p.try_files.is_some() {
                     return Err(dup(d));
@@ -1303,6 +1318,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
             .clone()
             .unwrap_or_else(|| parent.access_log.clone())
     };
+    let resolver_timeout = p.resolver_timeout.unwrap_or(parent.resolver_timeout);
     LocConf {
         root,
         alias,
@@ -1344,6 +1360,14 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),
         header_filter_by_lua: p.header_filter_by_lua.clone().or_else(|| parent.header_filter_by_lua.clone()),
         body_filter_by_lua: p.body_filter_by_lua.clone().or_else(|| parent.body_filter_by_lua.clone()),
+        resolver: match (&p.resolver, &parent.resolver) {
+            (Some(r), _) => Some(Arc::new(ResolverConf { timeout: resolver_timeout, ..r.clone() })),
+            (None, Some(r)) if r.timeout != resolver_timeout => {
+                Some(Arc::new(ResolverConf { timeout: resolver_timeout, ..(**r).clone() }))
+            }
+            (None, r) => r.clone(),
+        },
+        resolver_timeout,
     }
 }
 
@@ -1364,6 +1388,87 @@ fn finish_location(l: LocRaw, parent: &LocConf) -> Location {
         children,
         origin: l.origin,
     }
+}
+
+// ---------------------------------------------------------------------------
+// resolver
+
+/// `resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]`, checked
+/// as nginx's `ngx_resolver_create` does (the timeout is merged later).
+/// An address is IPv4 or IPv6 (bare or in brackets) with an optional
+/// port, 53 by default; a host name is resolved now, as nginx does, into
+/// all its addresses. No address at all is allowed, as in nginx: such a
+/// resolver resolves nothing ("no resolver defined").
+fn resolver(d: &Directive) -> Result<ResolverConf, ConfError> {
+    let mut r = ResolverConf::new(Vec::new());
+    for a in &d.args {
+        let bad = || ConfError::at(format!("invalid parameter: {a}"), d);
+        if let Some(v) = a.strip_prefix("valid=") {
+            r.valid = Some(parse_time(v, true).ok_or_else(bad)?);
+            continue;
+        }
+        if let Some((key, v)) = a.split_once('=') {
+            let on = match v {
+                "on" => true,
+                "off" => false,
+                _ if key == "ipv4" || key == "ipv6" => return Err(bad()),
+                _ => return Err(ConfError::at(format!("invalid parameter \"{a}\""), d)),
+            };
+            match key {
+                "ipv4" => r.ipv4 = on,
+                "ipv6" => r.ipv6 = on,
+                _ => return Err(ConfError::at(format!("invalid parameter \"{a}\""), d)),
+            }
+            continue;
+        }
+        let addrs = resolver_addr(a).map_err(|e| ConfError::at(format!("{e} in resolver \"{a}\""), d))?;
+        for addr in addrs {
+            if !r.servers.contains(&addr) {
+                r.servers.push(addr);
+            }
+        }
+    }
+    if !r.ipv4 && !r.ipv6 {
+        return Err(ConfError::at("\"ipv4\" and \"ipv6\" cannot both be \"off\"", d));
+    }
+    Ok(r)
+}
+
+/// One resolver address: `IP`, `IP:PORT`, `[IPV6]`, `[IPV6]:PORT`, a bare
+/// IPv6 address, or `HOST[:PORT]` (resolved here); the error as
+/// ngx_parse_url words it.
+fn resolver_addr(s: &str) -> Result<Vec<SocketAddr>, &'static str> {
+    let port_of = |p: &str| match atoi(p) {
+        Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err("invalid port"),
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("invalid host")?;
+        let ip: Ipv6Addr = host.parse().map_err(|_| "invalid IPv6 address")?;
+        let port = match after {
+            "" => 53,
+            _ => port_of(after.strip_prefix(':').ok_or("invalid host")?)?,
+        };
+        return Ok(vec![SocketAddr::new(IpAddr::V6(ip), port)]);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, 53)]);
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, port_of(p)?),
+        None => (s, 53),
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(|_| "host not found")?.collect();
+    if addrs.is_empty() {
+        return Err("host not found");
+    }
+    Ok(addrs)
 }
 
 // ---------------------------------------------------------------------------
