@@ -2255,6 +2255,82 @@ mod tests {
     }
 
     #[test]
+    fn resolver_forms() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let l = loc("location / { resolver 127.0.0.1 10.0.0.2:5353 [::1] [2001:db8::1]:54 ::2 valid=30s ipv6=off; }");
+        let r = l.conf.resolver.as_deref().expect("resolver");
+        assert_eq!(
+            r.servers,
+            vec![sa("127.0.0.1:53"), sa("10.0.0.2:5353"), sa("[::1]:53"), sa("[2001:db8::1]:54"), sa("[::2]:53")]
+        );
+        assert_eq!(r.valid, Some(Duration::from_secs(30)));
+        assert!(r.ipv4 && !r.ipv6);
+        assert_eq!(r.timeout, Duration::from_secs(30));
+        let l = loc("location / { resolver 127.0.0.1 ipv4=off; resolver_timeout 5s; }");
+        let r = l.conf.resolver.as_deref().unwrap();
+        assert!(!r.ipv4 && r.ipv6);
+        assert_eq!(r.valid, None);
+        assert_eq!(r.timeout, Duration::from_secs(5));
+        // A host name is resolved when the config is read, as nginx does.
+        let l = loc("location / { resolver localhost:5300; }");
+        let r = l.conf.resolver.as_deref().unwrap();
+        assert!(r.servers.contains(&sa("127.0.0.1:5300")), "{:?}", r.servers);
+        // No resolver by default.
+        let s = srv("");
+        assert!(s.conf.resolver.is_none());
+        assert_eq!(s.conf.resolver_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn resolver_inheritance() {
+        let c = cfg("http {\n\
+               resolver 10.0.0.1;\n\
+               server {\n\
+                 resolver_timeout 3s;\n\
+                 location /a { }\n\
+                 location /b { resolver 10.0.0.2 valid=1m; }\n\
+                 location /c { resolver_timeout 1s; }\n\
+               }\n\
+               server { resolver 10.0.0.3; location / { } }\n\
+               resolver_timeout 7s;\n\
+             }");
+        let s0 = &c.http.servers[0];
+        let server = |lc: &LocConf| lc.resolver.as_ref().map(|r| (r.servers[0].to_string(), r.timeout));
+        assert_eq!(server(&s0.conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(server(&s0.locations[0].conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(server(&s0.locations[1].conf), Some(("10.0.0.2:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(s0.locations[1].conf.resolver.as_ref().unwrap().valid, Some(Duration::from_secs(60)));
+        assert_eq!(server(&s0.locations[2].conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(1))));
+        // The http-level timeout, written after the servers, still applies.
+        let s1 = &c.http.servers[1];
+        assert_eq!(server(&s1.locations[0].conf), Some(("10.0.0.3:53".to_string(), Duration::from_secs(7))));
+    }
+
+    #[test]
+    fn resolver_errors() {
+        let e = |body: &str| err(&format!("\nhttp {{\nserver {{\n{body}\n}}\n}}"));
+        assert_eq!(e("resolver 127.0.0.1 foo=bar;"), format!("invalid parameter \"foo=bar\" {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1 valid=abc;"), format!("invalid parameter: valid=abc {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1 ipv6=maybe;"), format!("invalid parameter: ipv6=maybe {}", at(4)));
+        assert_eq!(
+            e("resolver 127.0.0.1 ipv4=off ipv6=off;"),
+            format!("\"ipv4\" and \"ipv6\" cannot both be \"off\" {}", at(4))
+        );
+        assert_eq!(e("resolver 127.0.0.1:99999;"), format!("invalid port in resolver \"127.0.0.1:99999\" {}", at(4)));
+        assert_eq!(e("resolver [::1;"), format!("invalid host in resolver \"[::1\" {}", at(4)));
+        assert_eq!(e("resolver [zz]:53;"), format!("invalid IPv6 address in resolver \"[zz]:53\" {}", at(4)));
+        assert_eq!(e("resolver :53;"), format!("no host in resolver \":53\" {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1;\nresolver 127.0.0.2;"), format!("\"resolver\" directive is duplicate {}", at(5)));
+        assert_eq!(e("resolver_timeout 5x;"), format!("\"resolver_timeout\" directive invalid value {}", at(4)));
+        assert_eq!(e("resolver_timeout 1s;\nresolver_timeout 2s;"), format!("\"resolver_timeout\" directive is duplicate {}", at(5)));
+        assert_eq!(e("resolver;"), format!("invalid number of arguments in \"resolver\" directive {}", at(4)));
+        assert_eq!(
+            err("\nresolver 127.0.0.1;"),
+            format!("\"resolver\" directive is not allowed here {}", at(2))
+        );
+    }
+
+    #[test]
     fn inheritance() {
         let c = cfg("http {\n\
                add_header X-Http 1;\n\
