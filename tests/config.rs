@@ -248,3 +248,32 @@ fn unknown_flag_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert_contains(&String::from_utf8_lossy(&out.stderr), "invalid option: \"Z\"");
 }
+
+#[test]
+fn resolver_directives_accepted_at_every_level() {
+    let p = Prefix::new();
+    let conf = valid_conf()
+        .replace("server_name localhost;", "server_name localhost;\n        resolver 127.0.0.1:5353 [::1] valid=30s ipv6=off;\n        location /r { resolver 10.0.0.1 ipv4=off; resolver_timeout 5s; }")
+        .replacen("http {", "http {\n    resolver_timeout 10s;", 1);
+    assert!(conf.contains("resolver_timeout 10s;"), "{conf}");
+    p.write_conf(&conf);
+    let out = p.cli(&["-t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
+
+#[test]
+fn resolver_bad_parameter_names_file_and_line() {
+    let p = Prefix::new();
+    let conf = valid_conf().replace("server_name localhost;", "server_name localhost;\n        resolver 127.0.0.1 foo=bar;");
+    p.write_conf(&conf);
+    expect_emerg(&p, "invalid parameter \"foo=bar\"", "conf/nginx.conf", line_of(&conf, "foo=bar"));
+    let conf = valid_conf().replace("server_name localhost;", "server_name localhost;\n        resolver 127.0.0.1 valid=soon;");
+    p.write_conf(&conf);
+    expect_emerg(&p, "invalid parameter: valid=soon", "conf/nginx.conf", line_of(&conf, "valid=soon"));
+    let conf = valid_conf().replace("server_name localhost;", "server_name localhost;\n        resolver 127.0.0.1:0;");
+    p.write_conf(&conf);
+    expect_emerg(&p, "invalid port in resolver \"127.0.0.1:0\"", "conf/nginx.conf", line_of(&conf, "127.0.0.1:0"));
+    let conf = valid_conf().replace("server_name localhost;", "server_name localhost;\n        resolver_timeout forever;");
+    p.write_conf(&conf);
+    expect_emerg(&p, "\"resolver_timeout\" directive invalid value", "conf/nginx.conf", line_of(&conf, "forever"));
+}

@@ -164,6 +164,8 @@ static SPECS: &[Spec] = &[
     spec("alias", LOC, false, Exactly(1)),
     spec("index", HSL, false, AtLeast(1)),
     spec("try_files", SRV | LOC, false, AtLeast(2)),
+    spec("resolver", HSL, false, AtLeast(1)),
+    spec("resolver_timeout", HSL, false, Exactly(1)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -448,6 +450,9 @@ struct Partial {
     log_by_lua: Option<Arc<LuaCode>>,
     header_filter_by_lua: Option<Arc<LuaCode>>,
     body_filter_by_lua: Option<Arc<LuaCode>>,
+    /// `resolver`, its timeout still to merge.
+    resolver: Option<ResolverConf>,
+    resolver_timeout: Option<Duration>,
 }
 
 struct HttpRaw {
@@ -969,6 +974,16 @@ impl<'a> Builder<'a> {
             "body_filter_by_lua_block" | "body_filter_by_lua" | "body_filter_by_lua_file" => {
                 set_once(d, &mut p.body_filter_by_lua, Arc::new(self.lua_code(d)))?
             }
+            "resolver" => {
+                if p.resolver.is_some() {
+                    return Err(dup(d));
+                }
+                p.resolver = Some(resolver(d)?);
+            }
+            "resolver_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut p.resolver_timeout, t)?;
+            }
             "try_files" => {
                 if p.try_files.is_some() {
                     return Err(dup(d));
@@ -1319,6 +1334,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
             .clone()
             .unwrap_or_else(|| parent.access_log.clone())
     };
+    let resolver_timeout = p.resolver_timeout.unwrap_or(parent.resolver_timeout);
     LocConf {
         root,
         alias,
@@ -1360,6 +1376,14 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),
         header_filter_by_lua: p.header_filter_by_lua.clone().or_else(|| parent.header_filter_by_lua.clone()),
         body_filter_by_lua: p.body_filter_by_lua.clone().or_else(|| parent.body_filter_by_lua.clone()),
+        resolver: match (&p.resolver, &parent.resolver) {
+            (Some(r), _) => Some(Arc::new(ResolverConf { timeout: resolver_timeout, ..r.clone() })),
+            (None, Some(r)) if r.timeout != resolver_timeout => {
+                Some(Arc::new(ResolverConf { timeout: resolver_timeout, ..(**r).clone() }))
+            }
+            (None, r) => r.clone(),
+        },
+        resolver_timeout,
     }
 }
 
@@ -1380,6 +1404,87 @@ fn finish_location(l: LocRaw, parent: &LocConf) -> Location {
         children,
         origin: l.origin,
     }
+}
+
+// ---------------------------------------------------------------------------
+// resolver
+
+/// `resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]`, checked
+/// as nginx's `ngx_resolver_create` does (the timeout is merged later).
+/// An address is IPv4 or IPv6 (bare or in brackets) with an optional
+/// port, 53 by default; a host name is resolved now, as nginx does, into
+/// all its addresses. No address at all is allowed, as in nginx: such a
+/// resolver resolves nothing ("no resolver defined").
+fn resolver(d: &Directive) -> Result<ResolverConf, ConfError> {
+    let mut r = ResolverConf::new(Vec::new());
+    for a in &d.args {
+        let bad = || ConfError::at(format!("invalid parameter: {a}"), d);
+        if let Some(v) = a.strip_prefix("valid=") {
+            r.valid = Some(parse_time(v, true).ok_or_else(bad)?);
+            continue;
+        }
+        if let Some((key, v)) = a.split_once('=') {
+            let on = match v {
+                "on" => true,
+                "off" => false,
+                _ if key == "ipv4" || key == "ipv6" => return Err(bad()),
+                _ => return Err(ConfError::at(format!("invalid parameter \"{a}\""), d)),
+            };
+            match key {
+                "ipv4" => r.ipv4 = on,
+                "ipv6" => r.ipv6 = on,
+                _ => return Err(ConfError::at(format!("invalid parameter \"{a}\""), d)),
+            }
+            continue;
+        }
+        let addrs = resolver_addr(a).map_err(|e| ConfError::at(format!("{e} in resolver \"{a}\""), d))?;
+        for addr in addrs {
+            if !r.servers.contains(&addr) {
+                r.servers.push(addr);
+            }
+        }
+    }
+    if !r.ipv4 && !r.ipv6 {
+        return Err(ConfError::at("\"ipv4\" and \"ipv6\" cannot both be \"off\"", d));
+    }
+    Ok(r)
+}
+
+/// One resolver address: `IP`, `IP:PORT`, `[IPV6]`, `[IPV6]:PORT`, a bare
+/// IPv6 address, or `HOST[:PORT]` (resolved here); the error as
+/// ngx_parse_url words it.
+fn resolver_addr(s: &str) -> Result<Vec<SocketAddr>, &'static str> {
+    let port_of = |p: &str| match atoi(p) {
+        Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err("invalid port"),
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("invalid host")?;
+        let ip: Ipv6Addr = host.parse().map_err(|_| "invalid IPv6 address")?;
+        let port = match after {
+            "" => 53,
+            _ => port_of(after.strip_prefix(':').ok_or("invalid host")?)?,
+        };
+        return Ok(vec![SocketAddr::new(IpAddr::V6(ip), port)]);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, 53)]);
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, port_of(p)?),
+        None => (s, 53),
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(|_| "host not found")?.collect();
+    if addrs.is_empty() {
+        return Err("host not found");
+    }
+    Ok(addrs)
 }
 
 // ---------------------------------------------------------------------------
@@ -2163,6 +2268,82 @@ mod tests {
         assert_eq!(s.large_client_header_buffers, (8, 16384));
         assert!(!s.conf.server_tokens);
         assert_eq!(s.conf.default_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn resolver_forms() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let l = loc("location / { resolver 127.0.0.1 10.0.0.2:5353 [::1] [2001:db8::1]:54 ::2 valid=30s ipv6=off; }");
+        let r = l.conf.resolver.as_deref().expect("resolver");
+        assert_eq!(
+            r.servers,
+            vec![sa("127.0.0.1:53"), sa("10.0.0.2:5353"), sa("[::1]:53"), sa("[2001:db8::1]:54"), sa("[::2]:53")]
+        );
+        assert_eq!(r.valid, Some(Duration::from_secs(30)));
+        assert!(r.ipv4 && !r.ipv6);
+        assert_eq!(r.timeout, Duration::from_secs(30));
+        let l = loc("location / { resolver 127.0.0.1 ipv4=off; resolver_timeout 5s; }");
+        let r = l.conf.resolver.as_deref().unwrap();
+        assert!(!r.ipv4 && r.ipv6);
+        assert_eq!(r.valid, None);
+        assert_eq!(r.timeout, Duration::from_secs(5));
+        // A host name is resolved when the config is read, as nginx does.
+        let l = loc("location / { resolver localhost:5300; }");
+        let r = l.conf.resolver.as_deref().unwrap();
+        assert!(r.servers.contains(&sa("127.0.0.1:5300")), "{:?}", r.servers);
+        // No resolver by default.
+        let s = srv("");
+        assert!(s.conf.resolver.is_none());
+        assert_eq!(s.conf.resolver_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn resolver_inheritance() {
+        let c = cfg("http {\n\
+               resolver 10.0.0.1;\n\
+               server {\n\
+                 resolver_timeout 3s;\n\
+                 location /a { }\n\
+                 location /b { resolver 10.0.0.2 valid=1m; }\n\
+                 location /c { resolver_timeout 1s; }\n\
+               }\n\
+               server { resolver 10.0.0.3; location / { } }\n\
+               resolver_timeout 7s;\n\
+             }");
+        let s0 = &c.http.servers[0];
+        let server = |lc: &LocConf| lc.resolver.as_ref().map(|r| (r.servers[0].to_string(), r.timeout));
+        assert_eq!(server(&s0.conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(server(&s0.locations[0].conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(server(&s0.locations[1].conf), Some(("10.0.0.2:53".to_string(), Duration::from_secs(3))));
+        assert_eq!(s0.locations[1].conf.resolver.as_ref().unwrap().valid, Some(Duration::from_secs(60)));
+        assert_eq!(server(&s0.locations[2].conf), Some(("10.0.0.1:53".to_string(), Duration::from_secs(1))));
+        // The http-level timeout, written after the servers, still applies.
+        let s1 = &c.http.servers[1];
+        assert_eq!(server(&s1.locations[0].conf), Some(("10.0.0.3:53".to_string(), Duration::from_secs(7))));
+    }
+
+    #[test]
+    fn resolver_errors() {
+        let e = |body: &str| err(&format!("\nhttp {{\nserver {{\n{body}\n}}\n}}"));
+        assert_eq!(e("resolver 127.0.0.1 foo=bar;"), format!("invalid parameter \"foo=bar\" {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1 valid=abc;"), format!("invalid parameter: valid=abc {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1 ipv6=maybe;"), format!("invalid parameter: ipv6=maybe {}", at(4)));
+        assert_eq!(
+            e("resolver 127.0.0.1 ipv4=off ipv6=off;"),
+            format!("\"ipv4\" and \"ipv6\" cannot both be \"off\" {}", at(4))
+        );
+        assert_eq!(e("resolver 127.0.0.1:99999;"), format!("invalid port in resolver \"127.0.0.1:99999\" {}", at(4)));
+        assert_eq!(e("resolver [::1;"), format!("invalid host in resolver \"[::1\" {}", at(4)));
+        assert_eq!(e("resolver [zz]:53;"), format!("invalid IPv6 address in resolver \"[zz]:53\" {}", at(4)));
+        assert_eq!(e("resolver :53;"), format!("no host in resolver \":53\" {}", at(4)));
+        assert_eq!(e("resolver 127.0.0.1;\nresolver 127.0.0.2;"), format!("\"resolver\" directive is duplicate {}", at(5)));
+        assert_eq!(e("resolver_timeout 5x;"), format!("\"resolver_timeout\" directive invalid value {}", at(4)));
+        assert_eq!(e("resolver_timeout 1s;\nresolver_timeout 2s;"), format!("\"resolver_timeout\" directive is duplicate {}", at(5)));
+        assert_eq!(e("resolver;"), format!("invalid number of arguments in \"resolver\" directive {}", at(4)));
+        assert_eq!(
+            err("\nresolver 127.0.0.1;"),
+            format!("\"resolver\" directive is not allowed here {}", at(2))
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use regex::Regex;
 use crate::conf::template::Template;
 use crate::log::Level;
 
+pub use crate::dns::ResolverConf;
+
 /// The whole configuration of one master generation.
 #[derive(Debug)]
 pub struct Config {
@@ -305,6 +307,12 @@ pub struct LocConf {
     /// `header_filter_by_lua*`, `body_filter_by_lua*` (inherited).
     pub header_filter_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub body_filter_by_lua: Option<std::sync::Arc<LuaCode>>,
+    /// `resolver` (inherited as a whole), with the `resolver_timeout` in
+    /// force at this level; None without one (`dns::resolve` then answers
+    /// only IP literals and /etc/hosts).
+    pub resolver: Option<std::sync::Arc<ResolverConf>>,
+    /// `resolver_timeout` (inherited on its own, as nginx merges it).
+    pub resolver_timeout: Duration,
 }
 
 impl LocConf {
@@ -339,6 +347,8 @@ impl LocConf {
             log_by_lua: None,
             header_filter_by_lua: None,
             body_filter_by_lua: None,
+            resolver: None,
+            resolver_timeout: ResolverConf::DEFAULT_TIMEOUT,
         }
     }
 }

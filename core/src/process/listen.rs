@@ -3,7 +3,6 @@
 //! a listen queue survive a change of workers.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::conf::Listen;
@@ -76,31 +75,7 @@ pub fn open_socket(l: &Listen) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// A SocketAddr as a sockaddr_storage for the C calls.
-pub fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: zeroed sockaddr_storage is valid; we fill the variant that
-    // matches the address family and report its size.
-    unsafe {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-        match addr {
-            SocketAddr::V4(a) => {
-                let sin = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in);
-                sin.sin_family = libc::AF_INET as _;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-                (ss, std::mem::size_of::<libc::sockaddr_in>() as _)
-            }
-            SocketAddr::V6(a) => {
-                let sin6 = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6);
-                sin6.sin6_family = libc::AF_INET6 as _;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr.s6_addr = a.ip().octets();
-                sin6.sin6_scope_id = a.scope_id();
-                (ss, std::mem::size_of::<libc::sockaddr_in6>() as _)
-            }
-        }
-    }
-}
+pub use crate::rt::sockaddr::to_sockaddr as sockaddr;
 
 /// Open (or keep from `old`) the listeners `confs` asks for. `slots` is
 /// the number of sockets for a `reuseport` address (the worker count). On

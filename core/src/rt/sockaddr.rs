@@ -37,3 +37,29 @@ pub fn peer_addr(fd: RawFd, local: bool) -> Option<SocketAddr> {
         from_sockaddr(&ss)
     }
 }
+
+/// A SocketAddr as a sockaddr_storage for the C calls.
+pub fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: zeroed sockaddr_storage is valid; we fill the variant that
+    // matches the address family and report its size.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in);
+                sin.sin_family = libc::AF_INET as _;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                (ss, std::mem::size_of::<libc::sockaddr_in>() as _)
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6);
+                sin6.sin6_family = libc::AF_INET6 as _;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                (ss, std::mem::size_of::<libc::sockaddr_in6>() as _)
+            }
+        }
+    }
+}
