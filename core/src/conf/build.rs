@@ -184,6 +184,13 @@ static SPECS: &[Spec] = &[
     spec("lua_regex_cache_max_entries", HTTP, false, Exactly(1)),
     spec("lua_shared_dict", HTTP, false, Exactly(2)),
     spec("lua_max_pending_timers", HTTP, false, Exactly(1)),
+    spec("lua_socket_connect_timeout", HTTP, false, Exactly(1)),
+    spec("lua_socket_send_timeout", HTTP, false, Exactly(1)),
+    spec("lua_socket_read_timeout", HTTP, false, Exactly(1)),
+    spec("lua_socket_buffer_size", HTTP, false, Exactly(1)),
+    spec("lua_socket_pool_size", HTTP, false, Exactly(1)),
+    spec("lua_socket_keepalive_timeout", HTTP, false, Exactly(1)),
+    spec("lua_socket_log_errors", HTTP, false, Exactly(1)),
     spec("lua_max_running_timers", HTTP, false, Exactly(1)),
     spec("lua_jit_log", HTTP, false, Range(1, 2)),
     spec("rewrite_by_lua_no_postpone", HTTP, false, Exactly(1)),
@@ -499,6 +506,8 @@ struct Builder<'a> {
     lua_regex_cache_max_entries: Option<usize>,
     lua_max_pending_timers: Option<usize>,
     lua_max_running_timers: Option<usize>,
+    lua_socket: LuaSocketConf,
+    lua_socket_set: Vec<&'static str>,
     lua_shared_dicts: Vec<(String, u64)>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
@@ -528,6 +537,8 @@ impl<'a> Builder<'a> {
             lua_regex_cache_max_entries: None,
             lua_max_pending_timers: None,
             lua_max_running_timers: None,
+            lua_socket: LuaSocketConf::default(),
+            lua_socket_set: Vec::new(),
             lua_shared_dicts: Vec::new(),
             lua_jit_log: None,
             init_by_lua: None,
@@ -643,6 +654,33 @@ impl<'a> Builder<'a> {
 
     // -- http ---------------------------------------------------------------
 
+    /// The `lua_socket_*` directives (each once).
+    fn lua_socket(&mut self, c: &Directive) -> Result<(), ConfError> {
+        let spec = check(c, HTTP)?;
+        if self.lua_socket_set.contains(&spec.name) {
+            return Err(dup(c));
+        }
+        self.lua_socket_set.push(spec.name);
+        let s = &mut self.lua_socket;
+        let arg = &c.args[0];
+        match spec.name {
+            "lua_socket_connect_timeout" => s.connect_timeout = time_arg(c, arg)?,
+            "lua_socket_send_timeout" => s.send_timeout = time_arg(c, arg)?,
+            "lua_socket_read_timeout" => s.read_timeout = time_arg(c, arg)?,
+            "lua_socket_keepalive_timeout" => s.keepalive_timeout = time_arg(c, arg)?,
+            "lua_socket_buffer_size" => s.buffer_size = (size_arg(c, arg)? as usize).max(1),
+            "lua_socket_pool_size" => {
+                let n: usize = number(c)?;
+                if n == 0 {
+                    return Err(ConfError::at(format!("invalid value \"{arg}\" in \"{}\" directive", spec.name), c));
+                }
+                s.pool_size = n;
+            }
+            _ => s.log_errors = flag(c)?,
+        }
+        Ok(())
+    }
+
     /// `lua_shared_dict NAME SIZE`, checked as lua-nginx-module does.
     fn lua_shared_dict(&mut self, c: &Directive) -> Result<(), ConfError> {
         let name = &c.args[0];
@@ -702,6 +740,7 @@ impl<'a> Builder<'a> {
                     let n = number(c)?;
                     set_once(c, &mut self.lua_max_running_timers, n)?
                 }
+                name if name.starts_with("lua_socket_") => self.lua_socket(c)?,
                 "lua_jit_log" => {
                     let v = c.args.get(1).map_or("events", String::as_str);
                     let mode = JitLogMode::from_name(v).ok_or_else(|| {
@@ -1293,6 +1332,8 @@ impl<'a> Builder<'a> {
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
             lua_regex_match_limit: self.lua_regex_match_limit.unwrap_or(0),
             lua_regex_cache_max_entries: self.lua_regex_cache_max_entries.unwrap_or(1024),
+            lua_socket: self.lua_socket,
+            resolver: http_conf.resolver.clone(),
             lua_max_pending_timers: self.lua_max_pending_timers.unwrap_or(1024),
             lua_max_running_timers: self.lua_max_running_timers.unwrap_or(256),
             lua_shared_dicts: std::mem::take(&mut self.lua_shared_dicts),

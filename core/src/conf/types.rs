@@ -59,6 +59,10 @@ pub struct Http {
     pub lua_regex_match_limit: u32,
     /// `lua_regex_cache_max_entries N`: compiled regexes cached per worker.
     pub lua_regex_cache_max_entries: usize,
+    /// The `lua_socket_*` directives (http level in halo).
+    pub lua_socket: LuaSocketConf,
+    /// `resolver` at http level: what timers' cosockets resolve with.
+    pub resolver: Option<std::sync::Arc<ResolverConf>>,
     /// `lua_max_pending_timers N` (1024): ngx.timer.at's limit of timers
     /// not yet expired.
     pub lua_max_pending_timers: usize,
@@ -349,6 +353,37 @@ impl LocConf {
             body_filter_by_lua: None,
             resolver: None,
             resolver_timeout: ResolverConf::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// The `lua_socket_*` settings: cosockets' defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct LuaSocketConf {
+    pub connect_timeout: Duration,
+    pub send_timeout: Duration,
+    pub read_timeout: Duration,
+    /// lua_socket_buffer_size: the most one receive reads at once.
+    pub buffer_size: usize,
+    /// lua_socket_pool_size: idle connections kept per pool.
+    pub pool_size: usize,
+    /// lua_socket_keepalive_timeout: how long an idle connection is kept
+    /// (zero: until the peer closes it).
+    pub keepalive_timeout: Duration,
+    /// lua_socket_log_errors: failures are also logged.
+    pub log_errors: bool,
+}
+
+impl Default for LuaSocketConf {
+    fn default() -> LuaSocketConf {
+        LuaSocketConf {
+            connect_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            buffer_size: 4096,
+            pool_size: 30,
+            keepalive_timeout: Duration::from_secs(60),
+            log_errors: true,
         }
     }
 }

@@ -20,8 +20,11 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use slab::Slab;
 
+use crate::dns::{self, ResolverConf};
 use crate::rt::{self, ops};
 
 pub use read::Pattern;
@@ -35,35 +38,7 @@ pub enum Step<T> {
 }
 
 /// The `lua_socket_*` settings of the worker.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    pub connect_timeout: Duration,
-    pub send_timeout: Duration,
-    pub read_timeout: Duration,
-    /// lua_socket_buffer_size: the most one receive reads at once.
-    pub buffer_size: usize,
-    /// lua_socket_pool_size: idle connections kept per pool.
-    pub pool_size: usize,
-    /// lua_socket_keepalive_timeout: how long an idle connection is kept
-    /// (zero: until the peer closes it).
-    pub keepalive_timeout: Duration,
-    /// lua_socket_log_errors: failures are also logged.
-    pub log_errors: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            connect_timeout: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(60),
-            read_timeout: Duration::from_secs(60),
-            buffer_size: 4096,
-            pool_size: 30,
-            keepalive_timeout: Duration::from_secs(60),
-            log_errors: true,
-        }
-    }
-}
+pub use crate::conf::LuaSocketConf as Settings;
 
 /// Where to connect.
 pub enum Target<'a> {
@@ -165,15 +140,26 @@ struct Sockets {
     slab: Slab<Sock>,
     next_generation: u32,
     settings: Settings,
+    /// The http level's resolver: what sockets of timers resolve with.
+    resolver: Option<Arc<ResolverConf>>,
 }
 
 thread_local! {
-    static SOCKETS: RefCell<Sockets> = RefCell::new(Sockets { slab: Slab::new(), next_generation: 1, settings: Settings::default() });
+    static SOCKETS: RefCell<Sockets> = RefCell::new(Sockets { slab: Slab::new(), next_generation: 1, settings: Settings::default(), resolver: None });
 }
 
-/// The worker's settings, from its config.
-pub fn configure(settings: Settings) {
-    SOCKETS.with(|s| s.borrow_mut().settings = settings);
+/// The worker's settings and http-level resolver, from its config.
+pub fn configure(settings: Settings, resolver: Option<Arc<ResolverConf>>) {
+    SOCKETS.with(|s| {
+        let mut s = s.borrow_mut();
+        s.settings = settings;
+        s.resolver = resolver;
+    });
+}
+
+/// The http level's resolver (for sockets outside requests).
+pub fn http_resolver() -> Option<Arc<ResolverConf>> {
+    SOCKETS.with(|s| s.borrow().resolver.clone())
 }
 
 /// The worker's settings.
@@ -298,7 +284,7 @@ pub fn errno_text(errno: i32) -> Error {
 
 /// `sock:connect(...)` by context `cx`: reuses an idle connection of the
 /// pool (at once) or opens one (a wait). `pool` overrides the pool's name.
-pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&str>) -> Result<Step<Result<(), Error>>, Bad> {
+pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&str>, resolver: Option<Arc<ResolverConf>>) -> Result<Step<Result<(), Error>>, Bad> {
     with(h, owner, |sock, _| {
         if let Some(res) = sock.take_outcome(cx, Op::Connect) {
             return Step::Ready(res);
@@ -332,28 +318,25 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
             },
         };
         sock.writing = cx;
-        Step::Wait(Box::pin(open(h, cx, addr, sock.connect_timeout)))
+        Step::Wait(Box::pin(open(h, cx, addr, resolver, sock.connect_timeout)))
     })
 }
 
-/// An address written as one: `1.2.3.4`, `::1`, `[::1]`; `localhost` too.
+/// An address written as one (`1.2.3.4`, `::1`, `[::1]`): no lookup.
 fn literal_ip(host: &str) -> Option<IpAddr> {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if let Ok(ip) = bare.parse() {
-        return Some(ip);
-    }
-    bare.eq_ignore_ascii_case("localhost").then_some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
 }
 
 /// Opens the connection (resolving the host first if it is a name) and
 /// records the fd or the error in socket `h`, for `cx`.
-async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, timeout: Duration) {
+async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, resolver: Option<Arc<ResolverConf>>, timeout: Duration) {
     let _waiting = Waiting { h, op: Op::Connect };
     let addr = match addr {
         Ok(a) => a,
-        Err((host, port)) => match resolve(&host).await {
-            Ok(ip) => ops::RawAddr::inet(SocketAddr::new(ip, port)),
-            Err(e) => return finish_connect(h, cx, None, Err(e)),
+        Err((host, port)) => match dns::resolve(resolver.as_deref(), &host).await {
+            Ok(ips) if !ips.is_empty() => ops::RawAddr::inet(SocketAddr::new(ips[0], port)),
+            Ok(_) => return finish_connect(h, cx, None, Err(format!("{host} could not be resolved (3: Host not found)").into())),
+            Err(e) => return finish_connect(h, cx, None, Err(e.to_string().into())),
         },
     };
     // SAFETY: plain socket(2); the fd is ours until stored or closed below.
@@ -409,11 +392,6 @@ fn finish_connect(h: u64, cx: u64, fd: Option<RawFd>, result: Result<(), Error>)
 /// The peer socket `h` connects to, for the error log.
 fn peer_of(h: u64) -> String {
     SOCKETS.with(|s| s.borrow().slab.get((h & 0xffff_ffff) as usize).map(|k| k.peer.clone()).unwrap_or_default())
-}
-
-/// Host names: not resolved yet without a resolver.
-async fn resolve(host: &str) -> Result<IpAddr, Error> {
-    Err(format!("no resolver defined to resolve \"{host}\"").into())
 }
 
 /// `sock:send(data)` by context `cx`: the bytes sent (all of them), after

@@ -98,7 +98,9 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_connect(r: u64, s: u64, host: *cons
             Err(_) => return fail("bad host name".into()),
         }
     };
-    match cosocket::connect(s, root, r, target, pool) {
+    // The request's location's resolver; a timer's is the http level's.
+    let resolver = context::with_request(r, |_, _, req| req.conf.resolver.clone()).unwrap_or_else(cosocket::http_resolver);
+    match cosocket::connect(s, root, r, target, pool, resolver) {
         Ok(Step::Ready(Ok(()))) => OK,
         Ok(Step::Ready(Err(e))) => fail(e),
         Ok(Step::Wait(f)) => wait(r, f),

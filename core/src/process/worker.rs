@@ -52,6 +52,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
         next_request: Cell::new(0),
         access_logs: RefCell::new(AccessLogs::default()),
     });
+    crate::cosocket::configure(w.cfg.http.lua_socket, w.cfg.http.resolver.clone());
     // Before init_worker_by_lua, which may start timers.
     timer::set_spawner(Box::new(spawn_timer(Rc::downgrade(&w))), w.cfg.http.lua_max_pending_timers, w.cfg.http.lua_max_running_timers);
     if let Some(lua) = &w.lua {
