@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load comparison of halo against Debian's nginx on one "hello" location: `return 200`
 # (ENDPOINT=return, the default) or a Lua handler saying the same (ENDPOINT=hello:
-# content_by_lua_block { ngx.say("hello") }; nginx loads Debian's lua-nginx-module).
+# content_by_lua_block { ngx.say("hello") }; nginx loads Debian's lua-nginx-module), or a
+# Lua handler that reads "hello" from Redis with one GET over a pooled cosocket
+# (ENDPOINT=redis; run.sh starts redis-server, from the redis-server package, on a free port).
 #
 # Both servers get the same config (nginx.conf.in), run as one foreground process pinned
 # to SERVER_CPU, and are loaded by one wrk thread pinned to WRK_CPU, so the two never
@@ -18,7 +20,7 @@
 #   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
 #   HALO_BIN=...  use this binary and skip the cargo build
 #   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
-#   ENDPOINT=return|hello                    (hello writes results-hello.md)
+#   ENDPOINT=return|hello|redis              (hello, redis write results-hello.md, results-redis.md)
 #   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
 # Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
 set -euo pipefail
@@ -38,7 +40,10 @@ ENDPOINT=${ENDPOINT:-return}
 case "$ENDPOINT" in
     return) CONTENT='return 200 "hello\\n";'; RESULTS=${RESULTS:-$HERE/results.md} ;;
     hello) CONTENT='content_by_lua_block { ngx.say("hello") }'; RESULTS=${RESULTS:-$HERE/results-hello.md} ;;
-    *) echo "ENDPOINT must be return or hello" >&2; exit 2 ;;
+    # One GET per request; the reply is "$5\r\nhello\r\n". (sed sees \\ as one backslash.)
+    redis) CONTENT='content_by_lua_block { local s = ngx.socket.tcp() local ok, err = s:connect("127.0.0.1", @REDIS_PORT@) if not ok then ngx.status = 500 ngx.say(err) return end s:send("GET k\\r\\n") s:receive() local v = s:receive(7) s:setkeepalive(0, 64) ngx.say(v:sub(1, 5)) }'
+           RESULTS=${RESULTS:-$HERE/results-redis.md} ;;
+    *) echo "ENDPOINT must be return, hello or redis" >&2; exit 2 ;;
 esac
 # nginx needs Debian's Lua module for the Lua endpoint (halo has it built in).
 NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
@@ -87,8 +92,10 @@ BIN[halo]=$HALO_BIN
 BIN[nginx]=$NGINX_BIN
 FAILED=0 # set when any run looked wrong: keeps the temp dir for inspection
 
+REDIS_PID=""
 cleanup() {
     local name pid i
+    [[ -n $REDIS_PID ]] && kill -TERM "$REDIS_PID" 2>/dev/null
     for name in "${!PID[@]}"; do
         pid=${PID[$name]}
         kill -TERM "$pid" 2>/dev/null || continue
@@ -155,10 +162,10 @@ start_server() {
     port=$(free_port)
     mkdir -p "$prefix/conf" "$prefix/logs"
     local modules=""
-    if [[ $name == nginx && $ENDPOINT == hello ]]; then
+    if [[ $name == nginx && $ENDPOINT != return ]]; then
         modules="load_module $NGINX_MODULES/ndk_http_module.so; load_module $NGINX_MODULES/ngx_http_lua_module.so;"
     fi
-    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" \
+    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/" \
         "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
     # Debian's nginx opens its compiled-in /var/log/nginx/error.log before reading the
     # config unless given an early error log: keep it inside the prefix.
@@ -289,6 +296,18 @@ log "$RUNS x ${DURATION}s per server and scenario, $CONNS connections, pipeline 
     "server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; about ${est}s"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
+if [[ $ENDPOINT == redis ]]; then
+    command -v redis-server >/dev/null || die "redis-server not found (apt-get install -y redis-server)"
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        >"$TMP/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for i in $(seq 50); do port_open "$REDIS_PORT" && break; sleep 0.1; done
+    port_open "$REDIS_PORT" || die "redis-server did not start (see $TMP/redis.log)"
+    printf 'SET k hello\r\nQUIT\r\n' >/dev/tcp/127.0.0.1/"$REDIS_PORT"
+    # wrk and the server share the two cores; Redis runs beside wrk.
+    taskset -pc "$WRK_CPU" "$REDIS_PID" >/dev/null
+fi
 for name in "${SERVERS[@]}"; do start_server "$name"; done
 
 if ((WARMUP > 0)); then
