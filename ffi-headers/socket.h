@@ -22,8 +22,10 @@
    next call). */
 int halo_ffi_socket_errmsg(const unsigned char **data);
 
-/* A new socket (*s) for the running context r. */
-int halo_ffi_socket_tcp_new(uint64_t r, uint64_t *s);
+/* A new socket (*s) for the running context r: TCP, or UDP when
+   datagram (ngx.socket.udp: connect sets the peer, kind 4 receives one
+   datagram, no pools). */
+int halo_ffi_socket_tcp_new(uint64_t r, int datagram, uint64_t *s);
 
 /* Connects to host:port, or to the unix socket path `host` when port < 0,
    reusing an idle connection of pool `pool` (NULL: "host:port") first. */
@@ -34,7 +36,8 @@ int halo_ffi_socket_tcp_connect(uint64_t r, uint64_t s, const unsigned char *hos
 int halo_ffi_socket_tcp_send(uint64_t r, uint64_t s, const unsigned char *data, size_t len);
 
 /* Receives by kind: 0 a line (*l), 1 everything until the peer closes
-   (*a), 2 exactly n bytes, 3 whatever is there, at most n (receiveany).
+   (*a), 2 exactly n bytes, 3 whatever is there, at most n (receiveany),
+   4 the next datagram, at most n bytes (UDP).
    HALO_FFI_OK: *data/*len lent until the socket's next call;
    HALO_FFI_ERROR: the error (errmsg) and the partial data in *data/*len. */
 int halo_ffi_socket_tcp_receive(uint64_t r, uint64_t s, int kind, size_t n,

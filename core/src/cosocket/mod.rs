@@ -85,6 +85,9 @@ struct Sock {
     until_done: bool,
     /// Where a line without its CRs is built (`*l`).
     line: Vec<u8>,
+    /// A UDP socket (ngx.socket.udp): connect sets the peer, each receive
+    /// is one datagram, no pools.
+    datagram: bool,
 }
 
 /// The end of a wait.
@@ -205,8 +208,9 @@ fn with_live(h: u64, fd: RawFd, f: impl FnOnce(&mut Sock)) {
     })
 }
 
-/// ngx.socket.tcp(): a new, unconnected socket owned by `owner`.
-pub fn new(owner: u64) -> u64 {
+/// ngx.socket.tcp() (or ngx.socket.udp() when `datagram`): a new,
+/// unconnected socket owned by `owner`.
+pub fn new(owner: u64, datagram: bool) -> u64 {
     SOCKETS.with(|s| {
         let s = &mut *s.borrow_mut();
         let generation = s.next_generation;
@@ -231,6 +235,7 @@ pub fn new(owner: u64) -> u64 {
             writing: 0,
             until_done: false,
             line: Vec::new(),
+            datagram,
         });
         handle(slot, generation)
     })
@@ -300,7 +305,8 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
         };
         let key = pool.map_or_else(|| name.clone(), str::to_string);
         sock.peer = name;
-        if let Some((fd, reused)) = pool::take(&key) {
+        let pooled = if sock.datagram { None } else { pool::take(&key) };
+        if let Some((fd, reused)) = pooled {
             sock.fd = Some(fd);
             sock.reused = reused + 1;
             sock.key = key;
@@ -318,7 +324,8 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
             },
         };
         sock.writing = cx;
-        Step::Wait(Box::pin(open(h, cx, addr, resolver, sock.connect_timeout)))
+        let kind = if sock.datagram { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
+        Step::Wait(Box::pin(open(h, cx, addr, kind, resolver, sock.connect_timeout)))
     })
 }
 
@@ -329,7 +336,7 @@ fn literal_ip(host: &str) -> Option<IpAddr> {
 
 /// Opens the connection (resolving the host first if it is a name) and
 /// records the fd or the error in socket `h`, for `cx`.
-async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, resolver: Option<Arc<ResolverConf>>, timeout: Duration) {
+async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, kind: i32, resolver: Option<Arc<ResolverConf>>, timeout: Duration) {
     let _waiting = Waiting { h, op: Op::Connect };
     let addr = match addr {
         Ok(a) => a,
@@ -340,7 +347,7 @@ async fn open(h: u64, cx: u64, addr: Result<ops::RawAddr, (String, u16)>, resolv
         },
     };
     // SAFETY: plain socket(2); the fd is ours until stored or closed below.
-    let fd = unsafe { libc::socket(addr.family(), libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(addr.family(), kind | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EMFILE);
         return finish_connect(h, cx, None, Err(errno_text(errno)));
@@ -485,7 +492,11 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
                 }
                 let buf = std::mem::take(&mut sock.spare);
                 sock.reading = cx;
-                Step::Wait(Box::pin(fill(h, cx, fd, buf, st.buffer_size, sock.read_timeout)))
+                let max = match pattern {
+                    Pattern::Datagram(n) => n,
+                    _ => st.buffer_size,
+                };
+                Step::Wait(Box::pin(fill(h, cx, fd, buf, max, sock.read_timeout)))
             }
         }
     })
@@ -550,6 +561,9 @@ pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option
         let Some(_) = sock.fd else { return Err("closed".into()) };
         if sock.reading != 0 || sock.writing != 0 {
             return Err("socket busy".into());
+        }
+        if sock.datagram {
+            return Err("not a tcp socket".into());
         }
         if sock.rpos < sock.rbuf.len() {
             return Err("unread data in buffer".into());

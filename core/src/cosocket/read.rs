@@ -16,6 +16,8 @@ pub enum Pattern<'a> {
     Bytes(usize),
     /// receiveany(max): whatever is there, at most this many.
     Any(usize),
+    /// A UDP socket's receive: the next datagram (at most this many bytes).
+    Datagram(usize),
     /// receiveuntil's iterator: the bytes before `pattern` (with it if
     /// `inclusive`); with a `size`, at most that many per call.
     Until { pattern: &'a [u8], inclusive: bool, size: Option<usize> },
@@ -60,6 +62,9 @@ pub(super) fn take(sock: &mut Sock, pattern: Pattern<'_>) -> Taken {
             (Some(start..start + n), n)
         }
         Pattern::Any(_) => (None, 0),
+        // One datagram per receive (what the last one brought).
+        Pattern::Datagram(_) if !unread.is_empty() => (Some(start..sock.rbuf.len()), unread.len()),
+        Pattern::Datagram(_) => (None, 0),
         Pattern::Until { pattern, inclusive, size } => {
             if sock.until_done {
                 sock.until_done = false;

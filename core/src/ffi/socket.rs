@@ -60,7 +60,7 @@ pub unsafe extern "C" fn halo_ffi_socket_errmsg(data: *mut *const u8) -> c_int {
 /// # Safety
 /// `s` must be NULL or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_socket_tcp_new(r: u64, s: *mut u64) -> c_int {
+pub unsafe extern "C" fn halo_ffi_socket_tcp_new(r: u64, datagram: c_int, s: *mut u64) -> c_int {
     let root = match owner(r) {
         Ok(root) => root,
         Err(code) => return code,
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_new(r: u64, s: *mut u64) -> c_int {
     if s.is_null() {
         return DECLINED;
     }
-    let h = cosocket::new(root);
+    let h = cosocket::new(root, datagram != 0);
     context::on_close(root, Box::new(move || cosocket::release(h)));
     // SAFETY: non-null, valid for a write (caller's contract).
     unsafe { *s = h };
@@ -162,6 +162,7 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_receive(r: u64, s: u64, kind: c_int
         1 => Pattern::All,
         2 => Pattern::Bytes(n),
         3 => Pattern::Any(n),
+        4 => Pattern::Datagram(n),
         _ => return DECLINED,
     };
     // SAFETY: forwarded caller contract.

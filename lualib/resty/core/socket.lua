@@ -1,5 +1,6 @@
 -- resty.core.socket: ngx.socket.tcp (also ngx.socket.stream and
--- ngx.socket.connect), cosockets on the core's event loop. A socket object
+-- ngx.socket.connect) and ngx.socket.udp, cosockets on the core's event
+-- loop. A socket object
 -- is a table holding the core's handle; each method calls the core, and on
 -- HALO_FFI_AGAIN yields (through user coroutines) and calls again, which
 -- then gives the outcome. Only the calling coroutine waits.
@@ -72,13 +73,17 @@ local function check(self, fname)
     return self[1]
 end
 
-local function tcp()
-    local r = context(3)
-    local rc = c_new(r, handle_out)
+local function new_socket(datagram, meta)
+    local r = context(4)
+    local rc = c_new(r, datagram, handle_out)
     if rc ~= FFI_OK then
         raise(rc, r)
     end
-    return setmetatable({ handle_out[0] }, mt)
+    return setmetatable({ handle_out[0] }, meta)
+end
+
+local function tcp()
+    return new_socket(0, mt)
 end
 
 function methods.connect(self, host, port, opts)
@@ -382,6 +387,67 @@ function methods.sslhandshake(self)
     return nil, "sslhandshake is not supported by halo yet (no TLS)"
 end
 
+-- ngx.socket.udp: setpeername, send, receive, settimeout, close.
+local udp_methods = {}
+local udp_mt = { __index = udp_methods }
+
+local function udp()
+    return new_socket(1, udp_mt)
+end
+
+function udp_methods.setpeername(self, host, port)
+    local s = check(self, "setpeername")
+    if type(host) ~= "string" then
+        error("bad argument #2 to 'setpeername' (string expected, got " .. type(host) .. ")", 2)
+    end
+    local target = host
+    if sub(host, 1, 5) == "unix:" then
+        target = sub(host, 6)
+        port = -1
+    elseif type(port) ~= "number" then
+        error("bad argument #3 to 'setpeername' (number expected, got " .. type(port) .. ")", 2)
+    elseif port < 0 or port > 65535 or floor(port) ~= port then
+        return nil, "bad port number: " .. tostring(port)
+    end
+    local r = context(2)
+    while true do
+        local rc = c_connect(r, s, target, #target, port, nil, 0)
+        if rc == FFI_OK then
+            return 1
+        elseif rc == FFI_ERROR then
+            return nil, errmsg()
+        elseif rc ~= FFI_AGAIN then
+            raise(rc, r)
+        end
+        co_yield()
+    end
+end
+
+function udp_methods.send(self, data)
+    local ok, err = methods.send(self, data)
+    if not ok then
+        return nil, err
+    end
+    return 1
+end
+
+function udp_methods.receive(self, size)
+    local s = check(self, "receive")
+    if size == nil then
+        size = 65536
+    elseif type(size) ~= "number" or size <= 0 then
+        error("bad argument #2 to 'receive' (bad size argument)", 2)
+    end
+    local data, err = receive(context(2), s, 4, size)
+    if data == nil then
+        return nil, err
+    end
+    return data
+end
+
+udp_methods.settimeout = methods.settimeout
+udp_methods.close = methods.close
+
 local function connect(host, port, opts)
     local sock = tcp()
     local ok, err = sock:connect(host, port, opts)
@@ -395,6 +461,7 @@ ngx.socket = {
     tcp = tcp,
     stream = tcp,
     connect = connect,
+    udp = udp,
 }
 
 return {}
