@@ -26,4 +26,13 @@ int halo_ffi_thread_wait(uint64_t r, const uint64_t *ts, int n);
    HALO_FFI_DECLINED when r did not spawn it. */
 int halo_ffi_thread_kill(uint64_t r, uint64_t t);
 
+/* ngx.on_abort: registers the run's callback (once): HALO_FFI_OK,
+   HALO_FFI_DECLINED when lua_check_client_abort is off, HALO_FFI_BUSY on
+   a second call, HALO_FFI_BAD_CONTEXT outside rewrite, access, content. */
+int halo_ffi_thread_on_abort(uint64_t r);
+
+/* Called by the callback's thread: HALO_FFI_AGAIN, the thread then waits
+   (without keeping the run going) until the client closes its connection. */
+int halo_ffi_thread_wait_abort(uint64_t r);
+
 #endif

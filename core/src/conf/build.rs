@@ -154,6 +154,7 @@ static SPECS: &[Spec] = &[
     spec("client_body_temp_path", HSL, false, Range(1, 4)),
     spec("client_body_in_file_only", HSL, false, Exactly(1)),
     spec("lua_need_request_body", HSL, false, Exactly(1)),
+    spec("lua_check_client_abort", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
     spec("server_tokens", HSL, false, Exactly(1)),
@@ -444,6 +445,7 @@ struct Partial {
     client_body_temp_path: Option<PathBuf>,
     client_body_in_file_only: Option<BodyInFileOnly>,
     lua_need_request_body: Option<bool>,
+    lua_check_client_abort: Option<bool>,
     server_tokens: Option<bool>,
     access_log: Option<Vec<AccessLog>>,
     access_log_off: bool,
@@ -905,6 +907,10 @@ impl<'a> Builder<'a> {
                     }
                 };
                 set_once(d, &mut p.client_body_in_file_only, v)?;
+            }
+            "lua_check_client_abort" => {
+                let on = flag(d)?;
+                set_once(d, &mut p.lua_check_client_abort, on)?;
             }
             "lua_need_request_body" => {
                 let on = flag(d)?;
@@ -1408,6 +1414,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         client_body_temp_path: p.client_body_temp_path.clone().unwrap_or_else(|| parent.client_body_temp_path.clone()),
         client_body_in_file_only: p.client_body_in_file_only.unwrap_or(parent.client_body_in_file_only),
         lua_need_request_body: p.lua_need_request_body.unwrap_or(parent.lua_need_request_body),
+        lua_check_client_abort: p.lua_check_client_abort.unwrap_or(parent.lua_check_client_abort),
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),

@@ -297,6 +297,9 @@ pub struct LocConf {
     pub client_body_in_file_only: BodyInFileOnly,
     /// `lua_need_request_body`: read the body before the Lua handlers run.
     pub lua_need_request_body: bool,
+    /// `lua_check_client_abort`: a client closing its connection while a
+    /// handler runs ends the request (or runs its ngx.on_abort callback).
+    pub lua_check_client_abort: bool,
     pub server_tokens: bool,
     /// Empty = `access_log off`.
     pub access_log: Vec<AccessLog>,
@@ -342,6 +345,7 @@ impl LocConf {
             client_body_temp_path: std::path::PathBuf::from("client_body_temp"),
             client_body_in_file_only: BodyInFileOnly::Off,
             lua_need_request_body: false,
+            lua_check_client_abort: false,
             server_tokens: true,
             access_log: Vec::new(),
             log_formats: Default::default(),

@@ -4,7 +4,7 @@
 
 use std::os::raw::c_int;
 
-use super::{AGAIN, BAD_CONTEXT, DECLINED, DONE, NO_REQUEST, OK};
+use super::{AGAIN, BAD_CONTEXT, BUSY, DECLINED, DONE, NO_REQUEST, OK};
 use crate::lua::context::{self, Kind, Pending, Phase};
 
 /// Whether a context of `kind` may spawn, wait and kill (as lua-nginx-module:
@@ -63,4 +63,35 @@ pub extern "C" fn halo_ffi_thread_kill(r: u64, t: u64) -> c_int {
             _ if !context::is_live(t) => DONE,
             _ => DECLINED,
         })
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_thread_on_abort(r: u64) -> c_int {
+    let checks = context::with_request(r, |kind, _, req| match kind {
+        Kind::Request(Phase::Rewrite | Phase::Access | Phase::Content) => Some(req.conf.lua_check_client_abort),
+        _ => None,
+    });
+    match checks {
+        None => NO_REQUEST,
+        Some(None) => BAD_CONTEXT,
+        Some(Some(false)) => DECLINED,
+        Some(Some(true)) => {
+            let root = context::root(r);
+            let first = context::with_run(root, |_, run| !std::mem::replace(&mut run.on_abort, true));
+            if first == Some(true) {
+                OK
+            } else {
+                BUSY
+            }
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_thread_wait_abort(r: u64) -> c_int {
+    context::with_active(r, |_, run| {
+        run.pending = Some(Pending::Abort);
+        AGAIN
+    })
+    .unwrap_or(NO_REQUEST)
 }

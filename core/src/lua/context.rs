@@ -80,6 +80,9 @@ pub enum Pending {
     Spawn(Handle),
     /// ngx.thread.wait: resume when one of these children has ended.
     Join(Vec<u64>),
+    /// ngx.on_abort's thread: resume when the client goes away (and do
+    /// not keep the run going meanwhile).
+    Abort,
 }
 
 /// One run's own state (the request's is in [`RequestCtx`]).
@@ -104,13 +107,15 @@ pub struct Run {
     /// A timer run: the timer's number and whether it fires early (the
     /// worker is stopping).
     pub timer: Option<(u32, bool)>,
+    /// ngx.on_abort was called in this run.
+    pub on_abort: bool,
 }
 
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
         // Every field named, so a new one cannot be forgotten here.
-        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer } = self;
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, on_abort } = self;
         *exit = None;
         *pending = None;
         *exec = None;
@@ -120,6 +125,7 @@ impl Run {
         set_args.clear();
         args_scratch.clear();
         *timer = None;
+        *on_abort = false;
     }
 }
 

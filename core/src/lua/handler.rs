@@ -34,6 +34,9 @@ pub trait Stream {
     /// Reads the request body into `ctx.body` (once). Err: the status the
     /// request ends with (413, 400, 408, 500, 499 when the client left).
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
+
+    /// The client's socket, watched for its close (lua_check_client_abort).
+    fn client_fd(&self) -> Option<std::os::fd::RawFd>;
 }
 
 /// Handlers that run without the client (filters, the log phase).
@@ -45,6 +48,10 @@ impl Stream for Buffered {
     }
 
     async fn read_body(&mut self, _: &mut RequestCtx<'_>) -> Result<(), u16> {
+        match *self {}
+    }
+
+    fn client_fd(&self) -> Option<std::os::fd::RawFd> {
         match *self {}
     }
 }

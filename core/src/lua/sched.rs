@@ -28,11 +28,13 @@ pub(super) struct Task {
     /// thread (halo.runner's loop), none for a light thread.
     pub arg: Option<c_int>,
     wait: Wait,
+    /// ngx.on_abort's thread: the run does not wait for it.
+    background: bool,
 }
 
 impl Task {
     pub fn entry(cx: Handle, co: Thread, handler: c_int) -> Task {
-        Task { cx, co, arg: Some(handler), wait: Wait::Ready }
+        Task { cx, co, arg: Some(handler), wait: Wait::Ready, background: false }
     }
 }
 
@@ -42,6 +44,8 @@ enum Wait {
     Future(Pin<Box<dyn Future<Output = ()>>>),
     /// Until one of these threads (its children) has ended.
     Join(Vec<u64>),
+    /// Until the client goes away (ngx.on_abort's thread).
+    Abort,
 }
 
 /// How the run ended, for its driver.
@@ -68,6 +72,14 @@ impl LuaHandlers {
     ) -> Ended {
         let entry_cx = entry.cx;
         let done = self.done.id();
+        // lua_check_client_abort: the client's close, watched while the
+        // handler runs (a poll for POLLRDHUP: it reads nothing).
+        let watch_abort = ctx.as_deref().is_some_and(|c| c.conf.lua_check_client_abort);
+        let mut abort: Option<Pin<Box<dyn Future<Output = i32>>>> =
+            match stream.as_deref().and_then(|s| s.client_fd()) {
+                Some(fd) if watch_abort => Some(Box::pin(rt::ops::poll_readable(fd))),
+                _ => None,
+            };
         let mut tasks = vec![entry];
         let mut ended = None;
         'run: loop {
@@ -138,7 +150,7 @@ impl LuaHandlers {
                     Some(Pending::Spawn(child)) => match self.take_thread(child) {
                         // The child runs first, then its spawner (still Ready).
                         Ok(co) => {
-                            tasks.insert(i, Task { cx: child, co, arg: None, wait: Wait::Ready });
+                            tasks.insert(i, Task { cx: child, co, arg: None, wait: Wait::Ready, background: false });
                             continue;
                         }
                         Err(e) => {
@@ -147,6 +159,10 @@ impl LuaHandlers {
                             break 'run;
                         }
                     },
+                    Some(Pending::Abort) => {
+                        t.wait = Wait::Abort;
+                        t.background = true;
+                    }
                     Some(Pending::ReadBody) => {
                         if let (Some(s), Some(req)) = (stream.as_deref_mut(), ctx.as_deref_mut()) {
                             if let Err(status) = s.read_body(req).await {
@@ -190,15 +206,26 @@ impl LuaHandlers {
                 }
                 i += 1;
             }
-            if ended.is_some() || tasks.is_empty() {
+            // The run is over when only background threads are left.
+            if ended.is_some() || tasks.iter().all(|t| t.background) {
                 break;
             }
-            if !tasks.iter().any(|t| matches!(t.wait, Wait::Ready | Wait::Future(_))) {
+            if abort.is_none() && !tasks.iter().any(|t| matches!(t.wait, Wait::Ready | Wait::Future(_))) {
                 ended = Some(Ended::Failed("every thread waits for another: nothing can run".into()));
                 break;
             }
             // Until at least one wait is over.
-            std::future::poll_fn(|cx| {
+            let aborted = std::future::poll_fn(|cx| {
+                if let Some(a) = abort.as_mut() {
+                    if let Poll::Ready(revents) = a.as_mut().poll(cx) {
+                        // Readable is not gone: only a hang-up or an error is.
+                        let gone = revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
+                        if gone {
+                            return Poll::Ready(true);
+                        }
+                        abort = None;
+                    }
+                }
                 let mut any = false;
                 for t in tasks.iter_mut() {
                     if let Wait::Future(f) = &mut t.wait {
@@ -209,12 +236,27 @@ impl LuaHandlers {
                     }
                 }
                 if any {
-                    Poll::Ready(())
+                    Poll::Ready(false)
                 } else {
                     Poll::Pending
                 }
             })
             .await;
+            if aborted {
+                abort = None;
+                match tasks.iter_mut().find(|t| matches!(t.wait, Wait::Abort)) {
+                    // ngx.on_abort's callback runs now, as a thread of the run.
+                    Some(t) => {
+                        t.wait = Wait::Ready;
+                        t.background = false;
+                    }
+                    // No callback: the request ends here (nginx logs 499).
+                    None => {
+                        ended = Some(Ended::Status(499));
+                        break;
+                    }
+                }
+            }
         }
         // What is left is aborted: its waits are dropped (cancelling their
         // I/O), its coroutines are not reused.

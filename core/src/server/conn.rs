@@ -501,6 +501,10 @@ impl crate::lua::handler::Stream for Client<'_> {
         ok
     }
 
+    fn client_fd(&self) -> Option<RawFd> {
+        Some(self.io.fd)
+    }
+
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16> {
         if ctx.body_done || !self.body_ok {
             return Ok(());

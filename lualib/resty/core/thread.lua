@@ -143,4 +143,35 @@ end
 
 ngx.thread = { spawn = spawn, wait = wait, kill = kill }
 
+local c_on_abort = C.halo_ffi_thread_on_abort
+local c_wait_abort = C.halo_ffi_thread_wait_abort
+local FFI_DECLINED = base.FFI_DECLINED
+local FFI_BUSY = base.FFI_BUSY
+
+-- ngx.on_abort(callback): with lua_check_client_abort on, a thread that
+-- waits for the client to close its connection and then runs callback
+-- (which usually calls ngx.exit(499)); the run does not wait for it.
+function ngx.on_abort(f)
+    if type(f) ~= "function" then
+        error("bad argument #1 to 'on_abort' (function expected, got " .. type(f) .. ")", 2)
+    end
+    local r = phase.request(3)
+    local rc = c_on_abort(r)
+    if rc == FFI_DECLINED then
+        return nil, "lua_check_client_abort is off"
+    elseif rc == FFI_BUSY then
+        return nil, "duplicate call"
+    elseif rc == FFI_BAD_CONTEXT then
+        error(disabled(r), 2)
+    elseif rc ~= FFI_OK then
+        error("no request found", 2)
+    end
+    spawn(function()
+        c_wait_abort(context(2))
+        co_yield()
+        return f()
+    end)
+    return 1
+end
+
 return _M
