@@ -55,8 +55,9 @@ pub(super) fn take(sock: &mut Sock, pattern: Pattern<'_>) -> Taken {
             }
             None => (None, 0),
         },
-        Pattern::All => (sock.eof.then(|| start..sock.rbuf.len()), unread.len()),
-        Pattern::Bytes(n) => (unread.len() >= n).then(|| (Some(start..start + n), n)).unwrap_or((None, 0)),
+        Pattern::All => (sock.eof.then_some(start..sock.rbuf.len()), unread.len()),
+        Pattern::Bytes(n) if unread.len() >= n => (Some(start..start + n), n),
+        Pattern::Bytes(_) => (None, 0),
         Pattern::Any(max) if !unread.is_empty() => {
             let n = unread.len().min(max);
             (Some(start..start + n), n)

@@ -392,7 +392,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_phase(r: u64) -> c_int {
-    context::with_run(r, |kind, _| match kind {
+    context::with_active(r, |kind, _| match kind {
         Kind::Request(phase) => phase as c_int,
         Kind::Timer => TIMER_PHASE,
     })

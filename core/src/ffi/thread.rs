@@ -13,8 +13,10 @@ fn may_schedule(kind: Kind) -> bool {
     matches!(kind, Kind::Timer | Kind::Request(Phase::Rewrite | Phase::Access | Phase::Content))
 }
 
+/// # Safety
+/// The pointer arguments must be NULL or valid as the header says.
 #[no_mangle]
-pub extern "C" fn halo_ffi_thread_spawn(r: u64, t: *mut u64) -> c_int {
+pub unsafe extern "C" fn halo_ffi_thread_spawn(r: u64, t: *mut u64) -> c_int {
     if t.is_null() {
         return DECLINED;
     }
@@ -31,8 +33,10 @@ pub extern "C" fn halo_ffi_thread_spawn(r: u64, t: *mut u64) -> c_int {
         })
 }
 
+/// # Safety
+/// The pointer arguments must be NULL or valid as the header says.
 #[no_mangle]
-pub extern "C" fn halo_ffi_thread_wait(r: u64, ts: *const u64, n: c_int) -> c_int {
+pub unsafe extern "C" fn halo_ffi_thread_wait(r: u64, ts: *const u64, n: c_int) -> c_int {
     if ts.is_null() || n <= 0 {
         return DECLINED;
     }

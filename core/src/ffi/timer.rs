@@ -8,8 +8,10 @@ use super::{BAD_CONTEXT, BUSY, DECLINED, NO_REQUEST, OK};
 use crate::lua::context;
 use crate::lua::timer::{self, Refused};
 
+/// # Safety
+/// The pointer arguments must be NULL or valid as the header says.
 #[no_mangle]
-pub extern "C" fn halo_ffi_timer_at(delay: f64, every: c_int, id: *mut u32) -> c_int {
+pub unsafe extern "C" fn halo_ffi_timer_at(delay: f64, every: c_int, id: *mut u32) -> c_int {
     if id.is_null() || !(delay >= 0.0 && delay.is_finite()) {
         return DECLINED;
     }
@@ -25,8 +27,10 @@ pub extern "C" fn halo_ffi_timer_at(delay: f64, every: c_int, id: *mut u32) -> c
     }
 }
 
+/// # Safety
+/// The pointer arguments must be NULL or valid as the header says.
 #[no_mangle]
-pub extern "C" fn halo_ffi_timer_current(r: u64, id: *mut u32) -> c_int {
+pub unsafe extern "C" fn halo_ffi_timer_current(r: u64, id: *mut u32) -> c_int {
     match context::with_active(r, |_, run| run.timer) {
         Some(Some((n, premature))) if !id.is_null() => {
             // SAFETY: `id` is non-null and points to a uint32_t (header contract).

@@ -316,7 +316,6 @@ impl LuaHandlers {
         last: impl FnOnce(&mut Run) -> R,
         stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, R) {
-        let mut stream = stream;
         let cx = context::open(Kind::Request(phase), init);
         let (h, co) = match self.handler(code).and_then(|h| Ok((h, self.coroutine()?))) {
             Ok(started) => started,
@@ -325,7 +324,7 @@ impl LuaHandlers {
                 return (Err(()), context::close(cx, last));
             }
         };
-        let ended = self.drive(Some(&mut *ctx), Task::entry(cx, co, h), stream.as_deref_mut(), phase.directive()).await;
+        let ended = self.drive(Some(&mut *ctx), Task::entry(cx, co, h), stream, phase.directive()).await;
         let outcome = match ended {
             Ended::Ok => Ok(()),
             Ended::Failed(e) => Err(e),

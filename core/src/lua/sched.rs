@@ -214,6 +214,11 @@ impl LuaHandlers {
                 ended = Some(Ended::Failed("every thread waits for another: nothing can run".into()));
                 break;
             }
+            // A task left ready (after a flush or a body read done in
+            // place) runs before anything is awaited.
+            if tasks.iter().any(|t| matches!(t.wait, Wait::Ready)) {
+                continue;
+            }
             // Until at least one wait is over.
             let aborted = std::future::poll_fn(|cx| {
                 if let Some(a) = abort.as_mut() {

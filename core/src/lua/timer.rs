@@ -38,8 +38,11 @@ struct Limits {
     max_running: usize,
 }
 
+/// What the worker gives to run a timer.
+type Spawner = Box<dyn Fn(Timer)>;
+
 thread_local! {
-    static SPAWNER: RefCell<Option<Box<dyn Fn(Timer)>>> = const { RefCell::new(None) };
+    static SPAWNER: RefCell<Option<Spawner>> = const { RefCell::new(None) };
     static LIMITS: RefCell<Limits> = const { RefCell::new(Limits { max_pending: 1024, max_running: 256 }) };
     static NEXT_ID: Cell<u32> = const { Cell::new(0) };
     static PENDING: Cell<usize> = const { Cell::new(0) };
@@ -49,7 +52,7 @@ thread_local! {
 
 /// The worker's way to run timers (set once the worker's loop state exists,
 /// before init_worker_by_lua), with the limits of its config.
-pub fn set_spawner(spawner: Box<dyn Fn(Timer)>, max_pending: usize, max_running: usize) {
+pub fn set_spawner(spawner: Spawner, max_pending: usize, max_running: usize) {
     SPAWNER.with(|s| *s.borrow_mut() = Some(spawner));
     LIMITS.with(|l| *l.borrow_mut() = Limits { max_pending, max_running });
 }
