@@ -67,6 +67,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.base64" => "resty/core/base64.lua",
     "resty.core.thread" => "resty/core/thread.lua",
     "resty.core.timer" => "resty/core/timer.lua",
+    "resty.core.location" => "resty/core/location.lua",
     "resty.core.unsupported" => "resty/core/unsupported.lua",
     "ngx.base64" => "ngx/base64.lua",
     "ngx.re" => "ngx/re.lua",
@@ -110,7 +111,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "location"];
 
 /// Libraries OpenResty bundles that halo provides only when the operator's
 /// paths hold none: (name required, embedded module that answers).
