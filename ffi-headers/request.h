@@ -159,6 +159,9 @@ double halo_ffi_request_start_time(uint64_t r);
 /* ngx.req.is_internal(): 1 after an internal redirect, else 0. */
 int halo_ffi_request_is_internal(uint64_t r);
 
+/* ngx.is_subrequest: 1 in a subrequest (ngx.location.capture), else 0. */
+int halo_ffi_request_is_subrequest(uint64_t r);
+
 /* The number of response headers set so far (Content-Type included). */
 int halo_ffi_request_resp_header_count(uint64_t r);
 

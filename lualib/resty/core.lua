@@ -26,6 +26,7 @@ require "resty.core.base64"
 require "resty.core.thread"
 require "resty.core.timer"
 require "resty.core.socket"
+require "resty.core.location"
 -- Last: it checks what the others defined.
 require "resty.core.unsupported"
 

@@ -14,6 +14,7 @@ use std::os::raw::{c_char, c_int};
 pub mod base64;
 pub mod config;
 pub mod hash;
+pub mod location;
 pub mod log;
 pub mod regex;
 pub mod request;

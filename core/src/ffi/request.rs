@@ -34,7 +34,7 @@ fn request(r: u64, f: impl for<'x, 'a> FnOnce(Phase, &mut Run, &'x mut RequestCt
 /// Why `r` reached no request: a timer has none (the API is disabled
 /// there), anything else names no running request.
 #[cold]
-fn no_request(r: u64) -> c_int {
+pub(super) fn no_request(r: u64) -> c_int {
     match context::with_active(r, |kind, _| kind) {
         Some(Kind::Timer) => BAD_CONTEXT,
         _ => NO_REQUEST,
@@ -635,6 +635,11 @@ pub extern "C" fn halo_ffi_request_start_time(r: u64) -> f64 {
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_is_internal(r: u64) -> c_int {
     request(r, |_, _, req| c_int::from(req.internal))
+}
+
+#[no_mangle]
+pub extern "C" fn halo_ffi_request_is_subrequest(r: u64) -> c_int {
+    request(r, |_, _, req| c_int::from(req.depth > 0))
 }
 
 #[no_mangle]

@@ -109,13 +109,16 @@ pub struct Run {
     pub timer: Option<(u32, bool)>,
     /// ngx.on_abort was called in this run.
     pub on_abort: bool,
+    /// ngx.location.capture*: the subrequests' outcomes, from the end of
+    /// the wait until the Lua side has read them.
+    pub subrequests: Vec<super::subrequest::Outcome>,
 }
 
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
         // Every field named, so a new one cannot be forgotten here.
-        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, on_abort } = self;
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, on_abort, subrequests } = self;
         *exit = None;
         *pending = None;
         *exec = None;
@@ -126,6 +129,7 @@ impl Run {
         args_scratch.clear();
         *timer = None;
         *on_abort = false;
+        subrequests.clear();
     }
 }
 

@@ -68,6 +68,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.thread" => "resty/core/thread.lua",
     "resty.core.timer" => "resty/core/timer.lua",
     "resty.core.socket" => "resty/core/socket.lua",
+    "resty.core.location" => "resty/core/location.lua",
     "resty.core.unsupported" => "resty/core/unsupported.lua",
     "ngx.base64" => "ngx/base64.lua",
     "ngx.re" => "ngx/re.lua",
@@ -111,7 +112,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket", "location"];
 
 /// Libraries OpenResty bundles that halo provides only when the operator's
 /// paths hold none: (name required, embedded module that answers).

@@ -55,6 +55,7 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
     crate::cosocket::configure(w.cfg.http.lua_socket, w.cfg.http.resolver.clone());
     // Before init_worker_by_lua, which may start timers.
     timer::set_spawner(Box::new(spawn_timer(Rc::downgrade(&w))), w.cfg.http.lua_max_pending_timers, w.cfg.http.lua_max_running_timers);
+    crate::lua::subrequest::set_runner(Box::new(crate::server::subrequest::runner(Rc::downgrade(&w))));
     if let Some(lua) = &w.lua {
         if let Some(code) = &w.cfg.http.init_worker_by_lua {
             if let Err(e) = lua.run_init(code, "init_worker_by_lua") {

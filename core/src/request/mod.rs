@@ -55,6 +55,9 @@ pub struct RequestCtx<'a> {
     /// Whether the request was redirected internally (`internal` locations
     /// are reachable then).
     pub internal: bool,
+    /// 0 for a client's request; a subrequest's is its parent's plus one
+    /// (ngx.location.capture).
+    pub depth: u32,
     pub start: Instant,
     pub request_length: u64,
     /// The response as the phases and handlers make it.
@@ -102,6 +105,7 @@ impl<'a> RequestCtx<'a> {
             captures: Vec::new(),
             set_vars: Vec::new(),
             internal: false,
+            depth: 0,
             start: crate::rt::now(),
             request_length,
             resp: Reply::default(),

@@ -7,6 +7,7 @@ pub mod location;
 pub mod static_files;
 pub mod phases;
 pub mod conn;
+pub mod subrequest;
 mod worker;
 
 pub use worker::Worker;

@@ -13,6 +13,7 @@ local get_request = C.halo_ffi_request_current
 local c_request_id = C.halo_ffi_request_id
 local c_keep_ctx = C.halo_ffi_request_keep_ctx
 local type = type
+local tonumber = tonumber
 local error = error
 local new_tab = base.new_tab
 
@@ -57,6 +58,12 @@ mt.__newindex = function(t, key, value)
 end
 
 local _M = {}
+
+-- ngx.location.capture's ctx option: `c` is subrequest `id`'s ngx.ctx (the
+-- core releases it when the subrequest ends).
+function _M.set_sub(id, c)
+    ctxs[tonumber(id)] = c
+end
 
 function _M.release(id)
     ctxs[id] = nil

@@ -138,11 +138,12 @@ mt.__index = function(t, key)
         return c_get_status(r)
     end
     if key == "is_subrequest" then
-        -- halo has no subrequests (yet): a field, false in a request.
-        if get_request() == 0 then
+        -- A field, true in a subrequest (ngx.location.capture).
+        local r = get_request()
+        if r == 0 then
             no_request(2)
         end
-        return false
+        return C.halo_ffi_request_is_subrequest(r) == 1
     end
     return rawget(t, key)
 end
