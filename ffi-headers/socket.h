@@ -27,6 +27,13 @@ int halo_ffi_socket_errmsg(const unsigned char **data);
    datagram, no pools). */
 int halo_ffi_socket_tcp_new(uint64_t r, int datagram, uint64_t *s);
 
+/* ngx.req.socket(raw): a socket (*s) over the request's client
+   connection: it reads the body (HALO_FFI_ERROR "no body", "request body
+   already exists", "chunked request bodies not supported yet"), or, raw,
+   the connection itself both ways (the handler then owns the wire; the
+   connection closes after the request). */
+int halo_ffi_socket_req(uint64_t r, int raw, uint64_t *s);
+
 /* Connects to host:port, or to the unix socket path `host` when port < 0,
    reusing an idle connection of pool `pool` (NULL: "host:port") first. */
 int halo_ffi_socket_tcp_connect(uint64_t r, uint64_t s, const unsigned char *host, size_t host_len,

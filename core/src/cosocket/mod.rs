@@ -35,6 +35,29 @@ pub enum Step<T> {
     Ready(T),
     /// Wait for this future, then make the same call again.
     Wait(Pin<Box<dyn Future<Output = ()>>>),
+    /// An ngx.req.socket operation: the request's driver does it on the
+    /// client connection, reports with [`client_done`], then the same call
+    /// is made again.
+    Client(ClientIo),
+}
+
+/// What an ngx.req.socket operation asks of the client connection.
+pub struct ClientIo {
+    pub sock: u64,
+    pub op: ClientOp,
+}
+
+pub enum ClientOp {
+    /// Up to `max` bytes (of the body only, unless the socket is raw).
+    Read { max: usize, body: bool, timeout: Duration },
+    /// Send these bytes (a raw socket).
+    Write(Vec<u8>),
+}
+
+/// How a [`ClientOp`] went: the bytes read, or whether the send went out.
+pub enum ClientDone {
+    Read(Result<Vec<u8>, &'static str>),
+    Write(bool),
 }
 
 /// The `lua_socket_*` settings of the worker.
@@ -88,6 +111,15 @@ struct Sock {
     /// A UDP socket (ngx.socket.udp): connect sets the peer, each receive
     /// is one datagram, no pools.
     datagram: bool,
+    /// ngx.req.socket: the client connection (raw when true), reached
+    /// through the request's driver; no fd of its own.
+    client: Option<bool>,
+}
+
+impl Sock {
+    fn connected(&self) -> bool {
+        self.fd.is_some() || self.client.is_some()
+    }
 }
 
 /// The end of a wait.
@@ -236,6 +268,7 @@ pub fn new(owner: u64, datagram: bool) -> u64 {
             until_done: false,
             line: Vec::new(),
             datagram,
+            client: None,
         });
         handle(slot, generation)
     })
@@ -411,11 +444,14 @@ pub fn send(h: u64, owner: u64, cx: u64, data: &[u8]) -> Result<Step<Result<usiz
         if sock.writing != 0 {
             return Step::Ready(Err("socket busy writing".into()));
         }
-        let Some(fd) = sock.fd else { return Step::Ready(Err("closed".into())) };
+        if !sock.connected() {
+            return Step::Ready(Err("closed".into()));
+        }
         if data.is_empty() {
             return Step::Ready(Ok(0));
         }
         sock.writing = cx;
+        let Some(fd) = sock.fd else { return Step::Client(ClientIo { sock: h, op: ClientOp::Write(data.to_vec()) }) };
         Step::Wait(Box::pin(send_all(h, cx, fd, data.to_vec(), sock.send_timeout)))
     })
 }
@@ -478,7 +514,9 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
         if sock.reading != 0 {
             return Step::Ready(f(Received::Failed("socket busy reading".into(), &[])));
         }
-        let Some(fd) = sock.fd else { return Step::Ready(f(Received::Failed("closed".into(), &[]))) };
+        if !sock.connected() {
+            return Step::Ready(f(Received::Failed("closed".into(), &[])));
+        }
         match read::take(sock, pattern) {
             read::Taken::Data(range) => Step::Ready(f(Received::Data(&sock.rbuf[range]))),
             read::Taken::Line => Step::Ready(f(Received::Data(&sock.line))),
@@ -490,8 +528,12 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
                     sock.rbuf.drain(..sock.rpos);
                     sock.rpos = 0;
                 }
-                let buf = std::mem::take(&mut sock.spare);
                 sock.reading = cx;
+                let Some(fd) = sock.fd else {
+                    let op = ClientOp::Read { max: st.buffer_size, body: sock.client == Some(false), timeout: sock.read_timeout };
+                    return Step::Client(ClientIo { sock: h, op });
+                };
+                let buf = std::mem::take(&mut sock.spare);
                 let max = match pattern {
                     Pattern::Datagram(n) => n,
                     _ => st.buffer_size,
@@ -539,6 +581,49 @@ async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Dur
     });
 }
 
+/// ngx.req.socket(raw): a socket over the client connection of `owner`'s
+/// request.
+pub fn new_client(owner: u64, raw: bool) -> u64 {
+    let h = new(owner, false);
+    SOCKETS.with(|s| {
+        if let Some(sock) = s.borrow_mut().slab.get_mut((h & 0xffff_ffff) as usize) {
+            sock.client = Some(raw);
+        }
+    });
+    h
+}
+
+/// The request's driver did a [`ClientOp`] of socket `h` for context `cx`.
+pub fn client_done(h: u64, cx: u64, done: ClientDone) {
+    SOCKETS.with(|s| {
+        let mut s = s.borrow_mut();
+        let Some(sock) = s.slab.get_mut((h & 0xffff_ffff) as usize).filter(|k| u64::from(k.generation) == h >> 32) else { return };
+        let (op, result) = match done {
+            ClientDone::Read(res) => {
+                sock.reading = 0;
+                match res {
+                    Ok(data) => {
+                        sock.rbuf.extend_from_slice(&data);
+                        (Op::Read, Ok(()))
+                    }
+                    // The end of the body (or of the connection): what is
+                    // buffered is the last of it.
+                    Err("closed") => {
+                        sock.eof = true;
+                        (Op::Read, Ok(()))
+                    }
+                    Err(e) => (Op::Read, Err(e.into())),
+                }
+            }
+            ClientDone::Write(ok) => {
+                sock.writing = 0;
+                (Op::Send, if ok { Ok(()) } else { Err("closed".into()) })
+            }
+        };
+        sock.outcome = Some(Outcome { cx, op, result });
+    })
+}
+
 /// `sock:settimeouts(connect, send, read)` (None keeps one).
 pub fn set_timeouts(h: u64, owner: u64, connect: Option<Duration>, send: Option<Duration>, read: Option<Duration>) -> Result<(), Bad> {
     with(h, owner, |sock, _| {
@@ -558,7 +643,7 @@ pub fn set_timeouts(h: u64, owner: u64, connect: Option<Duration>, send: Option<
 /// (the socket is closed for Lua). Errors as OpenResty's.
 pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option<usize>) -> Result<Result<(), Error>, Bad> {
     with(h, owner, |sock, st| {
-        let Some(_) = sock.fd else { return Err("closed".into()) };
+        let Some(_) = sock.fd else { return Err(if sock.client.is_some() { "not supported for request sockets" } else { "closed" }.into()) };
         if sock.reading != 0 || sock.writing != 0 {
             return Err("socket busy".into());
         }
@@ -583,12 +668,14 @@ pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option
 
 /// `sock:close()`.
 pub fn close(h: u64, owner: u64) -> Result<Result<(), Error>, Bad> {
-    with(h, owner, |sock, _| match sock.fd {
-        Some(_) => {
-            reset(sock, false);
-            Ok(())
+    with(h, owner, |sock, _| {
+        if !sock.connected() {
+            return Err("closed".into());
         }
-        None => Err("closed".into()),
+        // A request socket only stops: the connection is the request's.
+        sock.client = None;
+        reset(sock, false);
+        Ok(())
     })
 }
 

@@ -42,6 +42,55 @@ fn wait(r: u64, fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -
     AGAIN
 }
 
+/// Registers a request socket's I/O on context `r`: the Lua side yields.
+fn client(r: u64, io: cosocket::ClientIo) -> c_int {
+    context::with_run(r, |_, run| run.pending = Some(Pending::Client(io)));
+    AGAIN
+}
+
+/// ngx.req.socket(raw): a socket over the request's client connection.
+///
+/// # Safety
+/// `s` must be NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_socket_req(r: u64, raw: c_int, s: *mut u64) -> c_int {
+    let root = match owner(r) {
+        Ok(root) => root,
+        Err(code) => return code,
+    };
+    let raw = raw != 0;
+    let refused = context::with_request(r, |_, _, req| {
+        if req.depth > 0 {
+            return Some("attempt to read the request body in a subrequest");
+        }
+        if raw {
+            return None;
+        }
+        if req.req.chunked {
+            Some("chunked request bodies not supported yet")
+        } else if req.body.is_some() || req.body_done {
+            Some("request body already exists")
+        } else if req.req.content_length.unwrap_or(0) == 0 {
+            Some("no body")
+        } else {
+            None
+        }
+    });
+    match refused {
+        None => return NO_REQUEST,
+        Some(Some(e)) => return fail(e.into()),
+        Some(None) => {}
+    }
+    if s.is_null() {
+        return DECLINED;
+    }
+    let h = cosocket::new_client(root, raw);
+    context::on_close(root, Box::new(move || cosocket::release(h)));
+    // SAFETY: non-null, valid for a write (caller's contract).
+    unsafe { *s = h };
+    OK
+}
+
 /// # Safety
 /// `data` must be NULL or valid for a write.
 #[no_mangle]
@@ -104,6 +153,7 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_connect(r: u64, s: u64, host: *cons
         Ok(Step::Ready(Ok(()))) => OK,
         Ok(Step::Ready(Err(e))) => fail(e),
         Ok(Step::Wait(f)) => wait(r, f),
+        Ok(Step::Client(io)) => client(r, io),
         Err(b) => bad(b),
     }
 }
@@ -122,6 +172,7 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_send(r: u64, s: u64, data: *const u
         Ok(Step::Ready(Ok(n))) => n.min(c_int::MAX as usize) as c_int,
         Ok(Step::Ready(Err(e))) => fail(e),
         Ok(Step::Wait(f)) => wait(r, f),
+        Ok(Step::Client(io)) => client(r, io),
         Err(b) => bad(b),
     }
 }
@@ -149,6 +200,7 @@ unsafe fn receive(r: u64, s: u64, pattern: Pattern<'_>, data: *mut *const u8, le
     match got {
         Ok(Step::Ready(code)) => code,
         Ok(Step::Wait(f)) => wait(r, f),
+        Ok(Step::Client(io)) => client(r, io),
         Err(b) => bad(b),
     }
 }

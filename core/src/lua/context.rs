@@ -83,6 +83,8 @@ pub enum Pending {
     /// ngx.on_abort's thread: resume when the client goes away (and do
     /// not keep the run going meanwhile).
     Abort,
+    /// ngx.req.socket's I/O on the client connection.
+    Client(crate::cosocket::ClientIo),
 }
 
 /// One run's own state (the request's is in [`RequestCtx`]).

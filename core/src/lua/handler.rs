@@ -37,6 +37,16 @@ pub trait Stream {
 
     /// The client's socket, watched for its close (lua_check_client_abort).
     fn client_fd(&self) -> Option<std::os::fd::RawFd>;
+
+    /// ngx.req.socket's reads: up to `max` bytes from the client (what is
+    /// buffered first), of the body only when `body` (then "closed" at its
+    /// end); the raw form takes the connection over. Err: "closed",
+    /// "timeout".
+    async fn read_raw(&mut self, ctx: &mut RequestCtx<'_>, max: usize, body: bool, timeout: std::time::Duration) -> Result<Vec<u8>, &'static str>;
+
+    /// ngx.req.socket(true)'s sends: `data` to the client as it is. False
+    /// when the client is gone.
+    async fn write_raw(&mut self, ctx: &mut RequestCtx<'_>, data: &[u8]) -> bool;
 }
 
 /// Handlers that run without the client (filters, the log phase).
@@ -52,6 +62,14 @@ impl Stream for Buffered {
     }
 
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
+        match *self {}
+    }
+
+    async fn read_raw(&mut self, _: &mut RequestCtx<'_>, _: usize, _: bool, _: std::time::Duration) -> Result<Vec<u8>, &'static str> {
+        match *self {}
+    }
+
+    async fn write_raw(&mut self, _: &mut RequestCtx<'_>, _: &[u8]) -> bool {
         match *self {}
     }
 }

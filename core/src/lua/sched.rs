@@ -163,6 +163,16 @@ impl LuaHandlers {
                         t.wait = Wait::Abort;
                         t.background = true;
                     }
+                    Some(Pending::Client(io)) => {
+                        use crate::cosocket::{ClientDone, ClientOp};
+                        let done = match (stream.as_deref_mut(), ctx.as_deref_mut(), io.op) {
+                            (Some(s), Some(req), ClientOp::Read { max, body, timeout }) => ClientDone::Read(s.read_raw(req, max, body, timeout).await),
+                            (Some(s), Some(req), ClientOp::Write(data)) => ClientDone::Write(s.write_raw(req, &data).await),
+                            (_, _, ClientOp::Read { .. }) => ClientDone::Read(Err("closed")),
+                            (_, _, ClientOp::Write(_)) => ClientDone::Write(false),
+                        };
+                        crate::cosocket::client_done(io.sock, cx.raw(), done);
+                    }
                     Some(Pending::ReadBody) => {
                         if let (Some(s), Some(req)) = (stream.as_deref_mut(), ctx.as_deref_mut()) {
                             if let Err(status) = s.read_body(req).await {

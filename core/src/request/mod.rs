@@ -32,6 +32,11 @@ pub struct RequestCtx<'a> {
     /// Nothing of the body is left on the connection: it was read (into
     /// `body`) or discarded.
     pub body_done: bool,
+    /// Bytes of the body Lua read itself through ngx.req.socket().
+    pub body_taken: u64,
+    /// ngx.req.socket(true): the handler speaks on the connection itself;
+    /// it closes after the request.
+    pub raw_socket: bool,
     /// ngx.req.set_header / clear_header / add_header: per edited name, the
     /// values that replace all of the request's headers of that name (None
     /// entries stand for none: a cleared name).
@@ -93,6 +98,8 @@ impl<'a> RequestCtx<'a> {
             has_lua_ctx: false,
             body: None,
             body_done: false,
+            body_taken: 0,
+            raw_socket: false,
             header_edits: Vec::new(),
             method_override: None,
             req,

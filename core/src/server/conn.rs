@@ -358,6 +358,7 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
 /// as the request and the configuration go (the response may still say no).
 fn may_keep_alive(w: &Worker, ctx: &RequestCtx<'_>, body_ok: bool) -> bool {
     body_ok
+        && !ctx.raw_socket
         && ctx.req.keep_alive
         && ctx.conn.requests < ctx.conf.keepalive_requests
         && !ctx.conf.keepalive_timeout.is_zero()
@@ -392,6 +393,16 @@ struct Streamed {
 }
 
 impl Client<'_> {
+    /// ngx.req.socket(true) in use: the handler owns the wire from now on
+    /// (no head or body of halo's follows) and the connection closes after.
+    fn take_over(&mut self, ctx: &mut RequestCtx<'_>) {
+        ctx.raw_socket = true;
+        ctx.resp.headers_sent = true;
+        if self.head.is_none() {
+            self.head = Some(Streamed { chunked: false, head_only: true, keep: false, ended: true, broken: false });
+        }
+    }
+
     /// Send the response the phases made (or end the one that streamed):
     /// header and body filters, the head, the body. Whether the connection
     /// may take another request; None when it failed.
@@ -505,6 +516,44 @@ impl crate::lua::handler::Stream for Client<'_> {
         Some(self.io.fd)
     }
 
+    async fn read_raw(&mut self, ctx: &mut RequestCtx<'_>, max: usize, body: bool, timeout: Duration) -> Result<Vec<u8>, &'static str> {
+        let length = ctx.req.content_length.unwrap_or(0);
+        let left = if body { length.saturating_sub(ctx.body_taken) } else { u64::MAX };
+        if !body {
+            self.take_over(ctx);
+        }
+        if left == 0 {
+            ctx.body_done = true;
+            return Err("closed");
+        }
+        if self.io.pending().is_empty() {
+            match self.io.read(max.max(1), rt::now() + timeout, None).await {
+                Read::Data => {}
+                Read::TimedOut => return Err("timeout"),
+                _ => {
+                    self.body_ok = false;
+                    return Err("closed");
+                }
+            }
+        }
+        let avail = self.io.pending();
+        let n = (avail.len() as u64).min(left).min(max as u64) as usize;
+        let data = avail[..n].to_vec();
+        self.io.start += n;
+        if body {
+            ctx.body_taken += n as u64;
+            ctx.request_length += n as u64;
+            ctx.body_done = ctx.body_taken >= length;
+        }
+        Ok(data)
+    }
+
+    async fn write_raw(&mut self, ctx: &mut RequestCtx<'_>, data: &[u8]) -> bool {
+        self.take_over(ctx);
+        self.io.out.extend_from_slice(data);
+        self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await
+    }
+
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16> {
         if ctx.body_done || !self.body_ok {
             return Ok(());
@@ -609,7 +658,8 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mu
     let timeout = ctx.conf.client_body_timeout;
     let mut continued = false;
     let mut decoder = req.chunked.then(ChunkedDecoder::new);
-    let mut left = length;
+    // (What Lua read through ngx.req.socket() is gone already.)
+    let mut left = length.saturating_sub(ctx.body_taken);
     let mut sink = Vec::new();
     loop {
         // Use what is buffered.

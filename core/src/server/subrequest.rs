@@ -64,6 +64,15 @@ impl Stream for Sink<'_> {
         // The client's close is the parent's to watch.
         None
     }
+
+    async fn read_raw(&mut self, _: &mut RequestCtx<'_>, _: usize, _: bool, _: std::time::Duration) -> Result<Vec<u8>, &'static str> {
+        // ngx.req.socket refuses subrequests before it gets here.
+        Err("closed")
+    }
+
+    async fn write_raw(&mut self, _: &mut RequestCtx<'_>, _: &[u8]) -> bool {
+        false
+    }
 }
 
 async fn run(w: Rc<Worker>, id: u64, spec: Spec) -> Outcome {

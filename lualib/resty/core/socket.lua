@@ -23,6 +23,7 @@ local c_reused = C.halo_ffi_socket_tcp_reused
 local c_fd = C.halo_ffi_socket_tcp_fd
 local c_setoption = C.halo_ffi_socket_tcp_setoption
 local c_errmsg = C.halo_ffi_socket_errmsg
+local c_req_socket = C.halo_ffi_socket_req
 local FFI_OK = base.FFI_OK
 local FFI_AGAIN = base.FFI_AGAIN
 local FFI_DONE = base.FFI_DONE
@@ -447,6 +448,32 @@ end
 
 udp_methods.settimeout = methods.settimeout
 udp_methods.close = methods.close
+
+-- ngx.req.socket(raw?): the request body as a read-only socket, or (raw)
+-- the client connection both ways.
+local req_methods = {
+    receive = methods.receive,
+    receiveany = methods.receiveany,
+    receiveuntil = methods.receiveuntil,
+    settimeout = methods.settimeout,
+    settimeouts = methods.settimeouts,
+}
+local req_mt = { __index = req_methods }
+
+function ngx.req.socket(raw)
+    local r = phase.request(3)
+    local rc = c_req_socket(r, raw and 1 or 0, handle_out)
+    if rc == FFI_OK then
+        return setmetatable({ handle_out[0] }, raw and mt or req_mt)
+    elseif rc == FFI_ERROR then
+        local err = errmsg()
+        if err == "attempt to read the request body in a subrequest" then
+            error(err, 2)
+        end
+        return nil, err
+    end
+    raise(rc, r)
+end
 
 local function connect(host, port, opts)
     local sock = tcp()
