@@ -49,12 +49,16 @@ impl Redis {
         );
         for _attempt in 0..5 {
             let dir = tempfile::Builder::new().prefix("halo-redis-").tempdir().unwrap();
+            super::set_mode(dir.path(), 0o755);
             let port = super::free_port();
             let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
             let mut child = Command::new(&bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .arg("--dir")
                 .arg(dir.path())
+                .arg("--unixsocket")
+                .arg(dir.path().join("redis.sock"))
+                .args(["--unixsocketperm", "777"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -91,6 +95,11 @@ impl Redis {
     /// The port redis-server listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The unix-domain socket redis-server also listens on.
+    pub fn unix_socket(&self) -> PathBuf {
+        self._dir.path().join("redis.sock")
     }
 
     /// Runs one command on the admin connection; the reply as text (bulk/status/integer,
