@@ -262,6 +262,9 @@ fn http_get_and_post_through_request_uri() {
         r.text(),
         "200 Whatever GET /get/path?a=1&b=two true\ntable a,b\nGET /get/path?a=1&b=two true true\n200 POST\ntrue \n\na=1&b=2\n200 chunked PUT /chunked/x \n\nchunky\n404 true\n"
     );
+    // request_uri keeps the connection alive: every request went over the first one
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!((up.accepted(), up.requests()), (1, 4));
 }
 
 #[test]
