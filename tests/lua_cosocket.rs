@@ -428,3 +428,55 @@ fn bad_connect_arguments() {
         "true nil bad port number: 70000\ntrue nil missing the port number\nfalse ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 1\n"
     );
 }
+
+#[test]
+fn receiveuntil_at_eof_bad_patterns_and_ngx_socket_connect() {
+    let peer = TcpPeer::start(Mode::Script(vec![send("no boundary here"), Step::Close]));
+    let (_h, r) = run(
+        "",
+        peer.port(),
+        r#"
+        local sock, err = ngx.socket.connect("127.0.0.1", PORT)
+        p(type(sock), err)
+        p(pcall(sock.receive, sock, "*x"))
+        p(pcall(sock.receiveuntil, sock, ""))
+        local reader = sock:receiveuntil("--end--")
+        p(reader())
+        p(reader())
+        p(sock:receive())
+        "#,
+    );
+    assert_eq!(
+        r.text(),
+        "table nil\nfalse bad argument #2 to '?' (bad pattern argument)\ntrue nil pattern is empty\n\
+         nil closed no boundary here\nnil closed\nnil closed\n"
+    );
+}
+
+#[test]
+fn a_full_pool_closes_the_extra_connections() {
+    // Three connections at once from one request, pool_size 2: two are kept, the third
+    // is closed; the next request's three connects reuse two and open one.
+    let peer = TcpPeer::start(Mode::Echo);
+    let h = lua_server(
+        "",
+        &format!(
+            r#"
+        location /t {{ content_by_lua_block {{
+            local socks, reused = {{}}, {{}}
+            for i = 1, 3 do
+                socks[i] = ngx.socket.tcp()
+                assert(socks[i]:connect("127.0.0.1", {port}, {{ pool = "small", pool_size = 2 }}))
+                reused[i] = socks[i]:getreusedtimes()
+            end
+            for i = 1, 3 do assert(socks[i]:setkeepalive(10000)) end
+            ngx.say(table.concat(reused, " "))
+        }} }}"#,
+            port = peer.port()
+        ),
+    );
+    assert_eq!(h.get("/t").text(), "0 0 0\n");
+    assert_eq!(h.get("/t").text(), "1 1 0\n");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(peer.accepted(), 4);
+}
