@@ -480,3 +480,76 @@ fn a_full_pool_closes_the_extra_connections() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(peer.accepted(), 4);
 }
+
+#[test]
+fn send_timeout_when_the_peer_does_not_read() {
+    let peer = TcpPeer::start(Mode::Script(vec![Step::Stall]));
+    let (h, r) = run(
+        "",
+        peer.port(),
+        r#"
+        local sock = ngx.socket.tcp()
+        sock:settimeouts(1000, 100, 1000)
+        assert(sock:connect("127.0.0.1", PORT))
+        local big = string.rep("x", 64 * 1024 * 1024)
+        p(sock:send(big))
+        p(sock:send("more"))
+        "#,
+    );
+    assert_eq!(r.text(), "nil timeout\nnil closed\n");
+    assert_contains(&h.error_log(), "lua tcp socket write timed out");
+}
+
+#[test]
+fn cosockets_by_phase() {
+    let peer = TcpPeer::start(Mode::Echo);
+    let h = lua_server(
+        "",
+        &format!(
+            r#"
+        location /t {{
+            rewrite_by_lua_block {{
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", {port}))
+                sock:send("rewrite\n")
+                ngx.ctx.seen = sock:receive()
+                sock:setkeepalive()
+            }}
+            access_by_lua_block {{
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", {port}))
+                sock:send("access\n")
+                ngx.ctx.seen = ngx.ctx.seen .. "," .. sock:receive() .. "," .. sock:getreusedtimes()
+                sock:setkeepalive()
+            }}
+            content_by_lua_block {{ ngx.say(ngx.ctx.seen) }}
+            header_filter_by_lua_block {{
+                local ok, err = pcall(function()
+                    local sock = ngx.socket.tcp()
+                    return sock:connect("127.0.0.1", {port})
+                end)
+                ngx.header["X-HF"] = tostring(ok) .. " " .. tostring(err):gsub("^[^\n]-:%d+: ", "")
+                local ok2, err2 = pcall(ngx.sleep, 0.01)
+                ngx.header["X-HF-Sleep"] = tostring(ok2) .. " " .. tostring(err2):gsub("^[^\n]-:%d+: ", "")
+            }}
+            log_by_lua_block {{
+                local ok, err = pcall(function()
+                    local sock = ngx.socket.tcp()
+                    return sock:connect("127.0.0.1", {port})
+                end)
+                ngx.log(ngx.ERR, "log phase: ", tostring(ok), " ", (tostring(err):gsub("^[^\n]-:%d+: ", "")))
+            }}
+        }}"#,
+            port = peer.port()
+        ),
+    );
+    let r = h.get("/t");
+    assert_eq!(r.text(), "rewrite,access,1\n", "{}", h.logs());
+    assert_eq!(r.header("x-hf"), Some("false API disabled in the context of header_filter_by_lua*"));
+    assert_eq!(r.header("x-hf-sleep"), Some("false API disabled in the context of header_filter_by_lua*"));
+    assert!(
+        h.wait_log("logs/error.log", "log phase: false API disabled in the context of log_by_lua*", Duration::from_secs(2)),
+        "{}",
+        h.logs()
+    );
+}

@@ -200,6 +200,9 @@ pub enum Step {
     Reset,
     /// Keep the connection open, reading and discarding, until the peer is dropped.
     Hold,
+    /// Keep the connection open and never read (the sender's buffers fill up), until the
+    /// peer is dropped.
+    Stall,
 }
 
 /// Shorthand for `Step::Send(bytes)`.
@@ -461,6 +464,12 @@ fn serve(mut s: Box<dyn Stream>, mode: Mode, received: Arc<Mutex<Vec<u8>>>, stop
                     }
                     Step::Hold => {
                         hold(&mut *s, &received, &stop);
+                        return;
+                    }
+                    Step::Stall => {
+                        while !stop.load(Ordering::SeqCst) {
+                            std::thread::sleep(POLL);
+                        }
                         return;
                     }
                 }
