@@ -9,6 +9,8 @@
 //! start-up; start-up is retried with new ports if one was taken in the meantime.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
