@@ -62,7 +62,7 @@ local function thread_ended(key, err)
     if t then
         threads[key] = nil
         t.dead = true
-        if err then
+        if err and not t.res then
             t.res = { false, err, n = 2 }
         end
     end

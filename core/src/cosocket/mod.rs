@@ -114,6 +114,11 @@ struct Sock {
     /// ngx.req.socket: the client connection (raw when true), reached
     /// through the request's driver; no fd of its own.
     client: Option<bool>,
+    /// A read failed (or met the end): reads say "closed" from now on, as
+    /// lua-nginx-module finalizes the read side only.
+    read_closed: bool,
+    /// A send failed: sends say "closed" from now on.
+    write_closed: bool,
 }
 
 impl Sock {
@@ -269,6 +274,8 @@ pub fn new(owner: u64, datagram: bool) -> u64 {
             line: Vec::new(),
             datagram,
             client: None,
+            read_closed: false,
+            write_closed: false,
         });
         handle(slot, generation)
     })
@@ -306,6 +313,8 @@ fn reset(sock: &mut Sock, keep: bool) -> Option<RawFd> {
     sock.outcome = None;
     sock.until_done = false;
     sock.reused = 0;
+    sock.read_closed = false;
+    sock.write_closed = false;
     fd
 }
 
@@ -439,12 +448,13 @@ fn peer_of(h: u64) -> String {
 pub fn send(h: u64, owner: u64, cx: u64, data: &[u8]) -> Result<Step<Result<usize, Error>>, Bad> {
     with(h, owner, |sock, _| {
         if let Some(res) = sock.take_outcome(cx, Op::Send) {
+            sock.write_closed |= res.is_err();
             return Step::Ready(res.map(|()| data.len()));
         }
         if sock.writing != 0 {
             return Step::Ready(Err("socket busy writing".into()));
         }
-        if !sock.connected() {
+        if !sock.connected() || sock.write_closed {
             return Step::Ready(Err("closed".into()));
         }
         if data.is_empty() {
@@ -492,6 +502,9 @@ pub enum Received<'s> {
     /// receiveuntil's iterator reached the pattern: it returns nil now.
     Done,
     Failed(Error, &'s [u8]),
+    /// Not connected, or its read side closed already: "closed", with no
+    /// partial data.
+    Closed,
 }
 
 /// `sock:receive(pattern)`, `receiveany`, and receiveuntil's iterator, by
@@ -502,26 +515,25 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
             // The error ends the read: what came before it is the partial
             // result (and is gone from the buffer). A timeout leaves the
             // connection usable; anything else closes it.
-            let fatal = e != "timeout";
+            sock.read_closed = e != "timeout";
             let start = sock.rpos;
             sock.rpos = sock.rbuf.len();
-            let r = f(Received::Failed(e, &sock.rbuf[start..]));
-            if fatal {
-                reset(sock, false);
-            }
-            return Step::Ready(r);
+            return Step::Ready(f(Received::Failed(e, &sock.rbuf[start..])));
         }
         if sock.reading != 0 {
             return Step::Ready(f(Received::Failed("socket busy reading".into(), &[])));
         }
-        if !sock.connected() {
-            return Step::Ready(f(Received::Failed("closed".into(), &[])));
+        if !sock.connected() || sock.read_closed {
+            return Step::Ready(f(Received::Closed));
         }
         match read::take(sock, pattern) {
             read::Taken::Data(range) => Step::Ready(f(Received::Data(&sock.rbuf[range]))),
             read::Taken::Line => Step::Ready(f(Received::Data(&sock.line))),
             read::Taken::Done => Step::Ready(f(Received::Done)),
-            read::Taken::Closed(range) => Step::Ready(f(Received::Failed("closed".into(), &sock.rbuf[range]))),
+            read::Taken::Closed(range) => {
+                sock.read_closed = true;
+                Step::Ready(f(Received::Failed("closed".into(), &sock.rbuf[range])))
+            }
             read::Taken::More => {
                 // Compact: the unread bytes go to the front.
                 if sock.rpos > 0 {

@@ -31,9 +31,14 @@ fn fail(e: cosocket::Error) -> c_int {
     ERROR
 }
 
-/// The code for a call that reached no socket of the caller's.
-fn bad(_: Bad) -> c_int {
-    NO_REQUEST
+/// The code for a call that reached no socket of the caller's: one whose
+/// run ended is closed; one of another running request is "bad request"
+/// (NO_REQUEST: Lua raises it).
+fn bad(b: Bad) -> c_int {
+    match b {
+        Bad::Gone => fail("closed".into()),
+        Bad::Foreign => NO_REQUEST,
+    }
 }
 
 /// Registers the wait on context `r`: the Lua side yields.
@@ -195,6 +200,13 @@ unsafe fn receive(r: u64, s: u64, pattern: Pattern<'_>, data: *mut *const u8, le
         Received::Failed(e, partial) => {
             unsafe { lend(partial, data, len) };
             fail(e)
+        }
+        Received::Closed => {
+            if !data.is_null() {
+                // SAFETY: non-null, valid for a write: no partial data.
+                unsafe { *data = std::ptr::null() };
+            }
+            fail("closed".into())
         }
     });
     match got {

@@ -184,6 +184,8 @@ async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
         match signo {
             libc::SIGQUIT => {
                 crate::error_log!(Level::Notice, None, "gracefully shutting down");
+                // Premature timers see ngx.worker.exiting() true.
+                crate::ffi::worker::set_exiting(true);
                 timer::set_exiting();
                 w.shutdown.set();
             }

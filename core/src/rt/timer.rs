@@ -1,6 +1,8 @@
 //! Timers in user space: a binary heap of deadlines. The loop waits on the
 //! ring with the nearest deadline as its timeout, so a timer costs no SQE.
-//! Cancelled timers are dropped lazily when they reach the top.
+//! Cancelled timers are dropped lazily when they reach the top. A slot can
+//! be reused by a new timer while its old deadline is still in the heap: a
+//! heap item counts only if its deadline is its slot's own.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -15,6 +17,7 @@ use slab::Slab;
 struct Entry {
     waker: Option<Waker>,
     fired: bool,
+    at: Instant,
 }
 
 #[derive(Default)]
@@ -31,7 +34,7 @@ pub(crate) fn next_deadline() -> Option<Instant> {
     TIMERS.with(|t| {
         let mut t = t.borrow_mut();
         while let Some(Reverse((at, idx))) = t.heap.peek().copied() {
-            if t.entries.contains(idx) {
+            if t.entries.get(idx).is_some_and(|e| e.at == at) {
                 return Some(at);
             }
             t.heap.pop();
@@ -49,7 +52,7 @@ pub(crate) fn fire_expired(now: Instant) {
                 break;
             }
             t.heap.pop();
-            if let Some(e) = t.entries.get_mut(idx) {
+            if let Some(e) = t.entries.get_mut(idx).filter(|e| e.at == at) {
                 e.fired = true;
                 if let Some(w) = e.waker.take() {
                     wake.push(w);
@@ -71,7 +74,7 @@ pub struct Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     TIMERS.with(|t| {
         let mut t = t.borrow_mut();
-        let idx = t.entries.insert(Entry { waker: None, fired: false });
+        let idx = t.entries.insert(Entry { waker: None, fired: false, at: deadline });
         t.heap.push(Reverse((deadline, idx)));
         Sleep { idx }
     })

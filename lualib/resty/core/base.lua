@@ -58,6 +58,21 @@ function _M.check_string(s, n, fname)
     return tostring(s)
 end
 
+-- luaL_argerror as lua-nginx-module's C functions raise it: the argument
+-- of the function at stack `level` (2: argerror's caller), named as its
+-- caller called it, one less for a method call; no position in the text.
+function _M.argerror(narg, msg, level)
+    local ar = debug.getinfo(level, "n")
+    local name = ar and ar.name or "?"
+    if ar and ar.namewhat == "method" then
+        narg = narg - 1
+        if narg == 0 then
+            error("calling '" .. name .. "' on bad self (" .. msg .. ")", 0)
+        end
+    end
+    error("bad argument #" .. narg .. " to '" .. name .. "' (" .. msg .. ")", 0)
+end
+
 local declared = {}
 
 -- Declares ffi-headers/<name>.h with ffi.cdef, once per VM. The header text is

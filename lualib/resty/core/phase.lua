@@ -28,23 +28,39 @@ function ngx.get_phase()
 end
 
 -- Raises what a request API says without a request, at `level` (counted
--- from the caller of this function, as error() counts): "API disabled in
--- the context of ngx.timer" in a timer, else "no request found".
+-- from the caller of this function, as error() counts): "no request
+-- found", or in a timer lua-resty-core's "API disabled in the current
+-- context" (the FFI-based API: ngx.var, ngx.ctx, ngx.header, ngx.status,
+-- ngx.req.get_headers, ...).
 local function no_request(level)
-    local r = get_context()
-    if r ~= 0 then
-        error(_M.disabled(r), level + 1)
+    if get_context() ~= 0 then
+        error("API disabled in the current context", level + 1)
     end
     error("no request found", level + 1)
 end
 _M.no_request = no_request
 
--- The running handler's request handle; without one, raises as
--- no_request at `level` (counted from this function, as error() does).
-function _M.request(level)
+-- The running handler's request handle for the FFI-based API; without
+-- one, raises as no_request at `level` (counted from this function).
+function _M.ffi_request(level)
     local r = get_request()
     if r == 0 then
         no_request(level)
+    end
+    return r
+end
+
+-- The same for the API lua-nginx-module has in C (ngx.say, ngx.exit,
+-- ngx.req.read_body, ...): in a timer, "API disabled in the context of
+-- ngx.timer".
+function _M.request(level)
+    local r = get_request()
+    if r == 0 then
+        local cx = get_context()
+        if cx ~= 0 then
+            error(_M.disabled(cx), level)
+        end
+        error("no request found", level)
     end
     return r
 end

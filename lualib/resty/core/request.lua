@@ -8,6 +8,7 @@ base.cdef "request"
 
 local C = ffi.C
 local request = require("resty.core.phase").request
+local ffi_request = require("resty.core.phase").ffi_request
 local c_get_method = C.halo_ffi_request_get_method
 local c_header_count = C.halo_ffi_request_header_count
 local c_get_headers = C.halo_ffi_request_get_headers
@@ -51,7 +52,7 @@ local ngx = ngx
 ngx.req = ngx.req or {}
 
 function ngx.req.get_method()
-    if c_get_method(request(3), data_out, len_out) ~= FFI_OK then
+    if c_get_method(ffi_request(3), data_out, len_out) ~= FFI_OK then
         no_request(2)
     end
     return ffi_str(data_out[0], len_out[0])
@@ -117,7 +118,7 @@ local headers_mt = {
 -- Headers (request or response) as a table, at most `max` of them; names
 -- normalised by headers_mt unless raw.
 local function headers_table(fname, count, fill, max_headers, raw)
-    local r = request(3)
+    local r = ffi_request(3)
     local max = limit(fname, max_headers)
     local n = count(r)
     if max > 0 and n > max then
@@ -141,7 +142,7 @@ end
 -- max_args of them, through resty.core.string's buffer and table building
 -- (the one decoder of ngx.decode_args, in the core).
 local function collect_args(fname, fill, max_args, tab)
-    local r = request(3)
+    local r = ffi_request(3)
     local max = limit(fname, max_args)
     if max < 0 then
         max = 100   -- as lua-resty-core: a negative limit is the default
@@ -188,11 +189,11 @@ function ngx.req.http_version()
 end
 
 function ngx.req.start_time()
-    return c_start_time(request(3))
+    return c_start_time(ffi_request(3))
 end
 
 function ngx.req.is_internal()
-    return c_is_internal(request(3)) == 1
+    return c_is_internal(ffi_request(3)) == 1
 end
 
 ngx.resp = ngx.resp or {}
@@ -225,7 +226,7 @@ function ngx.req.set_header(name, value)
     if type(name) ~= "string" then
         error("bad argument #1 to 'set_header' (string expected, got " .. type(name) .. ")", 2)
     end
-    local r = request(3)
+    local r = ffi_request(3)
     if type(value) == "table" then
         error("bad argument #2 to 'set_header' (several values are not supported yet)", 2)
     end
@@ -241,7 +242,7 @@ function ngx.req.clear_header(name)
     if type(name) ~= "string" then
         error("bad argument #1 to 'clear_header' (string expected, got " .. type(name) .. ")", 2)
     end
-    if c_set_req_header(request(3), name, #name, nil, 0, errmsg) == FFI_ERROR then
+    if c_set_req_header(ffi_request(3), name, #name, nil, 0, errmsg) == FFI_ERROR then
         error(ffi_str(errmsg[0]), 2)
     end
 end
@@ -251,7 +252,7 @@ local c_add_req_header = C.halo_ffi_request_add_req_header
 -- ngx.req.add_header (lualib/ngx/req.lua): one more request header of the
 -- name (several from a table), keeping those the request has.
 local function add_req_header(name, value)
-    local r = request(4)
+    local r = ffi_request(4)
     if name == nil then
         error("bad 'name' argument: string expected, got nil", 3)
     end
@@ -290,7 +291,7 @@ function ngx.req.set_method(id)
     if not name then
         error("bad argument #1 to 'set_method' (unsupported HTTP method: " .. tostring(id) .. ")", 2)
     end
-    c_set_method(request(3), name, #name)
+    c_set_method(ffi_request(3), name, #name)
 end
 
 -- ngx.req.set_uri_args(args): a query string or a table of arguments.

@@ -42,6 +42,8 @@ local error = error
 local tostring = tostring
 local setmetatable = setmetatable
 local concat = table.concat
+local select = select
+local tonumber = tonumber
 local byte = string.byte
 local sub = string.sub
 local floor = math.floor
@@ -56,6 +58,8 @@ local function errmsg()
     return ffi_str(err_out[0], n)
 end
 
+local argerror = base.argerror
+
 -- A code other than OK/AGAIN/ERROR: misuse, raised at the method's caller.
 local function raise(rc, r)
     if rc == FFI_BAD_CONTEXT then
@@ -67,9 +71,9 @@ end
 local methods = {}
 local mt = { __index = methods }
 
-local function check(self, fname)
+local function check(self)
     if type(self) ~= "table" or self[1] == nil then
-        error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(self) .. ")", 3)
+        argerror(1, "table expected, got " .. type(self), 3)
     end
     return self[1]
 end
@@ -87,10 +91,15 @@ local function tcp()
     return new_socket(0, mt)
 end
 
-function methods.connect(self, host, port, opts)
-    local s = check(self, "connect")
+function methods.connect(self, ...)
+    local n = select("#", ...) + 1
+    if n < 2 or n > 4 then
+        error("ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen " .. n, 0)
+    end
+    local host, port, opts = ...
+    local s = check(self)
     if type(host) ~= "string" then
-        error("bad argument #2 to 'connect' (string expected, got " .. type(host) .. ")", 2)
+        argerror(2, "string expected, got " .. type(host), 2)
     end
     local path
     if sub(host, 1, 5) == "unix:" then
@@ -100,8 +109,9 @@ function methods.connect(self, host, port, opts)
         end
         port = -1
     else
-        if type(port) ~= "number" then
-            error("bad argument #3 to 'connect' (number expected, got " .. type(port) .. ")", 2)
+        port = tonumber(port)
+        if not port then
+            return nil, "missing the port number"
         end
         if port < 0 or port > 65535 or floor(port) ~= port then
             return nil, "bad port number: " .. tostring(port)
@@ -150,25 +160,32 @@ flatten = function(t, parts, n)
             n = n + 1
             parts[n] = tostring(v)
         elseif ty == "table" then
-            n = flatten(v, parts, n)
+            local bad
+            n, bad = flatten(v, parts, n)
+            if bad then
+                return n, bad
+            end
         else
-            error("bad argument #2 to 'send' (bad data type " .. ty .. " found)", 4)
+            return n, ty
         end
     end
     return n
 end
 
 function methods.send(self, data)
-    local s = check(self, "send")
+    local s = check(self)
     local ty = type(data)
-    if ty == "number" then
+    if ty == "number" or ty == "boolean" or ty == "nil" then
         data = tostring(data)
     elseif ty == "table" then
         local parts = {}
-        local n = flatten(data, parts, 0)
+        local n, bad = flatten(data, parts, 0)
+        if bad then
+            argerror(2, "bad data type " .. bad .. " found", 2)
+        end
         data = concat(parts, "", 1, n)
     elseif ty ~= "string" then
-        error("bad argument #2 to 'send' (string, number, or array table expected, got " .. ty .. ")", 2)
+        argerror(2, "string, number, boolean, nil, or array table expected, got " .. ty, 2)
     end
     local r = context(2)
     while true do
@@ -192,6 +209,9 @@ local function receive(r, s, kind, n)
             return ffi_str(data_out[0], len_out[0])
         elseif rc == FFI_ERROR then
             local err = errmsg()
+            if data_out[0] == nil then
+                return nil, err
+            end
             return nil, err, ffi_str(data_out[0], len_out[0])
         elseif rc ~= FFI_AGAIN then
             raise(rc, r)
@@ -201,12 +221,16 @@ local function receive(r, s, kind, n)
 end
 
 function methods.receive(self, pattern)
-    local s = check(self, "receive")
+    local s = check(self)
     local kind, n = 0, 0
     local ty = type(pattern)
+    if ty == "string" and tonumber(pattern) then
+        pattern = tonumber(pattern)
+        ty = "number"
+    end
     if ty == "number" then
         if pattern < 0 then
-            error("bad argument #2 to 'receive' (bad pattern argument)", 2)
+            argerror(2, "bad pattern argument", 2)
         end
         if pattern == 0 then
             return ""
@@ -216,16 +240,16 @@ function methods.receive(self, pattern)
         if pattern == "*a" or pattern == "a" then
             kind = 1
         elseif pattern ~= "*l" and pattern ~= "l" then
-            error("bad argument #2 to 'receive' (bad pattern argument: " .. pattern .. ")", 2)
+            argerror(2, "bad pattern argument", 2)
         end
     elseif pattern ~= nil then
-        error("bad argument #2 to 'receive' (bad pattern argument)", 2)
+        argerror(2, "bad pattern argument", 2)
     end
     return receive(context(2), s, kind, n)
 end
 
 function methods.receiveany(self, max)
-    local s = check(self, "receiveany")
+    local s = check(self)
     if type(max) ~= "number" or max <= 0 then
         error("bad argument #2 to 'receiveany' (bad max argument)", 2)
     end
@@ -233,7 +257,7 @@ function methods.receiveany(self, max)
 end
 
 function methods.receiveuntil(self, pattern, opts)
-    local s = check(self, "receiveuntil")
+    local s = check(self)
     if type(pattern) ~= "string" then
         error("bad argument #2 to 'receiveuntil' (string expected, got " .. type(pattern) .. ")", 2)
     end
@@ -263,6 +287,9 @@ function methods.receiveuntil(self, pattern, opts)
                 return nil
             elseif rc == FFI_ERROR then
                 local err = errmsg()
+                if data_out[0] == nil then
+                    return nil, err
+                end
                 return nil, err, ffi_str(data_out[0], len_out[0])
             elseif rc ~= FFI_AGAIN then
                 raise(rc, r)
@@ -284,27 +311,27 @@ local function timeout_arg(v, i, fname)
 end
 
 function methods.settimeout(self, ms)
-    local s = check(self, "settimeout")
+    local s = check(self)
     local t = timeout_arg(ms, 2, "settimeout")
     local r = context(2)
     local rc = c_settimeouts(r, s, t, t, t)
-    if rc ~= FFI_OK then
+    if rc ~= FFI_OK and rc ~= FFI_ERROR then
         raise(rc, r)
     end
 end
 
 function methods.settimeouts(self, connect, send, read)
-    local s = check(self, "settimeouts")
+    local s = check(self)
     local r = context(2)
     local rc = c_settimeouts(r, s, timeout_arg(connect, 2, "settimeouts"),
                              timeout_arg(send, 3, "settimeouts"), timeout_arg(read, 4, "settimeouts"))
-    if rc ~= FFI_OK then
+    if rc ~= FFI_OK and rc ~= FFI_ERROR then
         raise(rc, r)
     end
 end
 
 function methods.setkeepalive(self, timeout, size)
-    local s = check(self, "setkeepalive")
+    local s = check(self)
     if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
         error("bad argument #2 to 'setkeepalive' (non-negative number expected)", 2)
     end
@@ -323,7 +350,7 @@ function methods.setkeepalive(self, timeout, size)
 end
 
 function methods.close(self)
-    local s = check(self, "close")
+    local s = check(self)
     local r = context(2)
     local rc = c_close(r, s)
     if rc == FFI_OK then
@@ -335,24 +362,24 @@ function methods.close(self)
 end
 
 function methods.getreusedtimes(self)
-    local s = check(self, "getreusedtimes")
+    local s = check(self)
     local r = context(2)
     local rc = c_reused(r, s)
     if rc >= 0 then
         return rc
-    elseif rc == FFI_DECLINED then
+    elseif rc == FFI_DECLINED or rc == FFI_ERROR then
         return nil, "closed"
     end
     raise(rc, r)
 end
 
 function methods.getfd(self)
-    local s = check(self, "getfd")
+    local s = check(self)
     local r = context(2)
     local rc = c_fd(r, s)
     if rc >= 0 then
         return rc
-    elseif rc == FFI_DECLINED then
+    elseif rc == FFI_DECLINED or rc == FFI_ERROR then
         return nil, "closed"
     end
     raise(rc, r)
@@ -361,7 +388,7 @@ end
 local bool_options = { keepalive = true, reuseaddr = true, ["tcp-nodelay"] = true }
 
 function methods.setoption(self, name, value)
-    local s = check(self, "setoption")
+    local s = check(self)
     if type(name) ~= "string" then
         error("bad argument #2 to 'setoption' (string expected, got " .. type(name) .. ")", 2)
     end
@@ -384,7 +411,7 @@ function methods.setoption(self, name, value)
 end
 
 function methods.sslhandshake(self)
-    check(self, "sslhandshake")
+    check(self)
     return nil, "sslhandshake is not supported by halo yet (no TLS)"
 end
 
@@ -397,7 +424,7 @@ local function udp()
 end
 
 function udp_methods.setpeername(self, host, port)
-    local s = check(self, "setpeername")
+    local s = check(self)
     if type(host) ~= "string" then
         error("bad argument #2 to 'setpeername' (string expected, got " .. type(host) .. ")", 2)
     end
@@ -433,7 +460,7 @@ function udp_methods.send(self, data)
 end
 
 function udp_methods.receive(self, size)
-    local s = check(self, "receive")
+    local s = check(self)
     if size == nil then
         size = 65536
     elseif type(size) ~= "number" or size <= 0 then

@@ -23,6 +23,7 @@ local disabled = phase.disabled
 local co_yield = require("resty.core.coroutine").api_yield
 local threads = require("halo.runner").threads
 local co_create = coroutine.create
+local traceback = debug.traceback
 local ffi_new = ffi.new
 local tonumber = tonumber
 local select = select
@@ -61,10 +62,23 @@ local function spawn(f, ...)
     local n = select("#", ...)
     local args = n > 0 and { ... } or nil
     local co = co_create(function()
-        if args then
-            t.res = pack(true, f(unpack(args, 1, n)))
-        else
-            t.res = pack(true, f())
+        -- The error value itself is what wait() returns (a table stays a
+        -- table); the core logs the text as "lua user thread aborted".
+        local ok, err = xpcall(function()
+            if args then
+                t.res = pack(true, f(unpack(args, 1, n)))
+            else
+                t.res = pack(true, f())
+            end
+        end, function(e)
+            t.res = { false, e, n = 2 }
+            if type(e) == "string" then
+                return traceback(e, 2)
+            end
+            return e
+        end)
+        if not ok then
+            error(err, 0)
         end
     end)
     t.co = co
@@ -125,16 +139,19 @@ end
 local function kill(co)
     local t = thread_of(co, 1, "kill")
     local r = context(3)
-    if t.dead then
+    if t.waited then
         return nil, "already waited or killed"
+    end
+    if t.dead then
+        return nil, "already terminated"
     end
     local rc = c_kill(r, t.handle)
     if rc == FFI_OK then
         t.dead = true
         t.waited = true
-        return true
+        return 1
     elseif rc == FFI_DONE then
-        return nil, "already waited or killed"
+        return nil, "already terminated"
     elseif rc == FFI_BAD_CONTEXT then
         error(disabled(r), 2)
     end
@@ -142,6 +159,20 @@ local function kill(co)
 end
 
 ngx.thread = { spawn = spawn, wait = wait, kill = kill }
+
+-- A light thread waiting in the core counts as running, as in OpenResty.
+local raw_status = coroutine.status
+coroutine.status = function(co)
+    local t = info[co]
+    if t and not t.dead then
+        local st = raw_status(co)
+        if st == "suspended" then
+            return "running"
+        end
+        return st
+    end
+    return raw_status(co)
+end
 
 local c_on_abort = C.halo_ffi_thread_on_abort
 local c_wait_abort = C.halo_ffi_thread_wait_abort

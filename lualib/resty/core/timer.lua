@@ -26,6 +26,7 @@ local error = error
 local unpack = unpack
 local debug_getinfo = debug.getinfo
 
+local argerror = base.argerror
 local id_out = ffi_new("uint32_t[1]")
 
 -- Timer number -> { f, every, n, args... }.
@@ -33,16 +34,16 @@ local jobs = {}
 
 local function create(every, fname, nargs, delay, f, ...)
     if nargs < 2 then
-        error("expecting at least 2 arguments but got " .. nargs, 3)
+        error("expecting at least 2 arguments but got " .. nargs, 0)
     end
     if type(delay) ~= "number" then
-        error("bad argument #1 to '" .. fname .. "' (number expected, got " .. type(delay) .. ")", 3)
+        argerror(1, "number expected, got " .. type(delay), 3)
     end
     if every and delay * 1000 < 1 then
-        error("delay cannot be zero", 3)
+        error("delay cannot be zero", 0)
     end
     if type(f) ~= "function" or debug_getinfo(f, "S").what == "C" then
-        error("bad argument #2 to '" .. fname .. "' (Lua function expected)", 3)
+        argerror(2, "Lua function expected", 3)
     end
     if delay < 0 then
         delay = 0
@@ -63,11 +64,14 @@ local function create(every, fname, nargs, delay, f, ...)
 end
 
 ngx.timer = {
+    -- (Not tail calls: argerror names the function its caller called.)
     at = function(...)
-        return create(false, "at", select("#", ...), ...)
+        local ok, err = create(false, "at", select("#", ...), ...)
+        return ok, err
     end,
     every = function(...)
-        return create(true, "every", select("#", ...), ...)
+        local ok, err = create(true, "every", select("#", ...), ...)
+        return ok, err
     end,
     running_count = function()
         return c_running()
