@@ -67,11 +67,17 @@ ngx.timer = {
     -- (Not tail calls: argerror names the function its caller called.)
     at = function(...)
         local ok, err = create(false, "at", select("#", ...), ...)
-        return ok, err
+        if ok then
+            return ok
+        end
+        return nil, err
     end,
     every = function(...)
         local ok, err = create(true, "every", select("#", ...), ...)
-        return ok, err
+        if ok then
+            return ok
+        end
+        return nil, err
     end,
     running_count = function()
         return c_running()
