@@ -17,6 +17,7 @@ pub mod hash;
 pub mod log;
 pub mod regex;
 pub mod request;
+pub mod semaphore;
 pub mod shdict;
 pub mod string;
 pub mod thread;

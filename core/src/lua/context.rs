@@ -104,13 +104,16 @@ pub struct Run {
     /// A timer run: the timer's number and whether it fires early (the
     /// worker is stopping).
     pub timer: Option<(u32, bool)>,
+    /// A semaphore wait's outcome (granted: true, timed out: false), left
+    /// by its future for the Lua side to read after the resume.
+    pub sema: Option<bool>,
 }
 
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
         // Every field named, so a new one cannot be forgotten here.
-        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer } = self;
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, sema } = self;
         *exit = None;
         *pending = None;
         *exec = None;
@@ -120,6 +123,7 @@ impl Run {
         set_args.clear();
         args_scratch.clear();
         *timer = None;
+        *sema = None;
     }
 }
 

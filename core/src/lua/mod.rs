@@ -9,6 +9,7 @@ pub mod handler;
 pub mod lualib;
 mod resume;
 mod sched;
+pub mod semaphore;
 pub mod timer;
 pub mod vm;
 
