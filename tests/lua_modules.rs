@@ -216,7 +216,7 @@ fn missing_api_says_not_supported_by_halo_yet() {
             try(function() return ngx.req.socket() end)
             try(function() return ngx.req.set_body_data("x") end)
             try(function() local m = require "ngx.balancer" return m end)
-            try(function() local m = require "ngx.semaphore" return m end)
+            try(function() local m = require "ngx.pipe" return m end)
             try(function() local m = require "ngx.ssl" return m end)
         } }"##,
     );
@@ -231,7 +231,7 @@ fn missing_api_says_not_supported_by_halo_yet() {
         "ngx.req.socket",
         "ngx.req.set_body_data",
         "ngx.balancer",
-        "ngx.semaphore",
+        "ngx.pipe",
         "ngx.ssl",
     ];
     let lines: Vec<&str> = t.lines().collect();

@@ -149,6 +149,21 @@ local function lrucache()
     sink(acc)
 end
 
+-- ngx.semaphore on its non-yielding path: a resource is always there, so
+-- wait(0) takes it at once; post and count never yield.
+local sema = require("ngx.semaphore").new(1)
+local function semaphores()
+    local acc = 0
+    for i = 1, N do
+        sema:post(1)
+        local ok = sema:wait(0)
+        if ok then acc = acc + 1 end
+        acc = acc + sema:count()
+        if i % 2 == 0 and sema:wait(0) then sema:post() end
+    end
+    sink(acc)
+end
+
 function _M.set_phase()
     everywhere()
     local acc = 0
@@ -187,6 +202,7 @@ function _M.content_phase()
     request_reads()
     shared_dicts()
     lrucache()
+    semaphores()
     local acc = 0
     for _ = 1, N do
         -- The body was read before the handler: both return at once.

@@ -18,6 +18,7 @@ pub mod location;
 pub mod log;
 pub mod regex;
 pub mod request;
+pub mod semaphore;
 pub mod shdict;
 pub mod socket;
 pub mod string;

@@ -114,13 +114,16 @@ pub struct Run {
     /// ngx.location.capture*: the subrequests' outcomes, from the end of
     /// the wait until the Lua side has read them.
     pub subrequests: Vec<super::subrequest::Outcome>,
+    /// A semaphore wait's outcome (granted: true, timed out: false), left
+    /// by its future for the Lua side to read after the resume.
+    pub sema: Option<bool>,
 }
 
 impl Run {
     /// Back to the state of a new run, keeping the buffers' room.
     fn clear(&mut self) {
         // Every field named, so a new one cannot be forgotten here.
-        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, on_abort, subrequests } = self;
+        let Run { exit, pending, exec, streams, arg_body, arg_eof, set_args, args_scratch, timer, on_abort, subrequests, sema } = self;
         *exit = None;
         *pending = None;
         *exec = None;
@@ -132,6 +135,7 @@ impl Run {
         *timer = None;
         *on_abort = false;
         subrequests.clear();
+        *sema = None;
     }
 }
 

@@ -76,6 +76,7 @@ pub static MODULES: &[Module] = modules![
     "ngx.process" => "ngx/process.lua",
     "ngx.resp" => "ngx/resp.lua",
     "ngx.req" => "ngx/req.lua",
+    "ngx.semaphore" => "ngx/semaphore.lua",
     // `halo jit lint`'s bytecode walker.
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
@@ -112,7 +113,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket", "location"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket", "location", "semaphore"];
 
 /// Libraries OpenResty bundles that halo provides only when the operator's
 /// paths hold none: (name required, embedded module that answers).

@@ -10,6 +10,7 @@ pub mod lualib;
 mod resume;
 mod sched;
 pub mod subrequest;
+pub mod semaphore;
 pub mod timer;
 pub mod vm;
 
