@@ -550,24 +550,47 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
                     Pattern::Datagram(n) => n,
                     _ => st.buffer_size,
                 };
-                Step::Wait(Box::pin(fill(h, cx, fd, buf, max, sock.read_timeout)))
+                Step::Wait(Box::pin(fill(h, cx, fd, buf, max, sock.read_timeout, read::Want::of(&pattern))))
             }
         }
     })
 }
 
-/// Receives once into `buf`, then appends what came to socket `h`'s
-/// buffer (or records EOF, the error, the timeout). A buffer of its own:
-/// an abandoned receive (timeout) parks it, not the socket's unread bytes.
-async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Duration) {
+/// Receives into socket `h`'s buffer until what came answers `want` (or
+/// the peer closed, or a receive failed or timed out: `timeout` is per
+/// receive, as nginx re-arms its read timer), so the receive waits once.
+/// Each receive goes into a buffer of its own: an abandoned one (timeout)
+/// parks that, not the socket's unread bytes.
+async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Duration, want: read::Want) {
     let _waiting = Waiting { h, op: Op::Read };
     let mut buf = buf;
-    buf.clear();
-    let res = rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(rt::now() + timeout)).await;
-    if res.is_err() && settings().log_errors {
-        crate::error_log!(crate::log::Level::Error, None, "lua tcp socket read timed out");
+    loop {
+        buf.clear();
+        let res = rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(rt::now() + timeout)).await;
+        if res.is_err() && settings().log_errors {
+            crate::error_log!(crate::log::Level::Error, None, "lua tcp socket read timed out");
+        }
+        let mut more = false;
+        let mut next = Vec::new();
+        with_live(h, fd, |sock| {
+            record(sock, cx, res);
+            more = sock.outcome.as_ref().is_some_and(|o| o.result.is_ok()) && !read::ready(sock, &want);
+            if more {
+                // Not enough yet: receive again, into the spare buffer.
+                sock.outcome = None;
+                next = std::mem::take(&mut sock.spare);
+            }
+        });
+        if !more {
+            return;
+        }
+        buf = next;
     }
-    with_live(h, fd, |sock| {
+}
+
+/// Records what one receive brought into `sock`.
+fn record(sock: &mut Sock, cx: u64, res: Result<(i32, Vec<u8>), ()>) {
+    {
         let result = match res {
             Ok((n, buf)) if n > 0 => {
                 if sock.rbuf.is_empty() {
@@ -590,7 +613,7 @@ async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Dur
             Err(()) => Err("timeout".into()),
         };
         sock.outcome = Some(Outcome { cx, op: Op::Read, result });
-    });
+    }
 }
 
 /// ngx.req.socket(raw): a socket over the client connection of `owner`'s

@@ -23,6 +23,44 @@ pub enum Pattern<'a> {
     Until { pattern: &'a [u8], inclusive: bool, size: Option<usize> },
 }
 
+/// What a receive waits for: `Pattern` owned by the receiving future.
+pub(super) enum Want {
+    Line,
+    All,
+    Bytes(usize),
+    Some,
+    Until { pattern: Vec<u8>, size: Option<usize> },
+}
+
+impl Want {
+    pub(super) fn of(p: &Pattern<'_>) -> Want {
+        match *p {
+            Pattern::Line => Want::Line,
+            Pattern::All => Want::All,
+            Pattern::Bytes(n) => Want::Bytes(n),
+            Pattern::Any(_) | Pattern::Datagram(_) => Want::Some,
+            Pattern::Until { pattern, size, .. } => Want::Until { pattern: pattern.to_vec(), size },
+        }
+    }
+}
+
+/// Whether the unread bytes (or the end of the stream) answer `want`:
+/// a receive then returns without reading more.
+pub(super) fn ready(sock: &Sock, want: &Want) -> bool {
+    let unread = &sock.rbuf[sock.rpos..];
+    sock.eof
+        || match want {
+            Want::Line => unread.contains(&b'\n'),
+            Want::All => false,
+            Want::Bytes(n) => unread.len() >= *n,
+            Want::Some => !unread.is_empty(),
+            Want::Until { pattern, size } => {
+                find(unread, pattern).is_some()
+                    || size.is_some_and(|n| unread.len().saturating_sub(pattern.len().saturating_sub(1)) >= n)
+            }
+        }
+}
+
 /// What the buffer gives for a pattern.
 pub(super) enum Taken {
     /// These bytes of `rbuf` (consumed already).

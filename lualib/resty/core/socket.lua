@@ -134,17 +134,18 @@ function methods.connect(self, ...)
     end
     local target = path or host
     local r = context(2)
-    while true do
-        local rc = c_connect(r, s, target, #target, port, pool, pool and #pool or 0)
-        if rc == FFI_OK then
-            return 1
-        elseif rc == FFI_ERROR then
-            return nil, errmsg()
-        elseif rc ~= FFI_AGAIN then
-            raise(rc, r)
-        end
+    local plen = pool and #pool or 0
+    local rc = c_connect(r, s, target, #target, port, pool, plen)
+    if rc == FFI_AGAIN then
         co_yield()
+        rc = c_connect(r, s, target, #target, port, pool, plen)
     end
+    if rc == FFI_OK then
+        return 1
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
 end
 
 -- send's data: a string, a number, or (nested) array tables of them.
@@ -188,36 +189,48 @@ function methods.send(self, data)
         argerror(2, "string, number, boolean, nil, or array table expected, got " .. ty, 2)
     end
     local r = context(2)
-    while true do
-        local rc = c_send(r, s, data, #data)
-        if rc >= 0 then
-            return rc
-        elseif rc == FFI_ERROR then
-            return nil, errmsg()
-        elseif rc ~= FFI_AGAIN then
-            raise(rc, r)
-        end
+    local rc = c_send(r, s, data, #data)
+    if rc == FFI_AGAIN then
         co_yield()
+        rc = c_send(r, s, data, #data)
     end
+    if rc >= 0 then
+        return rc
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
 end
 
--- Runs one receive to its end: data, or nil, err, partial.
-local function receive(r, s, kind, n)
-    while true do
-        local rc = c_receive(r, s, kind, n, data_out, len_out)
-        if rc == FFI_OK then
-            return ffi_str(data_out[0], len_out[0])
-        elseif rc == FFI_ERROR then
-            local err = errmsg()
-            if data_out[0] == nil then
-                return nil, err
-            end
-            return nil, err, ffi_str(data_out[0], len_out[0])
-        elseif rc ~= FFI_AGAIN then
-            raise(rc, r)
-        end
-        co_yield()
+-- After AGAIN: wait, then call again. The core waits until it can answer
+-- (no loop here for a trace to start at), but a request socket's wait
+-- reads once, so it may take more rounds.
+local waited
+waited = function(call, ...)
+    co_yield()
+    local rc = call(...)
+    if rc == FFI_AGAIN then
+        return waited(call, ...)
     end
+    return rc
+end
+
+-- One receive: data, or nil, err, partial.
+local function receive(r, s, kind, n)
+    local rc = c_receive(r, s, kind, n, data_out, len_out)
+    if rc == FFI_AGAIN then
+        rc = waited(c_receive, r, s, kind, n, data_out, len_out)
+    end
+    if rc == FFI_OK then
+        return ffi_str(data_out[0], len_out[0])
+    elseif rc == FFI_ERROR then
+        local err = errmsg()
+        if data_out[0] == nil then
+            return nil, err
+        end
+        return nil, err, ffi_str(data_out[0], len_out[0])
+    end
+    raise(rc, r)
 end
 
 function methods.receive(self, pattern)
@@ -279,23 +292,22 @@ function methods.receiveuntil(self, pattern, opts)
         end
         local r = context(2)
         local limit = size and floor(size) or -1
-        while true do
-            local rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
-            if rc == FFI_OK then
-                return ffi_str(data_out[0], len_out[0])
-            elseif rc == FFI_DONE then
-                return nil
-            elseif rc == FFI_ERROR then
-                local err = errmsg()
-                if data_out[0] == nil then
-                    return nil, err
-                end
-                return nil, err, ffi_str(data_out[0], len_out[0])
-            elseif rc ~= FFI_AGAIN then
-                raise(rc, r)
-            end
-            co_yield()
+        local rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
+        if rc == FFI_AGAIN then
+            rc = waited(c_receive_until, r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
         end
+        if rc == FFI_OK then
+            return ffi_str(data_out[0], len_out[0])
+        elseif rc == FFI_DONE then
+            return nil
+        elseif rc == FFI_ERROR then
+            local err = errmsg()
+            if data_out[0] == nil then
+                return nil, err
+            end
+            return nil, err, ffi_str(data_out[0], len_out[0])
+        end
+        raise(rc, r)
     end
 end
 
@@ -438,17 +450,17 @@ function udp_methods.setpeername(self, host, port)
         return nil, "bad port number: " .. tostring(port)
     end
     local r = context(2)
-    while true do
-        local rc = c_connect(r, s, target, #target, port, nil, 0)
-        if rc == FFI_OK then
-            return 1
-        elseif rc == FFI_ERROR then
-            return nil, errmsg()
-        elseif rc ~= FFI_AGAIN then
-            raise(rc, r)
-        end
+    local rc = c_connect(r, s, target, #target, port, nil, 0)
+    if rc == FFI_AGAIN then
         co_yield()
+        rc = c_connect(r, s, target, #target, port, nil, 0)
     end
+    if rc == FFI_OK then
+        return 1
+    elseif rc == FFI_ERROR then
+        return nil, errmsg()
+    end
+    raise(rc, r)
 end
 
 function udp_methods.send(self, data)
