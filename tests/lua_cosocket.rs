@@ -321,6 +321,33 @@ fn setkeepalive_puts_the_connection_in_the_pool_for_the_next_request() {
 }
 
 #[test]
+fn a_pooled_connection_the_peer_closed_is_not_reused() {
+    // Each connection answers one line, then the peer closes it.
+    let peer = TcpPeer::start(Mode::Script(vec![Step::ReadUntil(b"\n".to_vec()), send("hi\n"), Step::Sleep(Duration::from_millis(50)), Step::Close]));
+    let h = lua_server(
+        "",
+        &format!(
+            r#"
+        location /t {{ content_by_lua_block {{
+            local p = require("t").p
+            local sock = ngx.socket.tcp()
+            p(sock:connect("127.0.0.1", {port}))
+            p(sock:getreusedtimes())
+            sock:send("x\n")
+            p(sock:receive())
+            p(sock:setkeepalive(10000, 10))
+        }} }}"#,
+            port = peer.port()
+        ),
+    );
+    assert_eq!(h.get("/t").text(), "1\n0\nhi\n1\n");
+    // The peer has closed the pooled connection by now: a new one is made.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.get("/t").text(), "1\n0\nhi\n1\n");
+    assert_eq!(peer.accepted(), 2);
+}
+
+#[test]
 fn setkeepalive_with_unread_data_is_refused() {
     let peer = TcpPeer::start(Mode::Echo);
     let (_h, r) = run(
