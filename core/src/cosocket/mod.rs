@@ -12,6 +12,7 @@
 
 pub mod pool;
 mod read;
+mod send;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -119,6 +120,8 @@ struct Sock {
     read_closed: bool,
     /// A send failed: sends say "closed" from now on.
     write_closed: bool,
+    /// A send handed to the kernel and not yet seen complete.
+    sending: Option<send::Sending>,
 }
 
 impl Sock {
@@ -276,6 +279,7 @@ pub fn new(owner: u64, datagram: bool) -> u64 {
             client: None,
             read_closed: false,
             write_closed: false,
+            sending: None,
         });
         handle(slot, generation)
     })
@@ -287,12 +291,38 @@ pub fn release(h: u64) {
         let s = &mut *s.borrow_mut();
         let slot = (h & 0xffff_ffff) as usize;
         if s.slab.get(slot).is_some_and(|k| u64::from(k.generation) == h >> 32) {
-            let sock = s.slab.remove(slot);
+            let mut sock = s.slab.remove(slot);
             if let Some(fd) = sock.fd {
-                close_fd(fd);
+                close_after_send(fd, sock.sending.take());
             }
         }
     })
+}
+
+/// Closes `fd` once the send in flight on it (if any) has finished: a
+/// send just handed to the kernel is not cancelled by the close.
+fn close_after_send(fd: RawFd, sending: Option<send::Sending>) {
+    match sending.map(|s| send::settle(fd, s)) {
+        Some(send::Settled::Pending(s)) => rt::spawn(async move {
+            let _ = send::finish(fd, s).await;
+            close_fd(fd);
+        }),
+        _ => close_fd(fd),
+    }
+}
+
+/// Settles `sock`'s send in flight without waiting: Err when it failed
+/// (the write side is closed then), Ok(Some) when it still goes on.
+fn settle_send(sock: &mut Sock) -> Result<Option<send::Sending>, Error> {
+    let (Some(fd), Some(s)) = (sock.fd, sock.sending.take()) else { return Ok(None) };
+    match send::settle(fd, s) {
+        send::Settled::Done => Ok(None),
+        send::Settled::Pending(s) => Ok(Some(s)),
+        send::Settled::Failed(e) => {
+            sock.write_closed = true;
+            Err(e)
+        }
+    }
 }
 
 fn close_fd(fd: RawFd) {
@@ -305,7 +335,7 @@ fn close_fd(fd: RawFd) {
 fn reset(sock: &mut Sock, keep: bool) -> Option<RawFd> {
     let fd = sock.fd.take();
     if let (Some(fd), false) = (fd, keep) {
-        close_fd(fd);
+        close_after_send(fd, sock.sending.take());
     }
     sock.rbuf.clear();
     sock.rpos = 0;
@@ -460,14 +490,37 @@ pub fn send(h: u64, owner: u64, cx: u64, data: &[u8]) -> Result<Step<Result<usiz
         if data.is_empty() {
             return Step::Ready(Ok(0));
         }
+        let Some(fd) = sock.fd else {
+            sock.writing = cx;
+            return Step::Client(ClientIo { sock: h, op: ClientOp::Write(data.to_vec()) });
+        };
+        let deadline = rt::now() + sock.send_timeout;
+        match settle_send(sock) {
+            Err(e) => return Step::Ready(Err(e)),
+            // Handed to the kernel: done for Lua (see send.rs). A larger
+            // send waits, so its timeout or error is its own.
+            Ok(None) if data.len() <= send::AT_ONCE_MAX => {
+                sock.sending = Some(send::Sending::start(fd, data.to_vec(), deadline));
+                return Step::Ready(Ok(data.len()));
+            }
+            Ok(None) => {}
+            // The last send still goes on: this one waits for it.
+            Ok(Some(prev)) => sock.sending = Some(prev),
+        }
         sock.writing = cx;
-        let Some(fd) = sock.fd else { return Step::Client(ClientIo { sock: h, op: ClientOp::Write(data.to_vec()) }) };
-        Step::Wait(Box::pin(send_all(h, cx, fd, data.to_vec(), sock.send_timeout)))
+        let prev = sock.sending.take();
+        Step::Wait(Box::pin(send_all(h, cx, fd, prev, data.to_vec(), sock.send_timeout)))
     })
 }
 
-async fn send_all(h: u64, cx: u64, fd: RawFd, data: Vec<u8>, timeout: Duration) {
+async fn send_all(h: u64, cx: u64, fd: RawFd, prev: Option<send::Sending>, data: Vec<u8>, timeout: Duration) {
     let _waiting = Waiting { h, op: Op::Send };
+    if let Some(prev) = prev {
+        if let Err(e) = send::finish(fd, prev).await {
+            with_live(h, fd, |sock| sock.outcome = Some(Outcome { cx, op: Op::Send, result: Err(e) }));
+            return;
+        }
+    }
     let deadline = rt::now() + timeout;
     let len = data.len();
     let mut data = data;
@@ -526,6 +579,14 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
         if !sock.connected() || sock.read_closed {
             return Step::Ready(f(Received::Closed));
         }
+        // A send that failed shows here, at the socket's next operation.
+        let sending = match settle_send(sock) {
+            Ok(s) => s,
+            Err(e) => return Step::Ready(f(Received::Failed(e, &[]))),
+        };
+        if let (Some(s), Some(_)) = (sending, sock.fd) {
+            sock.sending = Some(s);
+        }
         match read::take(sock, pattern) {
             read::Taken::Data(range) => Step::Ready(f(Received::Data(&sock.rbuf[range]))),
             read::Taken::Line => Step::Ready(f(Received::Data(&sock.line))),
@@ -550,7 +611,8 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
                     Pattern::Datagram(n) => n,
                     _ => st.buffer_size,
                 };
-                Step::Wait(Box::pin(fill(h, cx, fd, buf, max, sock.read_timeout, read::Want::of(&pattern))))
+                let sending = sock.sending.take();
+                Step::Wait(Box::pin(fill(h, cx, fd, sending, buf, max, sock.read_timeout, read::Want::of(&pattern))))
             }
         }
     })
@@ -561,8 +623,19 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
 /// receive, as nginx re-arms its read timer), so the receive waits once.
 /// Each receive goes into a buffer of its own: an abandoned one (timeout)
 /// parks that, not the socket's unread bytes.
-async fn fill(h: u64, cx: u64, fd: RawFd, buf: Vec<u8>, max: usize, timeout: Duration, want: read::Want) {
+#[allow(clippy::too_many_arguments)]
+async fn fill(h: u64, cx: u64, fd: RawFd, sending: Option<send::Sending>, buf: Vec<u8>, max: usize, timeout: Duration, want: read::Want) {
     let _waiting = Waiting { h, op: Op::Read };
+    // The request goes out first (its failure is this receive's).
+    if let Some(s) = sending {
+        if let Err(e) = send::finish(fd, s).await {
+            with_live(h, fd, |sock| {
+                sock.write_closed = true;
+                sock.outcome = Some(Outcome { cx, op: Op::Read, result: Err(e) });
+            });
+            return;
+        }
+    }
     let mut buf = buf;
     loop {
         buf.clear();
@@ -692,10 +765,27 @@ pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option
             reset(sock, false);
             return Err("closed".into());
         }
+        let sending = match settle_send(sock) {
+            Ok(s) => s,
+            Err(e) => {
+                reset(sock, false);
+                return Err(e);
+            }
+        };
         let key = std::mem::take(&mut sock.key);
         let reused = sock.reused;
+        let (timeout, size) = (timeout.unwrap_or(st.keepalive_timeout), size.unwrap_or(st.pool_size).max(1));
         if let Some(fd) = reset(sock, true) {
-            pool::put(key, fd, reused, timeout.unwrap_or(st.keepalive_timeout), size.unwrap_or(st.pool_size).max(1));
+            match sending {
+                None => pool::put(key, fd, reused, timeout, size),
+                // Pooled once its last send is out (closed if that fails).
+                Some(s) => rt::spawn(async move {
+                    match send::finish(fd, s).await {
+                        Ok(()) => pool::put(key, fd, reused, timeout, size),
+                        Err(_) => close_fd(fd),
+                    }
+                }),
+            }
         }
         Ok(())
     })
