@@ -107,3 +107,30 @@ impl Drop for Sleep {
 /// The deadline passed before the operation completed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Elapsed;
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use crate::rt;
+
+    /// A sleep dropped before its deadline leaves that deadline in the
+    /// heap; the next sleep reusing its slot must not fire at it.
+    #[test]
+    fn a_reused_slot_does_not_fire_at_the_old_deadline() {
+        let took: Rc<RefCell<Option<Duration>>> = Rc::new(RefCell::new(None));
+        let (t, done) = (took.clone(), took.clone());
+        let main = async move {
+            // Cancelled at once by the race: its 50 ms deadline stays queued.
+            let _ = rt::race(std::future::ready(()), rt::sleep_until(rt::now() + Duration::from_millis(50))).await;
+            let start = std::time::Instant::now();
+            rt::sleep_until(rt::now() + Duration::from_millis(200)).await;
+            *t.borrow_mut() = Some(start.elapsed());
+        };
+        rt::run(64, main, || {}, move || done.borrow().is_some()).expect("io_uring runtime");
+        let took = took.take().expect("the sleep ended");
+        assert!(took >= Duration::from_millis(190), "the second sleep woke after {took:?}");
+    }
+}
