@@ -39,6 +39,12 @@ int halo_ffi_socket_req(uint64_t r, int raw, uint64_t *s);
 int halo_ffi_socket_tcp_connect(uint64_t r, uint64_t s, const unsigned char *host, size_t host_len,
                                 int port, const unsigned char *pool, size_t pool_len);
 
+/* connect's pool_size and backlog options for the socket's next connect:
+   with backlog >= 0 the pool keeps at most pool_size connections open (in
+   use or idle; pool_size <= 0: lua_socket_pool_size) and queues at most
+   backlog connects beyond them ("too many waiting connect operations"). */
+int halo_ffi_socket_tcp_pool_opts(uint64_t r, uint64_t s, int pool_size, int backlog);
+
 /* Sends all of data: the byte count once done. */
 int halo_ffi_socket_tcp_send(uint64_t r, uint64_t s, const unsigned char *data, size_t len);
 

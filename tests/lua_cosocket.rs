@@ -348,6 +348,40 @@ fn a_pooled_connection_the_peer_closed_is_not_reused() {
 }
 
 #[test]
+fn a_backlog_pool_queues_connects_beyond_its_size() {
+    let peer = TcpPeer::start(Mode::Echo);
+    let (_h, r) = run(
+        "",
+        peer.port(),
+        r#"
+        local function conn(name, hold, timeout)
+            local s = ngx.socket.tcp()
+            if timeout then s:settimeouts(timeout, 1000, 1000) end
+            local ok, err = s:connect("127.0.0.1", PORT, { pool = "bk", pool_size = 1, backlog = 1 })
+            if not ok then return name .. " " .. err end
+            local reused = s:getreusedtimes()
+            ngx.sleep(hold)
+            s:setkeepalive()
+            return name .. " ok " .. reused
+        end
+        local a = ngx.thread.spawn(conn, "a", 0.3)
+        local b = ngx.thread.spawn(conn, "b", 0)
+        local c = ngx.thread.spawn(conn, "c", 0)
+        p(select(2, ngx.thread.wait(a)))
+        p(select(2, ngx.thread.wait(b)))
+        p(select(2, ngx.thread.wait(c)))
+        -- One connection is open (idle) now: a second waits and times out.
+        local s = ngx.socket.tcp()
+        assert(s:connect("127.0.0.1", PORT, { pool = "bk", pool_size = 1, backlog = 1 }))
+        local d = ngx.thread.spawn(conn, "d", 0, 100)
+        p(select(2, ngx.thread.wait(d)))
+        "#,
+    );
+    assert_eq!(r.text(), "a ok 0\nb ok 1\nc too many waiting connect operations\nd timeout\n");
+    assert_eq!(peer.accepted(), 1);
+}
+
+#[test]
 fn setkeepalive_with_unread_data_is_refused() {
     let peer = TcpPeer::start(Mode::Echo);
     let (_h, r) = run(

@@ -122,6 +122,11 @@ struct Sock {
     write_closed: bool,
     /// A send handed to the kernel and not yet seen complete.
     sending: Option<send::Sending>,
+    /// connect's `pool_size` and `backlog` options: the pool limits its
+    /// open connections (see pool.rs).
+    limit: Option<(usize, usize)>,
+    /// The connection counts against its limited pool.
+    counted: bool,
 }
 
 impl Sock {
@@ -280,6 +285,8 @@ pub fn new(owner: u64, datagram: bool) -> u64 {
             read_closed: false,
             write_closed: false,
             sending: None,
+            limit: None,
+            counted: false,
         });
         handle(slot, generation)
     })
@@ -294,6 +301,9 @@ pub fn release(h: u64) {
             let mut sock = s.slab.remove(slot);
             if let Some(fd) = sock.fd {
                 close_after_send(fd, sock.sending.take());
+                if sock.counted {
+                    pool::release(&sock.key);
+                }
             }
         }
     })
@@ -336,7 +346,12 @@ fn reset(sock: &mut Sock, keep: bool) -> Option<RawFd> {
     let fd = sock.fd.take();
     if let (Some(fd), false) = (fd, keep) {
         close_after_send(fd, sock.sending.take());
+        if sock.counted {
+            pool::release(&sock.key);
+        }
     }
+    // (Kept, the connection goes to its pool and counts there.)
+    sock.counted = false;
     sock.rbuf.clear();
     sock.rpos = 0;
     sock.eof = false;
@@ -377,10 +392,33 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
         };
         let key = pool.map_or_else(|| name.clone(), str::to_string);
         sock.peer = name;
-        let pooled = if sock.datagram { None } else { pool::take(&key) };
+        let limit = sock.limit.filter(|_| !sock.datagram);
+        let pooled = match limit {
+            _ if sock.datagram => None,
+            None => pool::take(&key),
+            Some((size, backlog)) => match pool::acquire(&key, size, backlog) {
+                pool::Acquire::Idle(fd, reused) => Some((fd, reused)),
+                pool::Acquire::Open => {
+                    sock.counted = true;
+                    None
+                }
+                pool::Acquire::Full => return Step::Ready(Err("too many waiting connect operations".into())),
+                pool::Acquire::Wait(slot) => {
+                    sock.key = key.clone();
+                    sock.writing = cx;
+                    let target = match target {
+                        Target::Inet(host, port) => Err((host.to_string(), port)),
+                        Target::Unix(path) => Ok(path.to_vec()),
+                    };
+                    let kind = libc::SOCK_STREAM;
+                    return Step::Wait(Box::pin(queued(h, cx, slot, key, size, backlog, target, kind, resolver, sock.connect_timeout)));
+                }
+            },
+        };
         if let Some((fd, reused)) = pooled {
             sock.fd = Some(fd);
             sock.reused = reused + 1;
+            sock.counted = limit.is_some();
             sock.key = key;
             return Step::Ready(Ok(()));
         }
@@ -399,6 +437,70 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
         let kind = if sock.datagram { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
         Step::Wait(Box::pin(open(h, cx, addr, kind, resolver, sock.connect_timeout)))
     })
+}
+
+/// A connect of a full `backlog` pool: waits in its queue (within the
+/// connect timeout) until it may take an idle connection or open one.
+#[allow(clippy::too_many_arguments)]
+async fn queued(
+    h: u64,
+    cx: u64,
+    slot: pool::Slot,
+    key: String,
+    size: usize,
+    backlog: usize,
+    target: Result<Vec<u8>, (String, u16)>,
+    kind: i32,
+    resolver: Option<Arc<ResolverConf>>,
+    timeout: Duration,
+) {
+    let waiting = Waiting { h, op: Op::Connect };
+    let deadline = rt::now() + timeout;
+    let mut slot = Some(slot);
+    loop {
+        if let Some(s) = slot.take() {
+            if rt::race(s, rt::sleep_until(deadline)).await.is_err() {
+                return finish_connect(h, cx, None, Err("timeout".into()));
+            }
+        }
+        match pool::acquire(&key, size, backlog) {
+            pool::Acquire::Idle(fd, reused) => {
+                finish_connect(h, cx, Some(fd), Ok(()));
+                with_live(h, fd, |sock| {
+                    sock.reused = reused + 1;
+                    sock.counted = true;
+                });
+                return;
+            }
+            pool::Acquire::Open => break,
+            pool::Acquire::Wait(s) => slot = Some(s),
+            pool::Acquire::Full => return finish_connect(h, cx, None, Err("too many waiting connect operations".into())),
+        }
+    }
+    SOCKETS.with(|s| {
+        if let Some(sock) = s.borrow_mut().slab.get_mut((h & 0xffff_ffff) as usize) {
+            sock.counted = true;
+        }
+    });
+    let addr = match target {
+        Ok(path) => match ops::RawAddr::unix(&path) {
+            Some(a) => Ok(a),
+            None => return finish_connect(h, cx, None, Err("bad unix socket path".into())),
+        },
+        Err((host, port)) => match literal_ip(&host) {
+            Some(ip) => Ok(ops::RawAddr::inet(SocketAddr::new(ip, port))),
+            None => Err((host, port)),
+        },
+    };
+    // (open has a guard of its own.)
+    drop(waiting);
+    open(h, cx, addr, kind, resolver, deadline.saturating_duration_since(rt::now())).await
+}
+
+/// connect's `pool_size` / `backlog` options for socket `h`'s next connect
+/// (no backlog: pool_size only caps the idle connections, as before).
+pub fn set_pool_limit(h: u64, owner: u64, size: usize, backlog: Option<usize>) -> Result<(), Bad> {
+    with(h, owner, |sock, _| sock.limit = backlog.map(|b| (size.max(1), b)))
 }
 
 /// An address written as one (`1.2.3.4`, `::1`, `[::1]`): no lookup.
@@ -455,6 +557,11 @@ fn finish_connect(h: u64, cx: u64, fd: Option<RawFd>, result: Result<(), Error>)
         let s = &mut *s.borrow_mut();
         match s.slab.get_mut((h & 0xffff_ffff) as usize) {
             Some(sock) if u64::from(sock.generation) == h >> 32 && sock.fd.is_none() => {
+                if fd.is_none() && sock.counted {
+                    // The connect failed: its place in the pool goes.
+                    sock.counted = false;
+                    pool::release(&sock.key);
+                }
                 sock.fd = fd;
                 sock.outcome = Some(Outcome { cx, op: Op::Connect, result });
             }

@@ -8,7 +8,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::rt;
@@ -21,8 +25,36 @@ struct Idle {
     timeout: Duration,
 }
 
+#[derive(Default)]
+struct Pool {
+    idle: VecDeque<Idle>,
+    /// `backlog` pools: connections open for the pool (idle ones too), at
+    /// most `limit`, and the connects waiting for one to go.
+    opened: usize,
+    limit: Option<usize>,
+    waiters: VecDeque<Rc<Cell<Option<Waker>>>>,
+}
+
+impl Pool {
+    /// A connection of this limited pool went away (closed): one waiter may open one.
+    fn closed(&mut self) {
+        if self.limit.is_some() {
+            self.opened = self.opened.saturating_sub(1);
+            self.wake_one();
+        }
+    }
+
+    fn wake_one(&mut self) {
+        if let Some(w) = self.waiters.pop_front() {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
 thread_local! {
-    static POOLS: RefCell<HashMap<String, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<HashMap<String, Pool>> = RefCell::new(HashMap::new());
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -31,31 +63,115 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// An idle connection of pool `key`: its fd and how often it was reused.
 pub fn take(key: &str) -> Option<(RawFd, u32)> {
-    loop {
-        let idle = POOLS.with(|p| p.borrow_mut().get_mut(key)?.pop_back())?;
-        if alive(idle.fd) {
-            return Some((idle.fd, idle.reused));
+    POOLS.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.get_mut(key)?;
+        while let Some(idle) = pool.idle.pop_back() {
+            if alive(idle.fd) {
+                return Some((idle.fd, idle.reused));
+            }
+            close(idle.fd);
+            pool.closed();
         }
-        close(idle.fd);
+        None
+    })
+}
+
+/// What a connect of a `backlog` pool may do.
+pub enum Acquire {
+    /// Reuse this idle connection (fd, reused times).
+    Idle(RawFd, u32),
+    /// Open a new one (it counts against the pool from now on).
+    Open,
+    /// Wait for this, then ask again.
+    Wait(Slot),
+    /// The backlog queue is full.
+    Full,
+}
+
+/// A connect of pool `key` limited to `size` open connections with a
+/// queue of `backlog` waiting connects.
+pub fn acquire(key: &str, size: usize, backlog: usize) -> Acquire {
+    if let Some((fd, reused)) = take(key) {
+        return Acquire::Idle(fd, reused);
+    }
+    POOLS.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.entry(key.to_string()).or_default();
+        pool.limit = Some(size);
+        if pool.opened < size {
+            pool.opened += 1;
+            return Acquire::Open;
+        }
+        if pool.waiters.len() >= backlog {
+            return Acquire::Full;
+        }
+        let w = Rc::new(Cell::new(None));
+        pool.waiters.push_back(w.clone());
+        Acquire::Wait(Slot { key: key.to_string(), waker: w, woken: false })
+    })
+}
+
+/// A connection of limited pool `key` was closed (not pooled).
+pub fn release(key: &str) {
+    POOLS.with(|p| {
+        if let Some(pool) = p.borrow_mut().get_mut(key) {
+            pool.closed();
+        }
+    })
+}
+
+/// A place in a pool's backlog queue: ready when a connection may be
+/// opened or taken. Dropped (a timeout), it leaves the queue.
+pub struct Slot {
+    key: String,
+    waker: Rc<Cell<Option<Waker>>>,
+    woken: bool,
+}
+
+impl Future for Slot {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let queued = POOLS.with(|p| p.borrow().get(&self.key).is_some_and(|pool| pool.waiters.iter().any(|w| Rc::ptr_eq(w, &self.waker))));
+        if !queued {
+            self.woken = true;
+            return Poll::Ready(());
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.woken {
+            POOLS.with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    if let Some(pool) = p.get_mut(&self.key) {
+                        pool.waiters.retain(|w| !Rc::ptr_eq(w, &self.waker));
+                    }
+                }
+            });
+        }
     }
 }
 
 /// Puts connection `fd` into pool `key`, which keeps at most `size` (the
 /// oldest goes); `timeout` zero keeps it until the peer closes it.
 pub fn put(key: String, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
-    let evicted = POOLS.with(|p| {
+    POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let q = p.entry(key).or_default();
-        q.push_back(Idle { fd, reused, since: rt::now(), timeout });
-        if q.len() > size {
-            q.pop_front()
-        } else {
-            None
+        let pool = p.entry(key).or_default();
+        pool.idle.push_back(Idle { fd, reused, since: rt::now(), timeout });
+        if pool.idle.len() > size {
+            if let Some(old) = pool.idle.pop_front() {
+                close(old.fd);
+                pool.closed();
+            }
         }
+        // A waiting connect can take this one.
+        pool.wake_one();
     });
-    if let Some(old) = evicted {
-        close(old.fd);
-    }
     if !SWEEPING.with(|s| s.replace(true)) {
         rt::spawn(sweep());
     }
@@ -63,7 +179,7 @@ pub fn put(key: String, fd: RawFd, reused: u32, timeout: Duration, size: usize) 
 
 /// How many idle connections pool `key` holds.
 pub fn idle_count(key: &str) -> usize {
-    POOLS.with(|p| p.borrow().get(key).map_or(0, VecDeque::len))
+    POOLS.with(|p| p.borrow().get(key).map_or(0, |pool| pool.idle.len()))
 }
 
 async fn sweep() {
@@ -72,17 +188,21 @@ async fn sweep() {
         let now = rt::now();
         let left = POOLS.with(|p| {
             let mut p = p.borrow_mut();
-            for q in p.values_mut() {
-                q.retain(|i| {
+            for pool in p.values_mut() {
+                let before = pool.idle.len();
+                pool.idle.retain(|i| {
                     let keep = (i.timeout.is_zero() || now.duration_since(i.since) < i.timeout) && alive(i.fd);
                     if !keep {
                         close(i.fd);
                     }
                     keep
                 });
+                for _ in pool.idle.len()..before {
+                    pool.closed();
+                }
             }
-            p.retain(|_, q| !q.is_empty());
-            !p.is_empty()
+            p.retain(|_, pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty());
+            p.values().any(|pool| !pool.idle.is_empty())
         });
         if !left {
             SWEEPING.with(|s| s.set(false));

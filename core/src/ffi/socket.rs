@@ -163,6 +163,16 @@ pub unsafe extern "C" fn halo_ffi_socket_tcp_connect(r: u64, s: u64, host: *cons
     }
 }
 
+#[no_mangle]
+pub extern "C" fn halo_ffi_socket_tcp_pool_opts(r: u64, s: u64, pool_size: c_int, backlog: c_int) -> c_int {
+    let root = match owner(r) {
+        Ok(root) => root,
+        Err(code) => return code,
+    };
+    let size = usize::try_from(pool_size).ok().filter(|&n| n > 0).unwrap_or_else(|| cosocket::settings().pool_size);
+    cosocket::set_pool_limit(s, root, size, usize::try_from(backlog).ok()).map_or_else(bad, |()| OK)
+}
+
 /// # Safety
 /// `data` must be NULL or valid for `len` bytes.
 #[no_mangle]

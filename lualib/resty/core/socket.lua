@@ -22,6 +22,7 @@ local c_close = C.halo_ffi_socket_tcp_close
 local c_reused = C.halo_ffi_socket_tcp_reused
 local c_fd = C.halo_ffi_socket_tcp_fd
 local c_setoption = C.halo_ffi_socket_tcp_setoption
+local c_pool_opts = C.halo_ffi_socket_tcp_pool_opts
 local c_errmsg = C.halo_ffi_socket_errmsg
 local c_req_socket = C.halo_ffi_socket_req
 local FFI_OK = base.FFI_OK
@@ -131,6 +132,17 @@ function methods.connect(self, ...)
             error("bad \"pool_size\" option value: " .. tostring(size), 2)
         end
         self.pool_size = size
+        local backlog = opts.backlog
+        if backlog ~= nil and (type(backlog) ~= "number" or backlog < 0) then
+            error("bad \"backlog\" option value: " .. tostring(backlog), 2)
+        end
+        if backlog or self.backlog then
+            self.backlog = backlog
+            local rc = c_pool_opts(context(2), s, size or 0, backlog or -1)
+            if rc ~= FFI_OK and rc ~= FFI_ERROR then
+                raise(rc, context(2))
+            end
+        end
     end
     local target = path or host
     local r = context(2)
