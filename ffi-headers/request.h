@@ -141,8 +141,50 @@ int halo_ffi_request_read_body(uint64_t r);
 int halo_ffi_request_get_body_file(uint64_t r, const unsigned char **data, size_t *len);
 
 /* The request body once read, when in memory; HALO_FFI_DECLINED when the
-   request has none, it was not read, or it is in a temp file. */
+   request has none (or it is empty), it was not read, or it is in a temp
+   file. After ngx.req.read_body a request without a body has an empty
+   one (which set_body_data and init_body may replace). */
 int halo_ffi_request_get_body(uint64_t r, const unsigned char **data, size_t *len);
+
+/* Rewriting the request body (ngx.req.set_body_data, set_body_file,
+   init_body, append_body, finish_body), in any request phase, as
+   lua-nginx-module allows. Each returns HALO_FFI_OK, or HALO_FFI_ERROR with
+   *err / *err_len naming what lua-nginx-module raises (valid until the next
+   call): "request body not read yet" before ngx.req.read_body (or
+   lua_need_request_body), "request_body not initialized" for append and
+   finish without init_body, and the file errors below. A new body replaces
+   the old at once (a temp file of the old one is removed unless
+   client_body_in_file_only on keeps it), and the Content-Length request
+   header says its length, as get_headers(), $http_content_length,
+   $content_length and subrequests see it. */
+
+/* The body becomes data[0..len), in memory. */
+int halo_ffi_request_set_body_data(uint64_t r, const unsigned char *data, size_t len,
+                                   const unsigned char **err, size_t *err_len);
+
+/* The body becomes the file path (as get_body_file then names it), removed
+   at the end of the request when clean is non-zero. Errors:
+   stat() "path" failed, open() "path" failed. */
+int halo_ffi_request_set_body_file(uint64_t r, const unsigned char *path, size_t len,
+                                   int clean, const unsigned char **err, size_t *err_len);
+
+/* Starts a new, empty body (the old one goes now) with a buffer of size
+   bytes: negative for client_body_buffer_size, 0 to write to a file from
+   the first byte. */
+int halo_ffi_request_init_body(uint64_t r, int64_t size,
+                               const unsigned char **err, size_t *err_len);
+
+/* Adds data[0..len) to the body init_body started: in memory while it fits
+   the buffer, then in a new temp file under client_body_temp_path (removed
+   after the request). "fail to write file" when that fails (the cause is
+   in the error log). */
+int halo_ffi_request_append_body(uint64_t r, const unsigned char *data, size_t len,
+                                 const unsigned char **err, size_t *err_len);
+
+/* Ends the body init_body started: it is the request's body from now on
+   (get_body_data when in memory, get_body_file when in its temp file);
+   append_body needs init_body again after. */
+int halo_ffi_request_finish_body(uint64_t r, const unsigned char **err, size_t *err_len);
 
 /* ngx.exec: records an internal redirect to uri ("/path?args" or "@name")
    with args appended; HALO_FFI_DECLINED for a uri not starting with / or @.

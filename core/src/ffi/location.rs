@@ -163,7 +163,7 @@ unsafe fn spec_of(req: &mut RequestCtx<'_>, sr: &Subrequest) -> Result<Spec, Str
     // SAFETY: caller's contract.
     let body = match unsafe { sr.body.bytes() } {
         Some(b) => Some(b.to_vec()),
-        None if sr.flags & FORWARD_BODY == 0 && !matches!(method, "PUT" | "POST") && req.req.content_length.unwrap_or(0) > 0 => None,
+        None if sr.flags & FORWARD_BODY == 0 && !matches!(method, "PUT" | "POST") && req.content_length() > 0 => None,
         None => match &req.body {
             Some(crate::request::body::RequestBody::Memory(v)) => Some(v.clone()),
             Some(b) => b.file_path().and_then(|p| std::fs::read(p).ok()),

@@ -11,7 +11,7 @@ use std::os::raw::{c_char, c_int};
 use super::{lend, read_in, set_err, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::http::field;
 use crate::lua::context::{self, Kind, Pending, Phase, Run};
-use crate::request::body::RequestBody;
+use crate::request::body::{LuaBody, RequestBody, TempFile};
 use crate::request::RequestCtx;
 
 thread_local! {
@@ -471,6 +471,11 @@ pub unsafe extern "C" fn halo_ffi_request_get_post_args(r: u64, out: *mut Header
 pub extern "C" fn halo_ffi_request_read_body(r: u64) -> c_int {
     responding(r, |run, req| {
         if req.body_done || (req.req.content_length.unwrap_or(0) == 0 && !req.req.chunked) {
+            // Read, if empty: set_body_data and init_body may follow (as
+            // lua-nginx-module, which has a request body then).
+            if req.body.is_none() && req.body_taken == 0 {
+                req.body = Some(RequestBody::Memory(Vec::new()));
+            }
             return OK;
         }
         run.pending = Some(Pending::ReadBody);
@@ -499,9 +504,144 @@ pub unsafe extern "C" fn halo_ffi_request_get_body_file(r: u64, data: *mut *cons
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
     request(r, |_, _, req| {
-        let Some(body) = req.body.as_ref().and_then(RequestBody::data) else { return DECLINED };
+        // An empty body is nil, as in lua-nginx-module (no buffers).
+        let Some(body) = req.body.as_ref().and_then(RequestBody::data).filter(|b| !b.is_empty()) else { return DECLINED };
         // SAFETY: caller's contract; the body lives in the request context.
         unsafe { lend(body, data, len) }
+    })
+}
+
+/// ERROR with `msg` lent to the caller (kept until its next call).
+///
+/// # Safety
+/// As [`lend`].
+unsafe fn body_error(msg: impl Into<Vec<u8>>, err: *mut *const u8, err_len: *mut usize) -> c_int {
+    // SAFETY: forwarded caller contract.
+    unsafe { lend_kept(msg.into(), err, err_len) };
+    super::ERROR
+}
+
+/// What lua-nginx-module raises when the body was neither read nor
+/// discarded before Lua replaces it.
+const NOT_READ: &str = "request body not read yet";
+/// ... and for append_body / finish_body without init_body.
+const NOT_INITIALIZED: &str = "request_body not initialized";
+
+/// ngx.req.set_body_data: the body becomes `data`, in memory.
+///
+/// # Safety
+/// `data` NULL or valid for `len` bytes; `err` and `err_len` valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_body_data(r: u64, data: *const u8, len: usize, err: *mut *const u8, err_len: *mut usize) -> c_int {
+    request(r, |_, _, req| {
+        if req.body.is_none() {
+            // SAFETY: caller's contract.
+            return unsafe { body_error(NOT_READ, err, err_len) };
+        }
+        req.lua_body = None;
+        // SAFETY: caller's contract.
+        req.replace_body(RequestBody::Memory(unsafe { read_in(data, len) }.to_vec()));
+        OK
+    })
+}
+
+/// ngx.req.set_body_file: the body becomes the file `path` (removed at the
+/// end of the request when `clean` is non-zero).
+///
+/// # Safety
+/// `path` valid for `len` bytes; `err` and `err_len` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_set_body_file(
+    r: u64,
+    path: *const u8,
+    len: usize,
+    clean: c_int,
+    err: *mut *const u8,
+    err_len: *mut usize,
+) -> c_int {
+    request(r, |_, _, req| {
+        if req.body.is_none() {
+            // SAFETY: caller's contract.
+            return unsafe { body_error(NOT_READ, err, err_len) };
+        }
+        // SAFETY: caller's contract.
+        let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(unsafe { read_in(path, len) }));
+        match TempFile::existing(path, clean != 0) {
+            Ok(f) => {
+                req.lua_body = None;
+                req.replace_body(RequestBody::File(f));
+                OK
+            }
+            // SAFETY: caller's contract.
+            Err(e) => unsafe { body_error(e, err, err_len) },
+        }
+    })
+}
+
+/// ngx.req.init_body: starts a new, empty body with a buffer of `size`
+/// bytes (negative: client_body_buffer_size; 0: straight to a file).
+///
+/// # Safety
+/// `err` and `err_len` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_init_body(r: u64, size: i64, err: *mut *const u8, err_len: *mut usize) -> c_int {
+    request(r, |_, _, req| {
+        if req.body.is_none() {
+            // SAFETY: caller's contract.
+            return unsafe { body_error(NOT_READ, err, err_len) };
+        }
+        // The old body goes now (its temp file too), as in lua-nginx-module.
+        req.body = Some(RequestBody::Memory(Vec::new()));
+        req.lua_body = Some(LuaBody::new(req.conf, usize::try_from(size).ok()));
+        OK
+    })
+}
+
+/// ngx.req.append_body: adds `data` to the body init_body started.
+///
+/// # Safety
+/// `data` NULL or valid for `len` bytes; `err` and `err_len` valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_append_body(r: u64, data: *const u8, len: usize, err: *mut *const u8, err_len: *mut usize) -> c_int {
+    request(r, |_, _, req| {
+        let Some(b) = req.lua_body.as_mut() else {
+            // SAFETY: caller's contract.
+            return unsafe { body_error(NOT_INITIALIZED, err, err_len) };
+        };
+        // SAFETY: caller's contract.
+        if let Err(e) = b.append(unsafe { read_in(data, len) }) {
+            req.log(crate::log::Level::Crit, format_args!("{e}"));
+            // SAFETY: caller's contract.
+            return unsafe { body_error("fail to write file", err, err_len) };
+        }
+        OK
+    })
+}
+
+/// ngx.req.finish_body: the body init_body started is the request's body.
+///
+/// # Safety
+/// `err` and `err_len` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_request_finish_body(r: u64, err: *mut *const u8, err_len: *mut usize) -> c_int {
+    request(r, |_, _, req| {
+        let Some(b) = req.lua_body.take() else {
+            // SAFETY: caller's contract.
+            return unsafe { body_error(NOT_INITIALIZED, err, err_len) };
+        };
+        match b.finish() {
+            Ok(body) => {
+                req.replace_body(body);
+                OK
+            }
+            Err(e) => {
+                req.log(crate::log::Level::Crit, format_args!("{e}"));
+                // SAFETY: caller's contract.
+                unsafe { body_error("fail to write file", err, err_len) }
+            }
+        }
     })
 }
 

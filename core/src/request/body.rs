@@ -2,10 +2,16 @@
 //! temp file under `client_body_temp_path` past it (or always, with
 //! `client_body_in_file_only`). The file is written with io_uring as the
 //! body arrives, so a body of any size costs the worker one buffer.
+//!
+//! Lua may replace the body (ngx.req.set_body_data / set_body_file) or build
+//! a new one (init_body / append_body / finish_body, [`LuaBody`]): memory up
+//! to the buffer size, then a temp file, as a read body. Those writes come
+//! from a synchronous API call, so they are plain `pwrite`s (as nginx's), in
+//! pieces of [`FILE_WRITE`].
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -39,6 +45,20 @@ impl RequestBody {
             RequestBody::Memory(_) => None,
         }
     }
+
+    /// The body's length in bytes (what Content-Length says after Lua
+    /// replaced it).
+    pub fn len(&self) -> u64 {
+        match self {
+            RequestBody::Memory(v) => v.len() as u64,
+            RequestBody::File(f) => f.len,
+        }
+    }
+
+    /// No bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A body's temp file; removed when dropped unless it is to be kept
@@ -68,6 +88,24 @@ impl TempFile {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// An existing file as the body (ngx.req.set_body_file): removed at
+    /// the end of the request when `clean`. Err: nginx's message
+    /// (`stat() "path" failed`, `open() "path" failed`).
+    pub fn existing(path: &Path, clean: bool) -> Result<TempFile, String> {
+        let failed = |what: &str| format!("{what}() \"{}\" failed", path.display());
+        let meta = std::fs::metadata(path).map_err(|_| failed("stat"))?;
+        let file = File::open(path).map_err(|_| failed("open"))?;
+        Ok(TempFile { path: path.to_path_buf(), file, len: meta.len(), keep: !clean })
+    }
+
+    /// Appends `buf` without waiting on the event loop (for an API call
+    /// that cannot yield): one blocking `pwrite` loop.
+    fn append_sync(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(buf, self.len)?;
+        self.len += buf.len() as u64;
+        Ok(())
     }
 
     /// Appends `buf` (handed to the kernel and back).
@@ -167,6 +205,69 @@ impl BodyWriter {
             return Ok(RequestBody::Memory(self.buf));
         }
         self.write_out().await?;
+        Ok(RequestBody::File(self.file.take().expect("checked above")))
+    }
+}
+
+/// A body Lua builds (ngx.req.init_body, append_body, finish_body): in
+/// memory up to its buffer size, then in a new temp file under
+/// `client_body_temp_path`, removed after the request.
+#[derive(Debug)]
+pub struct LuaBody {
+    buf: Vec<u8>,
+    limit: usize,
+    file: Option<TempFile>,
+    dir: PathBuf,
+    len: u64,
+}
+
+impl LuaBody {
+    /// A new, empty body; `size` is the buffer (None: the location's
+    /// client_body_buffer_size; 0: straight to a file).
+    pub fn new(conf: &LocConf, size: Option<usize>) -> LuaBody {
+        LuaBody { buf: Vec::new(), limit: size.unwrap_or(conf.client_body_buffer_size), file: None, dir: conf.client_body_temp_path.clone(), len: 0 }
+    }
+
+    /// Bytes appended so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Nothing appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `data`. Err: the temp file could not be made or written.
+    pub fn append(&mut self, data: &[u8]) -> Result<(), String> {
+        self.len += data.len() as u64;
+        if self.file.is_none() && self.buf.len() + data.len() <= self.limit && self.limit > 0 {
+            self.buf.extend_from_slice(data);
+            return Ok(());
+        }
+        if self.file.is_none() {
+            self.file = Some(TempFile::create(&self.dir, false).map_err(|e| format!("failed to create a temp file in \"{}\" ({e})", self.dir.display()))?);
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= FILE_WRITE {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<(), String> {
+        let Some(file) = self.file.as_mut() else { return Ok(()) };
+        let r = file.append_sync(&self.buf).map_err(|e| format!("write() to \"{}\" failed ({e})", file.path.display()));
+        self.buf.clear();
+        r
+    }
+
+    /// The whole body: in memory, or in its temp file.
+    pub fn finish(mut self) -> Result<RequestBody, String> {
+        if self.file.is_none() {
+            return Ok(RequestBody::Memory(self.buf));
+        }
+        self.write_out()?;
         Ok(RequestBody::File(self.file.take().expect("checked above")))
     }
 }

@@ -18,7 +18,7 @@ mod vars;
 pub use conn::ConnInfo;
 pub use response::{output_buffer, recycle, Body, FileBody, Response};
 
-use body::RequestBody;
+use body::{LuaBody, RequestBody};
 
 /// One request on its way through the phases.
 pub struct RequestCtx<'a> {
@@ -34,6 +34,9 @@ pub struct RequestCtx<'a> {
     pub body_done: bool,
     /// Bytes of the body Lua read itself through ngx.req.socket().
     pub body_taken: u64,
+    /// The body ngx.req.init_body started and append_body adds to, until
+    /// finish_body makes it `body`.
+    pub lua_body: Option<LuaBody>,
     /// ngx.req.socket(true): the handler speaks on the connection itself;
     /// it closes after the request.
     pub raw_socket: bool,
@@ -99,6 +102,7 @@ impl<'a> RequestCtx<'a> {
             body: None,
             body_done: false,
             body_taken: 0,
+            lua_body: None,
             raw_socket: false,
             header_edits: Vec::new(),
             method_override: None,
@@ -171,6 +175,27 @@ impl<'a> RequestCtx<'a> {
             self.header_edits.extend(own);
         }
         self.header_edits.push((name, Some(value)));
+    }
+
+    /// Lua replaced the body (ngx.req.set_body_data, set_body_file,
+    /// finish_body): the old one goes (its temp file removed unless kept),
+    /// and Content-Length says the new length, as lua-nginx-module sets it.
+    pub fn replace_body(&mut self, body: RequestBody) {
+        let len = body.len();
+        self.body = Some(body);
+        self.edit_header("Content-Length", Some(len.to_string()));
+    }
+
+    /// The request's Content-Length as it stands (after Lua's edits), 0
+    /// without one.
+    pub fn content_length(&self) -> u64 {
+        if self.header_edits.is_empty() {
+            return self.req.content_length.unwrap_or(0);
+        }
+        self.request_headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// $host: the Host (or absolute-URI host), else the server's name.

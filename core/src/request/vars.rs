@@ -33,7 +33,8 @@ impl RequestCtx<'_> {
         if !self.set_vars.iter().any(|(n, _)| n == name) {
             match name {
                 "binary_remote_addr" => return Some(Cow::Owned(self.conn.binary_remote_addr())),
-                "request_body" => return self.body.as_ref().and_then(RequestBody::data).map(Cow::Borrowed),
+                // Not found when empty, as nginx (no buffers).
+                "request_body" => return self.body.as_ref().and_then(RequestBody::data).filter(|d| !d.is_empty()).map(Cow::Borrowed),
                 _ => {}
             }
         }
@@ -82,8 +83,9 @@ impl RequestCtx<'_> {
             "time_local" => crate::log::time::time_local(),
             "time_iso8601" => crate::log::time::time_iso8601(),
             "content_type" => req.header("content-type")?.to_string(),
-            "content_length" => req.header("content-length")?.to_string(),
-            "request_body" => String::from_utf8_lossy(self.body.as_ref().and_then(RequestBody::data)?).into_owned(),
+            "content_length" if self.header_edits.is_empty() => req.header("content-length")?.to_string(),
+            "content_length" => self.request_headers().find(|(n, _)| n.eq_ignore_ascii_case("content-length"))?.1.to_string(),
+            "request_body" => String::from_utf8_lossy(self.body.as_ref().and_then(RequestBody::data).filter(|d| !d.is_empty())?).into_owned(),
             "document_root" => self.conf.root.render(&mut NoVars, &[]),
             "realpath_root" => {
                 let root = self.conf.root.render(&mut NoVars, &[]);

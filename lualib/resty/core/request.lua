@@ -364,6 +364,120 @@ function ngx.req.get_body_file()
     return nil
 end
 
+local c_set_body_data = C.halo_ffi_request_set_body_data
+local c_set_body_file = C.halo_ffi_request_set_body_file
+local c_init_body = C.halo_ffi_request_init_body
+local c_append_body = C.halo_ffi_request_append_body
+local c_finish_body = C.halo_ffi_request_finish_body
+local select = select
+local floor = math.floor
+local ceil = math.ceil
+local tonumber = tonumber
+local err_out = ffi_new("const unsigned char *[1]")
+local err_len_out = ffi_new("size_t[1]")
+
+-- What the core refused with (lua-nginx-module raises these), at the
+-- caller of the API function.
+local function body_failed()
+    error(ffi_str(err_out[0], err_len_out[0]), 3)
+end
+
+-- The argument lua-nginx-module takes with luaL_checklstring: a string,
+-- or a number as its text.
+local function body_string(fname, i, v)
+    local t = type(v)
+    if t == "string" then
+        return v
+    end
+    if t == "number" then
+        return tostring(v)
+    end
+    error("bad argument #" .. i .. " to '" .. fname .. "' (string expected, got " .. t .. ")", 3)
+end
+
+-- ngx.req.set_body_data(data): the body becomes data (in memory), and the
+-- Content-Length request header its length. The body must have been read
+-- (ngx.req.read_body) first.
+function ngx.req.set_body_data(...)
+    local n = select("#", ...)
+    if n ~= 1 then
+        error("expecting 1 arguments but seen " .. n, 2)
+    end
+    local data = body_string("set_body_data", 1, (...))
+    if c_set_body_data(ffi_request(3), data, #data, err_out, err_len_out) ~= FFI_OK then
+        body_failed()
+    end
+end
+
+-- ngx.req.set_body_file(path, auto_clean?): the body becomes the file
+-- (removed at the end of the request with auto_clean), Content-Length its
+-- size.
+function ngx.req.set_body_file(...)
+    local n = select("#", ...)
+    if n ~= 1 and n ~= 2 then
+        error("expecting 1 or 2 arguments but seen " .. n, 2)
+    end
+    local path, clean = ...
+    path = body_string("set_body_file", 1, path)
+    local r = ffi_request(3)
+    if n == 2 and type(clean) ~= "boolean" then
+        error("bad argument #2 to 'set_body_file' (boolean expected, got " .. type(clean) .. ")", 2)
+    end
+    if c_set_body_file(r, path, #path, clean and 1 or 0, err_out, err_len_out) ~= FFI_OK then
+        body_failed()
+    end
+end
+
+-- ngx.req.init_body(buffer_size?): starts a new, empty body that
+-- append_body fills: in memory up to buffer_size (client_body_buffer_size
+-- by default), then in a temp file.
+function ngx.req.init_body(...)
+    local n = select("#", ...)
+    if n > 1 then
+        error("expecting 0 or 1 argument but seen " .. n, 2)
+    end
+    local size = -1
+    if n == 1 then
+        local v = ...
+        local num = tonumber(v)
+        if num == nil or (type(v) ~= "number" and type(v) ~= "string") then
+            error("bad argument #1 to 'init_body' (number expected, got " .. type(v) .. ")", 2)
+        end
+        num = num >= 0 and floor(num) or ceil(num)
+        if num < 0 then
+            error("bad size argument: " .. num, 2)
+        end
+        size = num
+    end
+    if c_init_body(ffi_request(3), size, err_out, err_len_out) ~= FFI_OK then
+        body_failed()
+    end
+end
+
+-- ngx.req.append_body(data): adds to the body init_body started.
+function ngx.req.append_body(...)
+    local n = select("#", ...)
+    if n ~= 1 then
+        error("expecting 1 arguments but seen " .. n, 2)
+    end
+    local data = body_string("append_body", 1, (...))
+    if c_append_body(ffi_request(3), data, #data, err_out, err_len_out) ~= FFI_OK then
+        body_failed()
+    end
+end
+
+-- ngx.req.finish_body(): the body init_body started becomes the request's
+-- body; Content-Length says its length.
+function ngx.req.finish_body(...)
+    local n = select("#", ...)
+    if n ~= 0 then
+        error("expecting 0 argument but seen " .. n, 2)
+    end
+    if c_finish_body(ffi_request(3), err_out, err_len_out) ~= FFI_OK then
+        body_failed()
+    end
+end
+
 return {
     add_req_header = add_req_header,
 }
