@@ -166,8 +166,15 @@ end
 
 -- Cosockets on their non-yielding path: a response fetched from the
 -- gate's own /lines (one read takes it all), then read line by line and
--- by receiveuntil from the socket's buffer.
+-- by receiveuntil from the socket's buffer. Once (the first request): the
+-- connect and the first read yield, and a hot function that yields stitches
+-- at the yield by nature; here they yield before the loops make them hot.
+local cosockets_done = false
 local function cosockets()
+    if cosockets_done then
+        return
+    end
+    cosockets_done = true
     local sock = ngx.socket.tcp()
     assert(sock:connect("127.0.0.1", tonumber(ngx.var.server_port)))
     assert(sock:send({ "GET /lines HTTP/1.0\r\n", "Host: localhost\r\n\r\n" }))

@@ -215,14 +215,24 @@ function methods.send(self, data)
 end
 
 -- After AGAIN: wait, then call again. The core waits until it can answer
--- (no loop here for a trace to start at), but a request socket's wait
+-- (no retry loop here for a trace to start at); a request socket's wait
 -- reads once, so it may take more rounds.
-local waited
-waited = function(call, ...)
+local function waited_receive(r, s, kind, n)
     co_yield()
-    local rc = call(...)
-    if rc == FFI_AGAIN then
-        return waited(call, ...)
+    local rc = c_receive(r, s, kind, n, data_out, len_out)
+    while rc == FFI_AGAIN do
+        co_yield()
+        rc = c_receive(r, s, kind, n, data_out, len_out)
+    end
+    return rc
+end
+
+local function waited_until(r, s, pattern, inclusive, limit)
+    co_yield()
+    local rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
+    while rc == FFI_AGAIN do
+        co_yield()
+        rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
     end
     return rc
 end
@@ -231,7 +241,7 @@ end
 local function receive(r, s, kind, n)
     local rc = c_receive(r, s, kind, n, data_out, len_out)
     if rc == FFI_AGAIN then
-        rc = waited(c_receive, r, s, kind, n, data_out, len_out)
+        rc = waited_receive(r, s, kind, n)
     end
     if rc == FFI_OK then
         return ffi_str(data_out[0], len_out[0])
@@ -306,7 +316,7 @@ function methods.receiveuntil(self, pattern, opts)
         local limit = size and floor(size) or -1
         local rc = c_receive_until(r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
         if rc == FFI_AGAIN then
-            rc = waited(c_receive_until, r, s, pattern, #pattern, inclusive, limit, data_out, len_out)
+            rc = waited_until(r, s, pattern, inclusive, limit)
         end
         if rc == FFI_OK then
             return ffi_str(data_out[0], len_out[0])
