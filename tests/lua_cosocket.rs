@@ -382,6 +382,31 @@ fn a_backlog_pool_queues_connects_beyond_its_size() {
 }
 
 #[test]
+fn a_cosocket_inside_a_user_coroutine() {
+    let peer = TcpPeer::start(Mode::Echo);
+    let (_h, r) = run(
+        "",
+        peer.port(),
+        r#"
+        local co = coroutine.wrap(function(line)
+            local s = ngx.socket.tcp()
+            assert(s:connect("127.0.0.1", PORT))
+            s:send(line .. "\n")
+            coroutine.yield(s:receive())
+            s:send("again\n")
+            coroutine.yield(s:receive())
+            s:close()
+            return "end"
+        end)
+        p(co("first"))
+        p(co())
+        p(co())
+        "#,
+    );
+    assert_eq!(r.text(), "first\nagain\nend\n");
+}
+
+#[test]
 fn setkeepalive_with_unread_data_is_refused() {
     let peer = TcpPeer::start(Mode::Echo);
     let (_h, r) = run(

@@ -61,8 +61,10 @@ end
 -- luaL_argerror as lua-nginx-module's C functions raise it: the argument
 -- of the function at stack `level` (2: argerror's caller), named as its
 -- caller called it, one less for a method call; no position in the text.
+local getinfo = debug.getinfo
+
 function _M.argerror(narg, msg, level)
-    local ar = debug.getinfo(level, "n")
+    local ar = getinfo(level, "n")
     local name = ar and ar.name or "?"
     if ar and ar.namewhat == "method" then
         narg = narg - 1
