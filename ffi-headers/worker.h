@@ -18,10 +18,12 @@ int halo_ffi_worker_pid(void);
 int halo_ffi_worker_exiting(void);
 
 /* ngx.process (lualib/ngx/process.lua): nginx's process type number (1
-   master, 3 worker), the master's pid (its own in the master), and a
-   graceful exit of this process (as SIGQUIT). */
+   master, 3 worker, 99 privileged agent), the master's pid (its own in the
+   master), a graceful exit of this process (as SIGQUIT), and the request
+   for a privileged agent (init_by_lua; connections is ignored). */
 int halo_ffi_worker_process_type(void);
 int halo_ffi_worker_master_pid(void);
 void halo_ffi_worker_signal_graceful_exit(void);
+void halo_ffi_worker_enable_privileged_agent(unsigned int connections);
 
 #endif

@@ -201,7 +201,7 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
         master::Master::new(cfg, listeners, globals, lua).run()
     } else {
         let fds = master::single_fds(&listeners);
-        worker::run(std::sync::Arc::new(cfg), fds, 0, 1, lua)
+        worker::run(std::sync::Arc::new(cfg), fds, Some(0), 1, lua)
     };
     let _ = std::fs::remove_file(pid_path);
     code

@@ -1,6 +1,6 @@
 -- ngx.process: lua-resty-core's process module over ffi-headers/worker.h.
--- halo has no privileged agent yet: enable_privileged_agent answers nil and
--- a message, as OpenResty does when its nginx lacks the agent.
+-- enable_privileged_agent (init_by_lua only) makes the master start one
+-- more process, of type "privileged agent", with the workers.
 
 local base = require "resty.core.base"
 local ffi = require "ffi"
@@ -11,7 +11,9 @@ local C = ffi.C
 local c_type = C.halo_ffi_worker_process_type
 local c_master_pid = C.halo_ffi_worker_master_pid
 local c_graceful_exit = C.halo_ffi_worker_signal_graceful_exit
+local c_enable_agent = C.halo_ffi_worker_enable_privileged_agent
 local tonumber = tonumber
+local type = type
 local get_phase = ngx.get_phase
 
 -- nginx's process type numbers, named as lua-resty-core names them.
@@ -30,11 +32,22 @@ function _M.type()
     return names[tonumber(c_type())]
 end
 
-function _M.enable_privileged_agent()
+-- `connections` is checked as lua-resty-core checks it, then ignored: the
+-- agent accepts no client connections.
+function _M.enable_privileged_agent(connections)
     if get_phase() ~= "init" then
         return nil, "API disabled in the current context"
     end
-    return nil, "privileged agent is not supported by halo yet"
+
+    connections = connections or 512
+
+    if type(connections) ~= "number" or connections < 0 then
+        return nil, "bad 'connections' argument: " ..
+            "number expected and greater than 0"
+    end
+
+    c_enable_agent(connections)
+    return true
 end
 
 -- The process exits gracefully, as on SIGQUIT.

@@ -1,4 +1,5 @@
-//! The master process: forks the workers, respawns one that dies, reloads
+//! The master process: forks the workers (and the privileged agent when
+//! init_by_lua enabled it), respawns one that dies, reloads
 //! on SIGHUP, stops on SIGQUIT (gracefully) or SIGTERM/SIGINT (fast), and
 //! passes SIGUSR1 (reopen logs) on. It stays single-threaded so that fork
 //! is safe, and reads its signals synchronously with sigtimedwait.
@@ -18,7 +19,8 @@ use crate::lua::handler::LuaHandlers;
 
 struct WorkerProc {
     pid: i32,
-    id: usize,
+    /// The worker number; None for the privileged agent.
+    id: Option<usize>,
     /// The configuration generation it serves.
     generation: u64,
 }
@@ -27,20 +29,36 @@ struct WorkerProc {
 pub struct Master {
     cfg: Arc<Config>,
     listeners: Vec<Listener>,
+    /// The workers and the privileged agent, of every generation still alive.
     workers: Vec<WorkerProc>,
     generation: u64,
+    /// init_by_lua of the current configuration enabled the privileged agent.
+    agent: bool,
     globals: String,
     /// The Lua VM with init_by_lua run, which every worker inherits.
     lua: Option<LuaHandlers>,
 }
 
-/// Fork one worker serving `cfg`. Returns the child's pid.
-fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize, lua: &mut Option<LuaHandlers>) -> std::io::Result<i32> {
+/// What nginx calls the process in its log lines.
+fn proc_name(id: Option<usize>) -> &'static str {
+    if id.is_some() {
+        "worker process"
+    } else {
+        "privileged agent process"
+    }
+}
+
+/// Fork one worker serving `cfg` (`id` None: the privileged agent, which
+/// gets no listening sockets). Returns the child's pid.
+fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: Option<usize>, lua: &mut Option<LuaHandlers>) -> std::io::Result<i32> {
     let count = cfg.worker_processes;
-    let fds: Vec<_> = listeners
-        .iter()
-        .flat_map(|l| l.fds_for(id, count).into_iter().map(move |fd| (fd, l.conf.addr)))
-        .collect();
+    let fds: Vec<_> = match id {
+        Some(id) => listeners
+            .iter()
+            .flat_map(|l| l.fds_for(id, count).into_iter().map(move |fd| (fd, l.conf.addr)))
+            .collect(),
+        None => Vec::new(),
+    };
     // SAFETY: the master is single-threaded (no locks held by other
     // threads can be inherited); the child only runs the worker and exits.
     let pid = unsafe { libc::fork() };
@@ -52,6 +70,14 @@ fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize, lua: &mut 
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         // The child's copy of the master's VM becomes the worker's.
         let Some(lua) = lua.take() else { std::process::exit(2) };
+        if id.is_none() {
+            // The agent serves no clients: it closes the listening sockets
+            // (nginx's ngx_close_listening_sockets in the agent).
+            for s in listeners.iter().flat_map(|l| l.sockets.iter()) {
+                // SAFETY: this child's copy of a listening fd, never used in it.
+                unsafe { libc::close(s.as_raw_fd()) };
+            }
+        }
         let code = worker::run(cfg.clone(), fds, id, count, lua);
         std::process::exit(code);
     }
@@ -60,18 +86,27 @@ fn spawn_worker(cfg: &Arc<Config>, listeners: &[Listener], id: usize, lua: &mut 
 
 impl Master {
     pub fn new(cfg: Config, listeners: Vec<Listener>, globals: String, lua: LuaHandlers) -> Master {
-        Master { cfg: Arc::new(cfg), listeners, workers: Vec::new(), generation: 0, globals, lua: Some(lua) }
+        // init_by_lua ran in prepare_lua, just before.
+        let agent = crate::ffi::worker::privileged_agent_wanted();
+        Master { cfg: Arc::new(cfg), listeners, workers: Vec::new(), generation: 0, agent, globals, lua: Some(lua) }
     }
 
+    /// Start the workers and, if enabled, the privileged agent.
     fn start_workers(&mut self) {
-        for id in 0..self.cfg.worker_processes {
-            match spawn_worker(&self.cfg, &self.listeners, id, &mut self.lua) {
-                Ok(pid) => {
-                    crate::error_log!(Level::Notice, None, "start worker process {pid}");
-                    self.workers.push(WorkerProc { pid, id, generation: self.generation });
-                }
-                Err(e) => crate::error_log!(Level::Alert, None, "fork() failed while spawning \"worker process\" ({e})"),
+        let agent = self.agent.then_some(None);
+        for id in (0..self.cfg.worker_processes).map(Some).chain(agent) {
+            self.spawn(id);
+        }
+    }
+
+    fn spawn(&mut self, id: Option<usize>) {
+        let name = proc_name(id);
+        match spawn_worker(&self.cfg, &self.listeners, id, &mut self.lua) {
+            Ok(pid) => {
+                crate::error_log!(Level::Notice, None, "start {name} {pid}");
+                self.workers.push(WorkerProc { pid, id, generation: self.generation });
             }
+            Err(e) => crate::error_log!(Level::Alert, None, "fork() failed while spawning \"{name}\" ({e})"),
         }
     }
 
@@ -96,19 +131,14 @@ impl Master {
             let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else { continue };
             let w = self.workers.remove(pos);
             let abnormal = libc::WIFSIGNALED(status) || libc::WEXITSTATUS(status) != 0;
+            let name = proc_name(w.id);
             if libc::WIFSIGNALED(status) {
-                crate::error_log!(Level::Alert, None, "worker process {pid} exited on signal {}", libc::WTERMSIG(status));
+                crate::error_log!(Level::Alert, None, "{name} {pid} exited on signal {}", libc::WTERMSIG(status));
             } else {
-                crate::error_log!(Level::Notice, None, "worker process {pid} exited with code {}", libc::WEXITSTATUS(status));
+                crate::error_log!(Level::Notice, None, "{name} {pid} exited with code {}", libc::WEXITSTATUS(status));
             }
             if abnormal && !stopping && w.generation == self.generation {
-                match spawn_worker(&self.cfg, &self.listeners, w.id, &mut self.lua) {
-                    Ok(pid) => {
-                        crate::error_log!(Level::Notice, None, "start worker process {pid}");
-                        self.workers.push(WorkerProc { pid, id: w.id, generation: self.generation });
-                    }
-                    Err(e) => crate::error_log!(Level::Alert, None, "fork() failed ({e})"),
-                }
+                self.spawn(w.id);
             }
         }
     }
@@ -135,6 +165,7 @@ impl Master {
                 return;
             }
         };
+        let agent = crate::ffi::worker::privileged_agent_wanted();
         let mut old = std::mem::take(&mut self.listeners);
         let listeners = match listen::open_all(&cfg.http.listens, cfg.worker_processes, &mut old) {
             Ok(l) => l,
@@ -156,6 +187,8 @@ impl Master {
         self.listeners = listeners;
         self.cfg = Arc::new(cfg);
         self.lua = Some(lua);
+        // The new configuration's init_by_lua decides whether an agent runs.
+        self.agent = agent;
         let retired = self.generation;
         self.generation += 1;
         self.start_workers();
@@ -211,6 +244,8 @@ pub fn prepare_lua(cfg: &Config) -> Result<LuaHandlers, String> {
     crate::ffi::config::set_prefix(&cfg.prefix);
     // Mapped here, before init_by_lua and the fork, so every worker shares them.
     crate::shdict::configure(&cfg.http.lua_shared_dicts)?;
+    // Each configuration's init_by_lua enables the agent afresh.
+    crate::ffi::worker::reset_privileged_agent();
     let lua = LuaHandlers::new(cfg).map_err(|e| format!("failed to create the Lua VM: {e}"))?;
     if let Some(log) = crate::jit::capture::settings(cfg) {
         crate::jit::capture::start(lua.vm(), &log)?;

@@ -1,5 +1,7 @@
 //! A worker process: its own io_uring loop accepting on the inherited
-//! listening sockets and serving connections until told to stop.
+//! listening sockets and serving connections until told to stop. The
+//! privileged agent runs the same loop with no listening sockets and no
+//! worker id: init_worker_by_lua, its timers and their cosockets only.
 //!
 //! SIGQUIT (graceful): stop accepting, let in-flight requests finish, close
 //! idle keep-alive connections, exit when none is left. SIGTERM/SIGINT
@@ -24,8 +26,8 @@ use super::signals;
 
 /// Run a worker until it is told to stop; returns the exit code. `lua` is
 /// the VM the master prepared (init_by_lua already run), inherited through
-/// fork.
-pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, count: usize, lua: LuaHandlers) -> i32 {
+/// fork. `id` None: the privileged agent (give it no listeners).
+pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: Option<usize>, count: usize, lua: LuaHandlers) -> i32 {
     crate::log::error::set_pid();
     let sfd = match signals::signalfd() {
         Ok(fd) => fd,
@@ -34,7 +36,13 @@ pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: usize, cou
             return 2;
         }
     };
-    crate::ffi::worker::set_worker(Some(id as u32), count as u32);
+    match id {
+        Some(id) => crate::ffi::worker::set_worker(Some(id as u32), count as u32),
+        None => {
+            crate::ffi::worker::set_agent(count as u32);
+            crate::error_log!(Level::Notice, None, "privileged agent process");
+        }
+    }
     if let Err(e) = crate::jit::capture::worker_start(lua.vm()) {
         crate::error_log!(Level::Error, None, "{e}");
     }

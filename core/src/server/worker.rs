@@ -14,8 +14,9 @@ use super::select::ServerIndex;
 pub struct Worker {
     pub cfg: Arc<Config>,
     pub servers: ServerIndex,
-    /// This worker's number (ngx.worker.id) and the worker count.
-    pub id: usize,
+    /// This worker's number (ngx.worker.id; None in the privileged agent)
+    /// and the worker count.
+    pub id: Option<usize>,
     pub count: usize,
     /// Set on graceful shutdown: connections finish their request and close.
     pub shutdown: Notify,
