@@ -251,6 +251,36 @@ fn a_pending_timer_runs_premature_on_graceful_stop() {
 }
 
 #[test]
+fn worker_shutdown_timeout_ends_a_timer_that_never_returns() {
+    // A deliberate difference (README): nginx's worker_shutdown_timeout
+    // closes connections only, so a timer that never returns keeps its
+    // worker forever there.
+    if is_nginx() {
+        return;
+    }
+    let conf = format!(
+        "master_process on;\nworker_processes 1;\ndaemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\n\
+         worker_shutdown_timeout 500ms;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n    access_log logs/access.log;\n    lua_package_path \"{}/?.lua;;\";\n\
+         server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n\
+         location /start {{ content_by_lua_block {{\n\
+             ngx.timer.at(0, function()\n\
+                 ngx.log(ngx.ERR, \"looping timer started\")\n\
+                 while true do ngx.sleep(0.05) end\n\
+             end)\n\
+             ngx.say(\"started\")\n\
+         }} }}\n    }}\n}}\n",
+        lua_dir()
+    );
+    let mut h = Prefix::new().start(&conf);
+    assert_eq!(h.get("/start").text(), "started\n");
+    assert!(h.wait_log("logs/error.log", "looping timer started", Duration::from_secs(2)), "{}", h.logs());
+    h.signal(libc::SIGQUIT);
+    assert!(h.wait_exit(Duration::from_secs(5)).is_some(), "a timer that never returns kept the stop waiting\n{}", h.logs());
+}
+
+#[test]
 fn lua_max_pending_timers_is_enforced() {
     let h = timer_server(
         "lua_max_pending_timers 2;",

@@ -62,6 +62,7 @@ pub fn build(
         }),
         pid: main.pid.unwrap_or_else(|| prefix.join("logs/nginx.pid")),
         worker_connections: main.worker_connections.unwrap_or(512),
+        worker_shutdown_timeout: main.worker_shutdown_timeout,
         http,
     })
 }
@@ -129,6 +130,7 @@ static SPECS: &[Spec] = &[
     // main
     spec("worker_processes", MAIN, false, Exactly(1)),
     spec("master_process", MAIN, false, Exactly(1)),
+    spec("worker_shutdown_timeout", MAIN, false, Exactly(1)),
     spec("daemon", MAIN, false, Exactly(1)),
     spec("error_log", MAIN, false, Range(1, 2)),
     spec("pid", MAIN, false, Exactly(1)),
@@ -418,6 +420,7 @@ struct MainRaw {
     pid: Option<PathBuf>,
     events: bool,
     worker_connections: Option<usize>,
+    worker_shutdown_timeout: Option<Duration>,
     accept_mutex: Option<bool>,
     multi_accept: Option<bool>,
     use_: Option<String>,
@@ -580,6 +583,10 @@ impl<'a> Builder<'a> {
                 m.worker_processes = Some(n);
             }
             "master_process" => set_once(d, &mut m.master_process, flag(d)?)?,
+            "worker_shutdown_timeout" => {
+                let t = time_arg(d, &d.args[0])?;
+                set_once(d, &mut m.worker_shutdown_timeout, t)?
+            }
             "daemon" => set_once(d, &mut m.daemon, flag(d)?)?,
             "error_log" => {
                 let path = if d.args[0] == "stderr" {

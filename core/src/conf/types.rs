@@ -27,6 +27,9 @@ pub struct Config {
     pub error_log: ErrorLogConf,
     pub pid: PathBuf,
     pub worker_connections: usize,
+    /// `worker_shutdown_timeout`: how long a graceful stop may wait for
+    /// connections and running timers before the worker exits anyway.
+    pub worker_shutdown_timeout: Option<std::time::Duration>,
     pub http: Http,
 }
 

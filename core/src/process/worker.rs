@@ -196,6 +196,15 @@ async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
                 crate::ffi::worker::set_exiting(true);
                 timer::set_exiting();
                 w.shutdown.set();
+                if let Some(t) = w.cfg.worker_shutdown_timeout {
+                    // What has not ended by then (connections, timers) is cut.
+                    let w = w.clone();
+                    rt::spawn(async move {
+                        rt::sleep_until(rt::now() + t).await;
+                        crate::error_log!(Level::Notice, None, "worker_shutdown_timeout: exiting with work in flight");
+                        w.exit_now.set(true);
+                    });
+                }
             }
             libc::SIGTERM | libc::SIGINT => {
                 crate::error_log!(Level::Notice, None, "exiting");
