@@ -211,3 +211,23 @@ fn a_jwt_is_verified_with_cjson_base64url_and_libcrypto() {
     );
     assert_eq!(h.get("/t").text(), "HS256 John Doe 1516239022 true\ntrue true\n", "{}", h.logs());
 }
+
+/// OpenResty's LuaJIT branch has table.nkeys / isempty / isarray (libraries
+/// such as lua-resty-balancer require them); Debian's LuaJIT, which the
+/// oracle links, does not.
+#[test]
+fn openresty_table_extensions() {
+    if is_nginx() {
+        return;
+    }
+    let h = Halo::server(
+        r#"
+        location = /t { content_by_lua_block {
+            local nkeys, isempty, isarray = require "table.nkeys", require "table.isempty", require "table.isarray"
+            ngx.say(nkeys({}), " ", nkeys({ 1, 2, a = 3 }))
+            ngx.say(isempty({}), " ", isempty({ false }))
+            ngx.say(isarray({}), " ", isarray({ 1, 2 }), " ", isarray({ 1, x = 2 }), " ", isarray({ [1] = 1, [3] = 3 }))
+        } }"#,
+    );
+    assert_eq!(h.get("/t").text(), "0 3\ntrue false\ntrue true false false\n");
+}

@@ -81,6 +81,10 @@ pub static MODULES: &[Module] = modules![
     "halo.jit.lint" => "halo/jit/lint.lua",
     // lua_jit_log's event capture.
     "halo.jit.capture" => "halo/jit/capture.lua",
+    // OpenResty's LuaJIT branch's table extensions, found as its are.
+    "table.nkeys" => "halo/table/nkeys.lua",
+    "table.isempty" => "halo/table/isempty.lua",
+    "table.isarray" => "halo/table/isarray.lua",
     // resty.lrucache's API, found after the operator's paths (FALLBACKS).
     "halo.lrucache" => "halo/lrucache.lua",
     // The coroutine loop handlers run in, and the globals write guard.
