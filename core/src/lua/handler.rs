@@ -211,7 +211,10 @@ impl LuaHandlers {
                 return context::close(cx, |_| ());
             }
         };
-        let ended = self.drive(None, Task::entry(cx, co, self.timer_dispatch), None::<&mut Buffered>, "ngx.timer").await;
+        let ended = match self.start(None, cx, co, self.timer_dispatch) {
+            Ok(ended) => ended,
+            Err(co) => self.drive(None, Task::entry(cx, co), None::<&mut Buffered>, "ngx.timer").await,
+        };
         if let Ended::Failed(e) = ended {
             crate::error_log!(Level::Error, None, "lua entry thread aborted: runtime error: {e}");
             // A failed every-timer is not stopped by its error (as nginx).
@@ -342,7 +345,11 @@ impl LuaHandlers {
                 return (Err(()), context::close(cx, last));
             }
         };
-        let ended = self.drive(Some(&mut *ctx), Task::entry(cx, co, h), stream, phase.directive()).await;
+        let ended = match self.start(Some(&mut *ctx), cx, co, h) {
+            Ok(ended) => ended,
+            // It waits: the scheduler's (larger) future, only now.
+            Err(co) => Box::pin(self.drive(Some(&mut *ctx), Task::entry(cx, co), stream, phase.directive())).await,
+        };
         let outcome = match ended {
             Ended::Ok => Ok(()),
             Ended::Failed(e) => Err(e),

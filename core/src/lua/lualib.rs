@@ -82,9 +82,9 @@ pub static MODULES: &[Module] = modules![
     // lua_jit_log's event capture.
     "halo.jit.capture" => "halo/jit/capture.lua",
     // OpenResty's LuaJIT branch's table extensions, found as its are.
-    "table.nkeys" => "halo/table/nkeys.lua",
-    "table.isempty" => "halo/table/isempty.lua",
-    "table.isarray" => "halo/table/isarray.lua",
+    "table.nkeys" => "table/nkeys.lua",
+    "table.isempty" => "table/isempty.lua",
+    "table.isarray" => "table/isarray.lua",
     // resty.lrucache's API, found after the operator's paths (FALLBACKS).
     "halo.lrucache" => "halo/lrucache.lua",
     // The coroutine loop handlers run in, and the globals write guard.

@@ -24,17 +24,15 @@ use crate::rt;
 pub(super) struct Task {
     pub cx: Handle,
     pub co: Thread,
-    /// The first resume's argument: the handler's number for the entry
-    /// thread (halo.runner's loop), none for a light thread.
-    pub arg: Option<c_int>,
     wait: Wait,
     /// ngx.on_abort's thread: the run does not wait for it.
     background: bool,
 }
 
 impl Task {
-    pub fn entry(cx: Handle, co: Thread, handler: c_int) -> Task {
-        Task { cx, co, arg: Some(handler), wait: Wait::Ready, background: false }
+    /// The entry thread, after its first resume (by `start`) yielded.
+    pub fn entry(cx: Handle, co: Thread) -> Task {
+        Task { cx, co, wait: Wait::Ready, background: false }
     }
 }
 
@@ -60,8 +58,27 @@ pub(super) enum Ended {
 }
 
 impl LuaHandlers {
-    /// Runs the entry task and every thread it spawns to the end of the
-    /// run. `ctx` is lent to each resume (none for a timer); `stream` serves
+    /// The common case, with no future made: resumes the entry thread
+    /// (coroutine `co` in context `cx`, running handler number `handler`)
+    /// once; Ok when that ended the run (it returned or failed), Err (the
+    /// coroutine back) when it yielded, to be driven on by [`Self::drive`].
+    #[inline]
+    pub(super) fn start(&self, ctx: Option<&mut RequestCtx<'_>>, cx: Handle, co: Thread, handler: c_int) -> Result<Ended, Thread> {
+        let done = self.done.id();
+        // SAFETY: as for every resume in `drive`.
+        match context::enter(cx, ctx, || unsafe { resume(co.state(), Some(handler), done) }) {
+            Resumed::Done => {
+                self.park(co);
+                Ok(Ended::Ok)
+            }
+            Resumed::Failed(e) => Ok(Ended::Failed(e)),
+            Resumed::Returned => Ok(Ended::Failed("the handler loop returned".into())),
+            Resumed::Yielded => Err(co),
+        }
+    }
+
+    /// Runs the entry task, which [`Self::start`] resumed once and which
+    /// yielded, and every thread it spawns to the end of the run. `ctx` is lent to each resume (none for a timer); `stream` serves
     /// ngx.flush and ngx.req.read_body. `what` names the entry in messages.
     pub(super) async fn drive(
         &self,
@@ -72,6 +89,8 @@ impl LuaHandlers {
     ) -> Ended {
         let entry_cx = entry.cx;
         let done = self.done.id();
+        // The entry's first resume was made by `start`: it yielded.
+        let mut first = Some(Resumed::Yielded);
         // lua_check_client_abort: the client's close, watched while the
         // handler runs (a poll for POLLRDHUP: it reads nothing).
         let watch_abort = ctx.as_deref().is_some_and(|c| c.conf.lua_check_client_abort);
@@ -96,11 +115,15 @@ impl LuaHandlers {
                     continue;
                 }
                 let t = &mut tasks[i];
-                let arg = t.arg.take();
-                // SAFETY: `t.co` is a coroutine of this VM, new or suspended in
-                // a yield (pooled ones are only ever parked there), resumed by
-                // this run alone; `done` is a registry value `self` keeps.
-                let res = context::enter(t.cx, ctx.as_deref_mut(), || unsafe { resume(t.co.state(), arg, done) });
+                let res = match first.take() {
+                    // The entry's first resume, made above.
+                    Some(res) => res,
+                    // SAFETY: `t.co` is a coroutine of this VM, new or suspended
+                    // in a yield (pooled ones are only ever parked there),
+                    // resumed by this run alone; `done` is a registry value
+                    // `self` keeps.
+                    None => context::enter(t.cx, ctx.as_deref_mut(), || unsafe { resume(t.co.state(), None, done) }),
+                };
                 let is_entry = t.cx == entry_cx;
                 match res {
                     Resumed::Done if is_entry => {
@@ -150,7 +173,7 @@ impl LuaHandlers {
                     Some(Pending::Spawn(child)) => match self.take_thread(child) {
                         // The child runs first, then its spawner (still Ready).
                         Ok(co) => {
-                            tasks.insert(i, Task { cx: child, co, arg: None, wait: Wait::Ready, background: false });
+                            tasks.insert(i, Task { cx: child, co, wait: Wait::Ready, background: false });
                             continue;
                         }
                         Err(e) => {
