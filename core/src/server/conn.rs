@@ -398,9 +398,10 @@ impl Client<'_> {
     fn take_over(&mut self, ctx: &mut RequestCtx<'_>) {
         ctx.raw_socket = true;
         ctx.resp.headers_sent = true;
-        if self.head.is_none() {
-            self.head = Some(Streamed { chunked: false, head_only: true, keep: false, ended: true, broken: false });
-        }
+        let head = self.head.get_or_insert(Streamed { chunked: false, head_only: true, keep: false, ended: true, broken: false });
+        // A head streamed before (the usual 101) said keep-alive: no more.
+        head.keep = false;
+        head.ended = true;
     }
 
     /// Send the response the phases made (or end the one that streamed):
