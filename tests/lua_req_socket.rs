@@ -5,7 +5,6 @@
 mod common;
 
 use common::peers::*;
-use common::*;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
