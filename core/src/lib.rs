@@ -22,6 +22,7 @@ pub mod server;
 pub mod log;
 pub mod dns;
 pub mod lua;
+pub mod upstream;
 pub mod shdict;
 pub mod cosocket;
 pub mod api;
