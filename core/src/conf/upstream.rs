@@ -340,3 +340,41 @@ mod tests {
         assert_eq!(parse_address("no-such-host.invalid"), Err("host not found"));
     }
 }
+
+#[cfg(test)]
+mod build_tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::conf::{build, parse};
+
+    fn http(text: &str) -> crate::conf::types::Http {
+        let file = "/p/conf/nginx.conf";
+        let tree = parse::parse_str(&format!("events {{}}\nhttp {{\n{text}\n}}\n"), file, Path::new("/p/conf")).unwrap();
+        build::build(Path::new("/p"), Path::new(file), tree, Vec::new()).unwrap_or_else(|e| panic!("{e}")).http
+    }
+
+    #[test]
+    fn typed_config_and_lookup() {
+        let h = http(
+            "upstream Backend {\n  server 10.0.0.1:81 weight=3 max_fails=2 fail_timeout=5s;\n  server localhost:82 backup;\n  server unix:/run/a.sock down max_conns=7;\n  least_conn;\n  keepalive 8;\n}\nupstream plain { server 10.0.0.2; hash $remote_addr consistent; }",
+        );
+        assert_eq!(h.upstreams.len(), 2);
+        let u = h.upstream("backend").expect("case-insensitive lookup");
+        assert_eq!(u.origin, "/p/conf/nginx.conf:3");
+        assert!(matches!(u.method, Balance::LeastConn));
+        assert_eq!((u.keepalive, u.keepalive_requests, u.keepalive_timeout), (Some(8), 1000, Duration::from_secs(60)));
+        let p = &u.peers[0];
+        assert_eq!((&*p.name, &*p.server, p.weight, p.max_fails, p.fail_timeout), ("10.0.0.1:81", "10.0.0.1:81", 3, 2, Duration::from_secs(5)));
+        assert!(!p.backup && !p.down);
+        let local: Vec<_> = u.peers.iter().filter(|p| &*p.server == "localhost:82").collect();
+        assert!(!local.is_empty() && local.iter().all(|p| p.backup));
+        assert!(local.iter().any(|p| &*p.name == "127.0.0.1:82"));
+        let unix = u.peers.last().unwrap();
+        assert_eq!((&*unix.name, unix.down, unix.max_conns, unix.weight, unix.max_fails), ("unix:/run/a.sock", true, 7, 1, 1));
+        let plain = h.upstream("plain").unwrap();
+        assert_eq!(&*plain.peers[0].name, "10.0.0.2:80");
+        assert!(matches!(plain.method, Balance::Hash { consistent: true, .. }));
+        assert!(h.upstream("nope").is_none());
+    }
+}

@@ -361,3 +361,27 @@ fn random_respects_weights_tried_and_down() {
         assert!(b.pick(&PickInput::default(), &mut tried).is_none());
     }
 }
+
+/// Picks nginx 1.22 made for these keys over `server 127.0.0.1:9001;
+/// server 127.0.0.1:9002; server 127.0.0.1:9003 weight=2;` (a proxy_pass
+/// to each server's port, which answered its digit).
+#[test]
+fn hash_picks_match_nginx() {
+    const KEYS: &[&str] = &[
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "key-1",
+        "key-2", "/item/7", "x", "y", "z",
+    ];
+    let peers = || {
+        (1..=3u8)
+            .map(|n| {
+                let addr: SocketAddr = format!("127.0.0.1:900{n}").parse().unwrap();
+                PeerConf { server: Arc::from(addr.to_string()), name: Arc::from(addr.to_string()), addr: PeerAddr::Inet(addr), weight: if n == 3 { 2 } else { 1 }, ..peer(n, 1) }
+            })
+            .collect::<Vec<_>>()
+    };
+    for (consistent, want) in [(true, "12332333231333231331221322"), (false, "33223313123321331233123133")] {
+        let mut b = Balancer::new(group(peers(), hash_method(consistent)));
+        let got: String = KEYS.iter().map(|k| char::from(b'1' + once(&mut b, &key(k), Outcome::Ok).unwrap() as u8)).collect();
+        assert_eq!(got, want, "consistent={consistent}");
+    }
+}
