@@ -211,15 +211,18 @@ impl Balancer {
     /// The end of a try with `peer`: its connection stops counting as
     /// active, and a failure counts against `max_fails` (and lowers its
     /// effective weight, as nginx); a success after its window clears its
-    /// failures.
-    pub fn done(&mut self, peer: &Peer, outcome: Outcome) {
+    /// failures. True when this failure reached `max_fails`: the caller
+    /// logs nginx's warning "upstream server temporarily disabled".
+    pub fn done(&mut self, peer: &Peer, outcome: Outcome) -> bool {
         let now = (self.clock)();
         let single = self.single;
-        let Some(state) = self.peers.get_mut(peer.index) else { return };
+        let Some(state) = self.peers.get_mut(peer.index) else { return false };
         state.conns = state.conns.saturating_sub(1);
-        if !single {
-            state.outcome(outcome, now);
+        if single {
+            return false;
         }
+        state.outcome(outcome, now);
+        outcome == Outcome::Failed && state.max_fails > 0 && state.fails >= state.max_fails
     }
 
     /// The active connections (picked, not yet done) of a peer, by index.

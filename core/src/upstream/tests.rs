@@ -135,6 +135,7 @@ fn max_fails_within_fail_timeout_skips_then_returns() {
         fails += failed as usize;
     }
     assert!(!b.is_available(0));
+    assert!(!b.is_available(2), "no such peer");
     for _ in 0..20 {
         assert_eq!(once(&mut b, &input, Outcome::Ok), Some(1));
     }
@@ -153,7 +154,9 @@ fn one_failure_after_recheck_disables_again() {
     let mut ps = vec![peer(1, 1), peer(2, 1)];
     ps[0].fail_timeout = Duration::from_secs(10);
     let (mut b, now) = clocked(group(ps, Balance::RoundRobin));
-    b.peers[0].outcome(Outcome::Failed, now.get());
+    let p = b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap();
+    assert_eq!(p.index, 0);
+    assert!(b.done(&p, Outcome::Failed), "max_fails=1: disabled by one failure");
     assert!(!b.is_available(0));
     now.set(now.get() + Duration::from_secs(11));
     assert!(b.is_available(0));
@@ -161,7 +164,7 @@ fn one_failure_after_recheck_disables_again() {
     tried.insert(1);
     let p = b.pick(&PickInput::default(), &mut tried).unwrap();
     assert_eq!(p.index, 0);
-    b.done(&p, Outcome::Failed);
+    assert!(b.done(&p, Outcome::Failed));
     assert!(!b.is_available(0));
 }
 
