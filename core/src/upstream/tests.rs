@@ -388,3 +388,37 @@ fn hash_picks_match_nginx() {
         assert_eq!(got, want, "consistent={consistent}");
     }
 }
+
+#[test]
+fn ip_hash_ipv6_and_no_ip_are_stable() {
+    let mut b = Balancer::new(group((1..=4).map(|n| peer(n, 1)).collect(), Balance::IpHash));
+    let v6 = once(&mut b, &ip("2001:db8::1"), Outcome::Ok).unwrap();
+    for _ in 0..5 {
+        assert_eq!(once(&mut b, &ip("2001:db8::1"), Outcome::Ok), Some(v6));
+    }
+    let none = once(&mut b, &PickInput::default(), Outcome::Ok).unwrap();
+    // nginx's pseudo address: three zero bytes.
+    let mut h: u64 = 89;
+    for _ in 0..3 {
+        h = (h * 113) % 6271;
+    }
+    assert_eq!(none, (h % 4) as usize);
+    assert_eq!(b.tries(), 4);
+}
+
+#[test]
+fn least_conn_falls_back_to_backups() {
+    let mut ps = vec![peer(1, 1), peer(2, 1), peer(3, 1)];
+    ps[2].backup = true;
+    ps[0].max_conns = 1;
+    ps[1].max_conns = 1;
+    let mut b = Balancer::new(group(ps, Balance::LeastConn));
+    assert_eq!(b.tries(), 3);
+    let a = b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap();
+    let c = b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap();
+    assert!(a.index < 2 && c.index < 2 && a.index != c.index);
+    let d = b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap();
+    assert_eq!(d.index, 2);
+    b.done(&a, Outcome::Ok);
+    assert_eq!(b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap().index, a.index);
+}
