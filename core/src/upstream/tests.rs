@@ -422,3 +422,24 @@ fn least_conn_falls_back_to_backups() {
     b.done(&a, Outcome::Ok);
     assert_eq!(b.pick(&PickInput::default(), &mut TriedSet::new()).unwrap().index, a.index);
 }
+
+/// nginx 1.22's ip_hash picks (client addresses set with realip) over
+/// `server :9001; server :9002 weight=3; server :9003; server :9004 down;`,
+/// and least_conn's over weights 1, 2, 1 with sequential requests (all
+/// ties: smooth round robin).
+#[test]
+fn ip_hash_and_least_conn_picks_match_nginx() {
+    let mut ps: Vec<PeerConf> = (1..=4).map(|n| peer(n, 1)).collect();
+    ps[1].weight = 3;
+    ps[3].down = true;
+    let mut b = Balancer::new(group(ps, Balance::IpHash));
+    let clients = [
+        "10.0.0.1", "10.0.1.1", "10.0.2.1", "192.168.7.9", "172.16.5.4", "8.8.8.8", "1.2.3.4", "100.64.3.2", "203.0.113.9",
+        "198.51.100.1", "2001:db8::1", "2001:db8::2",
+    ];
+    let got: String = clients.iter().map(|c| char::from(b'1' + once(&mut b, &ip(c), Outcome::Ok).unwrap() as u8)).collect();
+    assert_eq!(got, "232333231122");
+    let mut b = Balancer::new(group(vec![peer(1, 1), peer(2, 2), peer(3, 1)], Balance::LeastConn));
+    let got: String = (0..8).map(|_| char::from(b'1' + once(&mut b, &PickInput::default(), Outcome::Ok).unwrap() as u8)).collect();
+    assert_eq!(got, "21322132");
+}
