@@ -81,6 +81,17 @@ pub enum Balance {
     Random { two: bool },
 }
 
+impl UpstreamConf {
+    /// The `hash` key to evaluate for each request (None for the other
+    /// methods): its bytes go to the balancer's `PickInput::hash_key`.
+    pub fn hash_key(&self) -> Option<&Template> {
+        match &self.method {
+            Balance::Hash { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
 impl Balance {
     /// nginx's NGX_HTTP_UPSTREAM_BACKUP flag: whether `backup` servers may
     /// be declared after this method.
@@ -375,6 +386,7 @@ mod build_tests {
         let plain = h.upstream("plain").unwrap();
         assert_eq!(&*plain.peers[0].name, "10.0.0.2:80");
         assert!(matches!(plain.method, Balance::Hash { consistent: true, .. }));
+        assert!(plain.hash_key().is_some() && u.hash_key().is_none());
         assert!(h.upstream("nope").is_none());
     }
 }

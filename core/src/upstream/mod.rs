@@ -164,15 +164,10 @@ impl Balancer {
     }
 
     /// How many tries a request may make: the peers not marked `down`,
-    /// backups included (nginx's `peer.tries`; `proxy_next_upstream_tries`
-    /// may lower it). With `hash`/`ip_hash`, backups (which only a `server`
-    /// line before the method can declare) are never picked and not counted.
+    /// backups included (nginx's `peer.tries`, whatever the method;
+    /// `proxy_next_upstream_tries` may lower it).
     pub fn tries(&self) -> usize {
-        let count = |list: &[usize]| list.iter().filter(|&&i| !self.conf.peers[i].down).count();
-        match self.method {
-            Method::Hash | Method::Chash(_) | Method::IpHash => count(&self.primary),
-            _ => count(&self.primary) + count(&self.backup),
-        }
+        self.conf.peers.iter().filter(|p| !p.down).count()
     }
 
     /// The peer for the request's next try, or None when every peer is
