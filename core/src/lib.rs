@@ -6,7 +6,8 @@
 //! request's state (its response, body and variables); `server` serves a
 //! connection, picks the server and location and runs the phases; `log`
 //! writes the error and access logs; `dns` resolves host names on the
-//! worker's loop (`resolver`). docs/architecture.md has the whole
+//! worker's loop (`resolver`); `upstream` balances over `upstream {}`
+//! groups (for the proxy). docs/architecture.md has the whole
 //! picture. `lua` and `ffi` are the Lua layer (`api` holds the utility
 //! API's semantics they wrap), `shdict` the zones of `lua_shared_dict`
 //! that all processes share, `cosocket` the client sockets Lua opens; `jit` captures and
@@ -22,6 +23,7 @@ pub mod server;
 pub mod log;
 pub mod dns;
 pub mod lua;
+pub mod upstream;
 pub mod shdict;
 pub mod cosocket;
 pub mod api;

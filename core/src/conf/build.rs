@@ -143,6 +143,7 @@ static SPECS: &[Spec] = &[
     spec("use", EVENTS, false, Exactly(1)),
     // http and below
     spec("server", HTTP, true, Exactly(0)),
+    spec("upstream", HTTP, true, Exactly(1)),
     spec("log_format", HTTP, false, AtLeast(2)),
     spec("default_type", HSL, false, Exactly(1)),
     spec("types", HSL, true, Exactly(0)),
@@ -229,6 +230,12 @@ static SPECS: &[Spec] = &[
     spec("body_filter_by_lua_file", HSL, false, Exactly(1)),
 ];
 
+/// Some context knows a directive of this name (inside `upstream {}`, a
+/// name known elsewhere is "not allowed here", others are unknown).
+pub(super) fn known(name: &str) -> bool {
+    SPECS.iter().any(|s| s.name == name)
+}
+
 /// The generic checks nginx's `ngx_conf_handler` makes, in its order.
 fn check(d: &Directive, ctx: u16) -> Result<&'static Spec, ConfError> {
     let Some(s) = SPECS.iter().find(|s| s.name == d.name) else {
@@ -274,16 +281,16 @@ fn check(d: &Directive, ctx: u16) -> Result<&'static Spec, ConfError> {
 // Small value parsers (nginx's ngx_parse_time / ngx_parse_size / ngx_atoi)
 
 /// `"NAME" directive MSG`: how nginx reports a handler's error string.
-fn slot_err(d: &Directive, msg: &str) -> ConfError {
+pub(super) fn slot_err(d: &Directive, msg: &str) -> ConfError {
     ConfError::at(format!("\"{}\" directive {}", d.name, msg), d)
 }
 
-fn dup(d: &Directive) -> ConfError {
+pub(super) fn dup(d: &Directive) -> ConfError {
     slot_err(d, "is duplicate")
 }
 
 /// `ngx_atoi`: decimal digits only.
-fn atoi(s: &str) -> Option<u64> {
+pub(super) fn atoi(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -378,7 +385,7 @@ fn size_arg(d: &Directive, s: &str) -> Result<u64, ConfError> {
     parse_size(s).ok_or_else(|| slot_err(d, "invalid value"))
 }
 
-fn tmpl(d: &Directive, s: &str) -> Result<Template, ConfError> {
+pub(super) fn tmpl(d: &Directive, s: &str) -> Result<Template, ConfError> {
     Template::parse(s).map_err(|e| ConfError::at(e, d))
 }
 
@@ -522,6 +529,7 @@ struct Builder<'a> {
     log_escape: HashMap<String, Escape>,
     listens: Vec<ListenEntry>,
     server_count: usize,
+    upstreams: Vec<Arc<UpstreamConf>>,
 }
 
 impl<'a> Builder<'a> {
@@ -553,6 +561,7 @@ impl<'a> Builder<'a> {
             log_escape,
             listens: Vec::new(),
             server_count: 0,
+            upstreams: Vec::new(),
         }
     }
 
@@ -724,6 +733,10 @@ impl<'a> Builder<'a> {
                 "server" => {
                     let s = self.server_block(c)?;
                     h.servers.push(s);
+                }
+                "upstream" => {
+                    let u = super::upstream::upstream_block(c, &self.upstreams)?;
+                    self.upstreams.push(Arc::new(u));
                 }
                 "log_format" => self.log_format(c)?,
                 "lua_package_path" => set_once(c, &mut self.lua_package_path, c.args[0].clone())?,
@@ -1338,6 +1351,7 @@ impl<'a> Builder<'a> {
         }
         Http {
             servers,
+            upstreams: std::mem::take(&mut self.upstreams),
             listens: self.listens.iter().map(|e| e.listen.clone()).collect(),
             log_format_escape: std::mem::take(&mut self.log_escape),
             lua_package_path: self.lua_package_path.take(),

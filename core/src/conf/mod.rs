@@ -1,5 +1,5 @@
 //! nginx.conf: lexing and parsing into a directive tree (`parse`), complex
-//! values with `$variables` (`template`), and the typed configuration the
+//! values with `$variables` (`template`), `upstream {}` blocks (`upstream`), and the typed configuration the
 //! server runs on (`types`, built by `build`).
 
 pub mod parse;
@@ -7,6 +7,7 @@ pub mod template;
 pub mod types;
 pub mod build;
 pub mod mime;
+pub mod upstream;
 
 pub use parse::{ConfError, Directive};
 pub use types::*;

@@ -32,6 +32,9 @@ pub struct Directive {
     pub file: std::sync::Arc<str>,
     /// The line of the directive's `;` or `{` (0 for `-g` directives).
     pub line: usize,
+    /// The line of a block's closing `}` (where nginx reports errors found
+    /// once the block is read); `line` for a directive without a block.
+    pub end_line: usize,
     pub block: Option<Vec<Directive>>,
 }
 
@@ -242,6 +245,7 @@ impl<'a> Parser<'a> {
                             args,
                             file: self.file.clone(),
                             line,
+                            end_line: self.line,
                             block: None,
                         });
                     } else {
@@ -252,6 +256,7 @@ impl<'a> Parser<'a> {
                             args,
                             file: self.file.clone(),
                             line,
+                            end_line: self.line,
                             block: Some(block),
                         });
                     }
@@ -272,6 +277,7 @@ impl<'a> Parser<'a> {
             args,
             file: self.file.clone(),
             line,
+            end_line: line,
             block,
         }
     }

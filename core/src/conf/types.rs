@@ -13,6 +13,7 @@ use crate::conf::template::Template;
 use crate::log::Level;
 
 pub use crate::dns::ResolverConf;
+pub use super::upstream::{Balance, PeerAddr, PeerConf, UpstreamConf};
 
 /// The whole configuration of one master generation.
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub struct ErrorLogConf {
 #[derive(Debug, Default)]
 pub struct Http {
     pub servers: Vec<Server>,
+    /// The `upstream {}` blocks in config order (see [`Http::upstream`]).
+    pub upstreams: Vec<std::sync::Arc<UpstreamConf>>,
     /// Every distinct listening address across servers, with the flags of
     /// its first `listen` (nginx requires them to agree).
     pub listens: Vec<Listen>,
@@ -79,6 +82,14 @@ pub struct Http {
     pub init_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
     /// `exit_worker_by_lua*`: run in each worker as it stops gracefully.
     pub exit_worker_by_lua: Option<std::sync::Arc<LuaCode>>,
+}
+
+impl Http {
+    /// The `upstream` block of this name (compared case-insensitively, as
+    /// nginx does): what `proxy_pass http://NAME` balances over.
+    pub fn upstream(&self, name: &str) -> Option<&std::sync::Arc<UpstreamConf>> {
+        self.upstreams.iter().find(|u| u.name.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Where and how much of the JIT's activity `lua_jit_log` records.
