@@ -169,6 +169,20 @@ static SPECS: &[Spec] = &[
     spec("try_files", SRV | LOC, false, AtLeast(2)),
     spec("resolver", HSL, false, AtLeast(1)),
     spec("resolver_timeout", HSL, false, Exactly(1)),
+    // proxy
+    spec("proxy_pass", LOC, false, Exactly(1)),
+    spec("proxy_http_version", HSL, false, Exactly(1)),
+    spec("proxy_set_header", HSL, false, Exactly(2)),
+    spec("proxy_pass_request_headers", HSL, false, Exactly(1)),
+    spec("proxy_pass_request_body", HSL, false, Exactly(1)),
+    spec("proxy_connect_timeout", HSL, false, Exactly(1)),
+    spec("proxy_send_timeout", HSL, false, Exactly(1)),
+    spec("proxy_read_timeout", HSL, false, Exactly(1)),
+    spec("proxy_buffering", HSL, false, Exactly(1)),
+    spec("proxy_hide_header", HSL, false, Exactly(1)),
+    spec("proxy_pass_header", HSL, false, Exactly(1)),
+    spec("proxy_intercept_errors", HSL, false, Exactly(1)),
+    spec("proxy_ignore_client_abort", HSL, false, Exactly(1)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -465,6 +479,9 @@ struct Partial {
     /// `resolver`, its timeout still to merge.
     resolver: Option<ResolverConf>,
     resolver_timeout: Option<Duration>,
+    /// `proxy_pass` (location only), and the `proxy_*` settings.
+    proxy_pass: Option<super::proxy::ProxyPass>,
+    proxy: super::proxy::ProxyPartial,
 }
 
 struct HttpRaw {
@@ -1005,6 +1022,7 @@ impl<'a> Builder<'a> {
                     .get_or_insert_with(Vec::new)
                     .extend(d.args.iter().cloned());
             }
+            n if super::proxy::DIRECTIVES.contains(&n) => p.proxy.directive(d)?,
             "content_by_lua_block" | "content_by_lua" | "content_by_lua_file" => {
                 if p.content_by_lua.is_some() {
                     return Err(ConfError::at("content handler is duplicate", d));
@@ -1274,6 +1292,12 @@ impl<'a> Builder<'a> {
                     l.children.push(child);
                 }
                 "internal" => l.internal = true,
+                "proxy_pass" => {
+                    if l.partial.proxy_pass.is_some() {
+                        return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
+                    }
+                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind)?);
+                }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
                 _ => {
@@ -1426,6 +1450,8 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         access_log,
         log_formats: parent.log_formats.clone(),
         content_by_lua: p.content_by_lua.clone(),
+        proxy_pass: p.proxy_pass.clone().map(Arc::new),
+        proxy: Arc::new(p.proxy.merge(&parent.proxy)),
         rewrite_by_lua: p.rewrite_by_lua.clone().or_else(|| parent.rewrite_by_lua.clone()),
         access_by_lua: p.access_by_lua.clone().or_else(|| parent.access_by_lua.clone()),
         log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),

@@ -1,0 +1,111 @@
+//! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
+//! location's content. One request's trip: choose a peer ([`peer`]), take
+//! an idle connection to it or open one (`connect`, `pool`), send the
+//! request (`request`), read the response head and stream the body to the
+//! client through the header and body filters (`relay`).
+//!
+//! The peer is chosen here today: the first address proxy_pass resolved to
+//! at load time. The `upstream {}` work plugs in at [`peer`] (a balancer's
+//! choice of `SocketAddr`) and at [`Failure`] (what a retry would look at).
+
+mod connect;
+pub mod pool;
+mod relay;
+mod request;
+
+use std::net::SocketAddr;
+
+use crate::conf::proxy::ProxyPass;
+use crate::conf::Location;
+use crate::lua::handler::Stream;
+use crate::request::{RequestCtx, Response, Upstream};
+
+pub use connect::UpstreamConn;
+
+/// How one try at the upstream failed (before anything went to the
+/// client): the status to answer and the error-log line's text.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: u16,
+    pub msg: String,
+}
+
+impl Failure {
+    fn bad_gateway(msg: impl Into<String>) -> Failure {
+        Failure { status: 502, msg: msg.into() }
+    }
+
+    fn timed_out(what: &str) -> Failure {
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}") }
+    }
+}
+
+/// The peer a request goes to. Today: the first address of the
+/// proxy_pass host (nginx round-robins over all of them; a balancer will
+/// choose here).
+pub fn peer(pass: &ProxyPass) -> SocketAddr {
+    pass.addrs[0]
+}
+
+/// Proxy the request to `pass`'s server: the response, already streamed
+/// to `client` when it came from the upstream; a special response (502,
+/// 504, ...) when nothing reached the client.
+pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
+    let conf = ctx.conf.proxy.clone();
+    // The body is read whole first (memory, or a temp file past
+    // client_body_buffer_size), as nginx's proxy_request_buffering on.
+    if conf.pass_request_body && !ctx.body_done {
+        if let Err(status) = client.read_body(ctx).await {
+            let mut r = ctx.special(status);
+            r.close = true;
+            return r;
+        }
+    }
+    let addr = peer(pass);
+    ctx.upstream = Some(Upstream { addr: addr.to_string(), status: None });
+    let uri = request::upstream_uri(ctx, loc, pass);
+    let head = request::head(ctx, &conf, &uri);
+    let upstream_name = format!("http://{addr}{uri}");
+    let mut conn = None;
+    // A pooled connection the server closed meanwhile gets one more try on
+    // a fresh one (as nginx retries a cached connection).
+    for fresh in [false, true] {
+        let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+            Ok(c) => c,
+            Err(f) => return fail(ctx, &upstream_name, f),
+        };
+        match relay::exchange(ctx, c, &head, &conf).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err((f, retry)) if retry && !fresh => {
+                let _ = f;
+                continue;
+            }
+            Err((f, _)) => return fail(ctx, &upstream_name, f),
+        }
+    }
+    let Some(conn) = conn else { return ctx.special(502) };
+    relay::respond(ctx, conn, &conf, &upstream_name, client).await
+}
+
+/// Log the failure as nginx does and answer its status.
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
+    log(ctx, crate::log::Level::Error, &f.msg, upstream);
+    ctx.special(f.status)
+}
+
+/// An error-log line with nginx's upstream context: `..., request: "...",
+/// upstream: "http://ADDR/uri", host: "..."`.
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &str) {
+    if !crate::log::error::enabled(level) {
+        return;
+    }
+    let mut tail = crate::log::error::request_context(&ctx.conn.remote_addr(), &ctx.server.primary_name, Some(ctx.req.request_line()), None);
+    tail.push_str(&format!(", upstream: \"{upstream}\""));
+    if let Some(h) = ctx.req.host() {
+        tail.push_str(&format!(", host: \"{h}\""));
+    }
+    crate::log::error::log(level, Some(ctx.conn.number), &format!("{msg}{tail}"));
+}
