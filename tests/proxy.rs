@@ -209,7 +209,7 @@ fn request_headers_set_dropped_inherited_host_and_forwarded_for() {
 #[test]
 fn request_body_reaches_the_upstream() {
     let up = Upstream::start();
-    let h = server(&up, "", "location / { proxy_pass http://127.0.0.1:UP; }\nlocation /nobody/ { proxy_pass_request_body off; proxy_pass http://127.0.0.1:UP; }");
+    let h = server(&up, "", "location / { proxy_pass http://127.0.0.1:UP; }\nlocation /nobody/ { proxy_pass_request_body off; proxy_set_header Content-Length \"\"; proxy_pass http://127.0.0.1:UP; }");
     let r = req(&h, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\nname=value");
     let t = r.text();
     assert!(t.starts_with("POST /echo HTTP/1.0\r\n"), "{t}");
@@ -227,6 +227,7 @@ fn request_body_reaches_the_upstream() {
     assert!(r.text().ends_with(&format!("\r\n\r\n{big}")), "{}", h.logs());
     let r = req(&h, "POST /nobody/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
     assert!(r.text().ends_with("\r\n\r\n"), "{}", r.text());
+    assert!(!r.text().contains("Content-Length"), "{}", r.text());
 }
 
 #[test]

@@ -3328,4 +3328,54 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn proxy_pass_errors() {
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(e("location / { proxy_pass ftp://a; }"), format!("invalid URL prefix in \"ftp://a\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass 127.0.0.1; }"), format!("invalid URL prefix in \"127.0.0.1\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://127.0.0.1:x; }"), format!("invalid port in upstream \"127.0.0.1:x\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://; }"), format!("no host in upstream \"\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://no-such-host.invalid; }"), format!("host not found in upstream \"no-such-host.invalid\" {}", at(2)));
+        assert_eq!(
+            e("location ~ /a { proxy_pass http://127.0.0.1:1/b; }"),
+            format!("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block {}", at(2))
+        );
+        assert_eq!(e("location / { proxy_pass http://127.0.0.1:1; proxy_pass http://127.0.0.1:2; }"), format!("\"proxy_pass\" directive is duplicate {}", at(2)));
+        assert_eq!(e("proxy_pass http://127.0.0.1;"), format!("\"proxy_pass\" directive is not allowed here {}", at(2)));
+        assert_eq!(
+            e("proxy_http_version 2;"),
+            format!("invalid value \"2\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\" {}", at(2))
+        );
+        assert_eq!(e("proxy_read_timeout x;"), format!("\"proxy_read_timeout\" directive invalid value {}", at(2)));
+        assert_eq!(e("proxy_set_header X;"), format!("invalid number of arguments in \"proxy_set_header\" directive {}", at(2)));
+        assert_eq!(e("proxy_cache_path /x;"), format!("unknown directive \"proxy_cache_path\" {}", at(2)));
+    }
+
+    #[test]
+    fn proxy_settings_and_inheritance() {
+        let s = srv("proxy_set_header X-A 1; proxy_read_timeout 5s; proxy_hide_header X-Secret; proxy_pass_header Server; \
+                     location /a/ { proxy_pass http://127.0.0.1:8080/b/; } \
+                     location /c { proxy_set_header X-C $uri; proxy_http_version 1.1; proxy_buffering off; proxy_pass http://localhost; }");
+        let a = &s.locations.iter().find(|l| l.pattern == "/a/").unwrap().conf;
+        let pass = a.proxy_pass.as_ref().unwrap();
+        assert_eq!(pass.host, "127.0.0.1:8080");
+        assert_eq!(pass.uri.as_deref(), Some("/b/"));
+        assert_eq!(pass.addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(a.proxy.set_headers.len(), 1);
+        assert_eq!(a.proxy.read_timeout, Duration::from_secs(5));
+        assert_eq!(a.proxy.connect_timeout, Duration::from_secs(60));
+        assert!(a.proxy.hide_headers.iter().any(|h| h == "x-secret"));
+        assert!(!a.proxy.hide_headers.iter().any(|h| h == "server"));
+        assert!(a.proxy.hide_headers.iter().any(|h| h == "date"));
+        assert!(!a.proxy.http11);
+        let c = &s.locations.iter().find(|l| l.pattern == "/c").unwrap().conf;
+        let pass = c.proxy_pass.as_ref().unwrap();
+        assert_eq!(pass.host, "localhost");
+        assert_eq!(pass.uri, None);
+        assert_eq!(c.proxy.set_headers.len(), 1);
+        assert_eq!(c.proxy.set_headers[0].0, "X-C");
+        assert!(c.proxy.http11 && !c.proxy.buffering);
+        assert!(s.conf.proxy_pass.is_none());
+    }
 }

@@ -78,7 +78,10 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
     }
     if conf.pass_request_headers {
         for (name, value) in ctx.request_headers() {
-            if !dropped(name) && !set(name) {
+            // Without the body, its Content-Length still goes, as in nginx
+            // (hence the usual `proxy_set_header Content-Length ""`).
+            let length_kept = !conf.pass_request_body && name.eq_ignore_ascii_case("content-length");
+            if (length_kept || !dropped(name)) && !set(name) {
                 push(&mut h, name, value);
             }
         }
