@@ -6,7 +6,7 @@ use crate::api::uri::{escape_into, Escape};
 use crate::conf::proxy::{ProxyConf, ProxyPass};
 use crate::conf::{LocKind, Location};
 use crate::request::RequestCtx;
-use crate::server::phases::render;
+use crate::conf::template::Template;
 
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
@@ -88,6 +88,20 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
     }
     h.extend_from_slice(b"\r\n");
     h
+}
+
+/// A template against the request, with its captures (as
+/// `server::phases::render`, which this layer cannot call).
+fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+    if let Some(lit) = t.as_literal() {
+        return lit.to_string();
+    }
+    let caps = std::mem::take(&mut ctx.captures);
+    let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let out = t.render(ctx, &refs);
+    drop(refs);
+    ctx.captures = caps;
+    out
 }
 
 fn push(h: &mut Vec<u8>, name: &str, value: &str) {
