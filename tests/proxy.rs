@@ -95,6 +95,11 @@ fn serve(mut s: TcpStream) {
             return;
         } else if path.contains("garbage") {
             b"HTTP/1.1 200 OK\r\nBad Header Line\r\n\r\n".to_vec()
+        } else if path.contains("early") {
+            return;
+        } else if path.contains("short") {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
+            return;
         } else if path.contains("missing") {
             format!("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n{conn}\r\nno such!\n").into_bytes()
         } else {
@@ -334,4 +339,24 @@ fn intercept_errors_uses_error_page() {
     let r = h.get("/missing");
     assert_eq!(r.status, 200, "{}", h.logs());
     assert_eq!(r.text(), "intercepted");
+}
+
+#[test]
+fn early_close_is_502_and_a_short_body_is_cut() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_pass http://localhost:UP; }");
+    let r = h.get("/early");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert!(
+        h.wait_log("logs/error.log", "upstream prematurely closed connection while reading response header from upstream", Duration::from_secs(3)),
+        "{}",
+        h.error_log()
+    );
+    // The head went out with its length; the body stops short and the
+    // connection closes.
+    let mut c = h.connect();
+    c.send("GET /short HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let err = c.try_read_response(false).unwrap_err();
+    assert!(err.contains("Content-Length: 100") && err.contains("only this"), "{err}");
+    assert!(h.wait_log("logs/error.log", "upstream prematurely closed connection while reading upstream", Duration::from_secs(3)), "{}", h.error_log());
 }

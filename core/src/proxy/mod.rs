@@ -1,12 +1,13 @@
 //! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
-//! location's content. One request's trip: choose a peer ([`peer`]), take
+//! location's content. One request's trip: choose a peer ([`peers`]), take
 //! an idle connection to it or open one (`connect`, `pool`), send the
 //! request (`request`), read the response head and stream the body to the
 //! client through the header and body filters (`relay`).
 //!
-//! The peer is chosen here today: the first address proxy_pass resolved to
-//! at load time. The `upstream {}` work plugs in at [`peer`] (a balancer's
-//! choice of `SocketAddr`) and at [`Failure`] (what a retry would look at).
+//! The peers are chosen here today: the addresses proxy_pass resolved to at
+//! load time, in order, the next one after a failed connect. The `upstream
+//! {}` work plugs in at [`peers`] (a balancer's choice of `SocketAddr`s) and
+//! at [`Failure`] (what a `proxy_next_upstream` retry would look at).
 
 mod connect;
 pub mod pool;
@@ -40,11 +41,12 @@ impl Failure {
     }
 }
 
-/// The peer a request goes to. Today: the first address of the
-/// proxy_pass host (nginx round-robins over all of them; a balancer will
+/// The peers a request may go to, in the order they are tried: today the
+/// addresses of the proxy_pass host as resolved at load, the next one taken
+/// only when a connect fails (nginx round-robins over them; a balancer will
 /// choose here).
-pub fn peer(pass: &ProxyPass) -> SocketAddr {
-    pass.addrs[0]
+pub fn peers(pass: &ProxyPass) -> &[SocketAddr] {
+    &pass.addrs
 }
 
 /// Proxy the request to `pass`'s server: the response, already streamed
@@ -61,33 +63,38 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
             return r;
         }
     }
-    let addr = peer(pass);
-    ctx.upstream = Some(Upstream { addr: addr.to_string(), status: None });
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &uri);
-    let upstream_name = format!("http://{addr}{uri}");
-    let mut conn = None;
-    // A pooled connection the server closed meanwhile gets one more try on
-    // a fresh one (as nginx retries a cached connection).
-    for fresh in [false, true] {
-        let c = match connect::get(addr, conf.connect_timeout, fresh).await {
-            Ok(c) => c,
-            Err(f) => return fail(ctx, &upstream_name, f),
-        };
-        match relay::exchange(ctx, c, &head, &conf).await {
-            Ok(c) => {
-                conn = Some(c);
-                break;
+    let peers = peers(pass);
+    let mut tried: Vec<String> = Vec::new();
+    for (i, &addr) in peers.iter().enumerate() {
+        tried.push(addr.to_string());
+        // $upstream_addr lists every address tried, as nginx's.
+        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None });
+        let upstream_name = format!("http://{addr}{uri}");
+        let last = i + 1 == peers.len();
+        // A pooled connection the server closed meanwhile gets one more try
+        // on a fresh one (as nginx retries a cached connection).
+        for fresh in [false, true] {
+            let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+                Ok(c) => c,
+                Err(f) => {
+                    if last {
+                        return fail(ctx, &upstream_name, f);
+                    }
+                    // The next address of the name (nginx logs each failure).
+                    log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+                    break;
+                }
+            };
+            match relay::exchange(ctx, c, &head, &conf).await {
+                Ok(got) => return relay::respond(ctx, got, &conf, &upstream_name, client).await,
+                Err((_, true)) if !fresh => continue,
+                Err((f, _)) => return fail(ctx, &upstream_name, f),
             }
-            Err((f, retry)) if retry && !fresh => {
-                let _ = f;
-                continue;
-            }
-            Err((f, _)) => return fail(ctx, &upstream_name, f),
         }
     }
-    let Some(conn) = conn else { return ctx.special(502) };
-    relay::respond(ctx, conn, &conf, &upstream_name, client).await
+    ctx.special(502)
 }
 
 /// Log the failure as nginx does and answer its status.
