@@ -360,3 +360,39 @@ fn early_close_is_502_and_a_short_body_is_cut() {
     assert!(err.contains("Content-Length: 100") && err.contains("only this"), "{err}");
     assert!(h.wait_log("logs/error.log", "upstream prematurely closed connection while reading upstream", Duration::from_secs(3)), "{}", h.error_log());
 }
+
+#[test]
+fn a_subrequest_to_a_proxied_location() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "",
+        "location /p/ { proxy_pass http://127.0.0.1:UP/; }\n\
+         location /cap { content_by_lua_block {\n\
+           local r = ngx.location.capture(\"/p/fixed\")\n\
+           local c = ngx.location.capture(\"/p/chunked\")\n\
+           ngx.say(r.status, \" \", r.body, \" \", r.header[\"X-Up\"], \" \", c.body)\n\
+         } }",
+    );
+    let r = h.get("/cap");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "200 hello yes abcdefghi\n");
+}
+
+#[test]
+fn a_client_gone_while_the_upstream_works_ends_the_request() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_read_timeout 10s; proxy_pass http://127.0.0.1:UP; }");
+    {
+        let mut c = h.connect();
+        c.send("GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Logged at once, not when the upstream answers (3 s) or times out.
+    assert!(
+        h.wait_log("logs/error.log", "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Duration::from_secs(2)),
+        "{}",
+        h.error_log()
+    );
+    assert!(h.wait_log("logs/access.log", "\"GET /slow HTTP/1.1\" 499", Duration::from_secs(3)), "{}", h.access_log());
+}

@@ -41,8 +41,9 @@ pub struct ProxyConf {
     /// minus `proxy_pass_header` (lowercase).
     pub hide_headers: Vec<String>,
     pub intercept_errors: bool,
-    /// `proxy_ignore_client_abort`: accepted (see README: a client gone
-    /// mid-response ends the proxying either way).
+    /// `proxy_ignore_client_abort`: a client's hang-up while the upstream
+    /// works does not end the request (a client gone mid-response ends the
+    /// proxying either way).
     pub ignore_client_abort: bool,
     /// The `proxy_hide_header` and `proxy_pass_header` lists in force (what
     /// an inner level without its own inherits).

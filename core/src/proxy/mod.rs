@@ -15,11 +15,13 @@ mod relay;
 mod request;
 
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 
 use crate::conf::proxy::ProxyPass;
 use crate::conf::Location;
 use crate::lua::handler::Stream;
 use crate::request::{RequestCtx, Response, Upstream};
+use crate::rt::{self, ops};
 
 pub use connect::UpstreamConn;
 
@@ -87,7 +89,20 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
                     break;
                 }
             };
-            match relay::exchange(ctx, c, &head, &conf).await {
+            // Unless proxy_ignore_client_abort, a client that hangs up while
+            // the upstream is busy ends the request (499), as nginx's check
+            // of a broken connection does.
+            let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
+                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf), client_gone(fd)).await,
+                None => Ok(relay::exchange(ctx, c, &head, &conf).await),
+            };
+            let Ok(res) = res else {
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                let mut r = ctx.special(499);
+                r.close = true;
+                return r;
+            };
+            match res {
                 Ok(got) => return relay::respond(ctx, got, &conf, &upstream_name, client).await,
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => return fail(ctx, &upstream_name, f),
@@ -95,6 +110,16 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
         }
     }
     ctx.special(502)
+}
+
+/// Ready when the client's connection is gone (hung up or failed); a
+/// client that only sent more bytes (a pipelined request) is not.
+async fn client_gone(fd: RawFd) {
+    let revents = ops::poll_readable(fd).await;
+    if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 /// Log the failure as nginx does and answer its status.

@@ -160,9 +160,10 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
 }
 
 /// Response headers not passed to the client (hop-by-hop; the length and
-/// type are kept apart).
+/// type are kept apart; Server and Date are always the proxy's own, even
+/// with `proxy_pass_header`, since the head writer makes them).
 fn hop_by_hop(name: &str) -> bool {
-    const NAMES: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-type"];
+    const NAMES: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-type", "server", "date"];
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
