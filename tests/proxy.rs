@@ -100,6 +100,8 @@ fn serve(mut s: TcpStream) {
         } else if path.contains("short") {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
             return;
+        } else if path.contains("moved") {
+            format!("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n{conn}\r\n").into_bytes()
         } else if path.contains("missing") {
             format!("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n{conn}\r\nno such!\n").into_bytes()
         } else {
@@ -250,6 +252,14 @@ fn chunked_and_close_delimited_responses_and_head() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Length"), Some("5"));
     assert!(r.body.is_empty());
+    // HTTP/1.0 clients get a chunked upstream body until the close.
+    let r = req(&h, "GET /chunked HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert_eq!(r.text(), "abcdefghi");
+    assert!(!r.chunked);
+    // A proxied Location goes as the upstream sent it (no proxy_redirect yet).
+    let r = h.get("/moved");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("Location"), Some("/elsewhere"));
     // Keep-alive to the client across proxied responses of each kind.
     let mut c = h.connect();
     for p in ["/fixed", "/chunked", "/close", "/fixed"] {
