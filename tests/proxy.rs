@@ -100,6 +100,11 @@ fn serve(mut s: TcpStream) {
         } else if path.contains("short") {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
             return;
+        } else if path.contains("big") {
+            let body: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body);
+            out
         } else if path.contains("moved") {
             format!("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n{conn}\r\n").into_bytes()
         } else if path.contains("missing") {
@@ -405,4 +410,20 @@ fn a_client_gone_while_the_upstream_works_ends_the_request() {
         h.error_log()
     );
     assert!(h.wait_log("logs/access.log", "\"GET /slow HTTP/1.1\" 499", Duration::from_secs(3)), "{}", h.access_log());
+}
+
+#[test]
+fn a_large_body_streams_through() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_http_version 1.1; proxy_pass http://127.0.0.1:UP; }");
+    let want: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..2 {
+        let r = h.get("/big");
+        assert_eq!(r.status, 200, "{}", h.logs());
+        assert_eq!(r.header("Content-Length"), Some("3000000"));
+        assert!(r.body == want, "{} bytes", r.body.len());
+    }
+    if !is_nginx() {
+        assert_eq!(up.accepted(), 1);
+    }
 }
