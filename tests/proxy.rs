@@ -79,7 +79,7 @@ fn serve(mut s: TcpStream) {
         let keep = head.starts_with(line.as_str()) && line.ends_with("HTTP/1.1") && !head.to_ascii_lowercase().contains("connection: close");
         let conn = if keep { "" } else { "Connection: close\r\n" };
         let out: Vec<u8> = if path.contains("fixed") {
-            format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/x-up\r\nX-Up: yes\r\nServer: upstream\r\n{conn}\r\nhello").into_bytes()
+            format!("HTTP/1.1 200 Fine\r\nContent-Length: 5\r\nContent-Type: text/x-up\r\nX-Up: yes\r\nServer: upstream\r\n{conn}\r\nhello").into_bytes()
         } else if path.contains("chunked") {
             format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{conn}\r\n3\r\nabc\r\n3\r\ndef\r\n3\r\nghi\r\n0\r\n\r\n").into_bytes()
         } else if path.contains("close") {
@@ -153,6 +153,8 @@ fn get_through_proxy_status_headers_body_and_variables() {
     assert_eq!(r.status, 200, "{}", h.logs());
     assert_eq!(r.text(), "hello");
     assert_eq!(r.header("X-Up"), Some("yes"));
+    // The upstream's reason phrase goes through, as nginx passes its status line.
+    assert_eq!(r.reason, "Fine");
     assert_eq!(r.header("Content-Type"), Some("text/x-up"));
     assert_eq!(r.header("Content-Length"), Some("5"));
     // The upstream's Server is hidden; the proxy's own goes out.

@@ -33,6 +33,7 @@ pub struct Got {
     /// Where the body starts in `buf`.
     body_at: usize,
     status: u16,
+    reason: Option<String>,
     http11: bool,
     headers: Vec<(String, Vec<u8>)>,
 }
@@ -144,8 +145,9 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                     continue;
                 }
                 let http11 = r.version == Some(1);
+                let reason = r.reason.filter(|r| !r.is_empty()).map(str::to_string);
                 let headers = r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
-                return Ok(Got { conn, buf, body_at: n, status, http11, headers });
+                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
                 return Err((Failure::bad_gateway("upstream sent too big header while reading response header from upstream"), false));
@@ -179,7 +181,7 @@ enum Framing {
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
 pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
-    let Got { conn, mut buf, body_at, status, http11, headers } = got;
+    let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
     if let Some(u) = ctx.upstream.as_mut() {
         u.status = Some(status);
     }
@@ -192,6 +194,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
     let mut chunked = false;
     let mut close = !http11;
     ctx.resp.status = status;
+    ctx.resp.reason = reason.map(|r| (status, r));
     ctx.resp.proxied = true;
     for (name, value) in &headers {
         let v = String::from_utf8_lossy(value);

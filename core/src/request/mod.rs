@@ -110,6 +110,9 @@ pub struct Reply<'a> {
     pub length: Option<u64>,
     /// The head came from a proxied server: no default Content-Type.
     pub proxied: bool,
+    /// The proxied server's status and reason phrase (sent while the status
+    /// stays that one).
+    pub reason: Option<(u16, String)>,
 }
 
 impl<'a> RequestCtx<'a> {

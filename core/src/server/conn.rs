@@ -776,6 +776,8 @@ fn write_head(io: &mut Io, ctx: &mut RequestCtx<'_>, content_length: Option<u64>
     crate::log::time::with_http_date(|date| {
         ResponseHead {
             status: resp.status,
+            // The upstream's phrase, unless the status changed since.
+            reason: resp.reason.as_ref().filter(|(s, _)| *s == resp.status).map(|(_, r)| r.as_str()),
             server: Some(if server_tokens { SERVER_VERSION } else { SERVER_NAME }),
             date,
             content_type: resp.content_type.as_deref(),
