@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::conf::proxy::ProxyConf;
 use crate::http::chunked::ChunkedDecoder;
@@ -60,11 +60,13 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
     }
 }
 
-/// Send all of `data`; Err: the errno, or None on the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, Option<i32>> {
+/// Send all of `data`, each send within `timeout` (nginx's
+/// proxy_send_timeout is between two writes); Err: the errno, or None on
+/// the timeout.
+async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
     let mut from = 0;
     while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(deadline)).await {
+        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
             Ok((n, b)) if n > 0 => {
                 data = b;
                 from += n as usize;
@@ -89,18 +91,18 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
         Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
         None => (Failure::timed_out("sending request to upstream"), false),
     };
-    let deadline = rt::now() + conf.send_timeout;
+    let timeout = conf.send_timeout;
     let mut out = head.to_vec();
     let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
     match body {
         Some(RequestBody::Memory(data)) => {
             out.extend_from_slice(data);
-            send_all(conn.fd, out, deadline).await.map_err(send_failed)?;
+            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
             let file = std::fs::File::open(path).map_err(|e| (Failure { status: 500, msg: format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)) }, false))?;
-            let mut buf = send_all(conn.fd, out, deadline).await.map_err(send_failed)?;
+            let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
@@ -112,11 +114,11 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                     break;
                 }
                 off += n as u64;
-                buf = send_all(conn.fd, b, deadline).await.map_err(send_failed)?;
+                buf = send_all(conn.fd, b, timeout).await.map_err(send_failed)?;
             }
         }
         None => {
-            send_all(conn.fd, out, deadline).await.map_err(send_failed)?;
+            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
         }
     }
     let mut buf = Vec::with_capacity(4096);
