@@ -20,6 +20,7 @@ pub mod rt;
 pub mod http;
 pub mod request;
 pub mod server;
+pub mod proxy;
 pub mod log;
 pub mod dns;
 pub mod lua;

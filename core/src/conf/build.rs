@@ -170,6 +170,20 @@ static SPECS: &[Spec] = &[
     spec("try_files", SRV | LOC, false, AtLeast(2)),
     spec("resolver", HSL, false, AtLeast(1)),
     spec("resolver_timeout", HSL, false, Exactly(1)),
+    // proxy
+    spec("proxy_pass", LOC, false, Exactly(1)),
+    spec("proxy_http_version", HSL, false, Exactly(1)),
+    spec("proxy_set_header", HSL, false, Exactly(2)),
+    spec("proxy_pass_request_headers", HSL, false, Exactly(1)),
+    spec("proxy_pass_request_body", HSL, false, Exactly(1)),
+    spec("proxy_connect_timeout", HSL, false, Exactly(1)),
+    spec("proxy_send_timeout", HSL, false, Exactly(1)),
+    spec("proxy_read_timeout", HSL, false, Exactly(1)),
+    spec("proxy_buffering", HSL, false, Exactly(1)),
+    spec("proxy_hide_header", HSL, false, Exactly(1)),
+    spec("proxy_pass_header", HSL, false, Exactly(1)),
+    spec("proxy_intercept_errors", HSL, false, Exactly(1)),
+    spec("proxy_ignore_client_abort", HSL, false, Exactly(1)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -472,6 +486,9 @@ struct Partial {
     /// `resolver`, its timeout still to merge.
     resolver: Option<ResolverConf>,
     resolver_timeout: Option<Duration>,
+    /// `proxy_pass` (location only), and the `proxy_*` settings.
+    proxy_pass: Option<super::proxy::ProxyPass>,
+    proxy: super::proxy::ProxyPartial,
 }
 
 struct HttpRaw {
@@ -1018,6 +1035,7 @@ impl<'a> Builder<'a> {
                     .get_or_insert_with(Vec::new)
                     .extend(d.args.iter().cloned());
             }
+            n if super::proxy::DIRECTIVES.contains(&n) => p.proxy.directive(d)?,
             "content_by_lua_block" | "content_by_lua" | "content_by_lua_file" => {
                 if p.content_by_lua.is_some() {
                     return Err(ConfError::at("content handler is duplicate", d));
@@ -1287,6 +1305,12 @@ impl<'a> Builder<'a> {
                     l.children.push(child);
                 }
                 "internal" => l.internal = true,
+                "proxy_pass" => {
+                    if l.partial.proxy_pass.is_some() {
+                        return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
+                    }
+                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind)?);
+                }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
                 _ => {
@@ -1440,6 +1464,8 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         access_log,
         log_formats: parent.log_formats.clone(),
         content_by_lua: p.content_by_lua.clone(),
+        proxy_pass: p.proxy_pass.clone().map(Arc::new),
+        proxy: Arc::new(p.proxy.merge(&parent.proxy)),
         rewrite_by_lua: p.rewrite_by_lua.clone().or_else(|| parent.rewrite_by_lua.clone()),
         access_by_lua: p.access_by_lua.clone().or_else(|| parent.access_by_lua.clone()),
         log_by_lua: p.log_by_lua.clone().or_else(|| parent.log_by_lua.clone()),
@@ -3315,5 +3341,55 @@ mod tests {
             "unexpected end of parameter, expecting \";\" in command line"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn proxy_pass_errors() {
+        let e = |s: &str| err(&format!("\nhttp {{ server {{ {s} }} }}"));
+        assert_eq!(e("location / { proxy_pass ftp://a; }"), format!("invalid URL prefix in \"ftp://a\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass 127.0.0.1; }"), format!("invalid URL prefix in \"127.0.0.1\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://127.0.0.1:x; }"), format!("invalid port in upstream \"127.0.0.1:x\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://; }"), format!("no host in upstream \"\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://no-such-host.invalid; }"), format!("host not found in upstream \"no-such-host.invalid\" {}", at(2)));
+        assert_eq!(
+            e("location ~ /a { proxy_pass http://127.0.0.1:1/b; }"),
+            format!("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block {}", at(2))
+        );
+        assert_eq!(e("location / { proxy_pass http://127.0.0.1:1; proxy_pass http://127.0.0.1:2; }"), format!("\"proxy_pass\" directive is duplicate {}", at(2)));
+        assert_eq!(e("proxy_pass http://127.0.0.1;"), format!("\"proxy_pass\" directive is not allowed here {}", at(2)));
+        assert_eq!(
+            e("proxy_http_version 2;"),
+            format!("invalid value \"2\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\" {}", at(2))
+        );
+        assert_eq!(e("proxy_read_timeout x;"), format!("\"proxy_read_timeout\" directive invalid value {}", at(2)));
+        assert_eq!(e("proxy_set_header X;"), format!("invalid number of arguments in \"proxy_set_header\" directive {}", at(2)));
+        assert_eq!(e("proxy_cache_path /x;"), format!("unknown directive \"proxy_cache_path\" {}", at(2)));
+    }
+
+    #[test]
+    fn proxy_settings_and_inheritance() {
+        let s = srv("proxy_set_header X-A 1; proxy_read_timeout 5s; proxy_hide_header X-Secret; proxy_pass_header Server; \
+                     location /a/ { proxy_pass http://127.0.0.1:8080/b/; } \
+                     location /c { proxy_set_header X-C $uri; proxy_http_version 1.1; proxy_buffering off; proxy_pass http://localhost; }");
+        let a = &s.locations.iter().find(|l| l.pattern == "/a/").unwrap().conf;
+        let pass = a.proxy_pass.as_ref().unwrap();
+        assert_eq!(pass.host, "127.0.0.1:8080");
+        assert_eq!(pass.uri.as_deref(), Some("/b/"));
+        assert_eq!(pass.addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(a.proxy.set_headers.len(), 1);
+        assert_eq!(a.proxy.read_timeout, Duration::from_secs(5));
+        assert_eq!(a.proxy.connect_timeout, Duration::from_secs(60));
+        assert!(a.proxy.hide_headers.iter().any(|h| h == "x-secret"));
+        assert!(!a.proxy.hide_headers.iter().any(|h| h == "server"));
+        assert!(a.proxy.hide_headers.iter().any(|h| h == "date"));
+        assert!(!a.proxy.http11);
+        let c = &s.locations.iter().find(|l| l.pattern == "/c").unwrap().conf;
+        let pass = c.proxy_pass.as_ref().unwrap();
+        assert_eq!(pass.host, "localhost");
+        assert_eq!(pass.uri, None);
+        assert_eq!(c.proxy.set_headers.len(), 1);
+        assert_eq!(c.proxy.set_headers[0].0, "X-C");
+        assert!(c.proxy.http11 && !c.proxy.buffering);
+        assert!(s.conf.proxy_pass.is_none());
     }
 }

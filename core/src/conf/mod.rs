@@ -7,6 +7,7 @@ pub mod template;
 pub mod types;
 pub mod build;
 pub mod mime;
+pub mod proxy;
 pub mod upstream;
 
 pub use parse::{ConfError, Directive};

@@ -321,6 +321,10 @@ pub struct LocConf {
     pub log_formats: std::sync::Arc<HashMap<String, Template>>,
     /// `content_by_lua*` of this location (not inherited).
     pub content_by_lua: Option<std::sync::Arc<LuaCode>>,
+    /// `proxy_pass` of this location (not inherited).
+    pub proxy_pass: Option<std::sync::Arc<super::proxy::ProxyPass>>,
+    /// The `proxy_*` settings (inherited).
+    pub proxy: std::sync::Arc<super::proxy::ProxyConf>,
     /// `rewrite_by_lua*`, `access_by_lua*`, `log_by_lua*` (inherited).
     pub rewrite_by_lua: Option<std::sync::Arc<LuaCode>>,
     pub access_by_lua: Option<std::sync::Arc<LuaCode>>,
@@ -364,6 +368,8 @@ impl LocConf {
             access_log: Vec::new(),
             log_formats: Default::default(),
             content_by_lua: None,
+            proxy_pass: None,
+            proxy: Default::default(),
             rewrite_by_lua: None,
             access_by_lua: None,
             log_by_lua: None,

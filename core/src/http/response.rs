@@ -125,6 +125,9 @@ pub fn write_status_line(out: &mut Vec<u8>, status: u16) {
 pub struct ResponseHead<'a> {
     /// Status code.
     pub status: u16,
+    /// A reason phrase of its own (a proxied response's); None: the
+    /// status's standard one.
+    pub reason: Option<&'a str>,
     /// `Server` value (`SERVER_VERSION`, `SERVER_NAME`) or none.
     pub server: Option<&'a str>,
     /// `Date` value (an HTTP date, usually cached per second by the caller).
@@ -155,6 +158,7 @@ impl<'a> ResponseHead<'a> {
     pub fn new(status: u16, date: &'a str) -> Self {
         ResponseHead {
             status,
+            reason: None,
             server: None,
             date,
             content_type: None,
@@ -173,11 +177,20 @@ impl<'a> ResponseHead<'a> {
         let extra = self.extra.text_len() + 4 * self.extra.len();
         out.reserve(160 + self.date.len() + self.content_type.map_or(0, str::len) + extra);
         // halo's own two Server values come with their line prebuilt.
-        match (self.status, self.server) {
-            (200, Some(SERVER_VERSION)) => out.extend_from_slice(OK_SERVER_VERSION_LINES.as_bytes()),
-            (200, Some(SERVER_NAME)) => out.extend_from_slice(OK_SERVER_NAME_LINES.as_bytes()),
-            (status, server) => {
-                write_status_line(out, status);
+        match (self.status, self.server, self.reason) {
+            (200, Some(SERVER_VERSION), None) => out.extend_from_slice(OK_SERVER_VERSION_LINES.as_bytes()),
+            (200, Some(SERVER_NAME), None) => out.extend_from_slice(OK_SERVER_NAME_LINES.as_bytes()),
+            (status, server, reason) => {
+                match reason {
+                    None => write_status_line(out, status),
+                    Some(r) => {
+                        out.extend_from_slice(b"HTTP/1.1 ");
+                        push_u64(out, u64::from(status));
+                        out.push(b' ');
+                        out.extend_from_slice(r.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
                 match server {
                     Some(SERVER_VERSION) => out.extend_from_slice(SERVER_VERSION_LINE.as_bytes()),
                     Some(SERVER_NAME) => out.extend_from_slice(SERVER_NAME_LINE.as_bytes()),
@@ -249,6 +262,7 @@ pub fn write_head(
     debug_assert!(!(chunked && version_minor == 0), "chunked response to an HTTP/1.0 client");
     ResponseHead {
         status,
+        reason: None,
         server,
         date,
         content_type,

@@ -70,6 +70,19 @@ pub struct RequestCtx<'a> {
     pub request_length: u64,
     /// The response as the phases and handlers make it.
     pub resp: Reply<'a>,
+    /// The proxied server, once proxy_pass chose one ($upstream_addr,
+    /// $upstream_status).
+    pub upstream: Option<Upstream>,
+}
+
+/// What a request knows of the server it was proxied to.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `$upstream_addr`: "IP:PORT".
+    pub addr: String,
+    /// `$upstream_status`: None until its head was read (a failed connect or
+    /// read then shows the request's own 502/504, as nginx's log does).
+    pub status: Option<u16>,
 }
 
 /// The response of a request, the one copy that the phases, the FFI and
@@ -92,6 +105,14 @@ pub struct Reply<'a> {
     pub eof: bool,
     pub body_bytes_sent: u64,
     pub bytes_sent: u64,
+    /// A streamed response's Content-Length, when it is known (a proxied
+    /// one); None streams chunked (or until close for HTTP/1.0).
+    pub length: Option<u64>,
+    /// The head came from a proxied server: no default Content-Type.
+    pub proxied: bool,
+    /// The proxied server's status and reason phrase (sent while the status
+    /// stays that one).
+    pub reason: Option<(u16, String)>,
 }
 
 impl<'a> RequestCtx<'a> {
@@ -120,6 +141,7 @@ impl<'a> RequestCtx<'a> {
             start: crate::rt::now(),
             request_length,
             resp: Reply::default(),
+            upstream: None,
         }
     }
 

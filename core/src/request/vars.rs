@@ -91,6 +91,20 @@ impl RequestCtx<'_> {
                 let root = self.conf.root.render(&mut NoVars, &[]);
                 std::fs::canonicalize(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(root)
             }
+            "upstream_addr" => self.upstream.as_ref()?.addr.clone(),
+            "upstream_status" => {
+                let u = self.upstream.as_ref()?;
+                // A server that gave no status (refused, timed out) is 502/504 in nginx's log.
+                u.status.map(|s| s.to_string()).unwrap_or_else(|| format!("{:03}", self.resp.status))
+            }
+            "proxy_host" => self.conf.proxy_pass.as_ref()?.host.clone(),
+            "proxy_add_x_forwarded_for" => {
+                let me = self.conn.remote_addr();
+                match self.request_headers().find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for")) {
+                    Some((_, v)) => format!("{v}, {me}"),
+                    None => me,
+                }
+            }
             _ => return self.prefixed(name),
         })
     }

@@ -486,19 +486,24 @@ impl Client<'_> {
 impl crate::lua::handler::Stream for Client<'_> {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool {
         if self.head.is_none() {
-            crate::lua::handler::lua_head(ctx, 0);
+            if !ctx.resp.proxied {
+                crate::lua::handler::lua_head(ctx, 0);
+            }
             phases::add_headers(ctx);
             let lua = self.w.lua.as_ref();
             // A failing filter makes the status 500; its page has no place in a
             // stream, so only the head changes.
             phases::header_filter(lua, ctx, Response::with_body(Body::Empty)).await;
             let head_only = is_head_only(ctx, ctx.resp.status);
-            let chunked = !head_only && ctx.req.version_minor >= 1;
+            // A known length goes out as it is, unless a body filter may
+            // change the body (lua-nginx-module clears it then).
+            let length = ctx.resp.length.filter(|_| ctx.conf.body_filter_by_lua.is_none());
+            let chunked = !head_only && length.is_none() && ctx.req.version_minor >= 1;
             // A body the handler did not read is not read after a stream:
             // such a response closes the connection.
             let body_left = !ctx.body_done && (ctx.req.content_length.unwrap_or(0) > 0 || ctx.req.chunked);
-            let keep = (chunked || head_only) && !body_left && may_keep_alive(self.w, ctx, self.body_ok);
-            ctx.resp.bytes_sent = write_head(self.io, ctx, None, chunked, keep);
+            let keep = (chunked || head_only || length.is_some()) && !body_left && may_keep_alive(self.w, ctx, self.body_ok);
+            ctx.resp.bytes_sent = write_head(self.io, ctx, length, chunked, keep);
             self.head = Some(Streamed { chunked, head_only, keep, ended: false, broken: false });
         }
         let mut s = self.head.expect("the head was just written");
@@ -772,6 +777,8 @@ fn write_head(io: &mut Io, ctx: &mut RequestCtx<'_>, content_length: Option<u64>
     crate::log::time::with_http_date(|date| {
         ResponseHead {
             status: resp.status,
+            // The upstream's phrase, unless the status changed since.
+            reason: resp.reason.as_ref().filter(|(s, _)| *s == resp.status).map(|(_, r)| r.as_str()),
             server: Some(if server_tokens { SERVER_VERSION } else { SERVER_NAME }),
             date,
             content_type: resp.content_type.as_deref(),

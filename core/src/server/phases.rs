@@ -51,19 +51,22 @@ enum Served<'a> {
     Redirect(String),
 }
 
-/// What produces a location's content (proxy_pass joins with the proxy
-/// issue). `return` answers earlier, in the rewrite directives.
+/// What produces a location's content. `return` answers earlier, in the
+/// rewrite directives.
 enum Content<'a> {
     Lua(&'a Arc<LuaCode>),
+    /// proxy_pass (the `proxy` module).
+    Proxy(&'a crate::conf::proxy::ProxyPass),
     /// try_files, index, a file under root/alias.
     Static,
 }
 
 impl<'a> Content<'a> {
     fn of(conf: &'a LocConf) -> Content<'a> {
-        match &conf.content_by_lua {
-            Some(code) => Content::Lua(code),
-            None => Content::Static,
+        match (&conf.content_by_lua, &conf.proxy_pass) {
+            (Some(code), _) => Content::Lua(code),
+            (None, Some(pass)) => Content::Proxy(pass),
+            (None, None) => Content::Static,
         }
     }
 }
@@ -184,6 +187,7 @@ impl Phases<'_> {
                         },
                         None => return ctx.special(500),
                     },
+                    Content::Proxy(pass) => return crate::proxy::run(ctx, loc, pass, &mut *client).await,
                     Content::Static => match static_content(ctx, loc) {
                         Served::Done(r) => return r,
                         Served::Redirect(target) => target,

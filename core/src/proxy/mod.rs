@@ -1,0 +1,143 @@
+//! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
+//! location's content. One request's trip: choose a peer ([`peers`]), take
+//! an idle connection to it or open one (`connect`, `pool`), send the
+//! request (`request`), read the response head and stream the body to the
+//! client through the header and body filters (`relay`).
+//!
+//! The peers are chosen here today: the addresses proxy_pass resolved to at
+//! load time, in order, the next one after a failed connect. The `upstream
+//! {}` work plugs in at [`peers`] (a balancer's choice of `SocketAddr`s) and
+//! at [`Failure`] (what a `proxy_next_upstream` retry would look at).
+
+mod connect;
+pub mod pool;
+mod relay;
+mod request;
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use crate::conf::proxy::ProxyPass;
+use crate::conf::Location;
+use crate::lua::handler::Stream;
+use crate::request::{RequestCtx, Response, Upstream};
+use crate::rt::{self, ops};
+
+pub use connect::UpstreamConn;
+
+/// How one try at the upstream failed (before anything went to the
+/// client): the status to answer and the error-log line's text.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: u16,
+    pub msg: String,
+}
+
+impl Failure {
+    fn bad_gateway(msg: impl Into<String>) -> Failure {
+        Failure { status: 502, msg: msg.into() }
+    }
+
+    fn timed_out(what: &str) -> Failure {
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}") }
+    }
+}
+
+/// The peers a request may go to, in the order they are tried: today the
+/// addresses of the proxy_pass host as resolved at load, the next one taken
+/// only when a connect fails (nginx round-robins over them; a balancer will
+/// choose here).
+pub fn peers(pass: &ProxyPass) -> &[SocketAddr] {
+    &pass.addrs
+}
+
+/// Proxy the request to `pass`'s server: the response, already streamed
+/// to `client` when it came from the upstream; a special response (502,
+/// 504, ...) when nothing reached the client.
+pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
+    let conf = ctx.conf.proxy.clone();
+    // The body is read whole first (memory, or a temp file past
+    // client_body_buffer_size), as nginx's proxy_request_buffering on.
+    if conf.pass_request_body && !ctx.body_done {
+        if let Err(status) = client.read_body(ctx).await {
+            let mut r = ctx.special(status);
+            r.close = true;
+            return r;
+        }
+    }
+    let uri = request::upstream_uri(ctx, loc, pass);
+    let head = request::head(ctx, &conf, &uri);
+    let peers = peers(pass);
+    let mut tried: Vec<String> = Vec::new();
+    for (i, &addr) in peers.iter().enumerate() {
+        tried.push(addr.to_string());
+        // $upstream_addr lists every address tried, as nginx's.
+        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None });
+        let upstream_name = format!("http://{addr}{uri}");
+        let last = i + 1 == peers.len();
+        // A pooled connection the server closed meanwhile gets one more try
+        // on a fresh one (as nginx retries a cached connection).
+        for fresh in [false, true] {
+            let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+                Ok(c) => c,
+                Err(f) => {
+                    if last {
+                        return fail(ctx, &upstream_name, f);
+                    }
+                    // The next address of the name (nginx logs each failure).
+                    log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+                    break;
+                }
+            };
+            // Unless proxy_ignore_client_abort, a client that hangs up while
+            // the upstream is busy ends the request (499), as nginx's check
+            // of a broken connection does.
+            let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
+                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf), client_gone(fd)).await,
+                None => Ok(relay::exchange(ctx, c, &head, &conf).await),
+            };
+            let Ok(res) = res else {
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                let mut r = ctx.special(499);
+                r.close = true;
+                return r;
+            };
+            match res {
+                Ok(got) => return relay::respond(ctx, got, &conf, &upstream_name, client).await,
+                Err((_, true)) if !fresh => continue,
+                Err((f, _)) => return fail(ctx, &upstream_name, f),
+            }
+        }
+    }
+    ctx.special(502)
+}
+
+/// Ready when the client's connection is gone (hung up or failed); a
+/// client that only sent more bytes (a pipelined request) is not.
+async fn client_gone(fd: RawFd) {
+    let revents = ops::poll_readable(fd).await;
+    if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
+/// Log the failure as nginx does and answer its status.
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
+    log(ctx, crate::log::Level::Error, &f.msg, upstream);
+    ctx.special(f.status)
+}
+
+/// An error-log line with nginx's upstream context: `..., request: "...",
+/// upstream: "http://ADDR/uri", host: "..."`.
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &str) {
+    if !crate::log::error::enabled(level) {
+        return;
+    }
+    let mut tail = crate::log::error::request_context(&ctx.conn.remote_addr(), &ctx.server.primary_name, Some(ctx.req.request_line()), None);
+    tail.push_str(&format!(", upstream: \"{upstream}\""));
+    if let Some(h) = ctx.req.host() {
+        tail.push_str(&format!(", host: \"{h}\""));
+    }
+    crate::log::error::log(level, Some(ctx.conn.number), &format!("{msg}{tail}"));
+}

@@ -1,0 +1,299 @@
+//! The exchange with the upstream: the request out (head, then the body
+//! from memory or its temp file), the response head in (httparse), then
+//! the body streamed to the client as it comes, through the header and
+//! body filters (the client's `Stream::flush`, as `ngx.flush` streams).
+
+use std::borrow::Cow;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use crate::conf::proxy::ProxyConf;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::Method;
+use crate::log::Level;
+use crate::lua::handler::Stream;
+use crate::request::body::RequestBody;
+use crate::request::{Body, RequestCtx, Response};
+use crate::rt::{self, ops};
+
+use super::{request, Failure, UpstreamConn};
+
+/// The most a response head may take (nginx's proxy_buffer_size is a page
+/// or two; halo allows more).
+const HEAD_MAX: usize = 16 * 1024;
+/// Bytes asked of one recv of the body.
+const BODY_READ: usize = 64 * 1024;
+/// Pieces of a request body read from its temp file.
+const FILE_PIECE: usize = 64 * 1024;
+
+/// A response head read from the upstream, with what followed it.
+pub struct Got {
+    conn: UpstreamConn,
+    buf: Vec<u8>,
+    /// Where the body starts in `buf`.
+    body_at: usize,
+    status: u16,
+    reason: Option<String>,
+    http11: bool,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+enum Recv {
+    Data,
+    Eof,
+    TimedOut,
+    Error(i32),
+}
+
+async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Recv {
+    let b = std::mem::take(buf);
+    match rt::race(ops::recv(fd, b, max, false), rt::sleep_until(rt::now() + timeout)).await {
+        Ok((n, b)) => {
+            *buf = b;
+            match n {
+                0 => Recv::Eof,
+                n if n < 0 => Recv::Error(-n),
+                _ => Recv::Data,
+            }
+        }
+        Err(_) => Recv::TimedOut,
+    }
+}
+
+/// Send all of `data`, each send within `timeout` (nginx's
+/// proxy_send_timeout is between two writes); Err: the errno, or None on
+/// the timeout.
+async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
+    let mut from = 0;
+    while from < data.len() {
+        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
+            Ok((n, b)) if n > 0 => {
+                data = b;
+                from += n as usize;
+            }
+            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
+            Err(_) => return Err(None),
+        }
+    }
+    Ok(data)
+}
+
+fn os(errno: i32) -> String {
+    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
+}
+
+/// Send the request and read the response head. Err: the failure, and
+/// whether a fresh connection may try again (a pooled one the server had
+/// closed: nothing came back).
+pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], conf: &ProxyConf) -> Result<Got, (Failure, bool)> {
+    let reused = conn.reused > 0;
+    let send_failed = |e: Option<i32>| match e {
+        Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
+        None => (Failure::timed_out("sending request to upstream"), false),
+    };
+    let timeout = conf.send_timeout;
+    let mut out = head.to_vec();
+    let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
+    match body {
+        Some(RequestBody::Memory(data)) => {
+            out.extend_from_slice(data);
+            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+        }
+        Some(b @ RequestBody::File(_)) => {
+            let path = b.file_path().expect("a file body has a path");
+            let file = std::fs::File::open(path).map_err(|e| (Failure { status: 500, msg: format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)) }, false))?;
+            let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+            let mut off = 0u64;
+            loop {
+                buf.clear();
+                let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
+                if n < 0 {
+                    return Err((Failure { status: 500, msg: format!("pread() \"{}\" failed {}", path.display(), os(-n)) }, false));
+                }
+                if n == 0 {
+                    break;
+                }
+                off += n as u64;
+                buf = send_all(conn.fd, b, timeout).await.map_err(send_failed)?;
+            }
+        }
+        None => {
+            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+        }
+    }
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let max = HEAD_MAX.saturating_sub(buf.len()).max(1);
+        match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
+            Recv::Data => {}
+            Recv::Eof => {
+                let retry = reused && buf.is_empty();
+                return Err((Failure::bad_gateway("upstream prematurely closed connection while reading response header from upstream"), retry));
+            }
+            Recv::TimedOut => return Err((Failure::timed_out("reading response header from upstream"), false)),
+            Recv::Error(e) => {
+                let retry = reused && buf.is_empty();
+                return Err((Failure::bad_gateway(format!("recv() failed {} while reading response header from upstream", os(e))), retry));
+            }
+        }
+        let mut hs = [httparse::EMPTY_HEADER; 100];
+        let mut r = httparse::Response::new(&mut hs);
+        match r.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = r.code.unwrap_or(502);
+                // An interim response (100 Continue) is skipped.
+                if (100..200).contains(&status) && status != 101 {
+                    buf.drain(..n);
+                    continue;
+                }
+                let http11 = r.version == Some(1);
+                let reason = r.reason.filter(|r| !r.is_empty()).map(str::to_string);
+                let headers = r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
+            }
+            Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
+                return Err((Failure::bad_gateway("upstream sent too big header while reading response header from upstream"), false));
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::Status | httparse::Error::Version) => {
+                return Err((Failure::bad_gateway("upstream sent no valid HTTP/1.0 header while reading response header from upstream"), false));
+            }
+            Err(_) => return Err((Failure::bad_gateway("upstream sent invalid header while reading response header from upstream"), false)),
+        }
+    }
+}
+
+/// Response headers not passed to the client (hop-by-hop; the length and
+/// type are kept apart; Server and Date are always the proxy's own, even
+/// with `proxy_pass_header`, since the head writer makes them).
+fn hop_by_hop(name: &str) -> bool {
+    const NAMES: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-type", "server", "date"];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// How the upstream's body ends.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+}
+
+/// The response to the client: the upstream's status and headers, then
+/// its body streamed as it comes. A failure mid-body cuts the response
+/// (the client's connection closes).
+pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+    let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
+    if let Some(u) = ctx.upstream.as_mut() {
+        u.status = Some(status);
+    }
+    // proxy_intercept_errors: an error_page for the status replaces the response.
+    if conf.intercept_errors && status >= 300 && ctx.conf.error_page.iter().any(|p| p.codes.contains(&status)) {
+        drop(conn);
+        return ctx.special(status);
+    }
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = !http11;
+    ctx.resp.status = status;
+    ctx.resp.reason = reason.map(|r| (status, r));
+    ctx.resp.proxied = true;
+    for (name, value) in &headers {
+        let v = String::from_utf8_lossy(value);
+        if name.eq_ignore_ascii_case("content-length") {
+            match v.trim().parse::<u64>() {
+                Ok(n) => length = Some(n),
+                Err(_) => {
+                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", upstream);
+                    return ctx.special(502);
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            close |= v.to_ascii_lowercase().contains("close");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            ctx.resp.content_type = Some(Cow::Owned(v.into_owned()));
+        }
+        if hop_by_hop(name) || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        ctx.resp.headers.push(name.as_str(), value);
+    }
+    let no_body = ctx.req.method == Method::Head || matches!(status, 204 | 304) || status < 200;
+    let mut framing = if no_body {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked(ChunkedDecoder::new())
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    if chunked {
+        length = None;
+    }
+    ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
+    let keep = request::keepalive(conf) && !close && !matches!(framing, Framing::Close);
+    let mut at = body_at;
+    let cut = |ctx: &RequestCtx, msg: &str| {
+        super::log(ctx, Level::Error, msg, upstream);
+        Response { close: true, ..Response::with_body(Body::Empty) }
+    };
+    loop {
+        // What is buffered, and whether the body ends with it.
+        let mut data = Vec::new();
+        let done = match &mut framing {
+            Framing::None => true,
+            Framing::Length(left) => {
+                let n = ((buf.len() - at) as u64).min(*left) as usize;
+                data.extend_from_slice(&buf[at..at + n]);
+                at += n;
+                *left -= n as u64;
+                *left == 0
+            }
+            Framing::Chunked(d) => match d.decode(&buf[at..], &mut data) {
+                Ok((used, done)) => {
+                    at += used;
+                    done
+                }
+                Err(_) => return cut(ctx, "upstream sent invalid chunked response while reading upstream"),
+            },
+            Framing::Close => {
+                data.extend_from_slice(&buf[at..]);
+                at = buf.len();
+                false
+            }
+        };
+        if !data.is_empty() || done || !ctx.resp.headers_sent {
+            ctx.resp.out = data;
+            let ok = client.flush(ctx, done).await;
+            ctx.resp.headers_sent = true;
+            if !ok {
+                // The client is gone: the upstream connection goes too.
+                return Response { close: true, ..Response::with_body(Body::Empty) };
+            }
+        }
+        if done {
+            if keep && at == buf.len() {
+                conn.keep();
+            }
+            return Response::with_body(Body::Empty);
+        }
+        buf.clear();
+        at = 0;
+        match recv(conn.fd, &mut buf, BODY_READ, conf.read_timeout).await {
+            Recv::Data => {}
+            Recv::Eof if matches!(framing, Framing::Close) => {
+                ctx.resp.out.clear();
+                if !client.flush(ctx, true).await {
+                    return Response { close: true, ..Response::with_body(Body::Empty) };
+                }
+                return Response::with_body(Body::Empty);
+            }
+            Recv::Eof => return cut(ctx, "upstream prematurely closed connection while reading upstream"),
+            Recv::TimedOut => return cut(ctx, "upstream timed out (110: Connection timed out) while reading upstream"),
+            Recv::Error(e) => return cut(ctx, &format!("recv() failed {} while reading upstream", os(e))),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The request sent upstream: nginx's URI rules and its header list.
+
+use std::borrow::Cow;
+
+use crate::api::uri::{escape_into, Escape};
+use crate::conf::proxy::{ProxyConf, ProxyPass};
+use crate::conf::{LocKind, Location};
+use crate::request::RequestCtx;
+use crate::conf::template::Template;
+
+/// Request headers never passed on (hop-by-hop, or made here).
+fn dropped(name: &str) -> bool {
+    const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name[..6].eq_ignore_ascii_case("proxy-")
+}
+
+/// The URI sent upstream, as nginx makes it: with a URI part in
+/// proxy_pass, the matched location prefix is replaced by it (a URI a
+/// rewrite changed so that the prefix no longer matches goes whole);
+/// without one, the client's URI as sent when nothing changed it, else the
+/// current `$uri` escaped; the args follow.
+pub fn upstream_uri(ctx: &RequestCtx, loc: Option<&Location>, pass: &ProxyPass) -> String {
+    let unchanged = !ctx.internal && matches!(ctx.uri, Cow::Borrowed(_)) && !matches!(ctx.args, Some(Cow::Owned(_)));
+    let mut out = Vec::with_capacity(ctx.uri.len() + 16);
+    match &pass.uri {
+        None if unchanged => return ctx.req.request_uri().to_string(),
+        None => escape_into(ctx.uri.as_bytes(), Escape::Uri, &mut out),
+        Some(part) => {
+            let prefix = loc.filter(|l| matches!(l.kind, LocKind::Prefix | LocKind::PrefixNoRegex | LocKind::Exact)).map(|l| l.pattern.as_str());
+            match prefix.and_then(|p| ctx.uri.strip_prefix(p)) {
+                Some(rest) => {
+                    out.extend_from_slice(part.as_bytes());
+                    escape_into(rest.as_bytes(), Escape::Uri, &mut out);
+                }
+                None => escape_into(ctx.uri.as_bytes(), Escape::Uri, &mut out),
+            }
+        }
+    }
+    if let Some(a) = ctx.args.as_deref().filter(|a| !a.is_empty()) {
+        out.push(if out.contains(&b'?') { b'&' } else { b'?' });
+        out.extend_from_slice(a.as_bytes());
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Whether the request asks the upstream to keep the connection: HTTP/1.1
+/// and no `Connection` header set to something (halo keeps static
+/// proxy_pass connections alive, as an upstream `keepalive` would).
+pub fn keepalive(conf: &ProxyConf) -> bool {
+    conf.http11 && !conf.set_headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.source() != "")
+}
+
+/// The request head: request line, proxy_set_header (an empty value drops
+/// the header), nginx's defaults (`Host: $proxy_host`, `Connection: close`
+/// unless kept alive, the body's Content-Length), then the client's
+/// headers that were not set here, minus hop-by-hop ones.
+pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
+    let mut h = Vec::with_capacity(512);
+    let version = if conf.http11 { "1.1" } else { "1.0" };
+    h.extend_from_slice(format!("{} {uri} HTTP/{version}\r\n", ctx.method()).as_bytes());
+    let set = |name: &str| conf.set_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    for (name, value) in &conf.set_headers {
+        let v = render(ctx, value);
+        if !v.is_empty() {
+            push(&mut h, name, &v);
+        }
+    }
+    if !set("host") {
+        let host = ctx.conf.proxy_pass.as_ref().map(|p| p.host.clone()).unwrap_or_default();
+        push(&mut h, "Host", &host);
+    }
+    if !set("connection") && !keepalive(conf) {
+        push(&mut h, "Connection", "close");
+    }
+    let body_len = ctx.body.as_ref().map_or(0, |b| b.len());
+    if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
+        push(&mut h, "Content-Length", &body_len.to_string());
+    }
+    if conf.pass_request_headers {
+        for (name, value) in ctx.request_headers() {
+            // Without the body, its Content-Length still goes, as in nginx
+            // (hence the usual `proxy_set_header Content-Length ""`).
+            let length_kept = !conf.pass_request_body && name.eq_ignore_ascii_case("content-length");
+            if (length_kept || !dropped(name)) && !set(name) {
+                push(&mut h, name, value);
+            }
+        }
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
+/// A template against the request, with its captures (as
+/// `server::phases::render`, which this layer cannot call).
+fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+    if let Some(lit) = t.as_literal() {
+        return lit.to_string();
+    }
+    let caps = std::mem::take(&mut ctx.captures);
+    let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let out = t.render(ctx, &refs);
+    drop(refs);
+    ctx.captures = caps;
+    out
+}
+
+fn push(h: &mut Vec<u8>, name: &str, value: &str) {
+    h.extend_from_slice(name.as_bytes());
+    h.extend_from_slice(b": ");
+    h.extend_from_slice(value.as_bytes());
+    h.extend_from_slice(b"\r\n");
+}

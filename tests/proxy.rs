@@ -1,0 +1,431 @@
+//! proxy_pass against a real upstream written here (a std TcpListener
+//! answering per path): status, headers and bodies relayed (Content-Length,
+//! chunked, close-delimited), nginx's URI rules, proxy_set_header, Host and
+//! X-Forwarded-For, a POST body, HEAD, keep-alive reuse with
+//! proxy_http_version 1.1, 502/504 with nginx's error-log lines, and the Lua
+//! header/body filters over a proxied response. Also run against nginx
+//! (HALO_TEST_BIN=/usr/sbin/nginx).
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The test upstream: counts accepted connections, answers by path.
+struct Upstream {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let n = accepted.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                n.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || serve(s));
+            }
+        });
+        Upstream { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// One request: (head as text, body).
+fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i + 4]).into_owned();
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .unwrap_or(0);
+            while buf.len() < i + 4 + len {
+                let mut t = [0u8; 65536];
+                let n = s.read(&mut t).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&t[..n]);
+            }
+            let body = buf[i + 4..i + 4 + len].to_vec();
+            buf.drain(..i + 4 + len);
+            return Some((head, body));
+        }
+        let mut t = [0u8; 65536];
+        let n = s.read(&mut t).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&t[..n]);
+    }
+}
+
+fn serve(mut s: TcpStream) {
+    let mut buf = Vec::new();
+    while let Some((head, body)) = read_request(&mut s, &mut buf) {
+        let line = head.lines().next().unwrap_or("").to_string();
+        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+        let keep = head.starts_with(line.as_str()) && line.ends_with("HTTP/1.1") && !head.to_ascii_lowercase().contains("connection: close");
+        let conn = if keep { "" } else { "Connection: close\r\n" };
+        let out: Vec<u8> = if path.contains("fixed") {
+            format!("HTTP/1.1 200 Fine\r\nContent-Length: 5\r\nContent-Type: text/x-up\r\nX-Up: yes\r\nServer: upstream\r\n{conn}\r\nhello").into_bytes()
+        } else if path.contains("chunked") {
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{conn}\r\n3\r\nabc\r\n3\r\ndef\r\n3\r\nghi\r\n0\r\n\r\n").into_bytes()
+        } else if path.contains("close") {
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nX-Close: 1\r\n\r\nuntil ");
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = s.write_all(b"the end");
+            return;
+        } else if path.contains("slow") {
+            std::thread::sleep(Duration::from_secs(3));
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow".to_vec()
+        } else if path.contains("reset") {
+            let _ = socket_linger_zero(&s);
+            return;
+        } else if path.contains("garbage") {
+            b"HTTP/1.1 200 OK\r\nBad Header Line\r\n\r\n".to_vec()
+        } else if path.contains("early") {
+            return;
+        } else if path.contains("short") {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this");
+            return;
+        } else if path.contains("big") {
+            let body: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body);
+            out
+        } else if path.contains("moved") {
+            format!("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n{conn}\r\n").into_bytes()
+        } else if path.contains("missing") {
+            format!("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n{conn}\r\nno such!\n").into_bytes()
+        } else {
+            let mut b = head.into_bytes();
+            b.extend_from_slice(&body);
+            let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n", b.len()).into_bytes();
+            out.extend_from_slice(&b);
+            out
+        };
+        if s.write_all(&out).is_err() || !keep {
+            return;
+        }
+    }
+}
+
+/// Close with a reset (SO_LINGER 0).
+fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt with a valid linger struct on an open socket.
+    let r = unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), std::mem::size_of::<libc::linger>() as u32) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// A server on {{PORT}} with `body` in it, UP replaced by the upstream's port.
+fn server(up: &Upstream, http_extra: &str, body: &str) -> Halo {
+    let body = body.replace("UP", &up.port.to_string());
+    Halo::start(&format!("{http_extra}\n    server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n        server_name localhost;\n{body}\n    }}"))
+}
+
+fn req(h: &Halo, raw: &str) -> Response {
+    h.get_response(raw)
+}
+
+#[test]
+fn get_through_proxy_status_headers_body_and_variables() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "log_format up '$upstream_addr $upstream_status $proxy_host';",
+        "location / { access_log logs/up.log up; proxy_pass http://127.0.0.1:UP; }",
+    );
+    let r = h.get("/fixed");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "hello");
+    assert_eq!(r.header("X-Up"), Some("yes"));
+    // The upstream's reason phrase goes through, as nginx passes its status line.
+    assert_eq!(r.reason, "Fine");
+    assert_eq!(r.header("Content-Type"), Some("text/x-up"));
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    // The upstream's Server is hidden; the proxy's own goes out.
+    assert_ne!(r.header("Server"), Some("upstream"));
+    assert_eq!(r.headers_all("Server").len(), 1);
+    let r = h.get("/missing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "no such!\n");
+    let line = format!("127.0.0.1:{0} 200 127.0.0.1:{0}", up.port);
+    assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    assert!(h.wait_log("logs/up.log", &format!("127.0.0.1:{} 404", up.port), Duration::from_secs(3)));
+}
+
+#[test]
+fn uri_replacement_with_and_without_a_uri_part() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "",
+        "location /a/ { proxy_pass http://127.0.0.1:UP/echo/; }\n\
+         location /b/ { proxy_pass http://127.0.0.1:UP; }\n\
+         location /c/ { rewrite ^/c/(.*)$ /echo-rewritten/$1 break; proxy_pass http://127.0.0.1:UP; }",
+    );
+    let r = h.get("/a/x/y?k=v&w=1");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert!(r.text().starts_with("GET /echo/x/y?k=v&w=1 HTTP/1.0\r\n"), "{}", r.text());
+    // Without a URI part, the client's URI goes as it was sent.
+    let r = h.get("/b/some%20thing?q=1");
+    assert!(r.text().starts_with("GET /b/some%20thing?q=1 HTTP/1.0\r\n"), "{}", r.text());
+    // A URI changed by rewrite goes whole, with the args.
+    let r = h.get("/c/zz?a=b");
+    assert!(r.text().starts_with("GET /echo-rewritten/zz?a=b HTTP/1.0\r\n"), "{}", r.text());
+}
+
+#[test]
+fn request_headers_set_dropped_inherited_host_and_forwarded_for() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "proxy_set_header X-Http from-http;",
+        "location /own/ { proxy_set_header X-Uri $uri; proxy_set_header User-Agent \"\"; \
+         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_pass http://127.0.0.1:UP; }\n\
+         location /inherit/ { proxy_pass http://127.0.0.1:UP; }\n\
+         location /nohdr/ { proxy_pass_request_headers off; proxy_pass http://127.0.0.1:UP; }",
+    );
+    let raw = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tester\r\nX-Forwarded-For: 10.1.1.1\r\nX-Client: c1\r\nConnection: close\r\nKeep-Alive: 5\r\n\r\n");
+    let r = req(&h, &raw("/own/q"));
+    let t = r.text();
+    assert!(t.contains("X-Uri: /own/q\r\n"), "{t}");
+    assert!(!t.to_ascii_lowercase().contains("user-agent"), "{t}");
+    assert!(t.contains("X-Forwarded-For: 10.1.1.1, 127.0.0.1\r\n"), "{t}");
+    assert!(t.contains(&format!("Host: 127.0.0.1:{}\r\n", up.port)), "{t}");
+    assert!(t.contains("Connection: close\r\n"), "{t}");
+    assert!(t.contains("X-Client: c1\r\n"), "{t}");
+    assert!(!t.contains("Keep-Alive"), "{t}");
+    // A level with its own proxy_set_header inherits none of the parent's.
+    assert!(!t.contains("X-Http"), "{t}");
+    let t = req(&h, &raw("/inherit/q")).text();
+    assert!(t.contains("X-Http: from-http\r\n"), "{t}");
+    assert!(t.contains("User-Agent: tester\r\n"), "{t}");
+    let t = req(&h, &raw("/nohdr/q")).text();
+    assert!(!t.contains("X-Client"), "{t}");
+    assert!(t.contains(&format!("Host: 127.0.0.1:{}\r\n", up.port)), "{t}");
+}
+
+#[test]
+fn request_body_reaches_the_upstream() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_pass http://127.0.0.1:UP; }\nlocation /nobody/ { proxy_pass_request_body off; proxy_set_header Content-Length \"\"; proxy_pass http://127.0.0.1:UP; }");
+    let r = req(&h, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\nname=value");
+    let t = r.text();
+    assert!(t.starts_with("POST /echo HTTP/1.0\r\n"), "{t}");
+    assert!(t.contains("Content-Length: 10\r\n"), "{t}");
+    assert!(t.ends_with("\r\n\r\nname=value"), "{t}");
+    // A chunked body is read whole and sent with its length.
+    let r = req(&h, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    let t = r.text();
+    assert!(t.contains("Content-Length: 11\r\n"), "{t}");
+    assert!(!t.to_ascii_lowercase().contains("transfer-encoding"), "{t}");
+    assert!(t.ends_with("\r\n\r\nhello world"), "{t}");
+    // A large body (past client_body_buffer_size: from the temp file).
+    let big = "x".repeat(200_000);
+    let r = req(&h, &format!("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}", big.len()));
+    assert!(r.text().ends_with(&format!("\r\n\r\n{big}")), "{}", h.logs());
+    let r = req(&h, "POST /nobody/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+    assert!(r.text().ends_with("\r\n\r\n"), "{}", r.text());
+    assert!(!r.text().contains("Content-Length"), "{}", r.text());
+}
+
+#[test]
+fn chunked_and_close_delimited_responses_and_head() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_pass http://127.0.0.1:UP; }");
+    let r = h.get("/chunked");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "abcdefghi");
+    let r = h.get("/close");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "until the end");
+    assert_eq!(r.header("X-Close"), Some("1"));
+    let r = req(&h, "HEAD /fixed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    assert!(r.body.is_empty());
+    // HTTP/1.0 clients get a chunked upstream body until the close.
+    let r = req(&h, "GET /chunked HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    assert_eq!(r.text(), "abcdefghi");
+    assert!(!r.chunked);
+    // A proxied Location goes as the upstream sent it (no proxy_redirect yet).
+    let r = h.get("/moved");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("Location"), Some("/elsewhere"));
+    // Keep-alive to the client across proxied responses of each kind.
+    let mut c = h.connect();
+    for p in ["/fixed", "/chunked", "/close", "/fixed"] {
+        c.send(format!("GET {p} HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200, "{p}");
+    }
+}
+
+#[test]
+fn keepalive_upstream_connections_are_reused() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_http_version 1.1; proxy_pass http://127.0.0.1:UP; }");
+    for i in 0..10 {
+        let r = h.get(if i % 2 == 0 { "/fixed" } else { "/chunked" });
+        assert_eq!(r.status, 200, "{}", h.logs());
+    }
+    // nginx keeps upstream connections only with an upstream{} block's
+    // `keepalive` (and Connection ""); halo keeps a static proxy_pass's with
+    // HTTP/1.1 (README).
+    if is_nginx() {
+        assert_eq!(up.accepted(), 10);
+    } else {
+        assert_eq!(up.accepted(), 1, "{}", h.logs());
+    }
+}
+
+#[test]
+fn refused_connect_is_502_with_the_log_line() {
+    let port = free_port();
+    let h = Halo::server(&format!("location / {{ proxy_pass http://127.0.0.1:{port}; }}"));
+    let r = h.get("/x?a=1");
+    assert_eq!(r.status, 502);
+    let line = format!(
+        "connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: localhost, request: \"GET /x?a=1 HTTP/1.1\", upstream: \"http://127.0.0.1:{port}/x?a=1\", host: \"localhost\""
+    );
+    assert!(h.wait_log("logs/error.log", &line, Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn read_timeout_is_504() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_read_timeout 1s; proxy_pass http://127.0.0.1:UP; }");
+    let r = h.get("/slow");
+    assert_eq!(r.status, 504);
+    assert!(
+        h.wait_log("logs/error.log", "upstream timed out (110: Connection timed out) while reading response header from upstream", Duration::from_secs(3)),
+        "{}",
+        h.error_log()
+    );
+}
+
+#[test]
+fn garbage_and_reset_are_502() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_pass http://127.0.0.1:UP; }");
+    let r = h.get("/garbage");
+    assert_eq!(r.status, 502);
+    assert!(h.wait_log("logs/error.log", "upstream sent invalid header", Duration::from_secs(3)), "{}", h.error_log());
+    let r = h.get("/reset");
+    assert_eq!(r.status, 502);
+    assert!(h.wait_log("logs/error.log", "(104: Connection reset by peer) while reading response header from upstream", Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn lua_filters_over_a_proxied_response() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "",
+        "location / { proxy_pass http://127.0.0.1:UP;\n\
+         header_filter_by_lua_block { ngx.header[\"X-Filtered\"] = ngx.var.upstream_status }\n\
+         body_filter_by_lua_block { ngx.arg[1] = string.upper(ngx.arg[1]) } }",
+    );
+    let r = h.get("/fixed");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.header("X-Filtered"), Some("200"));
+    assert_eq!(r.text(), "HELLO");
+    let r = h.get("/chunked");
+    assert_eq!(r.text(), "ABCDEFGHI");
+}
+
+#[test]
+fn intercept_errors_uses_error_page() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_intercept_errors on; error_page 404 = @nf; proxy_pass http://127.0.0.1:UP; }\nlocation @nf { return 200 intercepted; }");
+    let r = h.get("/missing");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "intercepted");
+}
+
+#[test]
+fn early_close_is_502_and_a_short_body_is_cut() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_pass http://localhost:UP; }");
+    let r = h.get("/early");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert!(
+        h.wait_log("logs/error.log", "upstream prematurely closed connection while reading response header from upstream", Duration::from_secs(3)),
+        "{}",
+        h.error_log()
+    );
+    // The head went out with its length; the body stops short and the
+    // connection closes.
+    let mut c = h.connect();
+    c.send("GET /short HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let err = c.try_read_response(false).unwrap_err();
+    assert!(err.contains("Content-Length: 100") && err.contains("only this"), "{err}");
+    assert!(h.wait_log("logs/error.log", "upstream prematurely closed connection while reading upstream", Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn a_subrequest_to_a_proxied_location() {
+    let up = Upstream::start();
+    let h = server(
+        &up,
+        "",
+        "location /p/ { proxy_pass http://127.0.0.1:UP/; }\n\
+         location /cap { content_by_lua_block {\n\
+           local r = ngx.location.capture(\"/p/fixed\")\n\
+           local c = ngx.location.capture(\"/p/chunked\")\n\
+           ngx.say(r.status, \" \", r.body, \" \", r.header[\"X-Up\"], \" \", c.body)\n\
+         } }",
+    );
+    let r = h.get("/cap");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "200 hello yes abcdefghi\n");
+}
+
+#[test]
+fn a_client_gone_while_the_upstream_works_ends_the_request() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_read_timeout 10s; proxy_pass http://127.0.0.1:UP; }");
+    {
+        let mut c = h.connect();
+        c.send("GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Logged at once, not when the upstream answers (3 s) or times out.
+    assert!(
+        h.wait_log("logs/error.log", "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Duration::from_secs(2)),
+        "{}",
+        h.error_log()
+    );
+    assert!(h.wait_log("logs/access.log", "\"GET /slow HTTP/1.1\" 499", Duration::from_secs(3)), "{}", h.access_log());
+}
+
+#[test]
+fn a_large_body_streams_through() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_http_version 1.1; proxy_pass http://127.0.0.1:UP; }");
+    let want: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for _ in 0..2 {
+        let r = h.get("/big");
+        assert_eq!(r.status, 200, "{}", h.logs());
+        assert_eq!(r.header("Content-Length"), Some("3000000"));
+        assert!(r.body == want, "{} bytes", r.body.len());
+    }
+    if !is_nginx() {
+        assert_eq!(up.accepted(), 1);
+    }
+}
