@@ -429,3 +429,57 @@ fn a_large_body_streams_through() {
         assert_eq!(up.accepted(), 1);
     }
 }
+
+#[test]
+fn an_upstream_block_balances_its_servers_by_weight() {
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let h = Halo::start(&format!(
+        "upstream backend {{ server 127.0.0.1:{} weight=2; server 127.0.0.1:{}; }}\n\
+         log_format up '$upstream_addr';\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ access_log logs/up.log up; proxy_pass http://backend; }}\n}}",
+        a.port, b.port
+    ));
+    for _ in 0..6 {
+        let r = h.get("/fixed");
+        assert_eq!(r.status, 200, "{}", h.logs());
+        assert_eq!(r.text(), "hello");
+    }
+    // HTTP/1.0 to the upstream: one connection per request, 4 to a, 2 to b.
+    assert!(wait_until(Duration::from_secs(3), || a.accepted() == 4 && b.accepted() == 2), "a {} b {}", a.accepted(), b.accepted());
+    assert!(h.wait_log("logs/up.log", &format!("127.0.0.1:{}", b.port), Duration::from_secs(3)));
+}
+
+#[test]
+fn a_refused_peer_is_tried_then_the_next_one_answers() {
+    let good = Upstream::start();
+    let dead = free_port();
+    let h = Halo::start(&format!(
+        "upstream backend {{ server 127.0.0.1:{dead}; server 127.0.0.1:{}; }}\n\
+         log_format up '$upstream_addr $upstream_status';\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ access_log logs/up.log up; proxy_pass http://backend; }}\n}}",
+        good.port
+    ));
+    for _ in 0..4 {
+        let r = h.get("/fixed");
+        assert_eq!(r.status, 200, "{}", h.logs());
+    }
+    // The first request tried the dead peer, logged its failure, then the
+    // good one: $upstream_addr lists both.
+    assert!(h.wait_log("logs/up.log", &format!("127.0.0.1:{dead}, 127.0.0.1:{} ", good.port), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    assert!(h.error_log().contains("connect() failed (111: Connection refused) while connecting to upstream"));
+    assert_eq!(good.accepted(), 4);
+}
+
+#[test]
+fn every_peer_down_is_502() {
+    let (d1, d2) = (free_port(), free_port());
+    let h = Halo::start(&format!(
+        "upstream backend {{ server 127.0.0.1:{d1}; server 127.0.0.1:{d2}; }}\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ proxy_pass http://backend; }}\n}}"
+    ));
+    assert_eq!(h.get("/x").status, 502);
+    assert_eq!(h.get("/x").status, 502);
+}

@@ -1309,7 +1309,7 @@ impl<'a> Builder<'a> {
                     if l.partial.proxy_pass.is_some() {
                         return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
                     }
-                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind)?);
+                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind, &self.upstreams)?);
                 }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),

@@ -21,6 +21,9 @@ pub struct ProxyPass {
     pub addrs: Vec<SocketAddr>,
     /// The URI part (replaces the matched location prefix); None without one.
     pub uri: Option<String>,
+    /// `proxy_pass http://NAME` naming an `upstream {}` block: its peers,
+    /// chosen by its balancer (then `addrs` is empty).
+    pub upstream: Option<std::sync::Arc<super::upstream::UpstreamConf>>,
 }
 
 /// The inheritable `proxy_*` settings.
@@ -198,7 +201,7 @@ impl ProxyPartial {
 }
 
 /// `proxy_pass URL` in a location of `kind`, with nginx's errors.
-pub fn proxy_pass(d: &Directive, kind: LocKind) -> Result<ProxyPass, ConfError> {
+pub fn proxy_pass(d: &Directive, kind: LocKind, upstreams: &[std::sync::Arc<super::upstream::UpstreamConf>]) -> Result<ProxyPass, ConfError> {
     let url = d.args[0].as_str();
     if url.contains('$') {
         return Err(ConfError::at("proxy_pass with variables is not supported by halo yet", d));
@@ -253,6 +256,13 @@ pub fn proxy_pass(d: &Directive, kind: LocKind) -> Result<ProxyPass, ConfError> 
             d,
         ));
     }
+    // A name without a port may be an upstream block's (one defined before
+    // this proxy_pass: halo reads the config in one pass).
+    if !authority.contains(':') {
+        if let Some(u) = upstreams.iter().find(|u| u.name.eq_ignore_ascii_case(host)) {
+            return Ok(ProxyPass { url: url.to_string(), host: host.to_string(), addrs: Vec::new(), uri, upstream: Some(u.clone()) });
+        }
+    }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -265,5 +275,5 @@ pub fn proxy_pass(d: &Directive, kind: LocKind) -> Result<ProxyPass, ConfError> 
         return Err(ConfError::at(format!("host not found in upstream \"{rest}\""), d));
     }
     let host = if port == 80 { host.to_string() } else { format!("{host}:{port}") };
-    Ok(ProxyPass { url: url.to_string(), host, addrs, uri })
+    Ok(ProxyPass { url: url.to_string(), host, addrs, uri, upstream: None })
 }

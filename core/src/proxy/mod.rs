@@ -4,17 +4,18 @@
 //! request (`request`), read the response head and stream the body to the
 //! client through the header and body filters (`relay`).
 //!
-//! The peers are chosen here today: the addresses proxy_pass resolved to at
-//! load time, in order, the next one after a failed connect. The `upstream
-//! {}` work plugs in at [`peers`] (a balancer's choice of `SocketAddr`s) and
-//! at [`Failure`] (what a `proxy_next_upstream` retry would look at).
+//! The peers (`peers`): a static proxy_pass's addresses in order, or an
+//! `upstream {}` block's as its balancer picks them; a try that fails
+//! before anything reached the client goes to the next peer (a method that
+//! cannot be repeated only when the upstream never got the request), as
+//! nginx's default `proxy_next_upstream error timeout`.
 
 mod connect;
+mod peers;
 pub mod pool;
 mod relay;
 mod request;
 
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::ProxyPass;
@@ -24,6 +25,7 @@ use crate::request::{RequestCtx, Response, Upstream};
 use crate::rt::{self, ops};
 
 pub use connect::UpstreamConn;
+use peers::Peers;
 
 /// How one try at the upstream failed (before anything went to the
 /// client): the status to answer and the error-log line's text.
@@ -43,14 +45,6 @@ impl Failure {
     }
 }
 
-/// The peers a request may go to, in the order they are tried: today the
-/// addresses of the proxy_pass host as resolved at load, the next one taken
-/// only when a connect fails (nginx round-robins over them; a balancer will
-/// choose here).
-pub fn peers(pass: &ProxyPass) -> &[SocketAddr] {
-    &pass.addrs
-}
-
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
@@ -67,25 +61,39 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
     }
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &uri);
-    let peers = peers(pass);
+    let key = match pass.upstream.as_ref().and_then(|u| u.hash_key()) {
+        Some(t) => Some(request::render(ctx, t).into_bytes()),
+        None => None,
+    };
+    let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
+    // Tries after a failure that reached the upstream only for methods
+    // that may be repeated (nginx's proxy_next_upstream without
+    // non_idempotent).
+    let idempotent = !matches!(ctx.method(), "POST" | "LOCK" | "PATCH");
     let mut tried: Vec<String> = Vec::new();
-    for (i, &addr) in peers.iter().enumerate() {
-        tried.push(addr.to_string());
-        // $upstream_addr lists every address tried, as nginx's.
+    let mut last_failure = None;
+    while let Some(t) = peers.next() {
+        tried.push(t.name.clone());
+        // $upstream_addr lists every peer tried, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None });
+        let addr = match t.addr {
+            Ok(a) => a,
+            Err(ref path) => {
+                let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
+                peers.done(&t, false);
+                last_failure = Some((format!("http://{}{uri}", t.name), f));
+                continue;
+            }
+        };
         let upstream_name = format!("http://{addr}{uri}");
-        let last = i + 1 == peers.len();
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
+        let mut failure = None;
         for fresh in [false, true] {
             let c = match connect::get(addr, conf.connect_timeout, fresh).await {
                 Ok(c) => c,
                 Err(f) => {
-                    if last {
-                        return fail(ctx, &upstream_name, f);
-                    }
-                    // The next address of the name (nginx logs each failure).
-                    log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+                    failure = Some(f);
                     break;
                 }
             };
@@ -97,19 +105,46 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
                 None => Ok(relay::exchange(ctx, c, &head, &conf).await),
             };
             let Ok(res) = res else {
+                peers.done(&t, true);
                 log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
                 let mut r = ctx.special(499);
                 r.close = true;
                 return r;
             };
             match res {
-                Ok(got) => return relay::respond(ctx, got, &conf, &upstream_name, client).await,
+                Ok(got) => {
+                    peers.done(&t, true);
+                    return relay::respond(ctx, got, &conf, &upstream_name, client).await;
+                }
                 Err((_, true)) if !fresh => continue,
-                Err((f, _)) => return fail(ctx, &upstream_name, f),
+                Err((f, _)) => {
+                    // The request reached the upstream: another peer only
+                    // for a method that may be repeated.
+                    if !idempotent {
+                        peers.done(&t, false);
+                        return fail(ctx, &upstream_name, f);
+                    }
+                    failure = Some(f);
+                    break;
+                }
             }
         }
+        let f = failure.unwrap_or_else(|| Failure::bad_gateway("upstream failed"));
+        peers.done(&t, false);
+        if peers.more() {
+            // The next peer (nginx logs each failure).
+            log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+        }
+        last_failure = Some((upstream_name, f));
     }
-    ctx.special(502)
+    match last_failure {
+        Some((name, f)) => fail(ctx, &name, f),
+        None => {
+            // Every peer of the upstream is down or failed recently.
+            let name = format!("http://{}{uri}", pass.host);
+            fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
+        }
+    }
 }
 
 /// Ready when the client's connection is gone (hung up or failed); a

@@ -92,7 +92,7 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
 
 /// A template against the request, with its captures (as
 /// `server::phases::render`, which this layer cannot call).
-fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+pub(super) fn render(ctx: &mut RequestCtx, t: &Template) -> String {
     if let Some(lit) = t.as_literal() {
         return lit.to_string();
     }
