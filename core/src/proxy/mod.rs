@@ -61,10 +61,7 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
     }
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &uri);
-    let key = match pass.upstream.as_ref().and_then(|u| u.hash_key()) {
-        Some(t) => Some(request::render(ctx, t).into_bytes()),
-        None => None,
-    };
+    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // Tries after a failure that reached the upstream only for methods
     // that may be repeated (nginx's proxy_next_upstream without
