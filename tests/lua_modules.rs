@@ -208,13 +208,12 @@ fn missing_api_says_not_supported_by_halo_yet() {
                 ngx.say(ok, " ", err)
             end
             try(function() return ngx.run_worker_thread() end)
-            try(function() local m = require "ngx.balancer" return m end)
             try(function() local m = require "ngx.pipe" return m end)
             try(function() local m = require "ngx.ssl" return m end)
         } }"##,
     );
     let t = h.get("/t").text();
-    let want = ["ngx.run_worker_thread", "ngx.balancer", "ngx.pipe", "ngx.ssl"];
+    let want = ["ngx.run_worker_thread", "ngx.pipe", "ngx.ssl"];
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines.len(), want.len(), "{t}");
     for (line, name) in lines.iter().zip(want) {

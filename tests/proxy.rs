@@ -483,3 +483,53 @@ fn every_peer_down_is_502() {
     assert_eq!(h.get("/x").status, 502);
     assert_eq!(h.get("/x").status, 502);
 }
+
+#[test]
+fn balancer_by_lua_picks_the_peer_by_header() {
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let h = Halo::start(&format!(
+        "upstream backend {{\n server 0.0.0.1;\n balancer_by_lua_block {{\n\
+             local balancer = require \"ngx.balancer\"\n\
+             local port = ngx.var.http_x_peer == \"b\" and {} or {}\n\
+             assert(balancer.set_current_peer(\"127.0.0.1\", port))\n\
+         }}\n}}\n\
+         log_format up '$upstream_addr';\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ access_log logs/up.log up; proxy_pass http://backend; }}\n}}",
+        b.port, a.port
+    ));
+    for peer in ["a", "b", "b", "a", "b"] {
+        let r = h.get_response(format!("GET /fixed HTTP/1.1\r\nHost: localhost\r\nX-Peer: {peer}\r\n\r\n"));
+        assert_eq!(r.status, 200, "{}", h.logs());
+    }
+    assert!(wait_until(Duration::from_secs(3), || a.accepted() == 2 && b.accepted() == 3), "a {} b {}", a.accepted(), b.accepted());
+}
+
+#[test]
+fn balancer_by_lua_is_called_again_for_the_next_try() {
+    let good = Upstream::start();
+    let dead = free_port();
+    let h = Halo::start(&format!(
+        "upstream backend {{\n server 0.0.0.1;\n balancer_by_lua_block {{\n\
+             local balancer = require \"ngx.balancer\"\n\
+             local state, status = balancer.get_last_failure()\n\
+             ngx.log(ngx.ERR, \"balancer try: \", tostring(state), \" \", tostring(status))\n\
+             if not state then\n\
+                 balancer.set_more_tries(1)\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {dead}))\n\
+             else\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {}))\n\
+             end\n\
+         }}\n}}\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ proxy_pass http://backend; }}\n}}",
+        good.port
+    ));
+    let r = h.get("/fixed");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), "hello");
+    let log = h.error_log();
+    assert!(log.contains("balancer try: nil nil"), "{log}");
+    assert!(log.contains("balancer try: failed 502"), "{log}");
+    assert!(log.contains("connect() failed (111: Connection refused) while connecting to upstream"), "{log}");
+}

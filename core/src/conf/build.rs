@@ -752,7 +752,7 @@ impl<'a> Builder<'a> {
                     h.servers.push(s);
                 }
                 "upstream" => {
-                    let u = super::upstream::upstream_block(c, &self.upstreams)?;
+                    let u = super::upstream::upstream_block(c, &self.upstreams, &|d| self.lua_code(d))?;
                     self.upstreams.push(Arc::new(u));
                 }
                 "log_format" => self.log_format(c)?,

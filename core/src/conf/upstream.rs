@@ -33,6 +33,9 @@ pub struct UpstreamConf {
     pub keepalive_requests: u64,
     /// `keepalive_timeout T` (60s): how long a kept connection may idle.
     pub keepalive_timeout: Duration,
+    /// `balancer_by_lua_block` / `_file`: Lua that picks each try's peer
+    /// (ngx.balancer) instead of the method.
+    pub balancer_by_lua: Option<Arc<super::LuaCode>>,
 }
 
 /// One peer: an address of a `server` line with that line's parameters.
@@ -110,6 +113,9 @@ const UPSTREAM_DIRECTIVES: &[(&str, usize, usize)] = &[
     ("keepalive", 1, 1),
     ("keepalive_requests", 1, 1),
     ("keepalive_timeout", 1, 1),
+    ("balancer_by_lua_block", 1, 1),
+    ("balancer_by_lua_file", 1, 1),
+    ("balancer_keepalive", 1, 1),
 ];
 
 /// `ngx_conf_handler`'s checks for a directive inside `upstream {}`.
@@ -134,7 +140,7 @@ fn check(d: &Directive) -> Result<(), ConfError> {
 /// Read one `upstream NAME { ... }` (already checked for context and
 /// arguments). `existing` are the groups read so far, for nginx's
 /// "duplicate upstream".
-pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>]) -> Result<UpstreamConf, ConfError> {
+pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>], lua_code: &dyn Fn(&Directive) -> super::LuaCode) -> Result<UpstreamConf, ConfError> {
     let name = &d.args[0];
     if existing.iter().any(|u| u.name.eq_ignore_ascii_case(name)) {
         return Err(ConfError::at(format!("duplicate upstream \"{name}\""), d));
@@ -145,6 +151,7 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>]) -> R
     let mut keepalive = None;
     let mut keepalive_requests = None;
     let mut keepalive_timeout = None;
+    let mut balancer_by_lua = None;
     for c in d.block.as_deref().unwrap_or(&[]) {
         check(c)?;
         match c.name.as_str() {
@@ -198,6 +205,16 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>]) -> R
                 }
                 keepalive_timeout = Some(parse_time(&c.args[0], false).ok_or_else(|| slot_err(c, "invalid value"))?);
             }
+            "balancer_by_lua_block" | "balancer_by_lua_file" => {
+                if balancer_by_lua.is_some() {
+                    return Err(ConfError::at("balancer_by_lua* is duplicate", c));
+                }
+                balancer_by_lua = Some(Arc::new(lua_code(c)));
+            }
+            // The pool of balancer-chosen peers: halo's per-peer pool serves them.
+            "balancer_keepalive" => {
+                atoi(&c.args[0]).ok_or_else(|| slot_err(c, "invalid number"))?;
+            }
             _ => unreachable!("{} checked but not handled", c.name),
         }
     }
@@ -218,6 +235,7 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>]) -> R
         keepalive,
         keepalive_requests: keepalive_requests.unwrap_or(1000),
         keepalive_timeout: keepalive_timeout.unwrap_or(Duration::from_secs(60)),
+        balancer_by_lua,
     })
 }
 

@@ -11,6 +11,7 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
+pub mod balancer;
 pub mod base64;
 pub mod config;
 pub mod hash;

@@ -348,7 +348,7 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
     context::with_active(r, |kind, run| {
-        if !matches!(kind, Kind::Timer) && !matches!(kind, Kind::Request(p) if p.may_respond()) {
+        if !matches!(kind, Kind::Timer | Kind::Request(Phase::Balancer)) && !matches!(kind, Kind::Request(p) if p.may_respond()) {
             return BAD_CONTEXT;
         }
         if !(seconds >= 0.0 && seconds.is_finite()) {

@@ -19,7 +19,8 @@ thread_local! {
 /// use cosockets; else the code to return.
 fn owner(r: u64) -> Result<u64, c_int> {
     match context::active_root(r) {
-        Some((Kind::Timer | Kind::Request(Phase::Rewrite | Phase::Access | Phase::Content), root)) => Ok(root),
+        // The balancer too, beyond nginx: a lookup per try may wait.
+        Some((Kind::Timer | Kind::Request(Phase::Rewrite | Phase::Access | Phase::Content | Phase::Balancer), root)) => Ok(root),
         Some(_) => Err(BAD_CONTEXT),
         None => Err(NO_REQUEST),
     }

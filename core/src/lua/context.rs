@@ -27,6 +27,8 @@ pub enum Phase {
     HeaderFilter = 5,
     BodyFilter = 6,
     Set = 7,
+    /// balancer_by_lua* (9: 8 is a timer's get_phase number).
+    Balancer = 9,
 }
 
 impl Phase {
@@ -40,6 +42,7 @@ impl Phase {
             Phase::HeaderFilter => "header_filter_by_lua*",
             Phase::BodyFilter => "body_filter_by_lua*",
             Phase::Set => "set_by_lua*",
+            Phase::Balancer => "balancer_by_lua*",
         }
     }
 

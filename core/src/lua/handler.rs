@@ -280,6 +280,13 @@ impl LuaHandlers {
         }
     }
 
+    /// balancer_by_lua*: picks the next try's peer (ngx.balancer sets
+    /// `ctx.balancer`); it may wait (beyond nginx). false after an error.
+    pub async fn run_balancer(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>) -> bool {
+        let (res, ()) = self.execute(ctx, code, Phase::Balancer, |_| {}, |_| {}, None::<&mut Buffered>).await;
+        res.is_ok()
+    }
+
     /// header_filter_by_lua*: may change `ctx.resp`'s status and headers.
     /// false after an error (the request then answers 500).
     pub async fn run_header_filter(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>) -> bool {

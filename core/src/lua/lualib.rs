@@ -70,6 +70,7 @@ pub static MODULES: &[Module] = modules![
     "resty.core.socket" => "resty/core/socket.lua",
     "resty.core.location" => "resty/core/location.lua",
     "resty.core.unsupported" => "resty/core/unsupported.lua",
+    "ngx.balancer" => "ngx/balancer.lua",
     "ngx.base64" => "ngx/base64.lua",
     "ngx.re" => "ngx/re.lua",
     "ngx.errlog" => "ngx/errlog.lua",
@@ -117,7 +118,7 @@ pub static LUAJIT_MODULES: &[Module] = luajit_modules![
 ];
 
 /// Every header in ffi-headers/, as (file stem, text).
-pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket", "location", "semaphore"];
+pub static HEADERS: &[(&str, &str)] = headers!["base", "time", "worker", "config", "log", "request", "regex", "shdict", "string", "hash", "base64", "thread", "timer", "socket", "location", "semaphore", "balancer"];
 
 /// Libraries OpenResty bundles that halo provides only when the operator's
 /// paths hold none: (name required, embedded module that answers).

@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 
 use crate::conf::proxy::ProxyPass;
 use crate::conf::Location;
-use crate::lua::handler::Stream;
+use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
 use crate::rt::{self, ops};
 
@@ -48,8 +48,8 @@ impl Failure {
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
-pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
-    let conf = ctx.conf.proxy.clone();
+pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
+    let mut conf = ctx.conf.proxy.clone();
     // The body is read whole first (memory, or a temp file past
     // client_body_buffer_size), as nginx's proxy_request_buffering on.
     if conf.pass_request_body && !ctx.body_done {
@@ -69,7 +69,39 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
     let idempotent = !matches!(ctx.method(), "POST" | "LOCK" | "PATCH");
     let mut tried: Vec<String> = Vec::new();
     let mut last_failure = None;
-    while let Some(t) = peers.next() {
+    // balancer_by_lua: Lua picks each try's peer (the block's balancer when
+    // it sets none); 1 + set_more_tries tries.
+    let lua_balancer = lua.zip(pass.upstream.as_ref().and_then(|u| u.balancer_by_lua.clone()));
+    let mut tries = 0usize;
+    loop {
+        let t = match &lua_balancer {
+            Some((lua, code)) => {
+                if tries > ctx.balancer.more_tries as usize {
+                    break;
+                }
+                ctx.balancer.peer = None;
+                if !lua.run_balancer(ctx, code).await {
+                    return ctx.special(500);
+                }
+                conf = balancer_timeouts(conf, ctx);
+                match ctx.balancer.peer.take() {
+                    Some(addr) => peers::Try::chosen(addr),
+                    None => match peers.next() {
+                        Some(t) => t,
+                        None => break,
+                    },
+                }
+            }
+            None => match peers.next() {
+                Some(t) => t,
+                None => break,
+            },
+        };
+        tries += 1;
+        let more = match &lua_balancer {
+            Some(_) => tries <= ctx.balancer.more_tries as usize,
+            None => peers.more(),
+        };
         tried.push(t.name.clone());
         // $upstream_addr lists every peer tried, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None });
@@ -128,7 +160,8 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
         }
         let f = failure.unwrap_or_else(|| Failure::bad_gateway("upstream failed"));
         peers.done(&t, false);
-        if peers.more() {
+        ctx.balancer.last_failure = Some(("failed", f.status));
+        if more {
             // The next peer (nginx logs each failure).
             log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
         }
@@ -142,6 +175,19 @@ pub async fn run<'a>(ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: 
             fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
         }
     }
+}
+
+/// The proxy settings with ngx.balancer.set_timeouts' values over them.
+fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &RequestCtx) -> std::sync::Arc<crate::conf::proxy::ProxyConf> {
+    let [c, s, r] = ctx.balancer.timeouts;
+    if c.is_none() && s.is_none() && r.is_none() {
+        return conf;
+    }
+    let mut own = (*conf).clone();
+    own.connect_timeout = c.unwrap_or(own.connect_timeout);
+    own.send_timeout = s.unwrap_or(own.send_timeout);
+    own.read_timeout = r.unwrap_or(own.read_timeout);
+    std::sync::Arc::new(own)
 }
 
 /// Ready when the client's connection is gone (hung up or failed); a

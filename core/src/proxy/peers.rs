@@ -34,6 +34,13 @@ pub struct Try {
     peer: Option<Peer>,
 }
 
+impl Try {
+    /// A peer balancer_by_lua chose (ngx.balancer.set_current_peer).
+    pub fn chosen(addr: SocketAddr) -> Try {
+        Try { addr: Ok(addr), name: addr.to_string(), peer: None }
+    }
+}
+
 /// The tries of one request.
 pub enum Peers<'p> {
     Static(std::slice::Iter<'p, SocketAddr>),

@@ -73,6 +73,21 @@ pub struct RequestCtx<'a> {
     /// The proxied server, once proxy_pass chose one ($upstream_addr,
     /// $upstream_status).
     pub upstream: Option<Upstream>,
+    /// What balancer_by_lua set for the try at hand (ngx.balancer).
+    pub balancer: BalancerPick,
+}
+
+/// ngx.balancer's settings for a request's tries.
+#[derive(Debug, Default, Clone)]
+pub struct BalancerPick {
+    /// set_current_peer: the try's peer (taken by the try).
+    pub peer: Option<std::net::SocketAddr>,
+    /// set_more_tries: tries after the first.
+    pub more_tries: u32,
+    /// get_last_failure: ("failed" | "next", status) of the last try.
+    pub last_failure: Option<(&'static str, u16)>,
+    /// set_timeouts: connect, send, read for the tries (None: the proxy's).
+    pub timeouts: [Option<std::time::Duration>; 3],
 }
 
 /// What a request knows of the server it was proxied to.
@@ -142,6 +157,7 @@ impl<'a> RequestCtx<'a> {
             request_length,
             resp: Reply::default(),
             upstream: None,
+            balancer: BalancerPick::default(),
         }
     }
 

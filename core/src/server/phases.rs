@@ -187,7 +187,7 @@ impl Phases<'_> {
                         },
                         None => return ctx.special(500),
                     },
-                    Content::Proxy(pass) => return crate::proxy::run(ctx, loc, pass, &mut *client).await,
+                    Content::Proxy(pass) => return crate::proxy::run(self.lua, ctx, loc, pass, &mut *client).await,
                     Content::Static => match static_content(ctx, loc) {
                         Served::Done(r) => return r,
                         Served::Redirect(target) => target,

@@ -13,7 +13,7 @@ local get_context = C.halo_ffi_request_context
 local c_get_phase = C.halo_ffi_request_get_phase
 local error = error
 
-local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set", "timer" }
+local names = { "rewrite", "access", "content", "log", "header_filter", "body_filter", "set", "timer", "balancer" }
 
 local _M = {}
 

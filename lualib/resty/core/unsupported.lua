@@ -47,7 +47,7 @@ local api = {
 
 -- lua-resty-core's (and OpenResty's bundled) modules halo lacks.
 local modules = {
-    "ngx.balancer", "ngx.ssl", "ngx.ssl.session", "ngx.ssl.clienthello",
+    "ngx.ssl", "ngx.ssl.session", "ngx.ssl.clienthello",
     "ngx.ssl.proxysslcert", "ngx.ssl.proxysslverify", "ngx.ocsp",
     "ngx.pipe", "ngx.upstream",
 }
