@@ -9,6 +9,7 @@ base.cdef "request"
 
 local C = ffi.C
 local get_request = C.halo_ffi_request_current
+local c_is_subrequest = C.halo_ffi_request_is_subrequest
 local c_set_header = C.halo_ffi_request_set_header
 local c_get_status = C.halo_ffi_request_get_status
 local c_set_status = C.halo_ffi_request_set_status
@@ -143,7 +144,7 @@ mt.__index = function(t, key)
         if r == 0 then
             no_request(2)
         end
-        return C.halo_ffi_request_is_subrequest(r) == 1
+        return c_is_subrequest(r) == 1
     end
     return rawget(t, key)
 end
