@@ -20,7 +20,7 @@
 #   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
 #   HALO_BIN=...  use this binary and skip the cargo build
 #   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
-#   ENDPOINT=return|hello|redis              (hello, redis write results-hello.md, results-redis.md)
+#   ENDPOINT=return|hello|redis|proxy        (each but return writes results-ENDPOINT.md)
 #   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
 # Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
 set -euo pipefail
@@ -43,7 +43,12 @@ case "$ENDPOINT" in
     # One GET per request; the reply is "$5\r\nhello\r\n". (sed sees \\ as one backslash.)
     redis) CONTENT='content_by_lua_block { local s = ngx.socket.tcp() local ok, err = s:connect("127.0.0.1", @REDIS_PORT@) if not ok then ngx.status = 500 ngx.say(err) return end s:send("GET k\\r\\n") s:receive() local v = s:receive(7) s:setkeepalive(0, 64) ngx.say(v:sub(1, 5)) }'
            RESULTS=${RESULTS:-$HERE/results-redis.md} ;;
-    *) echo "ENDPOINT must be return, hello or redis" >&2; exit 2 ;;
+    # proxy_pass to an upstream (Debian's nginx answering `return 200`, started by run.sh
+    # beside wrk), kept-alive connections on both servers.
+    proxy) HTTP_EXTRA='upstream up { server 127.0.0.1:@UP_PORT@; keepalive 32; }'
+           CONTENT='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
+           RESULTS=${RESULTS:-$HERE/results-proxy.md} ;;
+    *) echo "ENDPOINT must be return, hello, redis or proxy" >&2; exit 2 ;;
 esac
 # nginx needs Debian's Lua module for the Lua endpoint (halo has it built in).
 NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
@@ -96,6 +101,7 @@ REDIS_PID=""
 cleanup() {
     local name pid i
     [[ -n $REDIS_PID ]] && kill -TERM "$REDIS_PID" 2>/dev/null
+    [[ -n ${UP_PID:-} ]] && kill -TERM "$UP_PID" 2>/dev/null
     for name in "${!PID[@]}"; do
         pid=${PID[$name]}
         kill -TERM "$pid" 2>/dev/null || continue
@@ -162,10 +168,11 @@ start_server() {
     port=$(free_port)
     mkdir -p "$prefix/conf" "$prefix/logs"
     local modules=""
-    if [[ $name == nginx && $ENDPOINT != return ]]; then
+    if [[ $name == nginx && ( $ENDPOINT == hello || $ENDPOINT == redis ) ]]; then
         modules="load_module $NGINX_MODULES/ndk_http_module.so; load_module $NGINX_MODULES/ngx_http_lua_module.so;"
     fi
-    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/" \
+    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s|@HTTP@|${HTTP_EXTRA:-}|" \
+        -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/" -e "s/@UP_PORT@/${UP_PORT:-0}/" \
         "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
     # Debian's nginx opens its compiled-in /var/log/nginx/error.log before reading the
     # config unless given an early error log: keep it inside the prefix.
@@ -296,6 +303,21 @@ log "$RUNS x ${DURATION}s per server and scenario, $CONNS connections, pipeline 
     "server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; about ${est}s"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
+if [[ $ENDPOINT == proxy ]]; then
+    UP_PORT=$(free_port)
+    mkdir -p "$TMP/up/conf" "$TMP/up/logs"
+    cat >"$TMP/up/conf/nginx.conf" <<UPEOF
+master_process off; daemon off; worker_processes 1; error_log logs/error.log warn; pid logs/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+    server { listen 127.0.0.1:$UP_PORT; location / { return 200 "hello\n"; } } }
+UPEOF
+    # The upstream runs beside wrk, off the measured server's core.
+    taskset -c "$WRK_CPU" "$NGINX_BIN" -p "$TMP/up" -c conf/nginx.conf -e logs/error.log </dev/null >"$TMP/up/logs/stdout.log" 2>&1 &
+    UP_PID=$!
+    for i in $(seq 50); do port_open "$UP_PORT" && break; sleep 0.1; done
+    port_open "$UP_PORT" || die "the upstream nginx did not start (see $TMP/up/logs)"
+fi
 if [[ $ENDPOINT == redis ]]; then
     command -v redis-server >/dev/null || die "redis-server not found (apt-get install -y redis-server)"
     REDIS_PORT=$(free_port)
