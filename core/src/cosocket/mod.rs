@@ -127,6 +127,10 @@ struct Sock {
     limit: Option<(usize, usize)>,
     /// The connection counts against its limited pool.
     counted: bool,
+    /// The connection's multishot receive (armed at its first receive, kept
+    /// across receives and while pooled); None without the worker's
+    /// buffer ring, or for UDP.
+    multi: Option<ops::RecvMulti>,
 }
 
 impl Sock {
@@ -287,6 +291,7 @@ pub fn new(owner: u64, datagram: bool) -> u64 {
             sending: None,
             limit: None,
             counted: false,
+            multi: None,
         });
         handle(slot, generation)
     })
@@ -344,6 +349,9 @@ fn close_fd(fd: RawFd) {
 /// a new connect.
 fn reset(sock: &mut Sock, keep: bool) -> Option<RawFd> {
     let fd = sock.fd.take();
+    if !keep {
+        sock.multi = None;
+    }
     if let (Some(fd), false) = (fd, keep) {
         close_after_send(fd, sock.sending.take());
         if sock.counted {
@@ -395,7 +403,10 @@ pub fn connect(h: u64, owner: u64, cx: u64, target: Target<'_>, pool: Option<&st
         let limit = sock.limit.filter(|_| !sock.datagram);
         let pooled = match limit {
             _ if sock.datagram => None,
-            None => pool::take(&key),
+            None => pool::take_conn(&key).map(|(fd, reused, multi)| {
+                sock.multi = multi;
+                (fd, reused)
+            }),
             Some((size, backlog)) => match pool::acquire(&key, size, backlog) {
                 pool::Acquire::Idle(fd, reused) => Some((fd, reused)),
                 pool::Acquire::Open => {
@@ -719,7 +730,12 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
                     _ => st.buffer_size,
                 };
                 let sending = sock.sending.take();
-                Step::Wait(Box::pin(fill(h, cx, fd, sending, buf, max, sock.read_timeout, read::Want::of(&pattern))))
+                let multi = match sock.multi.take() {
+                    Some(m) => Some(m),
+                    None if !sock.datagram => ops::RecvMulti::new(fd),
+                    None => None,
+                };
+                Step::Wait(Box::pin(fill(h, cx, fd, sending, buf, max, sock.read_timeout, read::Want::of(&pattern), multi)))
             }
         }
     })
@@ -731,13 +747,15 @@ pub fn receive<R>(h: u64, owner: u64, cx: u64, pattern: Pattern<'_>, f: impl FnO
 /// Each receive goes into a buffer of its own: an abandoned one (timeout)
 /// parks that, not the socket's unread bytes.
 #[allow(clippy::too_many_arguments)]
-async fn fill(h: u64, cx: u64, fd: RawFd, sending: Option<send::Sending>, buf: Vec<u8>, max: usize, timeout: Duration, want: read::Want) {
+async fn fill(h: u64, cx: u64, fd: RawFd, sending: Option<send::Sending>, buf: Vec<u8>, max: usize, timeout: Duration, want: read::Want, multi: Option<ops::RecvMulti>) {
     let _waiting = Waiting { h, op: Op::Read };
+    let mut multi = multi;
     // The request goes out first (its failure is this receive's).
     if let Some(s) = sending {
         if let Err(e) = send::finish(fd, s).await {
             with_live(h, fd, |sock| {
                 sock.write_closed = true;
+                sock.multi = multi.take();
                 sock.outcome = Some(Outcome { cx, op: Op::Read, result: Err(e) });
             });
             return;
@@ -746,7 +764,17 @@ async fn fill(h: u64, cx: u64, fd: RawFd, sending: Option<send::Sending>, buf: V
     let mut buf = buf;
     loop {
         buf.clear();
-        let res = rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(rt::now() + timeout)).await;
+        let deadline = rt::now() + timeout;
+        let res = match multi.as_mut() {
+            // The connection's multishot receive: no submission per read.
+            Some(m) => match rt::race(m.next_into(&mut buf), rt::sleep_until(deadline)).await {
+                // The worker's buffers ran out: this read is a plain recv.
+                Ok(n) if n == -libc::ENOBUFS => rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(deadline)).await,
+                Ok(n) => Ok((n, buf)),
+                Err(()) => Err(()),
+            },
+            None => rt::race(ops::recv(fd, buf, max, false), rt::sleep_until(deadline)).await,
+        };
         if res.is_err() && settings().log_errors {
             crate::error_log!(crate::log::Level::Error, None, "lua tcp socket read timed out");
         }
@@ -759,6 +787,8 @@ async fn fill(h: u64, cx: u64, fd: RawFd, sending: Option<send::Sending>, buf: V
                 // Not enough yet: receive again, into the spare buffer.
                 sock.outcome = None;
                 next = std::mem::take(&mut sock.spare);
+            } else {
+                sock.multi = multi.take();
             }
         });
         if !more {
@@ -882,9 +912,10 @@ pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option
         let key = std::mem::take(&mut sock.key);
         let reused = sock.reused;
         let (timeout, size) = (timeout.unwrap_or(st.keepalive_timeout), size.unwrap_or(st.pool_size).max(1));
+        let multi = sock.multi.take();
         if let Some(fd) = reset(sock, true) {
             match sending {
-                None => pool::put(key, fd, reused, timeout, size),
+                None => pool::put_conn(key, fd, reused, multi, timeout, size),
                 // Pooled once its last send is out (closed if that fails).
                 Some(s) => rt::spawn(async move {
                     match send::finish(fd, s).await {

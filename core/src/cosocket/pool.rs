@@ -15,11 +15,14 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::rt;
+use crate::rt::{self, ops};
 
 struct Idle {
     fd: RawFd,
     reused: u32,
+    /// The connection's multishot receive, still armed while it idles: a
+    /// completion on it means the peer closed (or sent what it must not).
+    multi: Option<ops::RecvMulti>,
     /// When it went idle, and how long it may stay (zero: no limit).
     since: Instant,
     timeout: Duration,
@@ -63,12 +66,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// An idle connection of pool `key`: its fd and how often it was reused.
 pub fn take(key: &str) -> Option<(RawFd, u32)> {
+    take_conn(key).map(|(fd, reused, _)| (fd, reused))
+}
+
+/// [`take`], with the connection's armed multishot receive if it had one.
+pub fn take_conn(key: &str) -> Option<(RawFd, u32, Option<ops::RecvMulti>)> {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
         let pool = p.get_mut(key)?;
         while let Some(idle) = pool.idle.pop_back() {
-            if alive(idle.fd) {
-                return Some((idle.fd, idle.reused));
+            if alive(&idle) {
+                return Some((idle.fd, idle.reused, idle.multi));
             }
             close(idle.fd);
             pool.closed();
@@ -159,10 +167,15 @@ impl Drop for Slot {
 /// Puts connection `fd` into pool `key`, which keeps at most `size` (the
 /// oldest goes); `timeout` zero keeps it until the peer closes it.
 pub fn put(key: String, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
+    put_conn(key, fd, reused, None, timeout, size)
+}
+
+/// [`put`], keeping the connection's multishot receive armed.
+pub fn put_conn(key: String, fd: RawFd, reused: u32, multi: Option<ops::RecvMulti>, timeout: Duration, size: usize) {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
         let pool = p.entry(key).or_default();
-        pool.idle.push_back(Idle { fd, reused, since: rt::now(), timeout });
+        pool.idle.push_back(Idle { fd, reused, multi, since: rt::now(), timeout });
         if pool.idle.len() > size {
             if let Some(old) = pool.idle.pop_front() {
                 close(old.fd);
@@ -191,7 +204,7 @@ async fn sweep() {
             for pool in p.values_mut() {
                 let before = pool.idle.len();
                 pool.idle.retain(|i| {
-                    let keep = (i.timeout.is_zero() || now.duration_since(i.since) < i.timeout) && alive(i.fd);
+                    let keep = (i.timeout.is_zero() || now.duration_since(i.since) < i.timeout) && alive(i);
                     if !keep {
                         close(i.fd);
                     }
@@ -211,10 +224,15 @@ async fn sweep() {
     }
 }
 
-/// Whether an idle connection is still open and quiet: a peek that finds
-/// nothing to read. The peer's close (or anything it sent, which an idle
-/// connection must not have) means it cannot be reused.
-fn alive(fd: RawFd) -> bool {
+/// Whether an idle connection is still open and quiet: its armed receive
+/// has seen nothing, or (with none armed) a peek finds nothing to read. The
+/// peer's close (or anything it sent, which an idle connection must not
+/// have) means it cannot be reused.
+fn alive(idle: &Idle) -> bool {
+    if let Some(pending) = idle.multi.as_ref().and_then(ops::RecvMulti::pending) {
+        return !pending;
+    }
+    let fd = idle.fd;
     let mut b = 0u8;
     // SAFETY: a one-byte peek into a local; MSG_DONTWAIT never blocks.
     let n = unsafe { libc::recv(fd, (&mut b as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };

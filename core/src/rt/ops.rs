@@ -252,6 +252,13 @@ impl RecvMulti {
         driver::with(|d| d.bufs.is_some()).then_some(RecvMulti { fd, idx: None })
     }
 
+    /// Whether a completion (data, the end, an error) waits to be taken;
+    /// None when nothing is armed yet (it cannot tell).
+    pub fn pending(&self) -> Option<bool> {
+        let idx = self.idx?;
+        Some(driver::with(|d| matches!(&d.ops[idx], Slot::Multi { results, more, .. } if !results.is_empty() || !*more)))
+    }
+
     fn arm(fd: RawFd) -> usize {
         driver::with(|d| {
             let idx = d.ops.insert(Slot::Multi { results: Default::default(), waker: None, more: true });
