@@ -533,3 +533,162 @@ fn balancer_by_lua_is_called_again_for_the_next_try() {
     assert!(log.contains("balancer try: failed 502"), "{log}");
     assert!(log.contains("connect() failed (111: Connection refused) while connecting to upstream"), "{log}");
 }
+
+/// An upstream for Upgrade requests: a request with `Upgrade: websocket`
+/// and `Connection: upgrade` to /ws gets a 101, then what it receives comes
+/// back uppercased until the proxy closes (counted in `closed`); others get
+/// a 403 with a body.
+struct Upgrader {
+    port: u16,
+    closed: Arc<AtomicUsize>,
+}
+
+impl Upgrader {
+    fn start() -> Upgrader {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let c = closed.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let Some((head, _)) = read_request(&mut s, &mut buf) else { return };
+                    let lower = head.to_ascii_lowercase();
+                    if !(head.starts_with("GET /ws") && lower.contains("\r\nupgrade: websocket\r\n") && lower.contains("\r\nconnection: upgrade\r\n")) {
+                        let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 8\r\nConnection: close\r\n\r\nrefused\n");
+                        return;
+                    }
+                    let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+                    let mut pending = buf;
+                    loop {
+                        if !pending.is_empty() {
+                            let up = pending.to_ascii_uppercase();
+                            if s.write_all(&up).is_err() {
+                                break;
+                            }
+                            pending.clear();
+                        }
+                        let mut t = [0u8; 4096];
+                        match s.read(&mut t) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => pending.extend_from_slice(&t[..n]),
+                        }
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Upgrader { port, closed }
+    }
+}
+
+const WS_LOCATION: &str = "location / { proxy_pass http://127.0.0.1:UP; proxy_http_version 1.1; \
+     proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; proxy_read_timeout 1s; }";
+
+fn ws_server(up: &Upgrader) -> Halo {
+    let body = WS_LOCATION.replace("UP", &up.port.to_string());
+    Halo::start(&format!("server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n        server_name localhost;\n{body}\n    }}"))
+}
+
+/// Read from `s` until `want` bytes came (or the stream ends).
+fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let mut t = [0u8; 4096];
+        match s.read(&mut t) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&t[..n]),
+        }
+    }
+    got
+}
+
+/// The response head (up to the blank line) and what followed it.
+fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            return (String::from_utf8_lossy(&got[..i + 4]).into_owned(), got[i + 4..].to_vec());
+        }
+        let mut t = [0u8; 4096];
+        match s.read(&mut t) {
+            Ok(0) | Err(_) => return (String::from_utf8_lossy(&got).into_owned(), Vec::new()),
+            Ok(n) => got.extend_from_slice(&t[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_websocket_upgrade_is_tunnelled_both_ways() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Bytes sent with the head go through once the tunnel is up.
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nearly;").unwrap();
+    let (head, mut rest) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}\n{}", h.logs());
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    assert!(head.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(!lower.contains("content-length") && !lower.contains("transfer-encoding"), "{head}");
+    rest.extend(read_n(&mut s, 6 - rest.len()));
+    assert_eq!(rest, b"EARLY;");
+    for msg in ["hello", "second message", &"x".repeat(100_000)] {
+        s.write_all(msg.as_bytes()).unwrap();
+        let got = read_n(&mut s, msg.len());
+        assert_eq!(String::from_utf8_lossy(&got), msg.to_ascii_uppercase());
+    }
+    assert_eq!(up.closed.load(Ordering::SeqCst), 0);
+    drop(s);
+    // The client's close closes the upstream connection (never pooled).
+    assert!(wait_until(Duration::from_secs(3), || up.closed.load(Ordering::SeqCst) == 1), "{}", h.logs());
+}
+
+#[test]
+fn an_idle_tunnel_ends_after_proxy_read_timeout() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n").unwrap();
+    let (head, _) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s.write_all(b"ping").unwrap();
+    assert_eq!(read_n(&mut s, 4), b"PING");
+    // Nothing moves for proxy_read_timeout (1s): both sides are closed.
+    let started = std::time::Instant::now();
+    let mut t = [0u8; 16];
+    assert_eq!(s.read(&mut t).unwrap_or(0), 0);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(wait_until(Duration::from_secs(3), || up.closed.load(Ordering::SeqCst) == 1), "{}", h.logs());
+    assert!(h.wait_log("logs/error.log", "upstream timed out (110: Connection timed out) while proxying upgraded connection", Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn a_refused_upgrade_is_a_normal_response() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    // The upstream answers 403 to an Upgrade request it does not take.
+    let r = req(&h, "GET /other HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    assert_eq!(r.status, 403, "{}", h.logs());
+    assert_eq!(r.text(), "refused\n");
+    // The client's connection goes on with the next request.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /nows HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    let (head, body) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    let mut body = body;
+    body.extend(read_n(&mut s, 8 - body.len()));
+    assert_eq!(body, b"refused\n");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    let (head, _) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s.write_all(b"abc").unwrap();
+    assert_eq!(read_n(&mut s, 3), b"ABC");
+}

@@ -192,6 +192,9 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         drop(conn);
         return ctx.special(status);
     }
+    // An Upgrade request the upstream switched: a tunnel (nginx's upgraded
+    // connection), when the client has a connection of its own.
+    let upgrade = status == 101 && ctx.req.header("upgrade").is_some() && client.client_fd().is_some();
     let mut length = None;
     let mut chunked = false;
     let mut close = !http11;
@@ -215,10 +218,16 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         } else if name.eq_ignore_ascii_case("content-type") {
             ctx.resp.content_type = Some(Cow::Owned(v.into_owned()));
         }
-        if hop_by_hop(name) || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        // The upstream's Upgrade goes with its 101 (the head writer says
+        // `Connection: upgrade`).
+        let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
+        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             continue;
         }
         ctx.resp.headers.push(name.as_str(), value);
+    }
+    if upgrade {
+        return tunnel(ctx, conn, &buf[body_at..], conf, upstream, client).await;
     }
     let no_body = ctx.req.method == Method::Head || matches!(status, 204 | 304) || status < 200;
     let mut framing = if no_body {
@@ -296,4 +305,24 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
             Recv::Error(e) => return cut(ctx, &format!("recv() failed {} while reading upstream", os(e))),
         }
     }
+}
+
+/// The 101 head to the client, what the upstream sent after its head, then
+/// bytes both ways until either side closes (proxy_read_timeout idle). The
+/// upstream connection is closed after it, as the client's.
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+    let done = Response { close: true, ..Response::with_body(Body::Empty) };
+    ctx.resp.length = None;
+    ctx.resp.out.clear();
+    let ok = client.flush(ctx, false).await;
+    ctx.resp.headers_sent = true;
+    if !ok || (!after.is_empty() && !client.write_raw(ctx, after).await) {
+        return done;
+    }
+    if let Err(e) = client.tunnel(ctx, conn.fd, conf.read_timeout).await {
+        let msg = if e == "timed out" { "upstream timed out (110: Connection timed out) while proxying upgraded connection".to_string() } else { format!("{e} while proxying upgraded connection") };
+        super::log(ctx, Level::Error, &msg, upstream);
+    }
+    drop(conn);
+    done
 }

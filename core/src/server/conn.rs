@@ -560,6 +560,66 @@ impl crate::lua::handler::Stream for Client<'_> {
         self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await
     }
 
+    async fn tunnel(&mut self, ctx: &mut RequestCtx<'_>, peer: RawFd, idle: Duration) -> Result<(), &'static str> {
+        self.take_over(ctx);
+        self.body_ok = false;
+        let fd = self.io.fd;
+        loop {
+            // The client's bytes (what it sent after its head first) to the peer.
+            if !self.io.pending().is_empty() {
+                let data = self.io.pending().to_vec();
+                self.io.start = self.io.inbuf.len();
+                if !send_to(peer, data, idle).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            let deadline = rt::now() + idle;
+            let res = {
+                // The multishot receive keeps what it got when the race drops
+                // it; without one, the client is polled and read at once below.
+                let client = async {
+                    if self.io.multi.is_some() {
+                        Some(self.io.read(TUNNEL_READ, deadline, None).await)
+                    } else {
+                        ops::poll_readable(fd).await;
+                        None
+                    }
+                };
+                rt::race(rt::race(client, ops::poll_readable(peer)), rt::sleep_until(deadline)).await
+            };
+            match res {
+                Ok(Ok(Some(Read::Data))) => {}
+                Ok(Ok(Some(Read::TimedOut))) | Err(_) => return Err("timed out"),
+                Ok(Ok(Some(_))) => return Ok(()),
+                Ok(Ok(None)) => {
+                    self.io.compact();
+                    let at = self.io.inbuf.len();
+                    self.io.inbuf.resize(at + TUNNEL_READ, 0);
+                    // SAFETY: recv into the TUNNEL_READ bytes just added.
+                    let n = unsafe { libc::recv(fd, self.io.inbuf[at..].as_mut_ptr().cast(), TUNNEL_READ, libc::MSG_DONTWAIT) };
+                    self.io.inbuf.truncate(at + n.max(0) as usize);
+                    if n == 0 || n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(_)) => {
+                    // The peer's bytes to the client.
+                    let (n, buf) = ops::recv(peer, Vec::with_capacity(TUNNEL_READ), TUNNEL_READ, false).await;
+                    if n <= 0 {
+                        return Ok(());
+                    }
+                    ctx.resp.body_bytes_sent += buf.len() as u64;
+                    ctx.resp.bytes_sent += buf.len() as u64;
+                    self.io.out.extend_from_slice(&buf);
+                    if !(self.io.flush(idle).await && self.io.settle().await) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16> {
         if ctx.body_done || !self.body_ok {
             return Ok(());
@@ -576,6 +636,25 @@ impl crate::lua::handler::Stream for Client<'_> {
             }
         }
     }
+}
+
+/// Bytes asked of one read in a tunnel (an upgraded proxied connection).
+const TUNNEL_READ: usize = 64 * 1024;
+
+/// Send all of `data` to a tunnel's peer, each send within `timeout`;
+/// false when it failed.
+async fn send_to(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> bool {
+    let mut from = 0;
+    while from < data.len() {
+        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
+            Ok((n, b)) if n > 0 => {
+                data = b;
+                from += n as usize;
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Queue a streamed body part (and its end if `eof`).
@@ -788,7 +867,14 @@ fn write_head(io: &mut Io, ctx: &mut RequestCtx<'_>, content_length: Option<u64>
             last_modified: None,
             location: None,
             chunked,
-            keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
+            // A 101 says `Connection: upgrade`, as nginx's header filter.
+            keep_alive: if resp.status == 101 {
+                KeepAlive::Upgrade
+            } else if keep {
+                KeepAlive::Yes
+            } else {
+                KeepAlive::No
+            },
             keep_alive_timeout: None,
             extra: &resp.headers,
         }
