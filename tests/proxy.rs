@@ -692,3 +692,141 @@ fn a_refused_upgrade_is_a_normal_response() {
     s.write_all(b"abc").unwrap();
     assert_eq!(read_n(&mut s, 3), b"ABC");
 }
+
+/// An upstream that answers every request with `status` and a body naming
+/// it, then closes; counts the requests and keeps their methods.
+struct Fixed {
+    port: u16,
+    methods: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Fixed {
+    fn start(status: u16) -> Fixed {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let methods = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = methods.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let Some((head, _)) = read_request(&mut s, &mut buf) else { return };
+                    m.lock().unwrap().push(head.split(' ').next().unwrap_or("").to_string());
+                    let body = format!("{status} from {port}\n");
+                    let _ = s.write_all(format!("HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                });
+            }
+        });
+        Fixed { port, methods }
+    }
+
+    fn requests(&self) -> usize {
+        self.methods.lock().unwrap().len()
+    }
+}
+
+/// A server with upstream blocks `NAME { server FIRST; server SECOND; }`
+/// (one per location, so each starts at its first server) and `body`.
+fn two_peer_server(blocks: &[(&str, u16, u16)], body: &str) -> Halo {
+    let mut ups = String::new();
+    for (name, a, b) in blocks {
+        ups.push_str(&format!("upstream {name} {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}\n"));
+    }
+    Halo::start(&format!(
+        "{ups}log_format up '$request_uri $upstream_addr $upstream_status';\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n access_log logs/up.log up;\n{body}\n}}"
+    ))
+}
+
+#[test]
+fn next_upstream_http_503_tries_the_next_server() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let (bad2, good2) = (Fixed::start(503), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", bad2.port, good2.port)],
+        "location /next { proxy_next_upstream error timeout http_503; proxy_pass http://b1; }\n\
+         location /default { proxy_pass http://b2; }",
+    );
+    let r = h.get("/next");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good.port));
+    assert_eq!((bad.requests(), good.requests()), (1, 1));
+    let line = format!("/next 127.0.0.1:{}, 127.0.0.1:{} 503, 200", bad.port, good.port);
+    assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    // Without http_503 the answer is relayed as it is.
+    let r = h.get("/default");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), format!("503 from {}\n", bad2.port));
+    assert_eq!(good2.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/default 127.0.0.1:{} 503", bad2.port), Duration::from_secs(3)));
+}
+
+#[test]
+fn next_upstream_off_answers_the_first_failure() {
+    let good = Fixed::start(200);
+    let dead = free_port();
+    let h = two_peer_server(&[("b1", dead, good.port), ("b2", dead, good.port)], "location /off { proxy_next_upstream off; proxy_pass http://b1; }\nlocation /on { proxy_pass http://b2; }");
+    let r = h.get("/off");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/off 127.0.0.1:{dead} 502"), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    // The default (error timeout) goes on to the next server.
+    let r = h.get("/on");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert!(h.wait_log("logs/up.log", &format!("/on 127.0.0.1:{dead}, 127.0.0.1:{} 502, 200", good.port), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}
+
+#[test]
+fn next_upstream_tries_limits_the_tries() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let dead = free_port();
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", dead, good.port)],
+        "location /status { proxy_next_upstream http_503; proxy_next_upstream_tries 1; proxy_pass http://b1; }\n\
+         location /refused { proxy_next_upstream_tries 1; proxy_pass http://b2; }",
+    );
+    // The last try's answer is relayed, even one that would move on.
+    let r = h.get("/status");
+    assert_eq!(r.status, 503, "{}", h.logs());
+    assert_eq!(r.text(), format!("503 from {}\n", bad.port));
+    let r = h.get("/refused");
+    assert_eq!(r.status, 502);
+    assert_eq!(good.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/refused 127.0.0.1:{dead} 502"), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}
+
+#[test]
+fn a_post_is_retried_after_it_was_sent_only_with_non_idempotent() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let (bad2, good2) = (Fixed::start(503), Fixed::start(200));
+    let (early, good3) = (Upstream::start(), Fixed::start(200));
+    let (early4, good4) = (Upstream::start(), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", bad2.port, good2.port), ("b3", early.port, good3.port), ("b4", early4.port, good4.port)],
+        "location /plain { proxy_next_upstream error timeout http_503; proxy_pass http://b1; }\n\
+         location /nonidem { proxy_next_upstream error timeout http_503 non_idempotent; proxy_pass http://b2; }\n\
+         location /early-plain { proxy_pass http://b3; }\n\
+         location /early-nonidem { proxy_next_upstream error timeout non_idempotent; proxy_pass http://b4; }",
+    );
+    let post = |path: &str| req(&h, &format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody"));
+    let r = post("/plain");
+    assert_eq!(r.status, 503, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    assert_eq!(*bad.methods.lock().unwrap(), ["POST"]);
+    let r = post("/nonidem");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good2.port));
+    assert_eq!(*good2.methods.lock().unwrap(), ["POST"]);
+    // An upstream that closes without an answer: 502 for a POST...
+    let r = post("/early-plain");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert_eq!(good3.requests(), 0);
+    // ... unless non_idempotent.
+    let r = post("/early-nonidem");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(good4.requests(), 1);
+    let line = format!("/early-nonidem 127.0.0.1:{}, 127.0.0.1:{} 502, 200", early4.port, good4.port);
+    assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}

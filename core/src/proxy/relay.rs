@@ -28,11 +28,11 @@ const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
 pub struct Got {
+    pub(super) status: u16,
     conn: UpstreamConn,
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
-    status: u16,
     reason: Option<String>,
     http11: bool,
     headers: Vec<(String, Vec<u8>)>,
@@ -101,14 +101,14 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
-            let file = std::fs::File::open(path).map_err(|e| (Failure { status: 500, msg: format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)) }, false))?;
+            let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
             let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
                 let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
                 if n < 0 {
-                    return Err((Failure { status: 500, msg: format!("pread() \"{}\" failed {}", path.display(), os(-n)) }, false));
+                    return Err((Failure::internal(format!("pread() \"{}\" failed {}", path.display(), os(-n))), false));
                 }
                 if n == 0 {
                     break;
@@ -152,13 +152,13 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                 return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
-                return Err((Failure::bad_gateway("upstream sent too big header while reading response header from upstream"), false));
+                return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
             }
             Ok(httparse::Status::Partial) => {}
             Err(httparse::Error::Status | httparse::Error::Version) => {
-                return Err((Failure::bad_gateway("upstream sent no valid HTTP/1.0 header while reading response header from upstream"), false));
+                return Err((Failure::invalid_header("upstream sent no valid HTTP/1.0 header while reading response header from upstream"), false));
             }
-            Err(_) => return Err((Failure::bad_gateway("upstream sent invalid header while reading response header from upstream"), false)),
+            Err(_) => return Err((Failure::invalid_header("upstream sent invalid header while reading response header from upstream"), false)),
         }
     }
 }
