@@ -830,3 +830,50 @@ fn a_post_is_retried_after_it_was_sent_only_with_non_idempotent() {
     let line = format!("/early-nonidem 127.0.0.1:{}, 127.0.0.1:{} 502, 200", early4.port, good4.port);
     assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
 }
+
+#[test]
+fn balancer_by_lua_sees_a_status_that_moved_on() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let h = Halo::start(&format!(
+        "upstream backend {{\n server 0.0.0.1;\n balancer_by_lua_block {{\n\
+             local balancer = require \"ngx.balancer\"\n\
+             local state, status = balancer.get_last_failure()\n\
+             ngx.log(ngx.ERR, \"balancer try: \", tostring(state), \" \", tostring(status))\n\
+             if not state then\n\
+                 balancer.set_more_tries(1)\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {}))\n\
+             else\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {}))\n\
+             end\n\
+         }}\n}}\n\
+         proxy_next_upstream error timeout http_503;\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ proxy_pass http://backend; }}\n}}",
+        bad.port, good.port
+    ));
+    // proxy_next_upstream set at http level holds in the location.
+    let r = h.get("/x");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good.port));
+    let log = h.error_log();
+    // nginx counts a 5xx that moved on as the peer's failure.
+    assert!(log.contains("balancer try: failed 503"), "{log}");
+}
+
+#[test]
+fn next_upstream_timeout_stops_the_tries() {
+    let (slow, good) = (Upstream::start(), Fixed::start(200));
+    let (slow2, good2) = (Upstream::start(), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", slow.port, good.port), ("b2", slow2.port, good2.port)],
+        "proxy_read_timeout 500ms;\n\
+         location /slow-limited { proxy_next_upstream_timeout 300ms; proxy_pass http://b1; }\n\
+         location /slow-unlimited { proxy_pass http://b2; }",
+    );
+    let r = h.get("/slow-limited");
+    assert_eq!(r.status, 504, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    let r = h.get("/slow-unlimited");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert!(h.wait_log("logs/up.log", &format!("/slow-unlimited 127.0.0.1:{}, 127.0.0.1:{} 504, 200", slow2.port, good2.port), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}

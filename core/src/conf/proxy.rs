@@ -117,7 +117,9 @@ pub struct ProxyPartial {
     pass: Option<Vec<String>>,
     intercept_errors: Option<bool>,
     ignore_client_abort: Option<bool>,
-    next_upstream: Option<u16>,
+    /// The conditions named at this level (the directive may repeat, as
+    /// nginx's bitmask), and whether `off` was among them.
+    next_upstream: Option<(u16, bool)>,
     next_upstream_tries: Option<u32>,
     next_upstream_timeout: Option<Duration>,
 }
@@ -191,11 +193,7 @@ impl ProxyPartial {
             "proxy_intercept_errors" => once(d, &mut self.intercept_errors, flag(d)?),
             "proxy_ignore_client_abort" => once(d, &mut self.ignore_client_abort, flag(d)?),
             "proxy_next_upstream" => {
-                if self.next_upstream.is_some() {
-                    return Err(dup(d));
-                }
-                let mut bits = 0u16;
-                let mut off = false;
+                let (mut bits, mut off) = self.next_upstream.unwrap_or((0, false));
                 for a in &d.args {
                     let bit = match a.as_str() {
                         "off" => {
@@ -213,8 +211,7 @@ impl ProxyPartial {
                     };
                     bits |= bit;
                 }
-                // `off` wins over whatever goes with it, as nginx's merge.
-                self.next_upstream = Some(if off { 0 } else { bits });
+                self.next_upstream = Some((bits, off));
                 Ok(())
             }
             "proxy_next_upstream_tries" => {
@@ -259,7 +256,12 @@ impl ProxyPartial {
             ignore_client_abort: self.ignore_client_abort.unwrap_or(parent.ignore_client_abort),
             hide_list: hide,
             pass_list: pass,
-            next_upstream: self.next_upstream.unwrap_or(parent.next_upstream),
+            // `off` wins over whatever goes with it, as nginx's merge.
+            next_upstream: match self.next_upstream {
+                Some((_, true)) => 0,
+                Some((bits, false)) => bits,
+                None => parent.next_upstream,
+            },
             next_upstream_tries: self.next_upstream_tries.unwrap_or(parent.next_upstream_tries),
             next_upstream_timeout: self.next_upstream_timeout.unwrap_or(parent.next_upstream_timeout),
         }
