@@ -3,7 +3,9 @@
 //! chunked, close-delimited), nginx's URI rules, proxy_set_header, Host and
 //! X-Forwarded-For, a POST body, HEAD, keep-alive reuse with
 //! proxy_http_version 1.1, 502/504 with nginx's error-log lines, and the Lua
-//! header/body filters over a proxied response. Also run against nginx
+//! header/body filters over a proxied response, WebSocket upgrades tunnelled
+//! both ways, proxy_next_upstream / _tries / _timeout over two-server
+//! upstream blocks. Also run against nginx
 //! (HALO_TEST_BIN=/usr/sbin/nginx).
 
 mod common;

@@ -6,9 +6,11 @@
 //!
 //! The peers (`peers`): a static proxy_pass's addresses in order, or an
 //! `upstream {}` block's as its balancer picks them; a try that fails
-//! before anything reached the client goes to the next peer (a method that
-//! cannot be repeated only when the upstream never got the request), as
-//! nginx's default `proxy_next_upstream error timeout`.
+//! before anything reached the client, or answers a status it lists, goes
+//! to the next peer as `proxy_next_upstream` says (a method that cannot be
+//! repeated only when the upstream never got the request, unless
+//! `non_idempotent`), within `proxy_next_upstream_tries` / `_timeout`.
+//! An upstream's 101 to an Upgrade request becomes a tunnel (`relay`).
 
 mod connect;
 mod peers;
