@@ -563,6 +563,11 @@ impl crate::lua::handler::Stream for Client<'_> {
     async fn tunnel(&mut self, ctx: &mut RequestCtx<'_>, peer: RawFd, idle: Duration) -> Result<(), &'static str> {
         self.take_over(ctx);
         self.body_ok = false;
+        // What was queued for the client goes first; the peer's bytes then go
+        // straight to the socket, beside the client's read.
+        if !(self.io.flush(idle).await && self.io.settle().await) {
+            return Ok(());
+        }
         let fd = self.io.fd;
         loop {
             // The client's bytes (what it sent after its head first) to the peer.
@@ -572,50 +577,35 @@ impl crate::lua::handler::Stream for Client<'_> {
                 if !send_to(peer, data, idle).await {
                     return Ok(());
                 }
-                continue;
             }
-            let deadline = rt::now() + idle;
-            let res = {
-                // The multishot receive keeps what it got when the race drops
-                // it; without one, the client is polled and read at once below.
-                let client = async {
-                    if self.io.multi.is_some() {
-                        Some(self.io.read(TUNNEL_READ, deadline, None).await)
-                    } else {
-                        ops::poll_readable(fd).await;
-                        None
+            // One read of the client, kept while the peer's bytes are relayed
+            // (never dropped in flight, so nothing it got is lost); the idle
+            // timeout is the race's, renewed by each piece from the peer.
+            let read = {
+                let mut client = std::pin::pin!(self.io.read(TUNNEL_READ, rt::now() + idle + Duration::from_secs(86_400), None));
+                loop {
+                    let res = rt::race(client.as_mut(), rt::race(ops::poll_readable(peer), rt::sleep_until(rt::now() + idle))).await;
+                    match res {
+                        Ok(read) => break read,
+                        Err(Err(_)) => return Err("timed out"),
+                        Err(Ok(_)) => {
+                            let (n, buf) = ops::recv(peer, Vec::with_capacity(TUNNEL_READ), TUNNEL_READ, false).await;
+                            if n <= 0 {
+                                return Ok(());
+                            }
+                            ctx.resp.body_bytes_sent += buf.len() as u64;
+                            ctx.resp.bytes_sent += buf.len() as u64;
+                            if !send_to(fd, buf, idle).await {
+                                return Ok(());
+                            }
+                        }
                     }
-                };
-                rt::race(rt::race(client, ops::poll_readable(peer)), rt::sleep_until(deadline)).await
+                }
             };
-            match res {
-                Ok(Ok(Some(Read::Data))) => {}
-                Ok(Ok(Some(Read::TimedOut))) | Err(_) => return Err("timed out"),
-                Ok(Ok(Some(_))) => return Ok(()),
-                Ok(Ok(None)) => {
-                    self.io.compact();
-                    let at = self.io.inbuf.len();
-                    self.io.inbuf.resize(at + TUNNEL_READ, 0);
-                    // SAFETY: recv into the TUNNEL_READ bytes just added.
-                    let n = unsafe { libc::recv(fd, self.io.inbuf[at..].as_mut_ptr().cast(), TUNNEL_READ, libc::MSG_DONTWAIT) };
-                    self.io.inbuf.truncate(at + n.max(0) as usize);
-                    if n == 0 || n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
-                        return Ok(());
-                    }
-                }
-                Ok(Err(_)) => {
-                    // The peer's bytes to the client.
-                    let (n, buf) = ops::recv(peer, Vec::with_capacity(TUNNEL_READ), TUNNEL_READ, false).await;
-                    if n <= 0 {
-                        return Ok(());
-                    }
-                    ctx.resp.body_bytes_sent += buf.len() as u64;
-                    ctx.resp.bytes_sent += buf.len() as u64;
-                    self.io.out.extend_from_slice(&buf);
-                    if !(self.io.flush(idle).await && self.io.settle().await) {
-                        return Ok(());
-                    }
-                }
+            match read {
+                Read::Data => {}
+                Read::TimedOut => return Err("timed out"),
+                _ => return Ok(()),
             }
         }
     }
