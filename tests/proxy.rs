@@ -3,7 +3,9 @@
 //! chunked, close-delimited), nginx's URI rules, proxy_set_header, Host and
 //! X-Forwarded-For, a POST body, HEAD, keep-alive reuse with
 //! proxy_http_version 1.1, 502/504 with nginx's error-log lines, and the Lua
-//! header/body filters over a proxied response. Also run against nginx
+//! header/body filters over a proxied response, WebSocket upgrades tunnelled
+//! both ways, proxy_next_upstream / _tries / _timeout over two-server
+//! upstream blocks. Also run against nginx
 //! (HALO_TEST_BIN=/usr/sbin/nginx).
 
 mod common;
@@ -532,4 +534,348 @@ fn balancer_by_lua_is_called_again_for_the_next_try() {
     assert!(log.contains("balancer try: nil nil"), "{log}");
     assert!(log.contains("balancer try: failed 502"), "{log}");
     assert!(log.contains("connect() failed (111: Connection refused) while connecting to upstream"), "{log}");
+}
+
+/// An upstream for Upgrade requests: a request with `Upgrade: websocket`
+/// and `Connection: upgrade` to /ws gets a 101, then what it receives comes
+/// back uppercased until the proxy closes (counted in `closed`); others get
+/// a 403 with a body.
+struct Upgrader {
+    port: u16,
+    closed: Arc<AtomicUsize>,
+}
+
+impl Upgrader {
+    fn start() -> Upgrader {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let c = closed.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let Some((head, _)) = read_request(&mut s, &mut buf) else { return };
+                    let lower = head.to_ascii_lowercase();
+                    if !(head.starts_with("GET /ws") && lower.contains("\r\nupgrade: websocket\r\n") && lower.contains("\r\nconnection: upgrade\r\n")) {
+                        let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 8\r\nConnection: close\r\n\r\nrefused\n");
+                        return;
+                    }
+                    let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+                    let mut pending = buf;
+                    loop {
+                        if !pending.is_empty() {
+                            let up = pending.to_ascii_uppercase();
+                            if s.write_all(&up).is_err() {
+                                break;
+                            }
+                            pending.clear();
+                        }
+                        let mut t = [0u8; 4096];
+                        match s.read(&mut t) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => pending.extend_from_slice(&t[..n]),
+                        }
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Upgrader { port, closed }
+    }
+}
+
+const WS_LOCATION: &str = "location / { proxy_pass http://127.0.0.1:UP; proxy_http_version 1.1; \
+     proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; proxy_read_timeout 1s; }";
+
+fn ws_server(up: &Upgrader) -> Halo {
+    let body = WS_LOCATION.replace("UP", &up.port.to_string());
+    Halo::start(&format!("server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n        server_name localhost;\n{body}\n    }}"))
+}
+
+/// Read from `s` until `want` bytes came (or the stream ends).
+fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let mut t = [0u8; 4096];
+        match s.read(&mut t) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&t[..n]),
+        }
+    }
+    got
+}
+
+/// The response head (up to the blank line) and what followed it.
+fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            return (String::from_utf8_lossy(&got[..i + 4]).into_owned(), got[i + 4..].to_vec());
+        }
+        let mut t = [0u8; 4096];
+        match s.read(&mut t) {
+            Ok(0) | Err(_) => return (String::from_utf8_lossy(&got).into_owned(), Vec::new()),
+            Ok(n) => got.extend_from_slice(&t[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_websocket_upgrade_is_tunnelled_both_ways() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Bytes sent with the head go through once the tunnel is up.
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nearly;").unwrap();
+    let (head, mut rest) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}\n{}", h.logs());
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    assert!(head.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(!lower.contains("content-length") && !lower.contains("transfer-encoding"), "{head}");
+    rest.extend(read_n(&mut s, 6 - rest.len()));
+    assert_eq!(rest, b"EARLY;");
+    for msg in ["hello", "second message", &"x".repeat(100_000)] {
+        s.write_all(msg.as_bytes()).unwrap();
+        let got = read_n(&mut s, msg.len());
+        assert_eq!(String::from_utf8_lossy(&got), msg.to_ascii_uppercase());
+    }
+    assert_eq!(up.closed.load(Ordering::SeqCst), 0);
+    drop(s);
+    // The client's close closes the upstream connection (never pooled).
+    assert!(wait_until(Duration::from_secs(3), || up.closed.load(Ordering::SeqCst) == 1), "{}", h.logs());
+}
+
+#[test]
+fn an_idle_tunnel_ends_after_proxy_read_timeout() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n").unwrap();
+    let (head, _) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s.write_all(b"ping").unwrap();
+    assert_eq!(read_n(&mut s, 4), b"PING");
+    // Nothing moves for proxy_read_timeout (1s): both sides are closed.
+    let started = std::time::Instant::now();
+    let mut t = [0u8; 16];
+    assert_eq!(s.read(&mut t).unwrap_or(0), 0);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(wait_until(Duration::from_secs(3), || up.closed.load(Ordering::SeqCst) == 1), "{}", h.logs());
+    assert!(h.wait_log("logs/error.log", "upstream timed out (110: Connection timed out) while proxying upgraded connection", Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn a_refused_upgrade_is_a_normal_response() {
+    let up = Upgrader::start();
+    let h = ws_server(&up);
+    // The upstream answers 403 to an Upgrade request it does not take.
+    let r = req(&h, "GET /other HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    assert_eq!(r.status, 403, "{}", h.logs());
+    assert_eq!(r.text(), "refused\n");
+    // The client's connection goes on with the next request.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /nows HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    let (head, body) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    let mut body = body;
+    body.extend(read_n(&mut s, 8 - body.len()));
+    assert_eq!(body, b"refused\n");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+    let (head, _) = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s.write_all(b"abc").unwrap();
+    assert_eq!(read_n(&mut s, 3), b"ABC");
+}
+
+/// An upstream that answers every request with `status` and a body naming
+/// it, then closes; counts the requests and keeps their methods.
+struct Fixed {
+    port: u16,
+    methods: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Fixed {
+    fn start(status: u16) -> Fixed {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let methods = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = methods.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let Some((head, _)) = read_request(&mut s, &mut buf) else { return };
+                    m.lock().unwrap().push(head.split(' ').next().unwrap_or("").to_string());
+                    let body = format!("{status} from {port}\n");
+                    let _ = s.write_all(format!("HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                });
+            }
+        });
+        Fixed { port, methods }
+    }
+
+    fn requests(&self) -> usize {
+        self.methods.lock().unwrap().len()
+    }
+}
+
+/// A server with upstream blocks `NAME { server FIRST; server SECOND; }`
+/// (one per location, so each starts at its first server) and `body`.
+fn two_peer_server(blocks: &[(&str, u16, u16)], body: &str) -> Halo {
+    let mut ups = String::new();
+    for (name, a, b) in blocks {
+        ups.push_str(&format!("upstream {name} {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}\n"));
+    }
+    Halo::start(&format!(
+        "{ups}log_format up '$request_uri $upstream_addr $upstream_status';\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n access_log logs/up.log up;\n{body}\n}}"
+    ))
+}
+
+#[test]
+fn next_upstream_http_503_tries_the_next_server() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let (bad2, good2) = (Fixed::start(503), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", bad2.port, good2.port)],
+        "location /next { proxy_next_upstream error timeout http_503; proxy_pass http://b1; }\n\
+         location /default { proxy_pass http://b2; }",
+    );
+    let r = h.get("/next");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good.port));
+    assert_eq!((bad.requests(), good.requests()), (1, 1));
+    let line = format!("/next 127.0.0.1:{}, 127.0.0.1:{} 503, 200", bad.port, good.port);
+    assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    // Without http_503 the answer is relayed as it is.
+    let r = h.get("/default");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), format!("503 from {}\n", bad2.port));
+    assert_eq!(good2.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/default 127.0.0.1:{} 503", bad2.port), Duration::from_secs(3)));
+}
+
+#[test]
+fn next_upstream_off_answers_the_first_failure() {
+    let good = Fixed::start(200);
+    let dead = free_port();
+    let h = two_peer_server(&[("b1", dead, good.port), ("b2", dead, good.port)], "location /off { proxy_next_upstream off; proxy_pass http://b1; }\nlocation /on { proxy_pass http://b2; }");
+    let r = h.get("/off");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/off 127.0.0.1:{dead} 502"), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+    // The default (error timeout) goes on to the next server.
+    let r = h.get("/on");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert!(h.wait_log("logs/up.log", &format!("/on 127.0.0.1:{dead}, 127.0.0.1:{} 502, 200", good.port), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}
+
+#[test]
+fn next_upstream_tries_limits_the_tries() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let dead = free_port();
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", dead, good.port)],
+        "location /status { proxy_next_upstream http_503; proxy_next_upstream_tries 1; proxy_pass http://b1; }\n\
+         location /refused { proxy_next_upstream_tries 1; proxy_pass http://b2; }",
+    );
+    // The last try's answer is relayed, even one that would move on.
+    let r = h.get("/status");
+    assert_eq!(r.status, 503, "{}", h.logs());
+    assert_eq!(r.text(), format!("503 from {}\n", bad.port));
+    let r = h.get("/refused");
+    assert_eq!(r.status, 502);
+    assert_eq!(good.requests(), 0);
+    assert!(h.wait_log("logs/up.log", &format!("/refused 127.0.0.1:{dead} 502"), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}
+
+#[test]
+fn a_post_is_retried_after_it_was_sent_only_with_non_idempotent() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let (bad2, good2) = (Fixed::start(503), Fixed::start(200));
+    let (early, good3) = (Upstream::start(), Fixed::start(200));
+    let (early4, good4) = (Upstream::start(), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", bad.port, good.port), ("b2", bad2.port, good2.port), ("b3", early.port, good3.port), ("b4", early4.port, good4.port)],
+        "location /plain { proxy_next_upstream error timeout http_503; proxy_pass http://b1; }\n\
+         location /nonidem { proxy_next_upstream error timeout http_503 non_idempotent; proxy_pass http://b2; }\n\
+         location /early-plain { proxy_pass http://b3; }\n\
+         location /early-nonidem { proxy_next_upstream error timeout non_idempotent; proxy_pass http://b4; }",
+    );
+    let post = |path: &str| req(&h, &format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody"));
+    let r = post("/plain");
+    assert_eq!(r.status, 503, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    assert_eq!(*bad.methods.lock().unwrap(), ["POST"]);
+    let r = post("/nonidem");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good2.port));
+    assert_eq!(*good2.methods.lock().unwrap(), ["POST"]);
+    // An upstream that closes without an answer: 502 for a POST...
+    let r = post("/early-plain");
+    assert_eq!(r.status, 502, "{}", h.logs());
+    assert_eq!(good3.requests(), 0);
+    // ... unless non_idempotent.
+    let r = post("/early-nonidem");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(good4.requests(), 1);
+    let line = format!("/early-nonidem 127.0.0.1:{}, 127.0.0.1:{} 502, 200", early4.port, good4.port);
+    assert!(h.wait_log("logs/up.log", &line, Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
+}
+
+#[test]
+fn balancer_by_lua_sees_a_status_that_moved_on() {
+    let (bad, good) = (Fixed::start(503), Fixed::start(200));
+    let h = Halo::start(&format!(
+        "upstream backend {{\n server 0.0.0.1;\n balancer_by_lua_block {{\n\
+             local balancer = require \"ngx.balancer\"\n\
+             local state, status = balancer.get_last_failure()\n\
+             ngx.log(ngx.ERR, \"balancer try: \", tostring(state), \" \", tostring(status))\n\
+             if not state then\n\
+                 balancer.set_more_tries(1)\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {}))\n\
+             else\n\
+                 assert(balancer.set_current_peer(\"127.0.0.1\", {}))\n\
+             end\n\
+         }}\n}}\n\
+         proxy_next_upstream error timeout http_503;\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ proxy_pass http://backend; }}\n}}",
+        bad.port, good.port
+    ));
+    // proxy_next_upstream set at http level holds in the location.
+    let r = h.get("/x");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert_eq!(r.text(), format!("200 from {}\n", good.port));
+    let log = h.error_log();
+    // nginx counts a 5xx that moved on as the peer's failure.
+    assert!(log.contains("balancer try: failed 503"), "{log}");
+}
+
+#[test]
+fn next_upstream_timeout_stops_the_tries() {
+    let (slow, good) = (Upstream::start(), Fixed::start(200));
+    let (slow2, good2) = (Upstream::start(), Fixed::start(200));
+    let h = two_peer_server(
+        &[("b1", slow.port, good.port), ("b2", slow2.port, good2.port)],
+        "proxy_read_timeout 500ms;\n\
+         location /slow-limited { proxy_next_upstream_timeout 300ms; proxy_pass http://b1; }\n\
+         location /slow-unlimited { proxy_pass http://b2; }",
+    );
+    let r = h.get("/slow-limited");
+    assert_eq!(r.status, 504, "{}", h.logs());
+    assert_eq!(good.requests(), 0);
+    let r = h.get("/slow-unlimited");
+    assert_eq!(r.status, 200, "{}", h.logs());
+    assert!(h.wait_log("logs/up.log", &format!("/slow-unlimited 127.0.0.1:{}, 127.0.0.1:{} 504, 200", slow2.port, good2.port), Duration::from_secs(3)), "{}", h.prefix.read_file("logs/up.log"));
 }

@@ -139,3 +139,15 @@ fn upstream_context_and_arguments() {
     let err = stderr_of(&p.cli(&["-t"]));
     assert_contains(&err, &format!("[emerg] \"upstream\" directive is not allowed here in {}:{line}", p.conf_path().display()));
 }
+
+#[test]
+fn proxy_next_upstream_directives_and_their_errors() {
+    expect_ok(
+        "proxy_next_upstream error timeout invalid_header http_500 http_502 http_503 http_504 http_403 http_404 http_429 non_idempotent;\n\
+         proxy_next_upstream off;\nproxy_next_upstream_tries 3;\nproxy_next_upstream_timeout 10s;",
+    );
+    expect_emerg("proxy_next_upstream error http_418;", "invalid value \"http_418\"", "http_418");
+    expect_emerg("proxy_next_upstream_tries many;", "\"proxy_next_upstream_tries\" directive invalid number", "many");
+    expect_emerg("proxy_next_upstream_tries 1;\nproxy_next_upstream_tries 2;", "\"proxy_next_upstream_tries\" directive is duplicate", "tries 2");
+    expect_emerg("proxy_next_upstream_timeout soon;", "\"proxy_next_upstream_timeout\" directive invalid value", "soon");
+}

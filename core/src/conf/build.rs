@@ -184,6 +184,9 @@ static SPECS: &[Spec] = &[
     spec("proxy_pass_header", HSL, false, Exactly(1)),
     spec("proxy_intercept_errors", HSL, false, Exactly(1)),
     spec("proxy_ignore_client_abort", HSL, false, Exactly(1)),
+    spec("proxy_next_upstream", HSL, false, AtLeast(1)),
+    spec("proxy_next_upstream_tries", HSL, false, Exactly(1)),
+    spec("proxy_next_upstream_timeout", HSL, false, Exactly(1)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),

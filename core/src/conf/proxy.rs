@@ -52,6 +52,28 @@ pub struct ProxyConf {
     /// an inner level without its own inherits).
     pub hide_list: Vec<String>,
     pub pass_list: Vec<String>,
+    /// `proxy_next_upstream`: when a try's failure or answer moves on to
+    /// the next peer (`NEXT_*` bits; 0 with `off`).
+    pub next_upstream: u16,
+    /// `proxy_next_upstream_tries`: the most tries, the first included (0:
+    /// no limit).
+    pub next_upstream_tries: u32,
+    /// `proxy_next_upstream_timeout`: no next try once this long passed
+    /// since the first began (zero: no limit).
+    pub next_upstream_timeout: Duration,
+}
+
+/// `proxy_next_upstream`'s conditions.
+pub const NEXT_ERROR: u16 = 1;
+pub const NEXT_TIMEOUT: u16 = 1 << 1;
+pub const NEXT_INVALID_HEADER: u16 = 1 << 2;
+pub const NEXT_NON_IDEMPOTENT: u16 = 1 << 3;
+/// The statuses `proxy_next_upstream http_NNN` names, bit `1 << (4 + i)`.
+pub const NEXT_STATUSES: &[u16] = &[500, 502, 503, 504, 403, 404, 429];
+
+/// The `proxy_next_upstream` bit of a status, if it has one.
+pub fn next_status_bit(status: u16) -> Option<u16> {
+    NEXT_STATUSES.iter().position(|&s| s == status).map(|i| 1 << (4 + i))
 }
 
 /// Response headers nginx's proxy hides by default.
@@ -73,6 +95,9 @@ impl Default for ProxyConf {
             ignore_client_abort: false,
             hide_list: Vec::new(),
             pass_list: Vec::new(),
+            next_upstream: NEXT_ERROR | NEXT_TIMEOUT,
+            next_upstream_tries: 0,
+            next_upstream_timeout: Duration::ZERO,
         }
     }
 }
@@ -92,6 +117,11 @@ pub struct ProxyPartial {
     pass: Option<Vec<String>>,
     intercept_errors: Option<bool>,
     ignore_client_abort: Option<bool>,
+    /// The conditions named at this level (the directive may repeat, as
+    /// nginx's bitmask), and whether `off` was among them.
+    next_upstream: Option<(u16, bool)>,
+    next_upstream_tries: Option<u32>,
+    next_upstream_timeout: Option<Duration>,
 }
 
 /// The directives this module handles (besides proxy_pass).
@@ -108,6 +138,9 @@ pub const DIRECTIVES: &[&str] = &[
     "proxy_pass_header",
     "proxy_intercept_errors",
     "proxy_ignore_client_abort",
+    "proxy_next_upstream",
+    "proxy_next_upstream_tries",
+    "proxy_next_upstream_timeout",
 ];
 
 fn dup(d: &Directive) -> ConfError {
@@ -159,6 +192,33 @@ impl ProxyPartial {
             "proxy_buffering" => once(d, &mut self.buffering, flag(d)?),
             "proxy_intercept_errors" => once(d, &mut self.intercept_errors, flag(d)?),
             "proxy_ignore_client_abort" => once(d, &mut self.ignore_client_abort, flag(d)?),
+            "proxy_next_upstream" => {
+                let (mut bits, mut off) = self.next_upstream.unwrap_or((0, false));
+                for a in &d.args {
+                    let bit = match a.as_str() {
+                        "off" => {
+                            off = true;
+                            0
+                        }
+                        "error" => NEXT_ERROR,
+                        "timeout" => NEXT_TIMEOUT,
+                        "invalid_header" => NEXT_INVALID_HEADER,
+                        "non_idempotent" => NEXT_NON_IDEMPOTENT,
+                        v => match v.strip_prefix("http_").and_then(|n| n.parse::<u16>().ok()).and_then(next_status_bit) {
+                            Some(b) => b,
+                            None => return Err(ConfError::at(format!("invalid value \"{v}\""), d)),
+                        },
+                    };
+                    bits |= bit;
+                }
+                self.next_upstream = Some((bits, off));
+                Ok(())
+            }
+            "proxy_next_upstream_tries" => {
+                let n = super::build::atoi(&d.args[0]).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| super::build::slot_err(d, "invalid number"))?;
+                once(d, &mut self.next_upstream_tries, n)
+            }
+            "proxy_next_upstream_timeout" => once(d, &mut self.next_upstream_timeout, time(d)?),
             "proxy_hide_header" => {
                 self.hide.get_or_insert_with(Vec::new).push(d.args[0].to_ascii_lowercase());
                 Ok(())
@@ -196,6 +256,14 @@ impl ProxyPartial {
             ignore_client_abort: self.ignore_client_abort.unwrap_or(parent.ignore_client_abort),
             hide_list: hide,
             pass_list: pass,
+            // `off` wins over whatever goes with it, as nginx's merge.
+            next_upstream: match self.next_upstream {
+                Some((_, true)) => 0,
+                Some((bits, false)) => bits,
+                None => parent.next_upstream,
+            },
+            next_upstream_tries: self.next_upstream_tries.unwrap_or(parent.next_upstream_tries),
+            next_upstream_timeout: self.next_upstream_timeout.unwrap_or(parent.next_upstream_timeout),
         }
     }
 }

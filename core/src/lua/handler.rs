@@ -47,6 +47,14 @@ pub trait Stream {
     /// ngx.req.socket(true)'s sends: `data` to the client as it is. False
     /// when the client is gone.
     async fn write_raw(&mut self, ctx: &mut RequestCtx<'_>, data: &[u8]) -> bool;
+
+    /// An upgraded proxied connection (the upstream's 101 went out): the
+    /// bytes copied both ways between the client (what it sent after its
+    /// head first) and `peer` until either side closes or fails, or nothing
+    /// moves for `idle`; the client connection is taken over. Err: why it
+    /// ended otherwise than by a close ("timed out"), or why there is no
+    /// tunnel here (no client connection).
+    async fn tunnel(&mut self, ctx: &mut RequestCtx<'_>, peer: std::os::fd::RawFd, idle: std::time::Duration) -> Result<(), &'static str>;
 }
 
 /// Handlers that run without the client (filters, the log phase).
@@ -70,6 +78,10 @@ impl Stream for Buffered {
     }
 
     async fn write_raw(&mut self, _: &mut RequestCtx<'_>, _: &[u8]) -> bool {
+        match *self {}
+    }
+
+    async fn tunnel(&mut self, _: &mut RequestCtx<'_>, _: std::os::fd::RawFd, _: std::time::Duration) -> Result<(), &'static str> {
         match *self {}
     }
 }

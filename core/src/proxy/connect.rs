@@ -45,7 +45,7 @@ pub async fn get(addr: SocketAddr, timeout: Duration, fresh: bool) -> Result<Ups
     let fd = unsafe { libc::socket(raw.family(), libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(Failure { status: 500, msg: format!("socket() failed {} while connecting to upstream", crate::log::error::os_error(&e)) });
+        return Err(Failure::internal(format!("socket() failed {} while connecting to upstream", crate::log::error::os_error(&e))));
     }
     let conn = UpstreamConn { fd, addr, reused: 0 };
     match rt::race(ops::connect(fd, raw), rt::sleep_until(rt::now() + timeout)).await {

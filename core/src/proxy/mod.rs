@@ -6,9 +6,11 @@
 //!
 //! The peers (`peers`): a static proxy_pass's addresses in order, or an
 //! `upstream {}` block's as its balancer picks them; a try that fails
-//! before anything reached the client goes to the next peer (a method that
-//! cannot be repeated only when the upstream never got the request), as
-//! nginx's default `proxy_next_upstream error timeout`.
+//! before anything reached the client, or answers a status it lists, goes
+//! to the next peer as `proxy_next_upstream` says (a method that cannot be
+//! repeated only when the upstream never got the request, unless
+//! `non_idempotent`), within `proxy_next_upstream_tries` / `_timeout`.
+//! An upstream's 101 to an Upgrade request becomes a tunnel (`relay`).
 
 mod connect;
 mod peers;
@@ -18,7 +20,7 @@ mod request;
 
 use std::os::fd::RawFd;
 
-use crate::conf::proxy::ProxyPass;
+use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
@@ -33,15 +35,26 @@ use peers::Peers;
 pub struct Failure {
     pub status: u16,
     pub msg: String,
+    /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
+    /// `NEXT_INVALID_HEADER`).
+    pub kind: u16,
 }
 
 impl Failure {
     fn bad_gateway(msg: impl Into<String>) -> Failure {
-        Failure { status: 502, msg: msg.into() }
+        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR }
+    }
+
+    fn invalid_header(msg: &str) -> Failure {
+        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER }
+    }
+
+    fn internal(msg: String) -> Failure {
+        Failure { status: 500, msg, kind: NEXT_ERROR }
     }
 
     fn timed_out(what: &str) -> Failure {
-        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}") }
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT }
     }
 }
 
@@ -63,17 +76,20 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     let head = request::head(ctx, &conf, &uri);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
-    // Tries after a failure that reached the upstream only for methods
-    // that may be repeated (nginx's proxy_next_upstream without
-    // non_idempotent).
+    // proxy_next_upstream: which failures and answers move on to the next
+    // peer; a method that cannot be repeated only before the request was
+    // sent, unless non_idempotent.
     let idempotent = !matches!(ctx.method(), "POST" | "LOCK" | "PATCH");
+    let started = rt::now();
     let mut tried: Vec<String> = Vec::new();
+    // $upstream_status of the tries before this one.
+    let mut statuses = String::new();
     let mut last_failure = None;
     // balancer_by_lua: Lua picks each try's peer (the block's balancer when
     // it sets none); 1 + set_more_tries tries.
     let lua_balancer = lua.zip(pass.upstream.as_ref().and_then(|u| u.balancer_by_lua.clone()));
     let mut tries = 0usize;
-    loop {
+    'tries: loop {
         let t = match &lua_balancer {
             Some((lua, code)) => {
                 if tries > ctx.balancer.more_tries as usize {
@@ -101,16 +117,27 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         let more = match &lua_balancer {
             Some(_) => tries <= ctx.balancer.more_tries as usize,
             None => peers.more(),
+        } && (conf.next_upstream_tries == 0 || tries < conf.next_upstream_tries as usize);
+        // Whether a try that ended by `kind` (after the request was `sent`)
+        // goes on to the next peer.
+        let next_ok = |conf: &crate::conf::proxy::ProxyConf, kind: u16, sent: bool| {
+            let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
+            more && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
         tried.push(t.name.clone());
-        // $upstream_addr lists every peer tried, as nginx's.
-        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None });
+        // $upstream_addr and $upstream_status list every try, as nginx's.
+        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
         let addr = match t.addr {
             Ok(a) => a,
             Err(ref path) => {
                 let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
                 peers.done(&t, false);
-                last_failure = Some((format!("http://{}{uri}", t.name), f));
+                let name = format!("http://{}{uri}", t.name);
+                if !next_ok(&conf, f.kind, false) {
+                    return fail(ctx, &name, f);
+                }
+                statuses.push_str(&format!("{}, ", f.status));
+                last_failure = Some((name, f));
                 continue;
             }
         };
@@ -118,6 +145,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
+        let mut sent = false;
         for fresh in [false, true] {
             let c = match connect::get(addr, conf.connect_timeout, fresh).await {
                 Ok(c) => c,
@@ -142,18 +170,27 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             };
             match res {
                 Ok(got) => {
+                    // proxy_next_upstream http_NNN: that answer is not
+                    // relayed while another try may follow; its connection
+                    // is closed. nginx counts 403 and 404 as "next", the
+                    // rest as failures of the peer.
+                    let status = got.status;
+                    if crate::conf::proxy::next_status_bit(status).is_some_and(|b| next_ok(&conf, b, true)) {
+                        drop(got);
+                        let next = matches!(status, 403 | 404);
+                        peers.done(&t, next);
+                        ctx.balancer.last_failure = Some((if next { "next" } else { "failed" }, status));
+                        statuses.push_str(&format!("{status}, "));
+                        last_failure = None;
+                        continue 'tries;
+                    }
                     peers.done(&t, true);
                     return relay::respond(ctx, got, &conf, &upstream_name, client).await;
                 }
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => {
-                    // The request reached the upstream: another peer only
-                    // for a method that may be repeated.
-                    if !idempotent {
-                        peers.done(&t, false);
-                        return fail(ctx, &upstream_name, f);
-                    }
                     failure = Some(f);
+                    sent = true;
                     break;
                 }
             }
@@ -161,10 +198,12 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         let f = failure.unwrap_or_else(|| Failure::bad_gateway("upstream failed"));
         peers.done(&t, false);
         ctx.balancer.last_failure = Some(("failed", f.status));
-        if more {
-            // The next peer (nginx logs each failure).
-            log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+        if !next_ok(&conf, f.kind, sent) {
+            return fail(ctx, &upstream_name, f);
         }
+        // The next peer (nginx logs each failure).
+        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+        statuses.push_str(&format!("{}, ", f.status));
         last_failure = Some((upstream_name, f));
     }
     match last_failure {

@@ -28,11 +28,11 @@ const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
 pub struct Got {
+    pub(super) status: u16,
     conn: UpstreamConn,
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
-    status: u16,
     reason: Option<String>,
     http11: bool,
     headers: Vec<(String, Vec<u8>)>,
@@ -101,14 +101,14 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
-            let file = std::fs::File::open(path).map_err(|e| (Failure { status: 500, msg: format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)) }, false))?;
+            let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
             let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
                 let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
                 if n < 0 {
-                    return Err((Failure { status: 500, msg: format!("pread() \"{}\" failed {}", path.display(), os(-n)) }, false));
+                    return Err((Failure::internal(format!("pread() \"{}\" failed {}", path.display(), os(-n))), false));
                 }
                 if n == 0 {
                     break;
@@ -152,13 +152,13 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                 return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
-                return Err((Failure::bad_gateway("upstream sent too big header while reading response header from upstream"), false));
+                return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
             }
             Ok(httparse::Status::Partial) => {}
             Err(httparse::Error::Status | httparse::Error::Version) => {
-                return Err((Failure::bad_gateway("upstream sent no valid HTTP/1.0 header while reading response header from upstream"), false));
+                return Err((Failure::invalid_header("upstream sent no valid HTTP/1.0 header while reading response header from upstream"), false));
             }
-            Err(_) => return Err((Failure::bad_gateway("upstream sent invalid header while reading response header from upstream"), false)),
+            Err(_) => return Err((Failure::invalid_header("upstream sent invalid header while reading response header from upstream"), false)),
         }
     }
 }
@@ -192,6 +192,9 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         drop(conn);
         return ctx.special(status);
     }
+    // An Upgrade request the upstream switched: a tunnel (nginx's upgraded
+    // connection), when the client has a connection of its own.
+    let upgrade = status == 101 && ctx.req.header("upgrade").is_some() && client.client_fd().is_some();
     let mut length = None;
     let mut chunked = false;
     let mut close = !http11;
@@ -215,10 +218,16 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         } else if name.eq_ignore_ascii_case("content-type") {
             ctx.resp.content_type = Some(Cow::Owned(v.into_owned()));
         }
-        if hop_by_hop(name) || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        // The upstream's Upgrade goes with its 101 (the head writer says
+        // `Connection: upgrade`).
+        let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
+        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             continue;
         }
         ctx.resp.headers.push(name.as_str(), value);
+    }
+    if upgrade {
+        return tunnel(ctx, conn, &buf[body_at..], conf, upstream, client).await;
     }
     let no_body = ctx.req.method == Method::Head || matches!(status, 204 | 304) || status < 200;
     let mut framing = if no_body {
@@ -296,4 +305,24 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
             Recv::Error(e) => return cut(ctx, &format!("recv() failed {} while reading upstream", os(e))),
         }
     }
+}
+
+/// The 101 head to the client, what the upstream sent after its head, then
+/// bytes both ways until either side closes (proxy_read_timeout idle). The
+/// upstream connection is closed after it, as the client's.
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+    let done = Response { close: true, ..Response::with_body(Body::Empty) };
+    ctx.resp.length = None;
+    ctx.resp.out.clear();
+    let ok = client.flush(ctx, false).await;
+    ctx.resp.headers_sent = true;
+    if !ok || (!after.is_empty() && !client.write_raw(ctx, after).await) {
+        return done;
+    }
+    if let Err(e) = client.tunnel(ctx, conn.fd, conf.read_timeout).await {
+        let msg = if e == "timed out" { "upstream timed out (110: Connection timed out) while proxying upgraded connection".to_string() } else { format!("{e} while proxying upgraded connection") };
+        super::log(ctx, Level::Error, &msg, upstream);
+    }
+    drop(conn);
+    done
 }

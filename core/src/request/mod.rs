@@ -98,6 +98,9 @@ pub struct Upstream {
     /// `$upstream_status`: None until its head was read (a failed connect or
     /// read then shows the request's own 502/504, as nginx's log does).
     pub status: Option<u16>,
+    /// The statuses of the tries before this one, each followed by ", "
+    /// (`$upstream_status` lists them all, as nginx's).
+    pub earlier: String,
 }
 
 /// The response of a request, the one copy that the phases, the FFI and

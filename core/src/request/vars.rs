@@ -95,7 +95,8 @@ impl RequestCtx<'_> {
             "upstream_status" => {
                 let u = self.upstream.as_ref()?;
                 // A server that gave no status (refused, timed out) is 502/504 in nginx's log.
-                u.status.map(|s| s.to_string()).unwrap_or_else(|| format!("{:03}", self.resp.status))
+                let last = u.status.map(|s| s.to_string()).unwrap_or_else(|| format!("{:03}", self.resp.status));
+                format!("{}{last}", u.earlier)
             }
             "proxy_host" => self.conf.proxy_pass.as_ref()?.host.clone(),
             "proxy_add_x_forwarded_for" => {

@@ -560,6 +560,56 @@ impl crate::lua::handler::Stream for Client<'_> {
         self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await
     }
 
+    async fn tunnel(&mut self, ctx: &mut RequestCtx<'_>, peer: RawFd, idle: Duration) -> Result<(), &'static str> {
+        self.take_over(ctx);
+        self.body_ok = false;
+        // What was queued for the client goes first; the peer's bytes then go
+        // straight to the socket, beside the client's read.
+        if !(self.io.flush(idle).await && self.io.settle().await) {
+            return Ok(());
+        }
+        let fd = self.io.fd;
+        loop {
+            // The client's bytes (what it sent after its head first) to the peer.
+            if !self.io.pending().is_empty() {
+                let data = self.io.pending().to_vec();
+                self.io.start = self.io.inbuf.len();
+                if !send_to(peer, data, idle).await {
+                    return Ok(());
+                }
+            }
+            // One read of the client, kept while the peer's bytes are relayed
+            // (never dropped in flight, so nothing it got is lost); the idle
+            // timeout is the race's, renewed by each piece from the peer.
+            let read = {
+                let mut client = std::pin::pin!(self.io.read(TUNNEL_READ, rt::now() + idle + Duration::from_secs(86_400), None));
+                loop {
+                    let res = rt::race(client.as_mut(), rt::race(ops::poll_readable(peer), rt::sleep_until(rt::now() + idle))).await;
+                    match res {
+                        Ok(read) => break read,
+                        Err(Err(_)) => return Err("timed out"),
+                        Err(Ok(_)) => {
+                            let (n, buf) = ops::recv(peer, Vec::with_capacity(TUNNEL_READ), TUNNEL_READ, false).await;
+                            if n <= 0 {
+                                return Ok(());
+                            }
+                            ctx.resp.body_bytes_sent += buf.len() as u64;
+                            ctx.resp.bytes_sent += buf.len() as u64;
+                            if !send_to(fd, buf, idle).await {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            };
+            match read {
+                Read::Data => {}
+                Read::TimedOut => return Err("timed out"),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16> {
         if ctx.body_done || !self.body_ok {
             return Ok(());
@@ -576,6 +626,25 @@ impl crate::lua::handler::Stream for Client<'_> {
             }
         }
     }
+}
+
+/// Bytes asked of one read in a tunnel (an upgraded proxied connection).
+const TUNNEL_READ: usize = 64 * 1024;
+
+/// Send all of `data` to a tunnel's peer, each send within `timeout`;
+/// false when it failed.
+async fn send_to(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> bool {
+    let mut from = 0;
+    while from < data.len() {
+        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
+            Ok((n, b)) if n > 0 => {
+                data = b;
+                from += n as usize;
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Queue a streamed body part (and its end if `eof`).
@@ -788,7 +857,14 @@ fn write_head(io: &mut Io, ctx: &mut RequestCtx<'_>, content_length: Option<u64>
             last_modified: None,
             location: None,
             chunked,
-            keep_alive: if keep { KeepAlive::Yes } else { KeepAlive::No },
+            // A 101 says `Connection: upgrade`, as nginx's header filter.
+            keep_alive: if resp.status == 101 {
+                KeepAlive::Upgrade
+            } else if keep {
+                KeepAlive::Yes
+            } else {
+                KeepAlive::No
+            },
             keep_alive_timeout: None,
             extra: &resp.headers,
         }

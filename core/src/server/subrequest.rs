@@ -73,6 +73,11 @@ impl Stream for Sink<'_> {
     async fn write_raw(&mut self, _: &mut RequestCtx<'_>, _: &[u8]) -> bool {
         false
     }
+
+    async fn tunnel(&mut self, _: &mut RequestCtx<'_>, _: std::os::fd::RawFd, _: std::time::Duration) -> Result<(), &'static str> {
+        // A subrequest has no connection of its own to upgrade.
+        Err("no client connection")
+    }
 }
 
 async fn run(w: Rc<Worker>, id: u64, spec: Spec) -> Outcome {
