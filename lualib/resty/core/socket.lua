@@ -395,10 +395,10 @@ function methods.close(self)
     raise(rc, r)
 end
 
-function methods.getreusedtimes(self)
-    local s = check(self)
-    local r = context(2)
-    local rc = c_reused(r, s)
+-- A number the core gives for connected socket s (>= 0), else nil, "closed".
+local function count_of(c_fn, s)
+    local r = context(3)
+    local rc = c_fn(r, s)
     if rc >= 0 then
         return rc
     elseif rc == FFI_DECLINED or rc == FFI_ERROR then
@@ -407,16 +407,12 @@ function methods.getreusedtimes(self)
     raise(rc, r)
 end
 
+function methods.getreusedtimes(self)
+    return count_of(c_reused, check(self))
+end
+
 function methods.getfd(self)
-    local s = check(self)
-    local r = context(2)
-    local rc = c_fd(r, s)
-    if rc >= 0 then
-        return rc
-    elseif rc == FFI_DECLINED or rc == FFI_ERROR then
-        return nil, "closed"
-    end
-    raise(rc, r)
+    return count_of(c_fd, check(self))
 end
 
 local bool_options = { keepalive = true, reuseaddr = true, ["tcp-nodelay"] = true }
