@@ -237,14 +237,14 @@ local function waited_until(r, s, pattern, inclusive, limit)
     return rc
 end
 
--- One receive: data, or nil, err, partial.
-local function receive(r, s, kind, n)
-    local rc = c_receive(r, s, kind, n, data_out, len_out)
-    if rc == FFI_AGAIN then
-        rc = waited_receive(r, s, kind, n)
-    end
+-- What a receive's code gives Lua: the data lent in data_out/len_out; nil
+-- at receiveuntil's end; nil, err and the partial data (none when the
+-- socket was closed already). Tail-called, so raise's level is its caller's.
+local function received(rc, r)
     if rc == FFI_OK then
         return ffi_str(data_out[0], len_out[0])
+    elseif rc == FFI_DONE then
+        return nil
     elseif rc == FFI_ERROR then
         local err = errmsg()
         if data_out[0] == nil then
@@ -253,6 +253,15 @@ local function receive(r, s, kind, n)
         return nil, err, ffi_str(data_out[0], len_out[0])
     end
     raise(rc, r)
+end
+
+-- One receive: data, or nil, err, partial.
+local function receive(r, s, kind, n)
+    local rc = c_receive(r, s, kind, n, data_out, len_out)
+    if rc == FFI_AGAIN then
+        rc = waited_receive(r, s, kind, n)
+    end
+    return received(rc, r)
 end
 
 function methods.receive(self, pattern)
@@ -318,18 +327,7 @@ function methods.receiveuntil(self, pattern, opts)
         if rc == FFI_AGAIN then
             rc = waited_until(r, s, pattern, inclusive, limit)
         end
-        if rc == FFI_OK then
-            return ffi_str(data_out[0], len_out[0])
-        elseif rc == FFI_DONE then
-            return nil
-        elseif rc == FFI_ERROR then
-            local err = errmsg()
-            if data_out[0] == nil then
-                return nil, err
-            end
-            return nil, err, ffi_str(data_out[0], len_out[0])
-        end
-        raise(rc, r)
+        return received(rc, r)
     end
 end
 
