@@ -18,6 +18,8 @@ pub mod pool;
 mod relay;
 mod request;
 
+use std::fmt::{self, Display};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
@@ -58,6 +60,19 @@ impl Failure {
     }
 }
 
+/// A try's upstream as the error log names it, `http://ADDR/uri`: made
+/// only when a line is written.
+pub struct Target<'u> {
+    addr: SocketAddr,
+    uri: &'u str,
+}
+
+impl Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "http://{}{}", self.addr, self.uri)
+    }
+}
+
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
@@ -74,7 +89,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     }
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &uri);
-    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
+    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
     // peer; a method that cannot be repeated only before the request was
@@ -141,7 +156,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                 continue;
             }
         };
-        let upstream_name = format!("http://{addr}{uri}");
+        let upstream_name = Target { addr, uri: &uri };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
@@ -204,7 +219,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // The next peer (nginx logs each failure).
         log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
         statuses.push_str(&format!("{}, ", f.status));
-        last_failure = Some((upstream_name, f));
+        last_failure = Some((upstream_name.to_string(), f));
     }
     match last_failure {
         Some((name, f)) => fail(ctx, &name, f),
@@ -240,14 +255,14 @@ async fn client_gone(fd: RawFd) {
 }
 
 /// Log the failure as nginx does and answer its status.
-fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
     log(ctx, crate::log::Level::Error, &f.msg, upstream);
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
 /// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &str) {
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
     if !crate::log::error::enabled(level) {
         return;
     }
