@@ -27,6 +27,8 @@ struct Idle {
     /// When it went idle, and how long it may stay (zero: no limit).
     since: Instant,
     timeout: Duration,
+    /// The peer it goes to, in a pool several peers share.
+    peer: Option<SocketAddr>,
 }
 
 #[derive(Default)]
@@ -58,12 +60,28 @@ impl Pool {
 }
 
 /// A pool's name: a cosocket pool's (Lua's, "host:port" by default), or
-/// the proxy's pool of a peer address (kept apart, so no name can take it,
-/// and found without formatting the address).
+/// one of the proxy's, kept apart so that no Lua name can take them: a
+/// peer address's, an upstream block's (by its name) or an ngx.balancer
+/// pool's (by its name). The last two are shared by several peers, their
+/// connections taken by peer ([`take_peer`]). Found without formatting.
 #[derive(Clone, Copy)]
 pub enum Key<'a> {
     Name(&'a str),
     Peer(SocketAddr),
+    Upstream(&'a str),
+    Balancer(&'a str),
+}
+
+impl Key<'_> {
+    /// The name and its namespace (an index into `Pools::named`).
+    fn named(&self) -> Option<(usize, &str)> {
+        match *self {
+            Key::Name(n) => Some((0, n)),
+            Key::Peer(_) => None,
+            Key::Upstream(n) => Some((1, n)),
+            Key::Balancer(n) => Some((2, n)),
+        }
+    }
 }
 
 impl<'a> From<&'a str> for Key<'a> {
@@ -86,41 +104,51 @@ impl From<SocketAddr> for Key<'_> {
 
 #[derive(Default)]
 struct Pools {
-    named: HashMap<String, Pool>,
+    /// Pools by name: Lua's, upstream blocks', ngx.balancer's.
+    named: [HashMap<String, Pool>; 3],
     /// (ahash: one lookup per proxied request each way; no name here comes from a client.)
     peers: HashMap<SocketAddr, Pool, ahash::RandomState>,
 }
 
 impl Pools {
     fn get(&self, key: Key) -> Option<&Pool> {
-        match key {
-            Key::Name(n) => self.named.get(n),
-            Key::Peer(a) => self.peers.get(&a),
+        match key.named() {
+            Some((ns, n)) => self.named[ns].get(n),
+            None => self.peers.get(&peer(key)),
         }
     }
 
     fn get_mut(&mut self, key: Key) -> Option<&mut Pool> {
-        match key {
-            Key::Name(n) => self.named.get_mut(n),
-            Key::Peer(a) => self.peers.get_mut(&a),
+        match key.named() {
+            Some((ns, n)) => self.named[ns].get_mut(n),
+            None => self.peers.get_mut(&peer(key)),
         }
     }
 
     /// Pool `key`, made when it has none yet.
     fn entry(&mut self, key: Key) -> &mut Pool {
-        match key {
-            Key::Name(n) => {
-                if !self.named.contains_key(n) {
-                    self.named.insert(n.to_string(), Pool::default());
+        match key.named() {
+            Some((ns, n)) => {
+                let named = &mut self.named[ns];
+                if !named.contains_key(n) {
+                    named.insert(n.to_string(), Pool::default());
                 }
-                self.named.get_mut(n).expect("just inserted")
+                named.get_mut(n).expect("just inserted")
             }
-            Key::Peer(a) => self.peers.entry(a).or_default(),
+            None => self.peers.entry(peer(key)).or_default(),
         }
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
-        self.named.values_mut().chain(self.peers.values_mut())
+        self.named.iter_mut().flat_map(|m| m.values_mut()).chain(self.peers.values_mut())
+    }
+}
+
+/// The address of a `Key::Peer`.
+fn peer(key: Key) -> SocketAddr {
+    match key {
+        Key::Peer(a) => a,
+        _ => unreachable!("a named key"),
     }
 }
 
@@ -145,6 +173,24 @@ pub fn take_conn<'a>(key: impl Into<Key<'a>>) -> Option<(RawFd, u32, Option<ops:
         while let Some(idle) = pool.idle.pop_back() {
             if alive(&idle) {
                 return Some((idle.fd, idle.reused, idle.multi));
+            }
+            close(idle.fd);
+            pool.closed();
+        }
+        None
+    })
+}
+
+/// The most recently pooled idle connection to `peer` of pool `key`, one
+/// several peers share (the others' stay): its fd and how often it was reused.
+pub fn take_peer(key: Key, peer: SocketAddr) -> Option<(RawFd, u32)> {
+    POOLS.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.get_mut(key)?;
+        while let Some(i) = pool.idle.iter().rposition(|i| i.peer == Some(peer)) {
+            let idle = pool.idle.remove(i).expect("a found index");
+            if alive(&idle) {
+                return Some((idle.fd, idle.reused));
             }
             close(idle.fd);
             pool.closed();
@@ -240,10 +286,20 @@ pub fn put<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, timeout: Duratio
 
 /// [`put`], keeping the connection's multishot receive armed.
 pub fn put_conn<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, multi: Option<ops::RecvMulti>, timeout: Duration, size: usize) {
+    put_idle(key.into(), Idle { fd, reused, multi, since: rt::now(), timeout, peer: None }, size)
+}
+
+/// [`put`] into a pool several peers share: the connection goes to `peer`
+/// ([`take_peer`] finds it).
+pub fn put_peer(key: Key, peer: SocketAddr, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
+    put_idle(key, Idle { fd, reused, multi: None, since: rt::now(), timeout, peer: Some(peer) }, size)
+}
+
+fn put_idle(key: Key, idle: Idle, size: usize) {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let pool = p.entry(key.into());
-        pool.idle.push_back(Idle { fd, reused, multi, since: rt::now(), timeout });
+        let pool = p.entry(key);
+        pool.idle.push_back(idle);
         if pool.idle.len() > size {
             if let Some(old) = pool.idle.pop_front() {
                 close(old.fd);
@@ -283,9 +339,11 @@ async fn sweep() {
                 }
             }
             let used = |pool: &mut Pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty();
-            p.named.retain(|_, pool| used(pool));
+            for named in &mut p.named {
+                named.retain(|_, pool| used(pool));
+            }
             p.peers.retain(|_, pool| used(pool));
-            p.named.values().chain(p.peers.values()).any(|pool| !pool.idle.is_empty())
+            p.named.iter().flat_map(|m| m.values()).chain(p.peers.values()).any(|pool| !pool.idle.is_empty())
         });
         if !left {
             SWEEPING.with(|s| s.set(false));

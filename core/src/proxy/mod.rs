@@ -18,14 +18,12 @@ pub mod pool;
 mod relay;
 mod request;
 
-use std::fmt::{self, Display};
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
-use crate::request::{RequestCtx, Response, Upstream};
+use crate::request::{PeerName, RequestCtx, Response, Upstream, UpstreamTry};
 use crate::rt::{self, ops};
 
 pub use connect::UpstreamConn;
@@ -60,19 +58,6 @@ impl Failure {
     }
 }
 
-/// A try's upstream as the error log names it, `http://ADDR/uri`: made
-/// only when a line is written.
-pub struct Target<'u> {
-    addr: SocketAddr,
-    uri: &'u str,
-}
-
-impl Display for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "http://{}{}", self.addr, self.uri)
-    }
-}
-
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
@@ -96,21 +81,23 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     // sent, unless non_idempotent.
     let idempotent = !matches!(ctx.method(), "POST" | "LOCK" | "PATCH");
     let started = rt::now();
-    let mut tried: Vec<String> = Vec::new();
-    // $upstream_status of the tries before this one.
-    let mut statuses = String::new();
-    let mut last_failure = None;
+    // One record per try ($upstream_addr, $upstream_status, ...).
+    let u = ctx.upstream.get_or_insert_with(Upstream::default);
+    u.tries.clear();
+    u.headers.clear();
+    let mut last_failure: Option<(PeerName, Failure)> = None;
     // balancer_by_lua: Lua picks each try's peer (the block's balancer when
     // it sets none); 1 + set_more_tries tries.
     let lua_balancer = lua.zip(pass.upstream.as_ref().and_then(|u| u.balancer_by_lua.clone()));
     let mut tries = 0usize;
     'tries: loop {
+        let try_start = rt::now();
         let t = match &lua_balancer {
             Some((lua, code)) => {
                 if tries > ctx.balancer.more_tries as usize {
                     break;
                 }
-                ctx.balancer.peer = None;
+                ctx.balancer.next_try();
                 if !lua.run_balancer(ctx, code).await {
                     return ctx.special(500);
                 }
@@ -139,52 +126,66 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
             more && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
-        tried.push(t.name.clone());
-        // $upstream_addr and $upstream_status list every try, as nginx's.
-        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
+        if let Some(u) = ctx.upstream.as_mut() {
+            u.tries.push(UpstreamTry::new(t.name.clone(), try_start));
+        }
         let addr = match t.addr {
             Ok(a) => a,
             Err(ref path) => {
                 let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
                 peers.done(&t, false);
-                let name = format!("http://{}{uri}", t.name);
+                end_try(ctx, f.status);
                 if !next_ok(&conf, f.kind, false) {
-                    return fail(ctx, &name, f);
+                    return fail(ctx, &Target { addr: &t.name, uri: &uri }, f);
                 }
-                statuses.push_str(&format!("{}, ", f.status));
-                last_failure = Some((name, f));
+                last_failure = Some((t.name, f));
                 continue;
             }
         };
-        let upstream_name = Target { addr, uri: &uri };
+        let target = Target { addr: &t.name, uri: &uri };
+        // The connection's pool (None: closed after the response).
+        let balancer_pool = ctx.balancer.pool.take();
+        let terms = if request::keepalive(&conf) { pool::Terms::of(pass, addr, ctx.balancer.keepalive, balancer_pool.as_ref()) } else { None };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+            let c = match connect::get(addr, conf.connect_timeout, terms.as_ref(), fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
                     break;
                 }
             };
+            if let Some(t) = current_try(ctx) {
+                t.connect_time = Some(rt::now().saturating_duration_since(t.start));
+            }
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
+            let mut io = relay::Io::default();
             let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
-                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf), client_gone(fd)).await,
-                None => Ok(relay::exchange(ctx, c, &head, &conf).await),
+                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf, &mut io), client_gone(fd)).await,
+                None => Ok(relay::exchange(ctx, c, &head, &conf, &mut io).await),
             };
+            if let Some(t) = current_try(ctx) {
+                t.bytes_sent += io.sent;
+                t.bytes_received += io.received;
+            }
             let Ok(res) = res else {
                 peers.done(&t, true);
-                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &target);
+                end_try(ctx, 0);
                 let mut r = ctx.special(499);
                 r.close = true;
                 return r;
             };
             match res {
                 Ok(got) => {
+                    if let Some(t) = current_try(ctx) {
+                        t.header_time = Some(rt::now().saturating_duration_since(t.start));
+                    }
                     // proxy_next_upstream http_NNN: that answer is not
                     // relayed while another try may follow; its connection
                     // is closed. nginx counts 403 and 404 as "next", the
@@ -195,12 +196,14 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                         let next = matches!(status, 403 | 404);
                         peers.done(&t, next);
                         ctx.balancer.last_failure = Some((if next { "next" } else { "failed" }, status));
-                        statuses.push_str(&format!("{status}, "));
+                        end_try(ctx, status);
                         last_failure = None;
                         continue 'tries;
                     }
                     peers.done(&t, true);
-                    return relay::respond(ctx, got, &conf, &upstream_name, client).await;
+                    let r = relay::respond(ctx, got, &conf, &target, client).await;
+                    end_try(ctx, 0);
+                    return r;
                 }
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => {
@@ -213,21 +216,46 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         let f = failure.unwrap_or_else(|| Failure::bad_gateway("upstream failed"));
         peers.done(&t, false);
         ctx.balancer.last_failure = Some(("failed", f.status));
+        end_try(ctx, f.status);
         if !next_ok(&conf, f.kind, sent) {
-            return fail(ctx, &upstream_name, f);
+            return fail(ctx, &target, f);
         }
         // The next peer (nginx logs each failure).
-        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
-        statuses.push_str(&format!("{}, ", f.status));
-        last_failure = Some((upstream_name.to_string(), f));
+        log(ctx, crate::log::Level::Error, &f.msg, &target);
+        last_failure = Some((t.name, f));
     }
     match last_failure {
-        Some((name, f)) => fail(ctx, &name, f),
+        Some((name, f)) => fail(ctx, &Target { addr: &name, uri: &uri }, f),
         None => {
             // Every peer of the upstream is down or failed recently.
-            let name = format!("http://{}{uri}", pass.host);
-            fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
+            fail(ctx, &Target { addr: &pass.host, uri: &uri }, Failure::bad_gateway("no live upstreams while connecting to upstream"))
         }
+    }
+}
+
+/// The try at hand's record.
+fn current_try<'c>(ctx: &'c mut RequestCtx) -> Option<&'c mut UpstreamTry> {
+    ctx.upstream.as_mut()?.tries.last_mut()
+}
+
+/// The try at hand is over (answered `status` unless it got one).
+fn end_try(ctx: &mut RequestCtx, status: u16) {
+    let now = rt::now();
+    if let Some(t) = current_try(ctx) {
+        t.end(status, now);
+    }
+}
+
+/// `http://ADDR/uri`, the `upstream: "..."` of error-log lines, made only
+/// when a line is logged.
+struct Target<'t> {
+    addr: &'t dyn std::fmt::Display,
+    uri: &'t str,
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.addr, self.uri)
     }
 }
 
@@ -255,14 +283,14 @@ async fn client_gone(fd: RawFd) {
 }
 
 /// Log the failure as nginx does and answer its status.
-fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn std::fmt::Display, f: Failure) -> Response<'a> {
     log(ctx, crate::log::Level::Error, &f.msg, upstream);
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
 /// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn std::fmt::Display) {
     if !crate::log::error::enabled(level) {
         return;
     }

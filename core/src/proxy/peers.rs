@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::conf::proxy::ProxyPass;
 use crate::conf::upstream::{PeerAddr, UpstreamConf};
+use crate::request::PeerName;
 use crate::upstream::{Balancer, Outcome, Peer, PickInput, TriedSet};
 
 thread_local! {
@@ -29,15 +30,15 @@ fn with_balancer<R>(conf: &Arc<UpstreamConf>, f: impl FnOnce(&mut Balancer) -> R
 /// One try's destination.
 pub struct Try {
     pub addr: Result<SocketAddr, String>,
-    /// `$upstream_addr`'s text for it.
-    pub name: String,
+    /// `$upstream_addr`'s entry for it.
+    pub name: PeerName,
     peer: Option<Peer>,
 }
 
 impl Try {
     /// A peer balancer_by_lua chose (ngx.balancer.set_current_peer).
     pub fn chosen(addr: SocketAddr) -> Try {
-        Try { addr: Ok(addr), name: addr.to_string(), peer: None }
+        Try { addr: Ok(addr), name: PeerName::Addr(addr), peer: None }
     }
 }
 
@@ -64,7 +65,7 @@ impl<'p> Peers<'p> {
     /// The next try, or None when none is left ("no live upstreams").
     pub fn next(&mut self) -> Option<Try> {
         match self {
-            Peers::Static(it) => it.next().map(|&a| Try { addr: Ok(a), name: a.to_string(), peer: None }),
+            Peers::Static(it) => it.next().map(|&a| Try { addr: Ok(a), name: PeerName::Addr(a), peer: None }),
             Peers::Balanced { conf, tried, left, client_ip, key } => {
                 if *left == 0 {
                     return None;
@@ -76,7 +77,7 @@ impl<'p> Peers<'p> {
                     PeerAddr::Inet(a) => Ok(*a),
                     PeerAddr::Unix(p) => Err(format!("unix:{}", p.display())),
                 };
-                Some(Try { addr, name: peer.name.to_string(), peer: Some(peer) })
+                Some(Try { addr, name: PeerName::Name(peer.name.clone()), peer: Some(peer) })
             }
         }
     }

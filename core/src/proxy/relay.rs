@@ -27,9 +27,9 @@ const BODY_READ: usize = 64 * 1024;
 const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
-pub struct Got {
+pub struct Got<'t> {
     pub(super) status: u16,
-    conn: UpstreamConn,
+    conn: UpstreamConn<'t>,
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
@@ -54,7 +54,8 @@ fn at(buf: &[u8], s: Span) -> &[u8] {
 }
 
 enum Recv {
-    Data,
+    /// This many bytes more.
+    Data(usize),
     Eof,
     TimedOut,
     Error(i32),
@@ -68,7 +69,7 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
             match n {
                 0 => Recv::Eof,
                 n if n < 0 => Recv::Error(-n),
-                _ => Recv::Data,
+                n => Recv::Data(n as usize),
             }
         }
         Err(_) => Recv::TimedOut,
@@ -76,15 +77,16 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
 }
 
 /// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes); Err: the errno, or None on
-/// the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
+/// proxy_send_timeout is between two writes), counting into `sent`; Err:
+/// the errno, or None on the timeout.
+async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration, sent: &mut u64) -> Result<Vec<u8>, Option<i32>> {
     let mut from = 0;
     while from < data.len() {
         match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
             Ok((n, b)) if n > 0 => {
                 data = b;
                 from += n as usize;
+                *sent += n as u64;
             }
             Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
             Err(_) => return Err(None),
@@ -97,10 +99,18 @@ fn os(errno: i32) -> String {
     crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
 }
 
-/// Send the request and read the response head. Err: the failure, and
+/// Bytes to and from the upstream in one exchange ($upstream_bytes_*).
+#[derive(Default)]
+pub struct Io {
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// Send the request and read the response head, counting the bytes into
+/// `io`. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
 /// closed: nothing came back).
-pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], conf: &ProxyConf) -> Result<Got, (Failure, bool)> {
+pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[u8], conf: &ProxyConf, io: &mut Io) -> Result<Got<'t>, (Failure, bool)> {
     let reused = conn.reused > 0;
     let send_failed = |e: Option<i32>| match e {
         Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
@@ -112,12 +122,12 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
     match body {
         Some(RequestBody::Memory(data)) => {
             out.extend_from_slice(data);
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+            send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
             let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
-            let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+            let mut buf = send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
@@ -129,18 +139,18 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                     break;
                 }
                 off += n as u64;
-                buf = send_all(conn.fd, b, timeout).await.map_err(send_failed)?;
+                buf = send_all(conn.fd, b, timeout, &mut io.sent).await.map_err(send_failed)?;
             }
         }
         None => {
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
+            send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
         }
     }
     let mut buf = Vec::with_capacity(4096);
     loop {
         let max = HEAD_MAX.saturating_sub(buf.len()).max(1);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
-            Recv::Data => {}
+            Recv::Data(n) => io.received += n as u64,
             Recv::Eof => {
                 let retry = reused && buf.is_empty();
                 return Err((Failure::bad_gateway("upstream prematurely closed connection while reading response header from upstream"), retry));
@@ -212,10 +222,16 @@ enum Framing {
 /// The response to the client: the upstream's status and headers, then
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
-pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
+pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
+    // $upstream_status and $upstream_http_NAME read them.
     if let Some(u) = ctx.upstream.as_mut() {
-        u.status = Some(status);
+        if let Some(t) = u.tries.last_mut() {
+            t.status = status;
+        }
+        for &(name, value) in &headers {
+            u.headers.push(at(&buf, name), at(&buf, value));
+        }
     }
     // proxy_intercept_errors: an error_page for the status replaces the response.
     if conf.intercept_errors && status >= 300 && ctx.conf.error_page.iter().any(|p| p.codes.contains(&status)) {
@@ -324,7 +340,11 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         buf.clear();
         at = 0;
         match recv(conn.fd, &mut buf, BODY_READ, conf.read_timeout).await {
-            Recv::Data => {}
+            Recv::Data(n) => {
+                if let Some(t) = super::current_try(ctx) {
+                    t.bytes_received += n as u64;
+                }
+            }
             Recv::Eof if matches!(framing, Framing::Close) => {
                 ctx.resp.out.clear();
                 if !client.flush(ctx, true).await {
@@ -342,7 +362,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
 /// The 101 head to the client, what the upstream sent after its head, then
 /// bytes both ways until either side closes (proxy_read_timeout idle). The
 /// upstream connection is closed after it, as the client's.
-async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn<'_>, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let done = Response { close: true, ..Response::with_body(Body::Empty) };
     ctx.resp.length = None;
     ctx.resp.out.clear();
