@@ -495,11 +495,14 @@ fn serve(mut s: Box<dyn Stream>, mode: Mode, received: Arc<Mutex<Vec<u8>>>, stop
 /// and the response has `X-Method`, `X-Path` (the target) and `X-Conn` (1-based index of
 /// the connection) headers. A target starting with `/chunked` gets a chunked response (the
 /// same body in chunks of 7 bytes); `/close` answers with `Connection: close` and closes;
-/// `/status/NNN` answers with that status. Request bodies by Content-Length or chunked.
+/// `/status/NNN` answers with that status; `/delay/MS` answers after MS milliseconds.
+/// Request bodies by Content-Length or chunked.
 pub struct HttpUpstream {
     port: u16,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
+    /// Connections over so far (the client closed them, or a `/close`).
+    pub closed: Arc<AtomicUsize>,
     /// Requests served so far.
     pub requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -513,17 +516,21 @@ impl HttpUpstream {
         let port = l.local_addr().unwrap().port();
         l.set_nonblocking(true).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (accepted.clone(), requests.clone(), stop.clone());
+        let (a, c, r, s) = (accepted.clone(), closed.clone(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((stream, _)) => {
                         let idx = a.fetch_add(1, Ordering::SeqCst) + 1;
-                        let (r, s) = (r.clone(), s.clone());
-                        conns.push(std::thread::spawn(move || http_serve(stream, idx, r, s)));
+                        let (c, r, s) = (c.clone(), r.clone(), s.clone());
+                        conns.push(std::thread::spawn(move || {
+                            http_serve(stream, idx, r, s);
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }));
                     }
                     Err(_) => std::thread::sleep(POLL),
                 }
@@ -532,7 +539,7 @@ impl HttpUpstream {
                 let _ = c.join();
             }
         });
-        HttpUpstream { port, accepted, requests, stop, thread: Some(thread) }
+        HttpUpstream { port, accepted, closed, requests, stop, thread: Some(thread) }
     }
 
     /// The port (127.0.0.1).
@@ -548,6 +555,11 @@ impl HttpUpstream {
     /// Requests served so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections over so far.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -655,6 +667,9 @@ fn http_serve(mut s: TcpStream, conn_idx: usize, requests: Arc<AtomicUsize>, sto
             body = buf.drain(..cl).collect();
         }
         requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(ms) = target.strip_prefix("/delay/").and_then(|s| s.parse::<u64>().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         // The response.
         let mut out = format!("{method} {target}\n");
         for (n, v) in &headers {
