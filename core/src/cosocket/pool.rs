@@ -72,14 +72,15 @@ pub enum Key<'a> {
     Balancer(&'a str),
 }
 
-impl Key<'_> {
-    /// The name and its namespace (an index into `Pools::named`).
-    fn named(&self) -> Option<(usize, &str)> {
-        match *self {
-            Key::Name(n) => Some((0, n)),
-            Key::Peer(_) => None,
-            Key::Upstream(n) => Some((1, n)),
-            Key::Balancer(n) => Some((2, n)),
+impl<'a> Key<'a> {
+    /// The name and its namespace (an index into `Pools::named`), or the
+    /// peer address.
+    fn split(self) -> Result<(usize, &'a str), SocketAddr> {
+        match self {
+            Key::Name(n) => Ok((0, n)),
+            Key::Upstream(n) => Ok((1, n)),
+            Key::Balancer(n) => Ok((2, n)),
+            Key::Peer(a) => Err(a),
         }
     }
 }
@@ -112,43 +113,35 @@ struct Pools {
 
 impl Pools {
     fn get(&self, key: Key) -> Option<&Pool> {
-        match key.named() {
-            Some((ns, n)) => self.named[ns].get(n),
-            None => self.peers.get(&peer(key)),
+        match key.split() {
+            Ok((ns, n)) => self.named[ns].get(n),
+            Err(a) => self.peers.get(&a),
         }
     }
 
     fn get_mut(&mut self, key: Key) -> Option<&mut Pool> {
-        match key.named() {
-            Some((ns, n)) => self.named[ns].get_mut(n),
-            None => self.peers.get_mut(&peer(key)),
+        match key.split() {
+            Ok((ns, n)) => self.named[ns].get_mut(n),
+            Err(a) => self.peers.get_mut(&a),
         }
     }
 
     /// Pool `key`, made when it has none yet.
     fn entry(&mut self, key: Key) -> &mut Pool {
-        match key.named() {
-            Some((ns, n)) => {
+        match key.split() {
+            Ok((ns, n)) => {
                 let named = &mut self.named[ns];
                 if !named.contains_key(n) {
                     named.insert(n.to_string(), Pool::default());
                 }
                 named.get_mut(n).expect("just inserted")
             }
-            None => self.peers.entry(peer(key)).or_default(),
+            Err(a) => self.peers.entry(a).or_default(),
         }
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
         self.named.iter_mut().flat_map(|m| m.values_mut()).chain(self.peers.values_mut())
-    }
-}
-
-/// The address of a `Key::Peer`.
-fn peer(key: Key) -> SocketAddr {
-    match key {
-        Key::Peer(a) => a,
-        _ => unreachable!("a named key"),
     }
 }
 

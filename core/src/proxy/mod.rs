@@ -18,6 +18,7 @@ pub mod pool;
 mod relay;
 mod request;
 
+use std::fmt::{self, Display};
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
@@ -55,6 +56,19 @@ impl Failure {
 
     fn timed_out(what: &str) -> Failure {
         Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT }
+    }
+}
+
+/// A try's upstream as the error log names it, `http://ADDR/uri`: made
+/// only when a line is written.
+pub struct Target<'u> {
+    addr: &'u dyn Display,
+    uri: &'u str,
+}
+
+impl Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "http://{}{}", self.addr, self.uri)
     }
 }
 
@@ -142,7 +156,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                 continue;
             }
         };
-        let target = Target { addr: &t.name, uri: &uri };
+        let upstream_name = Target { addr: &t.name, uri: &uri };
         // The connection's pool (None: closed after the response).
         let balancer_pool = ctx.balancer.pool.take();
         let terms = if request::keepalive(&conf) { pool::Terms::of(pass, addr, ctx.balancer.keepalive, balancer_pool.as_ref()) } else { None };
@@ -175,7 +189,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             }
             let Ok(res) = res else {
                 peers.done(&t, true);
-                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &target);
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
                 end_try(ctx, 0);
                 let mut r = ctx.special(499);
                 r.close = true;
@@ -201,7 +215,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                         continue 'tries;
                     }
                     peers.done(&t, true);
-                    let r = relay::respond(ctx, got, &conf, &target, client).await;
+                    let r = relay::respond(ctx, got, &conf, &upstream_name, client).await;
                     end_try(ctx, 0);
                     return r;
                 }
@@ -218,10 +232,10 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         ctx.balancer.last_failure = Some(("failed", f.status));
         end_try(ctx, f.status);
         if !next_ok(&conf, f.kind, sent) {
-            return fail(ctx, &target, f);
+            return fail(ctx, &upstream_name, f);
         }
         // The next peer (nginx logs each failure).
-        log(ctx, crate::log::Level::Error, &f.msg, &target);
+        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
         last_failure = Some((t.name, f));
     }
     match last_failure {
@@ -243,19 +257,6 @@ fn end_try(ctx: &mut RequestCtx, status: u16) {
     let now = rt::now();
     if let Some(t) = current_try(ctx) {
         t.end(status, now);
-    }
-}
-
-/// `http://ADDR/uri`, the `upstream: "..."` of error-log lines, made only
-/// when a line is logged.
-struct Target<'t> {
-    addr: &'t dyn std::fmt::Display,
-    uri: &'t str,
-}
-
-impl std::fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}{}", self.addr, self.uri)
     }
 }
 
@@ -283,14 +284,14 @@ async fn client_gone(fd: RawFd) {
 }
 
 /// Log the failure as nginx does and answer its status.
-fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn std::fmt::Display, f: Failure) -> Response<'a> {
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
     log(ctx, crate::log::Level::Error, &f.msg, upstream);
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
 /// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn std::fmt::Display) {
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
     if !crate::log::error::enabled(level) {
         return;
     }

@@ -107,9 +107,8 @@ pub struct Io {
 }
 
 /// Send the request and read the response head, counting the bytes into
-/// `io`. Err: the failure, and
-/// whether a fresh connection may try again (a pooled one the server had
-/// closed: nothing came back).
+/// `io`. Err: the failure, and whether a fresh connection may try again (a
+/// pooled one the server had closed: nothing came back).
 pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[u8], conf: &ProxyConf, io: &mut Io) -> Result<Got<'t>, (Failure, bool)> {
     let reused = conn.reused > 0;
     let send_failed = |e: Option<i32>| match e {
