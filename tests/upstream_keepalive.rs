@@ -225,3 +225,21 @@ $upstream_response_time|$upstream_bytes_sent|$upstream_bytes_received|$upstream_
     assert_eq!(entries(f[6]), ["0".to_string(), RESPONSE.len().to_string()], "{log}");
     assert_eq!((f[7], f[8]), ("abc", "-"), "{log}");
 }
+
+#[test]
+fn keepalive_caps_the_whole_block_not_each_peer() {
+    let (a, b) = (HttpUpstream::start(), HttpUpstream::start());
+    let h = Halo::start(&format!(
+        "upstream u {{ server 127.0.0.1:{}; server 127.0.0.1:{}; keepalive 1; }}\n\
+         server {{\n listen 127.0.0.1:{{{{PORT}}}};\n server_name localhost;\n\
+         location / {{ proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://u; }}\n}}",
+        a.port(),
+        b.port()
+    ));
+    // Round robin: a, b, a, b. Each kept connection makes room by closing the other peer's.
+    for _ in 0..4 {
+        assert_eq!(h.get("/").status, 200, "{}", h.logs());
+    }
+    assert_eq!((a.accepted(), b.accepted()), (2, 2));
+    assert!(wait_until(Duration::from_secs(3), || a.closed() == 2 && b.closed() == 1), "closed a {} b {}", a.closed(), b.closed());
+}

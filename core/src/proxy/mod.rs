@@ -183,9 +183,10 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                 Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf, &mut io), client_gone(fd)).await,
                 None => Ok(relay::exchange(ctx, c, &head, &conf, &mut io).await),
             };
+            // (A retry on a fresh connection counts that one's.)
             if let Some(t) = current_try(ctx) {
-                t.bytes_sent += io.sent;
-                t.bytes_received += io.received;
+                t.bytes_sent = io.sent;
+                t.bytes_received = io.received;
             }
             let Ok(res) = res else {
                 peers.done(&t, true);
