@@ -61,28 +61,16 @@ impl Pool {
 
 /// A pool's name: a cosocket pool's (Lua's, "host:port" by default), or
 /// one of the proxy's, kept apart so that no Lua name can take them: a
-/// peer address's, an upstream block's (by its name) or an ngx.balancer
-/// pool's (by its name). The last two are shared by several peers, their
-/// connections taken by peer ([`take_peer`]). Found without formatting.
+/// peer address's, an upstream block's (by the block's address) or an
+/// ngx.balancer pool's (by its name). The last two are shared by several
+/// peers, their connections taken by peer ([`take_peer`]). Found without
+/// formatting.
 #[derive(Clone, Copy)]
 pub enum Key<'a> {
     Name(&'a str),
     Peer(SocketAddr),
-    Upstream(&'a str),
+    Upstream(usize),
     Balancer(&'a str),
-}
-
-impl<'a> Key<'a> {
-    /// The name and its namespace (an index into `Pools::named`), or the
-    /// peer address.
-    fn split(self) -> Result<(usize, &'a str), SocketAddr> {
-        match self {
-            Key::Name(n) => Ok((0, n)),
-            Key::Upstream(n) => Ok((1, n)),
-            Key::Balancer(n) => Ok((2, n)),
-            Key::Peer(a) => Err(a),
-        }
-    }
 }
 
 impl<'a> From<&'a str> for Key<'a> {
@@ -105,43 +93,65 @@ impl From<SocketAddr> for Key<'_> {
 
 #[derive(Default)]
 struct Pools {
-    /// Pools by name: Lua's, upstream blocks', ngx.balancer's.
-    named: [HashMap<String, Pool>; 3],
-    /// (ahash: one lookup per proxied request each way; no name here comes from a client.)
+    /// Lua's pools, and ngx.balancer's, by name.
+    named: HashMap<String, Pool>,
+    balancers: HashMap<String, Pool>,
+    /// (ahash: one lookup per proxied request each way; no key here comes from a client.)
     peers: HashMap<SocketAddr, Pool, ahash::RandomState>,
+    upstreams: HashMap<usize, Pool, ahash::RandomState>,
+}
+
+/// Pool `name` of `map`, made when it has none yet.
+fn named_entry<'m>(map: &'m mut HashMap<String, Pool>, name: &str) -> &'m mut Pool {
+    if !map.contains_key(name) {
+        map.insert(name.to_string(), Pool::default());
+    }
+    map.get_mut(name).expect("just inserted")
 }
 
 impl Pools {
     fn get(&self, key: Key) -> Option<&Pool> {
-        match key.split() {
-            Ok((ns, n)) => self.named[ns].get(n),
-            Err(a) => self.peers.get(&a),
+        match key {
+            Key::Name(n) => self.named.get(n),
+            Key::Balancer(n) => self.balancers.get(n),
+            Key::Peer(a) => self.peers.get(&a),
+            Key::Upstream(id) => self.upstreams.get(&id),
         }
     }
 
     fn get_mut(&mut self, key: Key) -> Option<&mut Pool> {
-        match key.split() {
-            Ok((ns, n)) => self.named[ns].get_mut(n),
-            Err(a) => self.peers.get_mut(&a),
+        match key {
+            Key::Name(n) => self.named.get_mut(n),
+            Key::Balancer(n) => self.balancers.get_mut(n),
+            Key::Peer(a) => self.peers.get_mut(&a),
+            Key::Upstream(id) => self.upstreams.get_mut(&id),
         }
     }
 
     /// Pool `key`, made when it has none yet.
     fn entry(&mut self, key: Key) -> &mut Pool {
-        match key.split() {
-            Ok((ns, n)) => {
-                let named = &mut self.named[ns];
-                if !named.contains_key(n) {
-                    named.insert(n.to_string(), Pool::default());
-                }
-                named.get_mut(n).expect("just inserted")
-            }
-            Err(a) => self.peers.entry(a).or_default(),
+        match key {
+            Key::Name(n) => named_entry(&mut self.named, n),
+            Key::Balancer(n) => named_entry(&mut self.balancers, n),
+            Key::Peer(a) => self.peers.entry(a).or_default(),
+            Key::Upstream(id) => self.upstreams.entry(id).or_default(),
         }
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
-        self.named.iter_mut().flat_map(|m| m.values_mut()).chain(self.peers.values_mut())
+        let named = self.named.values_mut().chain(self.balancers.values_mut());
+        named.chain(self.peers.values_mut()).chain(self.upstreams.values_mut())
+    }
+
+    /// Drop the pools that hold nothing and wait for nothing.
+    fn retain_used(&mut self) {
+        fn used(pool: &Pool) -> bool {
+            !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty()
+        }
+        self.named.retain(|_, p| used(p));
+        self.balancers.retain(|_, p| used(p));
+        self.peers.retain(|_, p| used(p));
+        self.upstreams.retain(|_, p| used(p));
     }
 }
 
@@ -331,12 +341,9 @@ async fn sweep() {
                     pool.closed();
                 }
             }
-            let used = |pool: &mut Pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty();
-            for named in &mut p.named {
-                named.retain(|_, pool| used(pool));
-            }
-            p.peers.retain(|_, pool| used(pool));
-            p.named.iter().flat_map(|m| m.values()).chain(p.peers.values()).any(|pool| !pool.idle.is_empty())
+            p.retain_used();
+            let left = p.values_mut().any(|pool| !pool.idle.is_empty());
+            left
         });
         if !left {
             SWEEPING.with(|s| s.set(false));

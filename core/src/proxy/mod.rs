@@ -173,7 +173,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                 }
             };
             if let Some(t) = current_try(ctx) {
-                t.connect_time = Some(rt::now().saturating_duration_since(t.start));
+                t.connected = Some(rt::now());
             }
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
@@ -199,7 +199,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             match res {
                 Ok(got) => {
                     if let Some(t) = current_try(ctx) {
-                        t.header_time = Some(rt::now().saturating_duration_since(t.start));
+                        t.header_read = Some(rt::now());
                     }
                     // proxy_next_upstream http_NNN: that answer is not
                     // relayed while another try may follow; its connection

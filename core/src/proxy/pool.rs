@@ -48,13 +48,19 @@ impl<'p> Terms<'p> {
         };
         if let Some((timeout, requests)) = keepalive {
             let (name, size) = pool.map_or(("", None), |(n, s)| (n.as_str(), *s));
-            let key = if name.is_empty() { Key::Upstream(&up.name) } else { Key::Balancer(name) };
+            let key = if name.is_empty() { Key::Upstream(block(up)) } else { Key::Balancer(name) };
             let requests = if requests == 0 { u64::MAX } else { u64::from(requests) };
             return Some(Terms { key, size: size.unwrap_or(up.balancer_keepalive), timeout, requests });
         }
         let size = up.keepalive?;
-        Some(Terms { key: Key::Upstream(&up.name), size, timeout: up.keepalive_timeout, requests: up.keepalive_requests })
+        Some(Terms { key: Key::Upstream(block(up)), size, timeout: up.keepalive_timeout, requests: up.keepalive_requests })
     }
+}
+
+/// An upstream block's pool key: its address (a reload makes new blocks,
+/// and a new worker).
+fn block(up: &std::sync::Arc<crate::conf::upstream::UpstreamConf>) -> usize {
+    std::sync::Arc::as_ptr(up) as usize
 }
 
 /// An idle connection to `addr` still open: its fd and how often it served.

@@ -16,7 +16,7 @@ use crate::request::body::RequestBody;
 use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
-use super::{request, Failure, UpstreamConn};
+use super::{Failure, UpstreamConn};
 
 /// The most a response head may take (nginx's proxy_buffer_size is a page
 /// or two; halo allows more).
@@ -228,9 +228,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
         if let Some(t) = u.tries.last_mut() {
             t.status = status;
         }
-        for &(name, value) in &headers {
-            u.headers.push(at(&buf, name), at(&buf, value));
-        }
+        u.headers.extend_spans(&buf[..body_at], &headers);
     }
     // proxy_intercept_errors: an error_page for the status replaces the response.
     if conf.intercept_errors && status >= 300 && ctx.conf.error_page.iter().any(|p| p.codes.contains(&status)) {
@@ -290,7 +288,8 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
         length = None;
     }
     ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
-    let keep = request::keepalive(conf) && !close && !matches!(framing, Framing::Close);
+    // (A connection with no pool is closed: no keep-alive to ask for.)
+    let keep = conn.terms.is_some() && !close && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
         super::log(ctx, Level::Error, msg, upstream);

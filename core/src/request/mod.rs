@@ -113,7 +113,8 @@ impl BalancerPick {
 /// ($upstream_http_NAME).
 #[derive(Debug, Default)]
 pub struct Upstream {
-    pub tries: Vec<UpstreamTry>,
+    /// (Most requests make one try: kept inline.)
+    pub tries: smallvec::SmallVec<[UpstreamTry; 1]>,
     pub headers: HeaderList,
 }
 
@@ -126,18 +127,18 @@ pub struct UpstreamTry {
     /// 504); 0 while neither is known.
     pub status: u16,
     pub start: Instant,
-    /// Since `start`: connected (0 for a kept connection), response head
-    /// read, try over; None until then (nginx's "-").
-    pub connect_time: Option<std::time::Duration>,
-    pub header_time: Option<std::time::Duration>,
-    pub response_time: Option<std::time::Duration>,
+    /// When it connected (a kept connection: when taken), read the
+    /// response head, was over; None until then (nginx's "-").
+    pub connected: Option<Instant>,
+    pub header_read: Option<Instant>,
+    pub ended: Option<Instant>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
 
 impl UpstreamTry {
     pub fn new(addr: PeerName, start: Instant) -> UpstreamTry {
-        UpstreamTry { addr, status: 0, start, connect_time: None, header_time: None, response_time: None, bytes_sent: 0, bytes_received: 0 }
+        UpstreamTry { addr, status: 0, start, connected: None, header_read: None, ended: None, bytes_sent: 0, bytes_received: 0 }
     }
 
     /// The try is over at `now` (answered `status` unless one is known).
@@ -145,7 +146,7 @@ impl UpstreamTry {
         if self.status == 0 {
             self.status = status;
         }
-        self.response_time = Some(now.saturating_duration_since(self.start));
+        self.ended = Some(now);
     }
 }
 

@@ -97,9 +97,9 @@ impl RequestCtx<'_> {
                 0 => out.write_char('-'),
                 s => write!(out, "{s}"),
             })?,
-            "upstream_response_time" => self.upstream_list(|t, out| msecs(out, t.status, t.response_time))?,
-            "upstream_connect_time" => self.upstream_list(|t, out| msecs(out, t.status, t.connect_time))?,
-            "upstream_header_time" => self.upstream_list(|t, out| msecs(out, t.status, t.header_time))?,
+            "upstream_response_time" => self.upstream_list(|t, out| msecs(out, t, t.ended))?,
+            "upstream_connect_time" => self.upstream_list(|t, out| msecs(out, t, t.connected))?,
+            "upstream_header_time" => self.upstream_list(|t, out| msecs(out, t, t.header_read))?,
             "upstream_bytes_sent" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_sent))?,
             "upstream_bytes_received" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_received))?,
             "proxy_host" => self.conf.proxy_pass.as_ref()?.host.clone(),
@@ -194,12 +194,13 @@ fn header_var<'h>(headers: impl Iterator<Item = (&'h [u8], &'h [u8])>, var: &str
     out
 }
 
-/// A time as nginx's `$upstream_*_time` shows it: seconds with
-/// milliseconds ("0.012"), "-" when the try has no status or never got there.
-fn msecs(out: &mut String, status: u16, d: Option<std::time::Duration>) -> std::fmt::Result {
-    match d.filter(|_| status != 0) {
-        Some(d) => {
-            let ms = d.as_millis();
+/// A time of try `t` as nginx's `$upstream_*_time` shows it: seconds with
+/// milliseconds since the try started ("0.012"), "-" when the try has no
+/// status or never got there.
+fn msecs(out: &mut String, t: &super::UpstreamTry, at: Option<std::time::Instant>) -> std::fmt::Result {
+    match at.filter(|_| t.status != 0) {
+        Some(at) => {
+            let ms = at.saturating_duration_since(t.start).as_millis();
             write!(out, "{}.{:03}", ms / 1000, ms % 1000)
         }
         None => out.write_char('-'),
