@@ -79,7 +79,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     let mut conf = ctx.conf.proxy.clone();
     // The body is read whole first (memory, or a temp file past
     // client_body_buffer_size), as nginx's proxy_request_buffering on.
-    if conf.pass_request_body && !ctx.body_done {
+    if conf.pass_request_body && !ctx.body_done && (ctx.req.chunked || ctx.req.content_length.is_some_and(|n| n > 0)) {
         if let Err(status) = client.read_body(ctx).await {
             let mut r = ctx.special(status);
             r.close = true;

@@ -10,8 +10,18 @@ use crate::conf::template::Template;
 
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
-    const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let hop = match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        6 => is("expect"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        14 => is("content-length"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    };
+    hop || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
 }
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
