@@ -515,7 +515,12 @@ impl crate::lua::handler::Stream for Client<'_> {
             let (chunk, end) = phases::body_filter(self.w.lua.as_ref(), ctx, chunk, eof).await;
             send_part(self.io, ctx, &mut s, &chunk, eof || end);
         }
-        let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
+        // A proxied body's last part is not waited for: only the log phase
+        // follows it, and the connection's next send or close waits. (Lua's
+        // is: its handler may go on after ngx.eof, and the wait is what
+        // gets the send submitted before it does.)
+        let last = s.ended && ctx.resp.proxied;
+        let ok = self.io.flush(ctx.conf.send_timeout).await && (last || self.io.settle().await);
         s.broken |= !ok;
         self.head = Some(s);
         ok
