@@ -1,10 +1,10 @@
-//! The exchange with the upstream: the request out (head, then the body
-//! from memory or its temp file), the response head in (httparse), then
+//! The exchange with the upstream: the request out (`upload`), the
+//! response head in (httparse), then
 //! the body streamed to the client as it comes, through the header and
 //! body filters (the client's `Stream::flush`, as `ngx.flush` streams).
 
 use std::borrow::Cow;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::conf::proxy::ProxyConf;
@@ -12,10 +12,10 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Method;
 use crate::log::Level;
 use crate::lua::handler::Stream;
-use crate::request::body::RequestBody;
 use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
+use super::upload::{self, SendError, Upload};
 use super::{request, Failure, UpstreamConn};
 
 /// The most a response head may take (nginx's proxy_buffer_size is a page
@@ -23,8 +23,6 @@ use super::{request, Failure, UpstreamConn};
 const HEAD_MAX: usize = 16 * 1024;
 /// Bytes asked of one recv of the body.
 const BODY_READ: usize = 64 * 1024;
-/// Pieces of a request body read from its temp file.
-const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
 pub struct Got {
@@ -60,66 +58,21 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
     }
 }
 
-/// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes); Err: the errno, or None on
-/// the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
-    let mut from = 0;
-    while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
-            Ok((n, b)) if n > 0 => {
-                data = b;
-                from += n as usize;
-            }
-            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
-            Err(_) => return Err(None),
-        }
-    }
-    Ok(data)
-}
-
-fn os(errno: i32) -> String {
+pub(super) fn os(errno: i32) -> String {
     crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// Send the request and read the response head. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
-/// closed: nothing came back).
-pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], conf: &ProxyConf) -> Result<Got, (Failure, bool)> {
-    let reused = conn.reused > 0;
-    let send_failed = |e: Option<i32>| match e {
-        Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
-        None => (Failure::timed_out("sending request to upstream"), false),
-    };
-    let timeout = conf.send_timeout;
-    let mut out = head.to_vec();
-    let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
-    match body {
-        Some(RequestBody::Memory(data)) => {
-            out.extend_from_slice(data);
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-        }
-        Some(b @ RequestBody::File(_)) => {
-            let path = b.file_path().expect("a file body has a path");
-            let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
-            let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-            let mut off = 0u64;
-            loop {
-                buf.clear();
-                let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
-                if n < 0 {
-                    return Err((Failure::internal(format!("pread() \"{}\" failed {}", path.display(), os(-n))), false));
-                }
-                if n == 0 {
-                    break;
-                }
-                off += n as u64;
-                buf = send_all(conn.fd, b, timeout).await.map_err(send_failed)?;
-            }
-        }
-        None => {
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-        }
+/// closed: nothing came back, and the body can go again).
+pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<Got, (Failure, bool)> {
+    let reused = conn.reused > 0 && upload.replayable();
+    match upload::send(ctx, conn.fd, head, upload, conf, client).await {
+        Ok(()) => {}
+        Err(SendError::Upstream(Some(e))) => return Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused)),
+        Err(SendError::Upstream(None)) => return Err((Failure::timed_out("sending request to upstream"), false)),
+        Err(SendError::File(f)) => return Err((f, false)),
+        Err(SendError::Client(status)) => return Err((Failure::client(status), false)),
     }
     let mut buf = Vec::with_capacity(4096);
     loop {

@@ -8,6 +8,8 @@ use crate::conf::{LocKind, Location};
 use crate::request::RequestCtx;
 use crate::conf::template::Template;
 
+use super::upload::Upload;
+
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
     const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
@@ -52,9 +54,10 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 
 /// The request head: request line, proxy_set_header (an empty value drops
 /// the header), nginx's defaults (`Host: $proxy_host`, `Connection: close`
-/// unless kept alive, the body's Content-Length), then the client's
+/// unless kept alive, the body's Content-Length, or `Transfer-Encoding:
+/// chunked` for a chunked body streamed), then the client's
 /// headers that were not set here, minus hop-by-hop ones.
-pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
+pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
     let version = if conf.http11 { "1.1" } else { "1.0" };
     h.extend_from_slice(format!("{} {uri} HTTP/{version}\r\n", ctx.method()).as_bytes());
@@ -72,9 +75,19 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
     if !set("connection") && !keepalive(conf) {
         push(&mut h, "Connection", "close");
     }
-    let body_len = ctx.body.as_ref().map_or(0, |b| b.len());
-    if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
-        push(&mut h, "Content-Length", &body_len.to_string());
+    if conf.pass_request_body && upload.chunked() {
+        if !set("transfer-encoding") {
+            push(&mut h, "Transfer-Encoding", "chunked");
+        }
+    } else {
+        let body_len = match upload {
+            Upload::Buffered => ctx.body.as_ref().map_or(0, |b| b.len()),
+            // What is left of the client's (ngx.req.socket may have read some).
+            Upload::Streamed { .. } => ctx.req.content_length.unwrap_or(0).saturating_sub(ctx.body_taken),
+        };
+        if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
+            push(&mut h, "Content-Length", &body_len.to_string());
+        }
     }
     if conf.pass_request_headers {
         for (name, value) in ctx.request_headers() {
