@@ -155,6 +155,46 @@ fn a_client_that_stops_mid_body_times_out_and_the_upstream_connection_closes() {
     assert!(wait_until(Duration::from_secs(3), || h.access_log().contains("\"POST /up HTTP/1.1\" 408 ")), "{}", h.access_log());
 }
 
+#[test]
+fn an_upstream_that_stops_reading_a_streamed_body_times_out_504() {
+    let up = TcpPeer::start(Mode::Script(vec![Step::Stall]));
+    let h = proxy(up.port(), "proxy_request_buffering off; proxy_send_timeout 1s; client_max_body_size 0;");
+    let mut c = h.connect();
+    // More than the socket buffers between the proxy and the upstream hold.
+    let len = 256u64 << 20;
+    c.send(format!("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n"));
+    let mut writer = c.stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let piece = vec![b'z'; 1 << 16];
+        for _ in 0..len / piece.len() as u64 {
+            if std::io::Write::write_all(&mut writer, &piece).is_err() {
+                return;
+            }
+        }
+    });
+    c.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(c.read_response(false).status, 504);
+    assert!(t.elapsed() >= Duration::from_millis(900), "answered before proxy_send_timeout: {:?}", t.elapsed());
+    assert!(wait_until(Duration::from_secs(3), || h.error_log().contains("upstream timed out (110: Connection timed out) while sending request to upstream")), "{}", h.error_log());
+}
+
+#[test]
+fn unbuffered_requests_keep_the_client_connection() {
+    let up = HttpUpstream::start();
+    let h = proxy(up.port(), "proxy_request_buffering off; proxy_http_version 1.1;");
+    let mut c = h.connect();
+    for i in 0..2 {
+        c.send("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nfirst");
+        std::thread::sleep(Duration::from_millis(100));
+        c.send(format!("-las{i}"));
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(r.text().ends_with(&format!("\n\nfirst-las{i}")), "{}", r.text());
+        assert!(!r.closes());
+    }
+}
+
 /// An `upstream {}` of a peer that resets the connection after the request
 /// head, then `good`.
 fn reset_then(good: u16, extra: &str) -> (TcpPeer, Halo) {

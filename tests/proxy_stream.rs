@@ -129,7 +129,7 @@ fn upload(port: u16, len: u64, pid: Option<i32>) -> u64 {
     while sent < len {
         c.write_all(&chunk).unwrap();
         sent += chunk.len() as u64;
-        if sent % (32 << 20) == 0 {
+        if sent.is_multiple_of(32 << 20) {
             peak = peak.max(pid.map_or(0, rss_kb));
         }
     }
