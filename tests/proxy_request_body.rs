@@ -3,8 +3,9 @@
 //! chunked to an HTTP/1.1 upstream, read whole and sent with its length to
 //! an HTTP/1.0 one), `on` (the default) reads it whole first; 413 over
 //! client_max_body_size, a client that stops mid-body (client_body_timeout:
-//! both connections closed), no next upstream once part of a streamed body
-//! went. Real upstreams from common::peers. Also run against nginx
+//! both connections closed), proxy_send_timeout, an upstream that answers
+//! before the body's end (relayed; no more of the body goes), no next
+//! upstream once part of a streamed body went. Real upstreams from common::peers. Also run against nginx
 //! (HALO_TEST_BIN=/usr/sbin/nginx).
 
 mod common;
@@ -193,6 +194,24 @@ fn unbuffered_requests_keep_the_client_connection() {
         assert!(r.text().ends_with(&format!("\n\nfirst-las{i}")), "{}", r.text());
         assert!(!r.closes());
     }
+}
+
+#[test]
+fn an_upstream_answer_before_the_body_ends_is_relayed_and_the_body_stops() {
+    let up = TcpPeer::start(Mode::Script(vec![
+        Step::ReadUntil(b"first".to_vec()),
+        send("HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope"),
+        Step::Hold,
+    ]));
+    let h = proxy(up.port(), "proxy_request_buffering off; proxy_http_version 1.1;");
+    let mut c = h.connect();
+    c.send("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nfirst");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.text(), "nope");
+    let _ = c.try_send("-more");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!up.received_text().contains("-more"), "{:?}", up.received_text());
 }
 
 /// An `upstream {}` of a peer that resets the connection after the request

@@ -256,6 +256,11 @@ async fn client_gone(fd: RawFd) {
     std::future::pending::<()>().await
 }
 
+/// An errno as nginx writes it in the error log: `(111: Connection refused)`.
+fn os(errno: i32) -> String {
+    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
+}
+
 /// Log the failure as nginx does and answer its status.
 fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
     log(ctx, crate::log::Level::Error, &f.msg, upstream);

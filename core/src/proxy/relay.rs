@@ -1,7 +1,7 @@
 //! The exchange with the upstream: the request out (`upload`), the
-//! response head in (httparse), then
-//! the body streamed to the client as it comes, through the header and
-//! body filters (the client's `Stream::flush`, as `ngx.flush` streams).
+//! response head in (httparse), then the body streamed to the client as it
+//! comes, through the header and body filters (the client's
+//! `Stream::flush`, as `ngx.flush` streams).
 
 use std::borrow::Cow;
 use std::os::fd::RawFd;
@@ -16,7 +16,7 @@ use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
 use super::upload::{self, SendError, Upload};
-use super::{request, Failure, UpstreamConn};
+use super::{os, request, Failure, UpstreamConn};
 
 /// The most a response head may take (nginx's proxy_buffer_size is a page
 /// or two; halo allows more).
@@ -34,6 +34,8 @@ pub struct Got {
     reason: Option<String>,
     http11: bool,
     headers: Vec<(String, Vec<u8>)>,
+    /// All of the request body went (else the connection is not reused).
+    body_sent: bool,
 }
 
 enum Recv {
@@ -58,22 +60,18 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
     }
 }
 
-pub(super) fn os(errno: i32) -> String {
-    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
-}
-
 /// Send the request and read the response head. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
 /// closed: nothing came back, and the body can go again).
 pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<Got, (Failure, bool)> {
     let reused = conn.reused > 0 && upload.replayable();
-    match upload::send(ctx, conn.fd, head, upload, conf, client).await {
-        Ok(()) => {}
+    let body_sent = match upload::send(ctx, conn.fd, head, upload, conf, client).await {
+        Ok(whole) => whole,
         Err(SendError::Upstream(Some(e))) => return Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused)),
         Err(SendError::Upstream(None)) => return Err((Failure::timed_out("sending request to upstream"), false)),
         Err(SendError::File(f)) => return Err((f, false)),
         Err(SendError::Client(status)) => return Err((Failure::client(status), false)),
-    }
+    };
     let mut buf = Vec::with_capacity(4096);
     loop {
         let max = HEAD_MAX.saturating_sub(buf.len()).max(1);
@@ -102,7 +100,7 @@ pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8],
                 let http11 = r.version == Some(1);
                 let reason = r.reason.filter(|r| !r.is_empty()).map(str::to_string);
                 let headers = r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
-                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
+                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers, body_sent });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
                 return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
@@ -136,7 +134,7 @@ enum Framing {
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
 pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
-    let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
+    let Got { conn, mut buf, body_at, status, reason, http11, headers, body_sent } = got;
     if let Some(u) = ctx.upstream.as_mut() {
         u.status = Some(status);
     }
@@ -196,7 +194,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         length = None;
     }
     ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
-    let keep = request::keepalive(conf) && !close && !matches!(framing, Framing::Close);
+    let keep = request::keepalive(conf) && !close && body_sent && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
         super::log(ctx, Level::Error, msg, upstream);

@@ -71,8 +71,10 @@ pub enum SendError {
     Client(u16),
 }
 
-/// Send `head`, then the body as `upload` says, to `fd`.
-pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<(), SendError> {
+/// Send `head`, then the body as `upload` says, to `fd`. Ok: whether all
+/// of the body went (a streamed one stops when the upstream answers or
+/// closes first: nginx sends no more once the response head is in).
+pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<bool, SendError> {
     let timeout = conf.send_timeout;
     let mut out = head.to_vec();
     let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
@@ -86,7 +88,10 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
                 if ctx.body_done {
                     break;
                 }
-                let piece = client.read_body_part(ctx, true).await.map_err(SendError::Client)?;
+                let piece = match rt::race(client.read_body_part(ctx, true), ops::poll_readable(fd)).await {
+                    Ok(piece) => piece.map_err(SendError::Client)?,
+                    Err(_) => return Ok(false),
+                };
                 frame(&mut out, &piece, chunked);
                 if ctx.body_done && chunked {
                     out.extend_from_slice(LAST_CHUNK);
@@ -106,7 +111,7 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
                 buf.clear();
                 let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
                 if n < 0 {
-                    return Err(SendError::File(Failure::internal(format!("pread() \"{}\" failed {}", path.display(), super::relay::os(-n)))));
+                    return Err(SendError::File(Failure::internal(format!("pread() \"{}\" failed {}", path.display(), super::os(-n)))));
                 }
                 if n == 0 {
                     break;
@@ -119,7 +124,7 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
             send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A piece of the body as it goes: as it is, or as a chunk.

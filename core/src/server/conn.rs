@@ -640,22 +640,32 @@ impl crate::lua::handler::Stream for Client<'_> {
         if ctx.body_done {
             return Ok(Vec::new());
         }
-        let reader = match self.reader.take() {
-            Some(r) => Some(r),
-            None if self.body_ok => BodyReader::new(ctx, true).map_err(|e| self.body_failed(e))?,
+        if self.reader.is_none() {
             // (The connection was taken over, or its body failed before.)
-            None => return Err(500),
-        };
-        let Some(mut reader) = reader else { return Ok(Vec::new()) };
+            if !self.body_ok {
+                return Err(500);
+            }
+            match BodyReader::new(ctx, true) {
+                Ok(Some(r)) => self.reader = Some(r),
+                Ok(None) => return Ok(Vec::new()),
+                Err(e) => return Err(self.body_failed(e)),
+            }
+        }
+        // The reader stays in place while it waits: a read given up (the
+        // proxy's upstream answered first) leaves the body unfinished.
+        let reader = self.reader.as_mut().expect("made above");
         let mut piece = Vec::new();
         match reader.next(self.io, ctx, &mut piece, wait).await {
             Ok(done) => {
-                if !done {
-                    self.reader = Some(reader);
+                if done {
+                    self.reader = None;
                 }
                 Ok(piece)
             }
-            Err(e) => Err(self.body_failed(e)),
+            Err(e) => {
+                self.reader = None;
+                Err(self.body_failed(e))
+            }
         }
     }
 }
