@@ -214,6 +214,34 @@ fn an_upstream_answer_before_the_body_ends_is_relayed_and_the_body_stops() {
     assert!(!up.received_text().contains("-more"), "{:?}", up.received_text());
 }
 
+#[test]
+fn expect_100_continue_with_buffering_off() {
+    let up = HttpUpstream::start();
+    let h = proxy(up.port(), "proxy_request_buffering off;");
+    let mut c = h.connect();
+    c.send("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 100);
+    c.send("hello");
+    let r = c.read_response(false);
+    assert_eq!(r.status, 200);
+    let echo = r.text().to_ascii_lowercase();
+    assert!(echo.ends_with("\n\nhello"), "{echo}");
+    assert!(!echo.contains("expect"), "{echo}");
+}
+
+#[test]
+fn a_client_that_hangs_up_mid_body_closes_the_upstream_connection() {
+    let up = TcpPeer::start(Mode::Hold);
+    let h = proxy(up.port(), "proxy_request_buffering off;");
+    let mut c = h.connect();
+    c.send("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\npart");
+    assert!(peer_got(&up, "part"), "{:?}", up.received_text());
+    drop(c);
+    assert!(wait_until(Duration::from_secs(3), || up.ended() == 1), "the upstream connection was left open");
+    // Logged 400, as nginx does for a body cut short.
+    assert!(wait_until(Duration::from_secs(3), || h.access_log().contains("\"POST /up HTTP/1.1\" 400 ")), "{}", h.access_log());
+}
+
 /// An `upstream {}` of a peer that resets the connection after the request
 /// head, then `good`.
 fn reset_then(good: u16, extra: &str) -> (TcpPeer, Halo) {

@@ -32,7 +32,7 @@ pub trait Stream {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool;
 
     /// Reads the request body into `ctx.body` (once). Err: the status the
-    /// request ends with (413, 400, 408, 500, 499 when the client left).
+    /// request ends with (413, 400 also when the client left, 408, 500).
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
 
     /// proxy_request_buffering off: the body's next piece as it arrives

@@ -54,7 +54,7 @@ impl Failure {
         Failure { status: 500, msg, kind: NEXT_ERROR }
     }
 
-    /// Reading the client's body failed (its status: 408, 413, 400, 499):
+    /// Reading the client's body failed (its status: 408, 413, 400):
     /// no other try, the peer not blamed, logged where it happened.
     fn client(status: u16) -> Failure {
         Failure { status, msg: String::new(), kind: 0 }
@@ -161,10 +161,8 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
-                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &mut upload, &conf, client), client_gone(fd)).await,
-                None => Ok(relay::exchange(ctx, c, &head, &mut upload, &conf, client).await),
-            };
+            let gone = client.client_fd().filter(|_| !conf.ignore_client_abort);
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, gone).await;
             let Ok(res) = res else {
                 peers.done(&t, true);
                 log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);

@@ -62,16 +62,34 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
 
 /// Send the request and read the response head. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
-/// closed: nothing came back, and the body can go again).
-pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<Got, (Failure, bool)> {
-    let reused = conn.reused > 0 && upload.replayable();
-    let body_sent = match upload::send(ctx, conn.fd, head, upload, conf, client).await {
-        Ok(whole) => whole,
-        Err(SendError::Upstream(Some(e))) => return Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused)),
-        Err(SendError::Upstream(None)) => return Err((Failure::timed_out("sending request to upstream"), false)),
-        Err(SendError::File(f)) => return Err((f, false)),
-        Err(SendError::Client(status)) => return Err((Failure::client(status), false)),
+/// closed: nothing came back, and the body can go again). The outer Err:
+/// the client's connection (`gone`, watched unless None) closed first.
+pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, gone: Option<RawFd>) -> Result<Result<Got, (Failure, bool)>, ()> {
+    let replayable = upload.replayable();
+    let reused = conn.reused > 0 && replayable;
+    let sending = upload::send(ctx, conn.fd, head, upload, conf, client);
+    // A streamed body's reads see the client's close themselves (nginx
+    // watches for it once the body is in).
+    let sent = match gone.filter(|_| replayable) {
+        Some(fd) => rt::race(sending, super::client_gone(fd)).await?,
+        None => sending.await,
     };
+    let body_sent = match sent {
+        Ok(whole) => whole,
+        Err(SendError::Upstream(Some(e))) => return Ok(Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused))),
+        Err(SendError::Upstream(None)) => return Ok(Err((Failure::timed_out("sending request to upstream"), false))),
+        Err(SendError::File(f)) => return Ok(Err((f, false))),
+        Err(SendError::Client(status)) => return Ok(Err((Failure::client(status), false))),
+    };
+    let reading = read_head(conn, conf, reused, body_sent);
+    Ok(match gone {
+        Some(fd) => rt::race(reading, super::client_gone(fd)).await?,
+        None => reading.await,
+    })
+}
+
+/// The response head (interim ones skipped); Err as `exchange`'s.
+async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent: bool) -> Result<Got, (Failure, bool)> {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let max = HEAD_MAX.saturating_sub(buf.len()).max(1);

@@ -396,13 +396,13 @@ struct Streamed {
 
 impl Client<'_> {
     /// The body could not be read: the connection is not reused; the
-    /// status the request ends with (499 when the client left: it gets
-    /// nothing, nginx logs 499 for it).
+    /// status the request ends with (400 when the client left mid-body,
+    /// as nginx logs it).
     fn body_failed(&mut self, e: BodyError) -> u16 {
         self.body_ok = false;
         match e {
             BodyError::Status(s) => s,
-            BodyError::Closed => 499,
+            BodyError::Closed => 400,
         }
     }
 
@@ -830,6 +830,10 @@ impl BodyReader {
                 Read::TimedOut => {
                     ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
                     return Err(BodyError::Status(408));
+                }
+                Read::Eof => {
+                    ctx.log(Level::Info, format_args!("client prematurely closed connection"));
+                    return Err(BodyError::Closed);
                 }
                 _ => return Err(BodyError::Closed),
             }
