@@ -230,7 +230,7 @@ fn expect_100_continue_with_buffering_off() {
 }
 
 #[test]
-fn a_client_that_hangs_up_mid_body_closes_the_upstream_connection() {
+fn a_client_that_hangs_up_mid_body_is_400_and_the_upstream_connection_closes() {
     let up = TcpPeer::start(Mode::Hold);
     let h = proxy(up.port(), "proxy_request_buffering off;");
     let mut c = h.connect();
@@ -238,8 +238,15 @@ fn a_client_that_hangs_up_mid_body_closes_the_upstream_connection() {
     assert!(peer_got(&up, "part"), "{:?}", up.received_text());
     drop(c);
     assert!(wait_until(Duration::from_secs(3), || up.ended() == 1), "the upstream connection was left open");
-    // Logged 400, as nginx does for a body cut short.
+    // Logged 400, as nginx does for a body cut short (buffered too).
     assert!(wait_until(Duration::from_secs(3), || h.access_log().contains("\"POST /up HTTP/1.1\" 400 ")), "{}", h.access_log());
+    let h = proxy(up.port(), "");
+    let mut c = h.connect();
+    c.send("POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\npart");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(c);
+    assert!(wait_until(Duration::from_secs(3), || h.access_log().contains("\"POST /up HTTP/1.1\" 400 ")), "{}", h.access_log());
+    assert_eq!(up.accepted(), 1);
 }
 
 /// An `upstream {}` of a peer that resets the connection after the request
