@@ -81,7 +81,12 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
     match (upload, body) {
         (Upload::Streamed { first, chunked }, _) => {
             let chunked = *chunked;
-            frame(&mut out, &std::mem::take(first), chunked);
+            if chunked {
+                write_chunk(&mut out, first);
+            } else {
+                out.extend_from_slice(first);
+            }
+            first.clear();
             loop {
                 out = send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
                 out.clear();
@@ -90,9 +95,14 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
                 }
                 let piece = match rt::race(client.read_body_part(ctx, true), ops::poll_readable(fd)).await {
                     Ok(piece) => piece.map_err(SendError::Client)?,
+                    // The upstream answered or closed first.
                     Err(_) => return Ok(false),
                 };
-                frame(&mut out, &piece, chunked);
+                if chunked {
+                    write_chunk(&mut out, &piece);
+                } else {
+                    out = piece;
+                }
                 if ctx.body_done && chunked {
                     out.extend_from_slice(LAST_CHUNK);
                 }
@@ -125,15 +135,6 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
         }
     }
     Ok(true)
-}
-
-/// A piece of the body as it goes: as it is, or as a chunk.
-fn frame(out: &mut Vec<u8>, piece: &[u8], chunked: bool) {
-    if chunked {
-        write_chunk(out, piece);
-    } else {
-        out.extend_from_slice(piece);
-    }
 }
 
 /// Send all of `data`, each send within `timeout` (nginx's

@@ -832,7 +832,10 @@ impl BodyReader {
                     return Err(BodyError::Status(408));
                 }
                 Read::Eof => {
-                    ctx.log(Level::Info, format_args!("client prematurely closed connection"));
+                    // (A body being discarded may end so, unremarked.)
+                    if self.keep {
+                        ctx.log(Level::Info, format_args!("client prematurely closed connection"));
+                    }
                     return Err(BodyError::Closed);
                 }
                 _ => return Err(BodyError::Closed),
