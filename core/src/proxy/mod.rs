@@ -19,13 +19,14 @@ mod relay;
 mod request;
 mod upload;
 
-use std::os::fd::RawFd;
+use std::fmt::{self, Display};
+use std::net::SocketAddr;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
-use crate::rt::{self, ops};
+use crate::rt;
 
 pub use connect::UpstreamConn;
 use peers::Peers;
@@ -65,6 +66,19 @@ impl Failure {
     }
 }
 
+/// A try's upstream as the error log names it, `http://ADDR/uri`: made
+/// only when a line is written.
+pub struct Target<'u> {
+    addr: SocketAddr,
+    uri: &'u str,
+}
+
+impl Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "http://{}{}", self.addr, self.uri)
+    }
+}
+
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
@@ -78,7 +92,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     let replayable = upload.replayable();
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &uri, &upload);
-    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
+    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
     // peer; a method that cannot be repeated only before the request was
@@ -145,7 +159,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                 continue;
             }
         };
-        let upstream_name = format!("http://{addr}{uri}");
+        let upstream_name = Target { addr, uri: &uri };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
@@ -161,8 +175,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let gone = client.client_fd().filter(|_| !conf.ignore_client_abort);
-            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, gone).await;
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort).await;
             let Ok(res) = res else {
                 peers.done(&t, true);
                 log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
@@ -211,7 +224,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // The next peer (nginx logs each failure).
         log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
         statuses.push_str(&format!("{}, ", f.status));
-        last_failure = Some((upstream_name, f));
+        last_failure = Some((upstream_name.to_string(), f));
     }
     match last_failure {
         Some((name, f)) => fail(ctx, &name, f),
@@ -244,30 +257,20 @@ fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &
     std::sync::Arc::new(own)
 }
 
-/// Ready when the client's connection is gone (hung up or failed); a
-/// client that only sent more bytes (a pipelined request) is not.
-async fn client_gone(fd: RawFd) {
-    let revents = ops::poll_readable(fd).await;
-    if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-        return;
-    }
-    std::future::pending::<()>().await
-}
-
 /// An errno as nginx writes it in the error log: `(111: Connection refused)`.
 fn os(errno: i32) -> String {
     crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// Log the failure as nginx does and answer its status.
-fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
     log(ctx, crate::log::Level::Error, &f.msg, upstream);
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
 /// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &str) {
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
     if !crate::log::error::enabled(level) {
         return;
     }

@@ -31,11 +31,26 @@ pub struct Got {
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
-    reason: Option<String>,
+    /// The reason phrase's span in `buf`, if not empty.
+    reason: Option<Span>,
     http11: bool,
-    headers: Vec<(String, Vec<u8>)>,
+    /// The header lines' (name, value) spans in `buf`.
+    headers: Vec<(Span, Span)>,
     /// All of the request body went (else the connection is not reused).
     body_sent: bool,
+}
+
+/// Where some bytes are in `Got::buf`.
+type Span = (u32, u32);
+
+/// The span of `part`, a slice of `buf`.
+fn span(buf: &[u8], part: &[u8]) -> Span {
+    let at = part.as_ptr() as usize - buf.as_ptr() as usize;
+    (at as u32, (at + part.len()) as u32)
+}
+
+fn at(buf: &[u8], s: Span) -> &[u8] {
+    &buf[s.0 as usize..s.1 as usize]
 }
 
 enum Recv {
@@ -63,16 +78,18 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
 /// Send the request and read the response head. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
 /// closed: nothing came back, and the body can go again). The outer Err:
-/// the client's connection (`gone`, watched unless None) closed first.
-pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, gone: Option<RawFd>) -> Result<Result<Got, (Failure, bool)>, ()> {
-    let replayable = upload.replayable();
-    let reused = conn.reused > 0 && replayable;
-    let sending = upload::send(ctx, conn.fd, head, upload, conf, client);
-    // A streamed body's reads see the client's close themselves (nginx
-    // watches for it once the body is in).
-    let sent = match gone.filter(|_| replayable) {
-        Some(fd) => rt::race(sending, super::client_gone(fd)).await?,
-        None => sending.await,
+/// the client hung up first (watched when `watch`).
+pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, watch: bool) -> Result<Result<Got, (Failure, bool)>, ()> {
+    let reused = conn.reused > 0 && upload.replayable();
+    let sent = match upload {
+        Upload::Buffered => {
+            let sending = upload::send_buffered(ctx, conn.fd, head, conf);
+            let sent = if watch { rt::race(sending, client.hangup()).await? } else { sending.await };
+            sent.map(|()| true)
+        }
+        // Its reads see the client's close themselves (nginx watches for
+        // it once the body is in).
+        Upload::Streamed { first, chunked } => upload::send_streamed(ctx, conn.fd, head, first, *chunked, conf, client).await,
     };
     let body_sent = match sent {
         Ok(whole) => whole,
@@ -82,10 +99,7 @@ pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8],
         Err(SendError::Client(status)) => return Ok(Err((Failure::client(status), false))),
     };
     let reading = read_head(conn, conf, reused, body_sent);
-    Ok(match gone {
-        Some(fd) => rt::race(reading, super::client_gone(fd)).await?,
-        None => reading.await,
-    })
+    Ok(if watch { rt::race(reading, client.hangup()).await? } else { reading.await })
 }
 
 /// The response head (interim ones skipped); Err as `exchange`'s.
@@ -116,8 +130,8 @@ async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent
                     continue;
                 }
                 let http11 = r.version == Some(1);
-                let reason = r.reason.filter(|r| !r.is_empty()).map(str::to_string);
-                let headers = r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+                let reason = r.reason.filter(|r| !r.is_empty()).map(|r| span(&buf, r.as_bytes()));
+                let headers = r.headers.iter().map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value))).collect();
                 return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers, body_sent });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
@@ -135,9 +149,24 @@ async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent
 /// Response headers not passed to the client (hop-by-hop; the length and
 /// type are kept apart; Server and Date are always the proxy's own, even
 /// with `proxy_pass_header`, since the head writer makes them).
-fn hop_by_hop(name: &str) -> bool {
-    const NAMES: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-type", "server", "date"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+fn hop_by_hop(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        4 => is("date"),
+        6 => is("server"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        12 => is("content-type"),
+        14 => is("content-length"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Whether `value` holds `word` (lower case), in any case.
+fn has_token(value: &[u8], word: &[u8]) -> bool {
+    value.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// How the upstream's body ends.
@@ -151,7 +180,7 @@ enum Framing {
 /// The response to the client: the upstream's status and headers, then
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
-pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let Got { conn, mut buf, body_at, status, reason, http11, headers, body_sent } = got;
     if let Some(u) = ctx.upstream.as_mut() {
         u.status = Some(status);
@@ -168,32 +197,32 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
     let mut chunked = false;
     let mut close = !http11;
     ctx.resp.status = status;
-    ctx.resp.reason = reason.map(|r| (status, r));
+    ctx.resp.reason = reason.map(|r| (status, String::from_utf8_lossy(at(&buf, r)).into_owned()));
     ctx.resp.proxied = true;
-    for (name, value) in &headers {
-        let v = String::from_utf8_lossy(value);
-        if name.eq_ignore_ascii_case("content-length") {
-            match v.trim().parse::<u64>() {
-                Ok(n) => length = Some(n),
-                Err(_) => {
+    for &(name, value) in &headers {
+        let (name, value) = (at(&buf, name), at(&buf, value));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(n) => length = Some(n),
+                None => {
                     super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", upstream);
                     return ctx.special(502);
                 }
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = v.to_ascii_lowercase().contains("chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
-            close |= v.to_ascii_lowercase().contains("close");
-        } else if name.eq_ignore_ascii_case("content-type") {
-            ctx.resp.content_type = Some(Cow::Owned(v.into_owned()));
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = has_token(value, b"chunked");
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= has_token(value, b"close");
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            ctx.resp.content_type = Some(Cow::Owned(String::from_utf8_lossy(value).into_owned()));
         }
         // The upstream's Upgrade goes with its 101 (the head writer says
         // `Connection: upgrade`).
-        let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
-        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        let upgrade_header = upgrade && name.eq_ignore_ascii_case(b"upgrade");
+        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
             continue;
         }
-        ctx.resp.headers.push(name.as_str(), value);
+        ctx.resp.headers.push(name, value);
     }
     if upgrade {
         return tunnel(ctx, conn, &buf[body_at..], conf, upstream, client).await;
@@ -279,7 +308,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
 /// The 101 head to the client, what the upstream sent after its head, then
 /// bytes both ways until either side closes (proxy_read_timeout idle). The
 /// upstream connection is closed after it, as the client's.
-async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let done = Response { close: true, ..Response::with_body(Body::Empty) };
     ctx.resp.length = None;
     ctx.resp.out.clear();

@@ -13,7 +13,7 @@ use super::upload::Upload;
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
     const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name[..6].eq_ignore_ascii_case("proxy-")
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
 }
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
@@ -59,8 +59,10 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 /// headers that were not set here, minus hop-by-hop ones.
 pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
-    let version = if conf.http11 { "1.1" } else { "1.0" };
-    h.extend_from_slice(format!("{} {uri} HTTP/{version}\r\n", ctx.method()).as_bytes());
+    h.extend_from_slice(ctx.method().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(uri.as_bytes());
+    h.extend_from_slice(if conf.http11 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
     let set = |name: &str| conf.set_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     for (name, value) in &conf.set_headers {
         let v = render(ctx, value);
@@ -69,8 +71,8 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) 
         }
     }
     if !set("host") {
-        let host = ctx.conf.proxy_pass.as_ref().map(|p| p.host.clone()).unwrap_or_default();
-        push(&mut h, "Host", &host);
+        let host = ctx.conf.proxy_pass.as_ref().map_or("", |p| p.host.as_str());
+        push(&mut h, "Host", host);
     }
     if !set("connection") && !keepalive(conf) {
         push(&mut h, "Connection", "close");
@@ -86,7 +88,7 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) 
             Upload::Streamed { .. } => ctx.req.content_length.unwrap_or(0).saturating_sub(ctx.body_taken),
         };
         if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
-            push(&mut h, "Content-Length", &body_len.to_string());
+            push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
         }
     }
     if conf.pass_request_headers {
@@ -105,16 +107,16 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) 
 
 /// A template against the request, with its captures (as
 /// `server::phases::render`, which this layer cannot call).
-pub(super) fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+pub(super) fn render<'t>(ctx: &mut RequestCtx, t: &'t Template) -> Cow<'t, str> {
     if let Some(lit) = t.as_literal() {
-        return lit.to_string();
+        return Cow::Borrowed(lit);
     }
     let caps = std::mem::take(&mut ctx.captures);
     let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
     let out = t.render(ctx, &refs);
     drop(refs);
     ctx.captures = caps;
-    out
+    Cow::Owned(out)
 }
 
 fn push(h: &mut Vec<u8>, name: &str, value: &str) {

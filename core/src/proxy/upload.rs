@@ -71,48 +71,17 @@ pub enum SendError {
     Client(u16),
 }
 
-/// Send `head`, then the body as `upload` says, to `fd`. Ok: whether all
-/// of the body went (a streamed one stops when the upstream answers or
-/// closes first: nginx sends no more once the response head is in).
-pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream) -> Result<bool, SendError> {
+/// Send `head`, then `ctx.body` (none with `proxy_pass_request_body off`),
+/// to `fd`.
+pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &ProxyConf) -> Result<(), SendError> {
     let timeout = conf.send_timeout;
     let mut out = head.to_vec();
-    let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
-    match (upload, body) {
-        (Upload::Streamed { first, chunked }, _) => {
-            let chunked = *chunked;
-            if chunked {
-                write_chunk(&mut out, first);
-            } else {
-                out.extend_from_slice(first);
-            }
-            first.clear();
-            loop {
-                out = send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
-                out.clear();
-                if ctx.body_done {
-                    break;
-                }
-                let piece = match rt::race(client.read_body_part(ctx, true), ops::poll_readable(fd)).await {
-                    Ok(piece) => piece.map_err(SendError::Client)?,
-                    // The upstream answered or closed first.
-                    Err(_) => return Ok(false),
-                };
-                if chunked {
-                    write_chunk(&mut out, &piece);
-                } else {
-                    out = piece;
-                }
-                if ctx.body_done && chunked {
-                    out.extend_from_slice(LAST_CHUNK);
-                }
-            }
-        }
-        (Upload::Buffered, Some(RequestBody::Memory(data))) => {
+    match ctx.body.as_ref().filter(|_| conf.pass_request_body) {
+        Some(RequestBody::Memory(data)) => {
             out.extend_from_slice(data);
             send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
         }
-        (Upload::Buffered, Some(b @ RequestBody::File(_))) => {
+        Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
             let file = std::fs::File::open(path).map_err(|e| SendError::File(Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)))))?;
             let mut buf = send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
@@ -130,11 +99,45 @@ pub async fn send(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], upload: &mut
                 buf = send_all(fd, b, timeout).await.map_err(SendError::Upstream)?;
             }
         }
-        (Upload::Buffered, None) => {
+        None => {
             send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
         }
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Send `head` and `first` (as a chunk when `chunked`), then the rest of
+/// the client's body as it arrives, to `fd`. Ok: whether all of it went
+/// (it stops when the upstream answers or closes first: nginx sends no
+/// more once the response head is in).
+pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], first: &mut Vec<u8>, chunked: bool, conf: &ProxyConf, client: &mut impl Stream) -> Result<bool, SendError> {
+    let mut out = head.to_vec();
+    if chunked {
+        write_chunk(&mut out, first);
+    } else {
+        out.extend_from_slice(first);
+    }
+    first.clear();
+    loop {
+        out = send_all(fd, out, conf.send_timeout).await.map_err(SendError::Upstream)?;
+        out.clear();
+        if ctx.body_done {
+            return Ok(true);
+        }
+        let piece = match rt::race(client.read_body_part(ctx, true), ops::poll_readable(fd)).await {
+            Ok(piece) => piece.map_err(SendError::Client)?,
+            // The upstream answered or closed first.
+            Err(_) => return Ok(false),
+        };
+        if chunked {
+            write_chunk(&mut out, &piece);
+        } else {
+            out = piece;
+        }
+        if ctx.body_done && chunked {
+            out.extend_from_slice(LAST_CHUNK);
+        }
+    }
 }
 
 /// Send all of `data`, each send within `timeout` (nginx's
