@@ -21,6 +21,8 @@ use super::{os, request, Failure, UpstreamConn};
 /// The most a response head may take (nginx's proxy_buffer_size is a page
 /// or two; halo allows more).
 const HEAD_MAX: usize = 16 * 1024;
+/// Bytes asked of one recv of the head.
+const HEAD_READ: usize = 4096;
 /// Bytes asked of one recv of the body.
 const BODY_READ: usize = 64 * 1024;
 
@@ -104,9 +106,10 @@ pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8],
 
 /// The response head (interim ones skipped); Err as `exchange`'s.
 async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent: bool) -> Result<Got, (Failure, bool)> {
-    let mut buf = Vec::with_capacity(4096);
+    let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
-        let max = HEAD_MAX.saturating_sub(buf.len()).max(1);
+        // A page at a time: most heads fit the first one.
+        let max = HEAD_MAX.saturating_sub(buf.len()).clamp(1, HEAD_READ);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
             Recv::Data => {}
             Recv::Eof => {
