@@ -46,7 +46,7 @@ impl Upload {
 /// HTTP/1.0 upstream, which needs its length; a body that came whole with
 /// the head), else streamed. Err: the status the request ends with.
 pub async fn prepare(ctx: &mut RequestCtx<'_>, conf: &ProxyConf, client: &mut impl Stream) -> Result<Upload, u16> {
-    // (Most requests have none: no future made for it.)
+    // (Most requests have none: nothing to read.)
     let has_body = ctx.req.chunked || ctx.req.content_length.is_some_and(|n| n > 0);
     if !conf.pass_request_body || ctx.body_done || !has_body {
         return Ok(Upload::Buffered);
