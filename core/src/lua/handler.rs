@@ -32,11 +32,23 @@ pub trait Stream {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool;
 
     /// Reads the request body into `ctx.body` (once). Err: the status the
-    /// request ends with (413, 400, 408, 500, 499 when the client left).
+    /// request ends with (413, 400 also when the client left, 408, 500).
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
+
+    /// proxy_request_buffering off: the body's next piece as it arrives
+    /// (decoded; one read's worth, after waiting up to client_body_timeout
+    /// for it when `wait` and nothing is buffered; maybe empty), with
+    /// `ctx.body_done` set at its end. Err as `read_body`'s.
+    async fn read_body_part(&mut self, ctx: &mut RequestCtx<'_>, wait: bool) -> Result<Vec<u8>, u16>;
 
     /// The client's socket, watched for its close (lua_check_client_abort).
     fn client_fd(&self) -> Option<std::os::fd::RawFd>;
+
+    /// Ready when the client's connection is gone (closed, half-closed or
+    /// failed), as nginx's check for a broken connection; bytes it sends
+    /// meanwhile (a pipelined request) are kept for later. Never ready
+    /// where there is no client connection of its own.
+    async fn hangup(&mut self);
 
     /// ngx.req.socket's reads: up to `max` bytes from the client (what is
     /// buffered first), of the body only when `body` (then "closed" at its
@@ -69,7 +81,15 @@ impl Stream for Buffered {
         match *self {}
     }
 
+    async fn read_body_part(&mut self, _: &mut RequestCtx<'_>, _: bool) -> Result<Vec<u8>, u16> {
+        match *self {}
+    }
+
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
+        match *self {}
+    }
+
+    async fn hangup(&mut self) {
         match *self {}
     }
 

@@ -17,15 +17,15 @@ mod peers;
 pub mod pool;
 mod relay;
 mod request;
+mod upload;
 
 use std::fmt::{self, Display};
-use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{PeerName, RequestCtx, Response, Upstream, UpstreamTry};
-use crate::rt::{self, ops};
+use crate::rt;
 
 pub use connect::UpstreamConn;
 use peers::Peers;
@@ -37,7 +37,7 @@ pub struct Failure {
     pub status: u16,
     pub msg: String,
     /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
-    /// `NEXT_INVALID_HEADER`).
+    /// `NEXT_INVALID_HEADER`); 0 for the client's own failure.
     pub kind: u16,
 }
 
@@ -52,6 +52,12 @@ impl Failure {
 
     fn internal(msg: String) -> Failure {
         Failure { status: 500, msg, kind: NEXT_ERROR }
+    }
+
+    /// Reading the client's body failed (its status: 408, 413, 400):
+    /// no other try, the peer not blamed, logged where it happened.
+    fn client(status: u16) -> Failure {
+        Failure { status, msg: String::new(), kind: 0 }
     }
 
     fn timed_out(what: &str) -> Failure {
@@ -77,17 +83,14 @@ impl Display for Target<'_> {
 /// 504, ...) when nothing reached the client.
 pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
     let mut conf = ctx.conf.proxy.clone();
-    // The body is read whole first (memory, or a temp file past
-    // client_body_buffer_size), as nginx's proxy_request_buffering on.
-    if conf.pass_request_body && !ctx.body_done {
-        if let Err(status) = client.read_body(ctx).await {
-            let mut r = ctx.special(status);
-            r.close = true;
-            return r;
-        }
-    }
+    let mut upload = match upload::prepare(ctx, &conf, client).await {
+        Ok(u) => u,
+        Err(status) => return client_failed(ctx, status),
+    };
+    // A streamed body cannot go again once sending began.
+    let replayable = upload.replayable();
     let uri = request::upstream_uri(ctx, loc, pass);
-    let head = request::head(ctx, &conf, &uri);
+    let head = request::head(ctx, &conf, &uri, &upload);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
@@ -138,7 +141,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // goes on to the next peer.
         let next_ok = |conf: &crate::conf::proxy::ProxyConf, kind: u16, sent: bool| {
             let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
-            more && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
+            more && (replayable || !sent) && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
         if let Some(u) = ctx.upstream.as_mut() {
             u.tries.push(UpstreamTry::new(t.name.clone(), try_start));
@@ -179,10 +182,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
             let mut io = relay::Io::default();
-            let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
-                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf, &mut io), client_gone(fd)).await,
-                None => Ok(relay::exchange(ctx, c, &head, &conf, &mut io).await),
-            };
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort, &mut io).await;
             // (A retry on a fresh connection counts that one's.)
             if let Some(t) = current_try(ctx) {
                 t.bytes_sent = io.sent;
@@ -219,6 +219,12 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                     let r = relay::respond(ctx, got, &conf, &upstream_name, client).await;
                     end_try(ctx, 0);
                     return r;
+                }
+                Err((f, _)) if f.kind == 0 => {
+                    // The client's body failed: not the peer's fault.
+                    peers.done(&t, true);
+                    end_try(ctx, 0);
+                    return client_failed(ctx, f.status);
                 }
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => {
@@ -261,6 +267,14 @@ fn end_try(ctx: &mut RequestCtx, status: u16) {
     }
 }
 
+/// The request ends with `status` for a body that could not be read (the
+/// connection closes after it).
+fn client_failed<'a>(ctx: &mut RequestCtx<'a>, status: u16) -> Response<'a> {
+    let mut r = ctx.special(status);
+    r.close = true;
+    r
+}
+
 /// The proxy settings with ngx.balancer.set_timeouts' values over them.
 fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &RequestCtx) -> std::sync::Arc<crate::conf::proxy::ProxyConf> {
     let [c, s, r] = ctx.balancer.timeouts;
@@ -274,14 +288,9 @@ fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &
     std::sync::Arc::new(own)
 }
 
-/// Ready when the client's connection is gone (hung up or failed); a
-/// client that only sent more bytes (a pipelined request) is not.
-async fn client_gone(fd: RawFd) {
-    let revents = ops::poll_readable(fd).await;
-    if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-        return;
-    }
-    std::future::pending::<()>().await
+/// An errno as nginx writes it in the error log: `(111: Connection refused)`.
+fn os(errno: i32) -> String {
+    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// Log the failure as nginx does and answer its status.

@@ -1,10 +1,10 @@
-//! The exchange with the upstream: the request out (head, then the body
-//! from memory or its temp file), the response head in (httparse), then
-//! the body streamed to the client as it comes, through the header and
-//! body filters (the client's `Stream::flush`, as `ngx.flush` streams).
+//! The exchange with the upstream: the request out (`upload`), the
+//! response head in (httparse), then the body streamed to the client as it
+//! comes, through the header and body filters (the client's
+//! `Stream::flush`, as `ngx.flush` streams).
 
 use std::borrow::Cow;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::conf::proxy::ProxyConf;
@@ -12,19 +12,19 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Method;
 use crate::log::Level;
 use crate::lua::handler::Stream;
-use crate::request::body::RequestBody;
 use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
-use super::{Failure, UpstreamConn};
+use super::upload::{self, SendError, Upload};
+use super::{os, Failure, UpstreamConn};
 
 /// The most a response head may take (nginx's proxy_buffer_size is a page
 /// or two; halo allows more).
 const HEAD_MAX: usize = 16 * 1024;
+/// Bytes asked of one recv of the head.
+const HEAD_READ: usize = 4096;
 /// Bytes asked of one recv of the body.
 const BODY_READ: usize = 64 * 1024;
-/// Pieces of a request body read from its temp file.
-const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
 pub struct Got<'t> {
@@ -38,6 +38,8 @@ pub struct Got<'t> {
     http11: bool,
     /// The header lines' (name, value) spans in `buf`.
     headers: Vec<(Span, Span)>,
+    /// All of the request body went (else the connection is not reused).
+    body_sent: bool,
 }
 
 /// Where some bytes are in `Got::buf`.
@@ -76,29 +78,6 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
     }
 }
 
-/// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes), counting into `sent`; Err:
-/// the errno, or None on the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration, sent: &mut u64) -> Result<Vec<u8>, Option<i32>> {
-    let mut from = 0;
-    while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
-            Ok((n, b)) if n > 0 => {
-                data = b;
-                from += n as usize;
-                *sent += n as u64;
-            }
-            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
-            Err(_) => return Err(None),
-        }
-    }
-    Ok(data)
-}
-
-fn os(errno: i32) -> String {
-    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
-}
-
 /// Bytes to and from the upstream in one exchange ($upstream_bytes_*).
 #[derive(Default)]
 pub struct Io {
@@ -108,48 +87,42 @@ pub struct Io {
 
 /// Send the request and read the response head, counting the bytes into
 /// `io`. Err: the failure, and whether a fresh connection may try again (a
-/// pooled one the server had closed: nothing came back).
-pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[u8], conf: &ProxyConf, io: &mut Io) -> Result<Got<'t>, (Failure, bool)> {
-    let reused = conn.reused > 0;
-    let send_failed = |e: Option<i32>| match e {
-        Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
-        None => (Failure::timed_out("sending request to upstream"), false),
+/// pooled one the server had closed: nothing came back, and the body can
+/// go again). The outer Err: the client hung up first (watched when
+/// `watch`).
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange<'t>(ctx: &mut RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, watch: bool, io: &mut Io) -> Result<Result<Got<'t>, (Failure, bool)>, ()> {
+    let reused = conn.reused > 0 && upload.replayable();
+    let sent = match upload {
+        Upload::Buffered => {
+            let sending = upload::send_buffered(ctx, conn.fd, head, conf, &mut io.sent);
+            let sent = if watch { rt::race(sending, client.hangup()).await? } else { sending.await };
+            sent.map(|()| true)
+        }
+        // Its reads see the client's close themselves (nginx watches for
+        // it once the body is in).
+        Upload::Streamed { first, chunked } => upload::send_streamed(ctx, conn.fd, head, first, *chunked, conf, client, &mut io.sent).await,
     };
-    let timeout = conf.send_timeout;
-    let mut out = head.to_vec();
-    let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
-    match body {
-        Some(RequestBody::Memory(data)) => {
-            out.extend_from_slice(data);
-            send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
-        }
-        Some(b @ RequestBody::File(_)) => {
-            let path = b.file_path().expect("a file body has a path");
-            let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
-            let mut buf = send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
-            let mut off = 0u64;
-            loop {
-                buf.clear();
-                let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
-                if n < 0 {
-                    return Err((Failure::internal(format!("pread() \"{}\" failed {}", path.display(), os(-n))), false));
-                }
-                if n == 0 {
-                    break;
-                }
-                off += n as u64;
-                buf = send_all(conn.fd, b, timeout, &mut io.sent).await.map_err(send_failed)?;
-            }
-        }
-        None => {
-            send_all(conn.fd, out, timeout, &mut io.sent).await.map_err(send_failed)?;
-        }
-    }
-    let mut buf = Vec::with_capacity(4096);
+    let body_sent = match sent {
+        Ok(whole) => whole,
+        Err(SendError::Upstream(Some(e))) => return Ok(Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused))),
+        Err(SendError::Upstream(None)) => return Ok(Err((Failure::timed_out("sending request to upstream"), false))),
+        Err(SendError::File(f)) => return Ok(Err((f, false))),
+        Err(SendError::Client(status)) => return Ok(Err((Failure::client(status), false))),
+    };
+    let reading = read_head(conn, conf, reused, body_sent, &mut io.received);
+    Ok(if watch { rt::race(reading, client.hangup()).await? } else { reading.await })
+}
+
+/// The response head (interim ones skipped), counting the bytes into
+/// `received`; Err as `exchange`'s.
+async fn read_head<'t>(conn: UpstreamConn<'t>, conf: &ProxyConf, reused: bool, body_sent: bool, received: &mut u64) -> Result<Got<'t>, (Failure, bool)> {
+    let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
-        let max = HEAD_MAX.saturating_sub(buf.len()).max(1);
+        // A page at a time: most heads fit the first one.
+        let max = HEAD_MAX.saturating_sub(buf.len()).clamp(1, HEAD_READ);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
-            Recv::Data(n) => io.received += n as u64,
+            Recv::Data(n) => *received += n as u64,
             Recv::Eof => {
                 let retry = reused && buf.is_empty();
                 return Err((Failure::bad_gateway("upstream prematurely closed connection while reading response header from upstream"), retry));
@@ -160,9 +133,11 @@ pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[
                 return Err((Failure::bad_gateway(format!("recv() failed {} while reading response header from upstream", os(e))), retry));
             }
         }
-        let mut hs = [httparse::EMPTY_HEADER; 100];
-        let mut r = httparse::Response::new(&mut hs);
-        match r.parse(&buf) {
+        // Uninitialised slots: filling 100 headers first would cost more
+        // than parsing the few there are.
+        let mut hs = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
+        let mut r = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut r, &buf, &mut hs) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = r.code.unwrap_or(502);
                 // An interim response (100 Continue) is skipped.
@@ -173,7 +148,7 @@ pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[
                 let http11 = r.version == Some(1);
                 let reason = r.reason.filter(|r| !r.is_empty()).map(|r| span(&buf, r.as_bytes()));
                 let headers = r.headers.iter().map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value))).collect();
-                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
+                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers, body_sent });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
                 return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
@@ -190,8 +165,8 @@ pub async fn exchange<'t>(ctx: &RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[
 /// Response headers not passed to the client (hop-by-hop; the length and
 /// type are kept apart; Server and Date are always the proxy's own, even
 /// with `proxy_pass_header`, since the head writer makes them).
-fn hop_by_hop(name: &str) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
+fn hop_by_hop(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
     match name.len() {
         2 => is("te"),
         4 => is("date"),
@@ -222,7 +197,7 @@ enum Framing {
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
 pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
-    let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
+    let Got { conn, mut buf, body_at, status, reason, http11, headers, body_sent } = got;
     // $upstream_status and $upstream_http_NAME read them.
     if let Some(u) = ctx.upstream.as_mut() {
         if let Some(t) = u.tries.last_mut() {
@@ -245,10 +220,8 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
     ctx.resp.reason = reason.map(|r| (status, String::from_utf8_lossy(at(&buf, r)).into_owned()));
     ctx.resp.proxied = true;
     for &(name, value) in &headers {
-        // (httparse checked the name: it is ASCII.)
-        let name = std::str::from_utf8(at(&buf, name)).unwrap_or_default();
-        let value = at(&buf, value);
-        if name.eq_ignore_ascii_case("content-length") {
+        let (name, value) = (at(&buf, name), at(&buf, value));
+        if name.eq_ignore_ascii_case(b"content-length") {
             match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
                 Some(n) => length = Some(n),
                 None => {
@@ -256,17 +229,17 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
                     return ctx.special(502);
                 }
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked = has_token(value, b"chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             close |= has_token(value, b"close");
-        } else if name.eq_ignore_ascii_case("content-type") {
+        } else if name.eq_ignore_ascii_case(b"content-type") {
             ctx.resp.content_type = Some(Cow::Owned(String::from_utf8_lossy(value).into_owned()));
         }
         // The upstream's Upgrade goes with its 101 (the head writer says
         // `Connection: upgrade`).
-        let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
-        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        let upgrade_header = upgrade && name.eq_ignore_ascii_case(b"upgrade");
+        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
             continue;
         }
         ctx.resp.headers.push(name, value);
@@ -289,7 +262,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
     }
     ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
     // (A connection with no pool is closed: no keep-alive to ask for.)
-    let keep = conn.terms.is_some() && !close && !matches!(framing, Framing::Close);
+    let keep = conn.terms.is_some() && !close && body_sent && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
         super::log(ctx, Level::Error, msg, upstream);

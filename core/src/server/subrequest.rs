@@ -60,9 +60,18 @@ impl Stream for Sink<'_> {
         Ok(())
     }
 
+    async fn read_body_part(&mut self, _: &mut RequestCtx<'_>, _: bool) -> Result<Vec<u8>, u16> {
+        // As read_body: the whole body is in ctx.body already.
+        Ok(Vec::new())
+    }
+
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
         // The client's close is the parent's to watch.
         None
+    }
+
+    async fn hangup(&mut self) {
+        std::future::pending::<()>().await
     }
 
     async fn read_raw(&mut self, _: &mut RequestCtx<'_>, _: usize, _: bool, _: std::time::Duration) -> Result<Vec<u8>, &'static str> {
