@@ -181,6 +181,9 @@ static SPECS: &[Spec] = &[
     spec("proxy_send_timeout", HSL, false, Exactly(1)),
     spec("proxy_read_timeout", HSL, false, Exactly(1)),
     spec("proxy_buffering", HSL, false, Exactly(1)),
+    spec("proxy_buffer_size", HSL, false, Exactly(1)),
+    spec("proxy_buffers", HSL, false, Exactly(2)),
+    spec("proxy_busy_buffers_size", HSL, false, Exactly(1)),
     spec("proxy_hide_header", HSL, false, Exactly(1)),
     spec("proxy_pass_header", HSL, false, Exactly(1)),
     spec("proxy_intercept_errors", HSL, false, Exactly(1)),
@@ -3366,6 +3369,10 @@ mod tests {
             format!("invalid value \"2\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\" {}", at(2))
         );
         assert_eq!(e("proxy_read_timeout x;"), format!("\"proxy_read_timeout\" directive invalid value {}", at(2)));
+        for d in ["proxy_buffers 0 4k;", "proxy_buffers 8 x;", "proxy_buffer_size x;", "proxy_busy_buffers_size 9x;"] {
+            let name = d.split(' ').next().unwrap();
+            assert_eq!(e(d), format!("\"{name}\" directive invalid value {}", at(2)));
+        }
         assert_eq!(e("proxy_set_header X;"), format!("invalid number of arguments in \"proxy_set_header\" directive {}", at(2)));
         assert_eq!(e("proxy_cache_path /x;"), format!("unknown directive \"proxy_cache_path\" {}", at(2)));
     }

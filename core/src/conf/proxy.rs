@@ -43,6 +43,13 @@ pub struct ProxyConf {
     pub read_timeout: Duration,
     /// `proxy_buffering`: accepted; halo streams the response either way.
     pub buffering: bool,
+    /// `proxy_buffer_size`: the most the upstream's response head may take
+    /// (nginx's first buffer), a page by default.
+    pub buffer_size: usize,
+    /// `proxy_buffers NUMBER SIZE` and `proxy_busy_buffers_size`: checked
+    /// and kept; halo streams the body through one read buffer either way.
+    pub buffers: (usize, usize),
+    pub busy_buffers_size: Option<usize>,
     /// Response headers not passed: nginx's defaults plus `proxy_hide_header`,
     /// minus `proxy_pass_header` (lowercase).
     pub hide_headers: Vec<String>,
@@ -94,6 +101,9 @@ impl Default for ProxyConf {
             send_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             buffering: true,
+            buffer_size: 4096,
+            buffers: (8, 4096),
+            busy_buffers_size: None,
             hide_headers: HIDE_DEFAULT.iter().map(|s| s.to_string()).collect(),
             intercept_errors: false,
             ignore_client_abort: false,
@@ -118,6 +128,9 @@ pub struct ProxyPartial {
     send_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     buffering: Option<bool>,
+    buffer_size: Option<usize>,
+    buffers: Option<(usize, usize)>,
+    busy_buffers_size: Option<usize>,
     hide: Option<Vec<String>>,
     pass: Option<Vec<String>>,
     intercept_errors: Option<bool>,
@@ -140,6 +153,9 @@ pub const DIRECTIVES: &[&str] = &[
     "proxy_send_timeout",
     "proxy_read_timeout",
     "proxy_buffering",
+    "proxy_buffer_size",
+    "proxy_buffers",
+    "proxy_busy_buffers_size",
     "proxy_hide_header",
     "proxy_pass_header",
     "proxy_intercept_errors",
@@ -167,6 +183,11 @@ fn flag(d: &Directive) -> Result<bool, ConfError> {
         "off" => Ok(false),
         v => Err(ConfError::at(format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"", d.name), d)),
     }
+}
+
+/// A size argument (nginx's `ngx_conf_set_size_slot`).
+fn size(d: &Directive, arg: &str) -> Result<usize, ConfError> {
+    super::build::parse_size(arg).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| ConfError::at(format!("\"{}\" directive invalid value", d.name), d))
 }
 
 fn time(d: &Directive) -> Result<Duration, ConfError> {
@@ -197,6 +218,16 @@ impl ProxyPartial {
             "proxy_send_timeout" => once(d, &mut self.send_timeout, time(d)?),
             "proxy_read_timeout" => once(d, &mut self.read_timeout, time(d)?),
             "proxy_buffering" => once(d, &mut self.buffering, flag(d)?),
+            "proxy_buffer_size" => once(d, &mut self.buffer_size, size(d, &d.args[0])?),
+            "proxy_busy_buffers_size" => once(d, &mut self.busy_buffers_size, size(d, &d.args[0])?),
+            "proxy_buffers" => {
+                let n = super::build::atoi(&d.args[0]).and_then(|n| usize::try_from(n).ok()).filter(|&n| n > 0);
+                let each = size(d, &d.args[1]).ok().filter(|&s| s > 0);
+                match n.zip(each) {
+                    Some(v) => once(d, &mut self.buffers, v),
+                    None => Err(ConfError::at(format!("\"{}\" directive invalid value", d.name), d)),
+                }
+            }
             "proxy_intercept_errors" => once(d, &mut self.intercept_errors, flag(d)?),
             "proxy_ignore_client_abort" => once(d, &mut self.ignore_client_abort, flag(d)?),
             "proxy_next_upstream" => {
@@ -259,6 +290,9 @@ impl ProxyPartial {
             send_timeout: self.send_timeout.unwrap_or(parent.send_timeout),
             read_timeout: self.read_timeout.unwrap_or(parent.read_timeout),
             buffering: self.buffering.unwrap_or(parent.buffering),
+            buffer_size: self.buffer_size.unwrap_or(parent.buffer_size),
+            buffers: self.buffers.unwrap_or(parent.buffers),
+            busy_buffers_size: self.busy_buffers_size.or(parent.busy_buffers_size),
             hide_headers,
             intercept_errors: self.intercept_errors.unwrap_or(parent.intercept_errors),
             ignore_client_abort: self.ignore_client_abort.unwrap_or(parent.ignore_client_abort),

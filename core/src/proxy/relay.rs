@@ -18,9 +18,6 @@ use crate::rt::{self, ops};
 use super::upload::{self, SendError, Upload};
 use super::{os, Failure, UpstreamConn};
 
-/// The most a response head may take (nginx's proxy_buffer_size is a page
-/// or two; halo allows more).
-const HEAD_MAX: usize = 16 * 1024;
 /// Bytes asked of one recv of the head.
 const HEAD_READ: usize = 4096;
 /// Bytes asked of one recv of the body.
@@ -120,7 +117,7 @@ async fn read_head<'t>(conn: UpstreamConn<'t>, conf: &ProxyConf, reused: bool, b
     let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
         // A page at a time: most heads fit the first one.
-        let max = HEAD_MAX.saturating_sub(buf.len()).clamp(1, HEAD_READ);
+        let max = conf.buffer_size.saturating_sub(buf.len()).clamp(1, HEAD_READ);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
             Recv::Data(n) => *received += n as u64,
             Recv::Eof => {
@@ -150,7 +147,8 @@ async fn read_head<'t>(conn: UpstreamConn<'t>, conf: &ProxyConf, reused: bool, b
                 let headers = r.headers.iter().map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value))).collect();
                 return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers, body_sent });
             }
-            Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
+            // The head must fit proxy_buffer_size, as nginx's first buffer.
+            Ok(httparse::Status::Partial) if buf.len() >= conf.buffer_size => {
                 return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
             }
             Ok(httparse::Status::Partial) => {}
