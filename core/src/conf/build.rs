@@ -187,6 +187,7 @@ static SPECS: &[Spec] = &[
     spec("proxy_next_upstream", HSL, false, AtLeast(1)),
     spec("proxy_next_upstream_tries", HSL, false, Exactly(1)),
     spec("proxy_next_upstream_timeout", HSL, false, Exactly(1)),
+    spec("proxy_redirect", HSL, false, Range(1, 2)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -416,7 +417,7 @@ fn regex_reason(e: &regex::Error) -> String {
         .to_string()
 }
 
-fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
+pub(super) fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
     RegexBuilder::new(pattern)
         .case_insensitive(caseless)
         .build()
@@ -518,6 +519,8 @@ struct LocRaw {
     partial: Partial,
     children: Vec<LocRaw>,
     origin: String,
+    /// The `proxy_pass` directive, for [`Builder::resolve_passes`]'s errors.
+    proxy_pass_at: Option<Directive>,
 }
 
 /// One distinct listening address across all servers.
@@ -821,7 +824,21 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        for s in &mut h.servers {
+            for l in s.locations.iter_mut().chain(s.named.iter_mut()) {
+                self.resolve_passes(l)?;
+            }
+        }
         Ok(h)
+    }
+
+    /// The hosts of `l`'s and its children's proxy_pass, once every
+    /// `upstream {}` is known (nginx lets one follow a proxy_pass naming it).
+    fn resolve_passes(&self, l: &mut LocRaw) -> Result<(), ConfError> {
+        if let (Some(pass), Some(d)) = (&mut l.partial.proxy_pass, &l.proxy_pass_at) {
+            super::proxy::resolve_pass(pass, d, &self.upstreams)?;
+        }
+        l.children.iter_mut().try_for_each(|c| self.resolve_passes(c))
     }
 
     /// The code of a `*_by_lua*` directive, named as lua-nginx-module names
@@ -1298,6 +1315,7 @@ impl<'a> Builder<'a> {
             partial: Partial::default(),
             children: Vec::new(),
             origin: d.origin(),
+            proxy_pass_at: None,
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
             check(c, LOC)?;
@@ -1312,7 +1330,10 @@ impl<'a> Builder<'a> {
                     if l.partial.proxy_pass.is_some() {
                         return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
                     }
-                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind, &self.upstreams)?);
+                    let pass = super::proxy::proxy_pass(c, l.kind)?;
+                    l.partial.proxy.set_pass(&pass, l.kind, &l.pattern);
+                    l.partial.proxy_pass = Some(pass);
+                    l.proxy_pass_at = Some(c.clone());
                 }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
@@ -3378,7 +3399,7 @@ mod tests {
         let pass = a.proxy_pass.as_ref().unwrap();
         assert_eq!(pass.host, "127.0.0.1:8080");
         assert_eq!(pass.uri.as_deref(), Some("/b/"));
-        assert_eq!(pass.addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(pass.addrs, vec![PeerAddr::Inet("127.0.0.1:8080".parse().unwrap())]);
         assert_eq!(a.proxy.set_headers.len(), 1);
         assert_eq!(a.proxy.read_timeout, Duration::from_secs(5));
         assert_eq!(a.proxy.connect_timeout, Duration::from_secs(60));

@@ -1,5 +1,6 @@
 //! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
-//! location's content. One request's trip: choose a peer ([`peers`]), take
+//! location's content (with variables, its target is made per request:
+//! `target`). One request's trip: choose a peer ([`peers`]), take
 //! an idle connection to it or open one (`connect`, `pool`), send the
 //! request (`request`), read the response head and stream the body to the
 //! client through the header and body filters (`relay`).
@@ -17,6 +18,7 @@ mod peers;
 pub mod pool;
 mod relay;
 mod request;
+mod target;
 
 use std::os::fd::RawFd;
 
@@ -38,23 +40,25 @@ pub struct Failure {
     /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
     /// `NEXT_INVALID_HEADER`).
     pub kind: u16,
+    /// The error-log level (error but for what nginx deems critical).
+    pub level: crate::log::Level,
 }
 
 impl Failure {
     fn bad_gateway(msg: impl Into<String>) -> Failure {
-        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR }
+        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR, level: crate::log::Level::Error }
     }
 
     fn invalid_header(msg: &str) -> Failure {
-        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER }
+        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER, level: crate::log::Level::Error }
     }
 
     fn internal(msg: String) -> Failure {
-        Failure { status: 500, msg, kind: NEXT_ERROR }
+        Failure { status: 500, msg, kind: NEXT_ERROR, level: crate::log::Level::Error }
     }
 
     fn timed_out(what: &str) -> Failure {
-        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT }
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT, level: crate::log::Level::Error }
     }
 }
 
@@ -72,8 +76,23 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             return r;
         }
     }
+    let evaluated;
+    let pass = match &pass.vars {
+        Some(vars) => match target::evaluate(ctx, vars).await {
+            Ok(p) => {
+                evaluated = p;
+                &evaluated
+            }
+            Err(f) => {
+                log(ctx, f.level, &f.msg, None);
+                return ctx.special(f.status);
+            }
+        },
+        None => pass,
+    };
+    ctx.proxy_host = Some(pass.host.clone());
     let uri = request::upstream_uri(ctx, loc, pass);
-    let head = request::head(ctx, &conf, &uri);
+    let head = request::head(ctx, &conf, &pass.host, &uri);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
@@ -127,27 +146,14 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         tried.push(t.name.clone());
         // $upstream_addr and $upstream_status list every try, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
-        let addr = match t.addr {
-            Ok(a) => a,
-            Err(ref path) => {
-                let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
-                peers.done(&t, false);
-                let name = format!("http://{}{uri}", t.name);
-                if !next_ok(&conf, f.kind, false) {
-                    return fail(ctx, &name, f);
-                }
-                statuses.push_str(&format!("{}, ", f.status));
-                last_failure = Some((name, f));
-                continue;
-            }
-        };
-        let upstream_name = format!("http://{addr}{uri}");
+        let addr = t.addr.clone();
+        let upstream_name = upstream_name(&addr, &uri);
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+            let c = match connect::get(&addr, conf.connect_timeout, fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
@@ -163,7 +169,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             };
             let Ok(res) = res else {
                 peers.done(&t, true);
-                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Some(&upstream_name));
                 let mut r = ctx.special(499);
                 r.close = true;
                 return r;
@@ -202,7 +208,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             return fail(ctx, &upstream_name, f);
         }
         // The next peer (nginx logs each failure).
-        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+        log(ctx, f.level, &f.msg, Some(&upstream_name));
         statuses.push_str(&format!("{}, ", f.status));
         last_failure = Some((upstream_name, f));
     }
@@ -239,20 +245,32 @@ async fn client_gone(fd: RawFd) {
     std::future::pending::<()>().await
 }
 
+/// `http://ADDR/uri` of error-log lines (`http://unix:/path:/uri`, as nginx
+/// separates a socket's path).
+fn upstream_name(addr: &crate::conf::upstream::PeerAddr, uri: &str) -> String {
+    match addr {
+        crate::conf::upstream::PeerAddr::Unix(_) => format!("http://{addr}:{uri}"),
+        crate::conf::upstream::PeerAddr::Inet(_) => format!("http://{addr}{uri}"),
+    }
+}
+
 /// Log the failure as nginx does and answer its status.
 fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
-    log(ctx, crate::log::Level::Error, &f.msg, upstream);
+    log(ctx, f.level, &f.msg, Some(upstream));
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
-/// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &str) {
+/// upstream: "http://ADDR/uri", host: "..."` (no upstream before a peer
+/// was chosen).
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&str>) {
     if !crate::log::error::enabled(level) {
         return;
     }
     let mut tail = crate::log::error::request_context(&ctx.conn.remote_addr(), &ctx.server.primary_name, Some(ctx.req.request_line()), None);
-    tail.push_str(&format!(", upstream: \"{upstream}\""));
+    if let Some(upstream) = upstream {
+        tail.push_str(&format!(", upstream: \"{upstream}\""));
+    }
     if let Some(h) = ctx.req.host() {
         tail.push_str(&format!(", host: \"{h}\""));
     }

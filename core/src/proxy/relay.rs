@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use crate::conf::proxy::ProxyConf;
+use crate::conf::proxy::{ProxyConf, RedirectPattern};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Method;
 use crate::log::Level;
@@ -171,6 +171,39 @@ fn hop_by_hop(name: &str) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
+/// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
+/// rule rewrites; None when no rule matches. A rewritten Location that is
+/// relative becomes absolute, as nginx's header filter makes it.
+fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &str) -> Option<String> {
+    let at = if name.eq_ignore_ascii_case("location") {
+        0
+    } else if name.eq_ignore_ascii_case("refresh") {
+        value.to_ascii_lowercase().find("url=")? + 4
+    } else {
+        return None;
+    };
+    let url = &value[at..];
+    for rule in &conf.redirects {
+        let (len, to) = match &rule.pattern {
+            RedirectPattern::Prefix(p) => {
+                let p = request::render(ctx, p);
+                if !url.starts_with(p.as_str()) {
+                    continue;
+                }
+                (p.len(), request::render(ctx, &rule.replacement))
+            }
+            RedirectPattern::Regex(re) => {
+                let Some(caps) = re.captures(url) else { continue };
+                let caps: Vec<&str> = caps.iter().map(|m| m.map_or("", |m| m.as_str())).collect();
+                (url.len(), rule.replacement.render(ctx, &caps))
+            }
+        };
+        let out = format!("{}{to}{}", &value[..at], &url[len..]);
+        return Some(if at == 0 { ctx.absolute_url(&out) } else { out });
+    }
+    None
+}
+
 /// How the upstream's body ends.
 enum Framing {
     None,
@@ -207,7 +240,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
             match v.trim().parse::<u64>() {
                 Ok(n) => length = Some(n),
                 Err(_) => {
-                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", upstream);
+                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", Some(upstream));
                     return ctx.special(502);
                 }
             }
@@ -223,6 +256,12 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
         if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             continue;
+        }
+        if !conf.redirects.is_empty() {
+            if let Some(v) = rewrite_redirect(ctx, conf, name, &String::from_utf8_lossy(value)) {
+                ctx.resp.headers.push(name.as_str(), v.as_bytes());
+                continue;
+            }
         }
         ctx.resp.headers.push(name.as_str(), value);
     }
@@ -246,7 +285,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
     let keep = request::keepalive(conf) && !close && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
-        super::log(ctx, Level::Error, msg, upstream);
+        super::log(ctx, Level::Error, msg, Some(upstream));
         Response { close: true, ..Response::with_body(Body::Empty) }
     };
     loop {
@@ -321,7 +360,7 @@ async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], 
     }
     if let Err(e) = client.tunnel(ctx, conn.fd, conf.read_timeout).await {
         let msg = if e == "timed out" { "upstream timed out (110: Connection timed out) while proxying upgraded connection".to_string() } else { format!("{e} while proxying upgraded connection") };
-        super::log(ctx, Level::Error, &msg, upstream);
+        super::log(ctx, Level::Error, &msg, Some(upstream));
     }
     drop(conn);
     done
