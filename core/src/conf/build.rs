@@ -3379,6 +3379,12 @@ mod tests {
             e("location ~ /a { proxy_pass http://127.0.0.1:1/b; }"),
             format!("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block {}", at(2))
         );
+        assert_eq!(e("location / { proxy_pass http://unix:; }"), format!("no path in the unix domain socket in upstream \"unix:\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://[::1; }"), format!("invalid IPv6 address in upstream \"[::1\" {}", at(2)));
+        assert!(e("location ~ /a { proxy_pass http://unix:/s:/b; }").starts_with("\"proxy_pass\" cannot have URI part"));
+        // With variables, nothing is checked before the request.
+        let s = srv("location ~ /a { proxy_pass http://$host/b; }");
+        assert!(s.locations[0].conf.proxy_pass.as_ref().unwrap().vars.is_some());
         assert_eq!(e("location / { proxy_pass http://127.0.0.1:1; proxy_pass http://127.0.0.1:2; }"), format!("\"proxy_pass\" directive is duplicate {}", at(2)));
         assert_eq!(e("proxy_pass http://127.0.0.1;"), format!("\"proxy_pass\" directive is not allowed here {}", at(2)));
         assert_eq!(
