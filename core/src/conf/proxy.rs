@@ -421,6 +421,7 @@ pub fn resolve_pass(pass: &mut ProxyPass, d: &Directive, upstreams: &[Arc<Upstre
     if !pass.addrs.is_empty() {
         return Ok(());
     }
+    // (Its syntax was checked by proxy_pass.)
     let rest = strip_scheme(&pass.url).map_err(|e| ConfError::at(e, d))?;
     let parts = PassUrl::parse(rest).map_err(|e| ConfError::at(e, d))?;
     if let Some(u) = parts.block(upstreams) {
@@ -459,8 +460,9 @@ pub struct PassUrl<'u> {
     /// The port written (None: 80).
     pub port: Option<u16>,
     pub unix: bool,
-    /// The URI part (a `?args` one gets its `/`).
+    /// The URI part, from the first `/` or `?` (`:` after a socket path).
     pub uri: Option<&'u str>,
+    /// The host was an `[IPv6]` one.
     bracketed: bool,
 }
 

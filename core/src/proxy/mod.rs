@@ -23,6 +23,7 @@ mod target;
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
+use crate::conf::upstream::PeerAddr;
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
@@ -80,6 +81,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     let pass = match &pass.vars {
         Some(vars) => match target::evaluate(ctx, vars).await {
             Ok(p) => {
+                ctx.proxy_host = Some(p.host.clone());
                 evaluated = p;
                 &evaluated
             }
@@ -90,7 +92,6 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         },
         None => pass,
     };
-    ctx.proxy_host = Some(pass.host.clone());
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &pass.host, &uri);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
@@ -146,14 +147,13 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         tried.push(t.name.clone());
         // $upstream_addr and $upstream_status list every try, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
-        let addr = t.addr.clone();
-        let upstream_name = upstream_name(&addr, &uri);
+        let upstream_name = upstream_name(&t.addr, &uri);
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(&addr, conf.connect_timeout, fresh).await {
+            let c = match connect::get(&t.addr, conf.connect_timeout, fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
@@ -247,10 +247,10 @@ async fn client_gone(fd: RawFd) {
 
 /// `http://ADDR/uri` of error-log lines (`http://unix:/path:/uri`, as nginx
 /// separates a socket's path).
-fn upstream_name(addr: &crate::conf::upstream::PeerAddr, uri: &str) -> String {
+fn upstream_name(addr: &PeerAddr, uri: &str) -> String {
     match addr {
-        crate::conf::upstream::PeerAddr::Unix(_) => format!("http://{addr}:{uri}"),
-        crate::conf::upstream::PeerAddr::Inet(_) => format!("http://{addr}{uri}"),
+        PeerAddr::Unix(_) => format!("http://{addr}:{uri}"),
+        PeerAddr::Inet(_) => format!("http://{addr}{uri}"),
     }
 }
 
