@@ -106,7 +106,7 @@ fn a_gigabyte_each_way_streams_through_in_bounded_memory() {
     while sent < body_len {
         c.write_all(&chunk).unwrap();
         sent += chunk.len() as u64;
-        if sent % (32 << 20) == 0 {
+        if sent.is_multiple_of(32 << 20) {
             peak = peak.max(rss_kb(pid));
         }
     }

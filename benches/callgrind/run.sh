@@ -11,7 +11,9 @@
 #   KEEP_CG=/tmp/cg benches/callgrind/run.sh     # keep /tmp/cg.<server>.<endpoint>.<mode>
 #   HALO_BIN=/tmp/halo.old benches/callgrind/run.sh  # that binary, no cargo build
 #
-# Endpoints (one location each in one config): return, hello, var, headers.
+# Endpoints (one location each in one config): return, hello, var, headers,
+# proxy (proxy_pass to an upstream with a keepalive pool; the upstream is this
+# halo binary run natively, not under callgrind, started only for proxy).
 # Modes: pipelined (16 requests per write) and plain (1 per write), both on 4
 # keep-alive connections. Each measurement starts the server under callgrind
 # (one process: master_process off), warms it up (so LuaJIT has compiled its
@@ -41,9 +43,9 @@ case "$mode" in
     both) modes="pipelined plain" ;;
     *) echo "MODE must be pipelined, plain or both" >&2; exit 1 ;;
 esac
-endpoints=${ENDPOINTS:-return hello var headers}
+endpoints=${ENDPOINTS:-return hello var headers proxy}
 for e in $endpoints; do
-    case "$e" in return|hello|var|headers) ;; *) echo "unknown endpoint $e (return hello var headers)" >&2; exit 1 ;; esac
+    case "$e" in return|hello|var|headers|proxy) ;; *) echo "unknown endpoint $e (return hello var headers proxy)" >&2; exit 1 ;; esac
 done
 conns=4
 pipelined_warmup=${PIPELINED_WARMUP:-4096}
@@ -63,7 +65,8 @@ tmp=$(mktemp -d)
 cp "$halo_src" "$tmp/halo"
 halo_sum=$(sha256sum "$tmp/halo" | cut -c1-12)
 server_pid=
-trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+up_pid=
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; [ -n "$up_pid" ] && kill "$up_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # --- nginx + lua-nginx-module, if available ---------------------------------
 nginx_modules=${NGINX_MODULES:-/usr/lib/nginx/modules}
@@ -87,19 +90,23 @@ elif [ -z "$nginx" ]; then
 fi
 
 # --- configs: the same body for both; nginx also loads the Lua module -------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+up_port=$(free_port)
 body() {
     cat <<CONF
 master_process off; daemon off; error_log logs/error.log warn; pid logs/server.pid;
 events { worker_connections 1024; }
 http {
   access_log off; keepalive_requests 1000000; lua_code_cache on;
+  upstream up { server 127.0.0.1:$up_port; keepalive 32; }
   server {
     listen 127.0.0.1:$port;
     location /return { return 200 "hello\n"; }
     location /hello { content_by_lua_block { ngx.say("hello") } }
     location /var { content_by_lua_block { ngx.say(ngx.var.uri, ngx.var.request_method) } }
     location /headers { content_by_lua_block { local h = ngx.req.get_headers() ngx.header["X-Ua"] = h["user-agent"] ngx.say("hello") } }
+    location /proxy { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 CONF
@@ -124,12 +131,23 @@ fi
 servers="halo"
 [ -z "$nginx_skip" ] && servers="halo nginx"
 
+# The proxy endpoint's upstream: the same for both servers, outside callgrind.
+case " $endpoints " in *" proxy "*)
+    mkdir -p "$tmp/up.p/conf" "$tmp/up.p/logs"
+    printf 'master_process off; daemon off; error_log logs/error.log warn; pid logs/up.pid;\nevents { worker_connections 1024; }\nhttp { access_log off; keepalive_requests 1000000;\n  server { listen 127.0.0.1:%s; location / { return 200 "hello\\n"; } } }\n' "$up_port" > "$tmp/up.p/conf/nginx.conf"
+    "$tmp/halo" -p "$tmp/up.p" -c conf/nginx.conf >"$tmp/up.log" 2>&1 &
+    up_pid=$!
+    timeout 30 python3 benches/callgrind/client.py "$up_port" 1 1 1 /proxy $'hello\n' >/dev/null || { cat "$tmp/up.log" >&2; echo "the upstream did not start" >&2; exit 1; }
+    ;;
+esac
+
 expect() {   # endpoint -> client arguments: path, body[, header]
     case "$1" in
         return) want=(/return $'hello\n') ;;
         hello) want=(/hello $'hello\n') ;;
         var) want=(/var $'/varGET\n') ;;
         headers) want=(/headers $'hello\n' "X-Ua: halo-callgrind/1") ;;
+        proxy) want=(/proxy $'hello\n') ;;
     esac
 }
 

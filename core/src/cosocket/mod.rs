@@ -915,11 +915,11 @@ pub fn set_keepalive(h: u64, owner: u64, timeout: Option<Duration>, size: Option
         let multi = sock.multi.take();
         if let Some(fd) = reset(sock, true) {
             match sending {
-                None => pool::put_conn(key, fd, reused, multi, timeout, size),
+                None => pool::put_conn(&key, fd, reused, multi, timeout, size),
                 // Pooled once its last send is out (closed if that fails).
                 Some(s) => rt::spawn(async move {
                     match send::finish(fd, s).await {
-                        Ok(()) => pool::put(key, fd, reused, timeout, size),
+                        Ok(()) => pool::put(&key, fd, reused, timeout, size),
                         Err(_) => close_fd(fd),
                     }
                 }),

@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -56,8 +57,75 @@ impl Pool {
     }
 }
 
+/// A pool's name: a cosocket pool's (Lua's, "host:port" by default), or
+/// the proxy's pool of a peer address (kept apart, so no name can take it,
+/// and found without formatting the address).
+#[derive(Clone, Copy)]
+pub enum Key<'a> {
+    Name(&'a str),
+    Peer(SocketAddr),
+}
+
+impl<'a> From<&'a str> for Key<'a> {
+    fn from(name: &'a str) -> Self {
+        Key::Name(name)
+    }
+}
+
+impl<'a> From<&'a String> for Key<'a> {
+    fn from(name: &'a String) -> Self {
+        Key::Name(name)
+    }
+}
+
+impl From<SocketAddr> for Key<'_> {
+    fn from(addr: SocketAddr) -> Self {
+        Key::Peer(addr)
+    }
+}
+
+#[derive(Default)]
+struct Pools {
+    named: HashMap<String, Pool>,
+    /// (ahash: one lookup per proxied request each way; no name here comes from a client.)
+    peers: HashMap<SocketAddr, Pool, ahash::RandomState>,
+}
+
+impl Pools {
+    fn get(&self, key: Key) -> Option<&Pool> {
+        match key {
+            Key::Name(n) => self.named.get(n),
+            Key::Peer(a) => self.peers.get(&a),
+        }
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut Pool> {
+        match key {
+            Key::Name(n) => self.named.get_mut(n),
+            Key::Peer(a) => self.peers.get_mut(&a),
+        }
+    }
+
+    /// Pool `key`, made when it has none yet.
+    fn entry(&mut self, key: Key) -> &mut Pool {
+        match key {
+            Key::Name(n) => {
+                if !self.named.contains_key(n) {
+                    self.named.insert(n.to_string(), Pool::default());
+                }
+                self.named.get_mut(n).expect("just inserted")
+            }
+            Key::Peer(a) => self.peers.entry(a).or_default(),
+        }
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
+        self.named.values_mut().chain(self.peers.values_mut())
+    }
+}
+
 thread_local! {
-    static POOLS: RefCell<HashMap<String, Pool>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -65,15 +133,15 @@ thread_local! {
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// An idle connection of pool `key`: its fd and how often it was reused.
-pub fn take(key: &str) -> Option<(RawFd, u32)> {
+pub fn take<'a>(key: impl Into<Key<'a>>) -> Option<(RawFd, u32)> {
     take_conn(key).map(|(fd, reused, _)| (fd, reused))
 }
 
 /// [`take`], with the connection's armed multishot receive if it had one.
-pub fn take_conn(key: &str) -> Option<(RawFd, u32, Option<ops::RecvMulti>)> {
+pub fn take_conn<'a>(key: impl Into<Key<'a>>) -> Option<(RawFd, u32, Option<ops::RecvMulti>)> {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let pool = p.get_mut(key)?;
+        let pool = p.get_mut(key.into())?;
         while let Some(idle) = pool.idle.pop_back() {
             if alive(&idle) {
                 return Some((idle.fd, idle.reused, idle.multi));
@@ -105,7 +173,7 @@ pub fn acquire(key: &str, size: usize, backlog: usize) -> Acquire {
     }
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let pool = p.entry(key.to_string()).or_default();
+        let pool = p.entry(Key::Name(key));
         pool.limit = Some(size);
         if pool.opened < size {
             pool.opened += 1;
@@ -123,7 +191,7 @@ pub fn acquire(key: &str, size: usize, backlog: usize) -> Acquire {
 /// A connection of limited pool `key` was closed (not pooled).
 pub fn release(key: &str) {
     POOLS.with(|p| {
-        if let Some(pool) = p.borrow_mut().get_mut(key) {
+        if let Some(pool) = p.borrow_mut().get_mut(Key::Name(key)) {
             pool.closed();
         }
     })
@@ -140,7 +208,7 @@ pub struct Slot {
 impl Future for Slot {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let queued = POOLS.with(|p| p.borrow().get(&self.key).is_some_and(|pool| pool.waiters.iter().any(|w| Rc::ptr_eq(w, &self.waker))));
+        let queued = POOLS.with(|p| p.borrow().get(Key::Name(&self.key)).is_some_and(|pool| pool.waiters.iter().any(|w| Rc::ptr_eq(w, &self.waker))));
         if !queued {
             self.woken = true;
             return Poll::Ready(());
@@ -155,7 +223,7 @@ impl Drop for Slot {
         if !self.woken {
             POOLS.with(|p| {
                 if let Ok(mut p) = p.try_borrow_mut() {
-                    if let Some(pool) = p.get_mut(&self.key) {
+                    if let Some(pool) = p.get_mut(Key::Name(&self.key)) {
                         pool.waiters.retain(|w| !Rc::ptr_eq(w, &self.waker));
                     }
                 }
@@ -166,15 +234,15 @@ impl Drop for Slot {
 
 /// Puts connection `fd` into pool `key`, which keeps at most `size` (the
 /// oldest goes); `timeout` zero keeps it until the peer closes it.
-pub fn put(key: String, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
+pub fn put<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
     put_conn(key, fd, reused, None, timeout, size)
 }
 
 /// [`put`], keeping the connection's multishot receive armed.
-pub fn put_conn(key: String, fd: RawFd, reused: u32, multi: Option<ops::RecvMulti>, timeout: Duration, size: usize) {
+pub fn put_conn<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, multi: Option<ops::RecvMulti>, timeout: Duration, size: usize) {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let pool = p.entry(key).or_default();
+        let pool = p.entry(key.into());
         pool.idle.push_back(Idle { fd, reused, multi, since: rt::now(), timeout });
         if pool.idle.len() > size {
             if let Some(old) = pool.idle.pop_front() {
@@ -191,8 +259,8 @@ pub fn put_conn(key: String, fd: RawFd, reused: u32, multi: Option<ops::RecvMult
 }
 
 /// How many idle connections pool `key` holds.
-pub fn idle_count(key: &str) -> usize {
-    POOLS.with(|p| p.borrow().get(key).map_or(0, |pool| pool.idle.len()))
+pub fn idle_count<'a>(key: impl Into<Key<'a>>) -> usize {
+    POOLS.with(|p| p.borrow().get(key.into()).map_or(0, |pool| pool.idle.len()))
 }
 
 async fn sweep() {
@@ -214,8 +282,10 @@ async fn sweep() {
                     pool.closed();
                 }
             }
-            p.retain(|_, pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty());
-            p.values().any(|pool| !pool.idle.is_empty())
+            let used = |pool: &mut Pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty();
+            p.named.retain(|_, pool| used(pool));
+            p.peers.retain(|_, pool| used(pool));
+            p.named.values().chain(p.peers.values()).any(|pool| !pool.idle.is_empty())
         });
         if !left {
             SWEEPING.with(|s| s.set(false));

@@ -20,6 +20,7 @@ mod relay;
 mod request;
 mod target;
 
+use std::fmt::{self, Display};
 use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
@@ -63,6 +64,23 @@ impl Failure {
     }
 }
 
+/// A try's upstream as the error log names it, `http://ADDR/uri`
+/// (`http://unix:/path:/uri`, as nginx separates a socket's path): made
+/// only when a line is written.
+pub struct Target<'u> {
+    addr: &'u PeerAddr,
+    uri: &'u str,
+}
+
+impl Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.addr {
+            PeerAddr::Unix(_) => write!(f, "http://{}:{}", self.addr, self.uri),
+            PeerAddr::Inet(_) => write!(f, "http://{}{}", self.addr, self.uri),
+        }
+    }
+}
+
 /// Proxy the request to `pass`'s server: the response, already streamed
 /// to `client` when it came from the upstream; a special response (502,
 /// 504, ...) when nothing reached the client.
@@ -94,7 +112,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     };
     let uri = request::upstream_uri(ctx, loc, pass);
     let head = request::head(ctx, &conf, &pass.host, &uri);
-    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_bytes());
+    let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
     // peer; a method that cannot be repeated only before the request was
@@ -147,7 +165,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         tried.push(t.name.clone());
         // $upstream_addr and $upstream_status list every try, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
-        let upstream_name = upstream_name(&t.addr, &uri);
+        let upstream_name = Target { addr: &t.addr, uri: &uri };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
@@ -210,7 +228,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // The next peer (nginx logs each failure).
         log(ctx, f.level, &f.msg, Some(&upstream_name));
         statuses.push_str(&format!("{}, ", f.status));
-        last_failure = Some((upstream_name, f));
+        last_failure = Some((upstream_name.to_string(), f));
     }
     match last_failure {
         Some((name, f)) => fail(ctx, &name, f),
@@ -245,17 +263,8 @@ async fn client_gone(fd: RawFd) {
     std::future::pending::<()>().await
 }
 
-/// `http://ADDR/uri` of error-log lines (`http://unix:/path:/uri`, as nginx
-/// separates a socket's path).
-fn upstream_name(addr: &PeerAddr, uri: &str) -> String {
-    match addr {
-        PeerAddr::Unix(_) => format!("http://{addr}:{uri}"),
-        PeerAddr::Inet(_) => format!("http://{addr}{uri}"),
-    }
-}
-
 /// Log the failure as nginx does and answer its status.
-fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a> {
+fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
     log(ctx, f.level, &f.msg, Some(upstream));
     ctx.special(f.status)
 }
@@ -263,7 +272,7 @@ fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &str, f: Failure) -> Response<'a
 /// An error-log line with nginx's upstream context: `..., request: "...",
 /// upstream: "http://ADDR/uri", host: "..."` (no upstream before a peer
 /// was chosen).
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&str>) {
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&dyn Display>) {
     if !crate::log::error::enabled(level) {
         return;
     }

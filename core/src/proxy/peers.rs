@@ -15,7 +15,7 @@ use crate::upstream::{Balancer, Outcome, Peer, PickInput, TriedSet};
 thread_local! {
     /// The worker's balancers, by their block (its address: a reload makes
     /// new blocks, and a new worker).
-    static BALANCERS: RefCell<HashMap<usize, Balancer>> = RefCell::new(HashMap::new());
+    static BALANCERS: RefCell<HashMap<usize, Balancer, ahash::RandomState>> = RefCell::new(HashMap::default());
 }
 
 fn with_balancer<R>(conf: &Arc<UpstreamConf>, f: impl FnOnce(&mut Balancer) -> R) -> R {

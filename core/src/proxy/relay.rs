@@ -33,9 +33,24 @@ pub struct Got {
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
-    reason: Option<String>,
+    /// The reason phrase's span in `buf`, if not empty.
+    reason: Option<Span>,
     http11: bool,
-    headers: Vec<(String, Vec<u8>)>,
+    /// The header lines' (name, value) spans in `buf`.
+    headers: Vec<(Span, Span)>,
+}
+
+/// Where some bytes are in `Got::buf`.
+type Span = (u32, u32);
+
+/// The span of `part`, a slice of `buf`.
+fn span(buf: &[u8], part: &[u8]) -> Span {
+    let at = part.as_ptr() as usize - buf.as_ptr() as usize;
+    (at as u32, (at + part.len()) as u32)
+}
+
+fn at(buf: &[u8], s: Span) -> &[u8] {
+    &buf[s.0 as usize..s.1 as usize]
 }
 
 enum Recv {
@@ -147,8 +162,8 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                     continue;
                 }
                 let http11 = r.version == Some(1);
-                let reason = r.reason.filter(|r| !r.is_empty()).map(str::to_string);
-                let headers = r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+                let reason = r.reason.filter(|r| !r.is_empty()).map(|r| span(&buf, r.as_bytes()));
+                let headers = r.headers.iter().map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value))).collect();
                 return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
             }
             Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
@@ -167,8 +182,23 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
 /// type are kept apart; Server and Date are always the proxy's own, even
 /// with `proxy_pass_header`, since the head writer makes them).
 fn hop_by_hop(name: &str) -> bool {
-    const NAMES: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length", "content-type", "server", "date"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is("te"),
+        4 => is("date"),
+        6 => is("server"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        12 => is("content-type"),
+        14 => is("content-length"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// Whether `value` holds `word` (lower case), in any case.
+fn has_token(value: &[u8], word: &[u8]) -> bool {
+    value.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
@@ -187,10 +217,10 @@ fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &
         let (len, to) = match &rule.pattern {
             RedirectPattern::Prefix(p) => {
                 let p = request::render(ctx, p);
-                if !url.starts_with(p.as_str()) {
+                if !url.starts_with(&*p) {
                     continue;
                 }
-                (p.len(), request::render(ctx, &rule.replacement))
+                (p.len(), request::render(ctx, &rule.replacement).into_owned())
             }
             RedirectPattern::Regex(re) => {
                 let Some(caps) = re.captures(url) else { continue };
@@ -215,7 +245,7 @@ enum Framing {
 /// The response to the client: the upstream's status and headers, then
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
-pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
     if let Some(u) = ctx.upstream.as_mut() {
         u.status = Some(status);
@@ -232,24 +262,26 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
     let mut chunked = false;
     let mut close = !http11;
     ctx.resp.status = status;
-    ctx.resp.reason = reason.map(|r| (status, r));
+    ctx.resp.reason = reason.map(|r| (status, String::from_utf8_lossy(at(&buf, r)).into_owned()));
     ctx.resp.proxied = true;
-    for (name, value) in &headers {
-        let v = String::from_utf8_lossy(value);
+    for &(name, value) in &headers {
+        // (httparse checked the name: it is ASCII.)
+        let name = std::str::from_utf8(at(&buf, name)).unwrap_or_default();
+        let value = at(&buf, value);
         if name.eq_ignore_ascii_case("content-length") {
-            match v.trim().parse::<u64>() {
-                Ok(n) => length = Some(n),
-                Err(_) => {
+            match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(n) => length = Some(n),
+                None => {
                     super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", Some(upstream));
                     return ctx.special(502);
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = v.to_ascii_lowercase().contains("chunked");
+            chunked = has_token(value, b"chunked");
         } else if name.eq_ignore_ascii_case("connection") {
-            close |= v.to_ascii_lowercase().contains("close");
+            close |= has_token(value, b"close");
         } else if name.eq_ignore_ascii_case("content-type") {
-            ctx.resp.content_type = Some(Cow::Owned(v.into_owned()));
+            ctx.resp.content_type = Some(Cow::Owned(String::from_utf8_lossy(value).into_owned()));
         }
         // The upstream's Upgrade goes with its 101 (the head writer says
         // `Connection: upgrade`).
@@ -259,11 +291,11 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         }
         if !conf.redirects.is_empty() {
             if let Some(v) = rewrite_redirect(ctx, conf, name, &String::from_utf8_lossy(value)) {
-                ctx.resp.headers.push(name.as_str(), v.as_bytes());
+                ctx.resp.headers.push(name, v.as_bytes());
                 continue;
             }
         }
-        ctx.resp.headers.push(name.as_str(), value);
+        ctx.resp.headers.push(name, value);
     }
     if upgrade {
         return tunnel(ctx, conn, &buf[body_at..], conf, upstream, client).await;
@@ -349,7 +381,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
 /// The 101 head to the client, what the upstream sent after its head, then
 /// bytes both ways until either side closes (proxy_read_timeout idle). The
 /// upstream connection is closed after it, as the client's.
-async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &str, client: &mut impl Stream) -> Response<'a> {
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let done = Response { close: true, ..Response::with_body(Body::Empty) };
     ctx.resp.length = None;
     ctx.resp.out.clear();

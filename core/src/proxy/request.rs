@@ -11,7 +11,7 @@ use crate::conf::template::Template;
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
     const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name[..6].eq_ignore_ascii_case("proxy-")
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
 }
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
@@ -60,8 +60,10 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 /// headers that were not set here, minus hop-by-hop ones.
 pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
-    let version = if conf.http11 { "1.1" } else { "1.0" };
-    h.extend_from_slice(format!("{} {uri} HTTP/{version}\r\n", ctx.method()).as_bytes());
+    h.extend_from_slice(ctx.method().as_bytes());
+    h.push(b' ');
+    h.extend_from_slice(uri.as_bytes());
+    h.extend_from_slice(if conf.http11 { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
     let set = |name: &str| conf.set_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     for (name, value) in &conf.set_headers {
         let v = render(ctx, value);
@@ -77,7 +79,7 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str)
     }
     let body_len = ctx.body.as_ref().map_or(0, |b| b.len());
     if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
-        push(&mut h, "Content-Length", &body_len.to_string());
+        push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
     }
     if conf.pass_request_headers {
         for (name, value) in ctx.request_headers() {
@@ -95,16 +97,16 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str)
 
 /// A template against the request, with its captures (as
 /// `server::phases::render`, which this layer cannot call).
-pub(super) fn render(ctx: &mut RequestCtx, t: &Template) -> String {
+pub(super) fn render<'t>(ctx: &mut RequestCtx, t: &'t Template) -> Cow<'t, str> {
     if let Some(lit) = t.as_literal() {
-        return lit.to_string();
+        return Cow::Borrowed(lit);
     }
     let caps = std::mem::take(&mut ctx.captures);
     let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
     let out = t.render(ctx, &refs);
     drop(refs);
     ctx.captures = caps;
-    out
+    Cow::Owned(out)
 }
 
 fn push(h: &mut Vec<u8>, name: &str, value: &str) {

@@ -15,7 +15,7 @@ use super::{request, Failure};
 
 /// The target `vars`'s URL names for this request.
 pub async fn evaluate(ctx: &mut RequestCtx<'_>, vars: &std::sync::Arc<PassVars>) -> Result<ProxyPass, Failure> {
-    let url = request::render(ctx, &vars.template);
+    let url = request::render(ctx, &vars.template).into_owned();
     let rest = strip_scheme(&url).map_err(Failure::internal)?;
     let parts = PassUrl::parse(rest).map_err(|e| Failure::internal(format!("{e} in upstream \"{rest}\"")))?;
     // nginx gives a URI part of only `?args` its `/`.
