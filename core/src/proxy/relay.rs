@@ -204,14 +204,17 @@ fn has_token(value: &[u8], word: &[u8]) -> bool {
 /// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
 /// rule rewrites; None when no rule matches. A rewritten Location that is
 /// relative becomes absolute, as nginx's header filter makes it.
-fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &str) -> Option<String> {
-    let at = if name.eq_ignore_ascii_case("location") {
-        0
-    } else if name.eq_ignore_ascii_case("refresh") {
-        value.to_ascii_lowercase().find("url=")? + 4
-    } else {
-        return None;
+fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &[u8]) -> Option<String> {
+    let location = match name.len() {
+        8 if name.eq_ignore_ascii_case("location") => true,
+        7 if name.eq_ignore_ascii_case("refresh") => false,
+        _ => return None,
     };
+    if conf.redirects.is_empty() {
+        return None;
+    }
+    let value = String::from_utf8_lossy(value);
+    let at = if location { 0 } else { value.to_ascii_lowercase().find("url=")? + 4 };
     let url = &value[at..];
     for rule in &conf.redirects {
         let (len, to) = match &rule.pattern {
@@ -229,7 +232,7 @@ fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &
             }
         };
         let out = format!("{}{to}{}", &value[..at], &url[len..]);
-        return Some(if at == 0 { ctx.absolute_url(&out) } else { out });
+        return Some(if location { ctx.absolute_url(&out) } else { out });
     }
     None
 }
@@ -289,11 +292,9 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             continue;
         }
-        if !conf.redirects.is_empty() {
-            if let Some(v) = rewrite_redirect(ctx, conf, name, &String::from_utf8_lossy(value)) {
-                ctx.resp.headers.push(name, v.as_bytes());
-                continue;
-            }
+        if let Some(v) = rewrite_redirect(ctx, conf, name, value) {
+            ctx.resp.headers.push(name, v.as_bytes());
+            continue;
         }
         ctx.resp.headers.push(name, value);
     }
