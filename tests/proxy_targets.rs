@@ -284,6 +284,29 @@ fn proxy_redirect_rewrites_location_and_refresh() {
 }
 
 #[test]
+fn proxy_redirect_rules_are_inherited_in_place_of_the_default() {
+    let up = HttpUpstream::start();
+    let h = server(
+        &up,
+        "",
+        r#"
+        proxy_redirect http://srv/ /s/;
+        location /i/ { proxy_pass http://127.0.0.1:UP/b/; }
+        location /o/ { proxy_redirect off; proxy_pass http://127.0.0.1:UP/b/; }"#,
+    );
+    let me = format!("http://localhost:{}", h.port);
+    let upstream = format!("http://127.0.0.1:{}", up.port());
+    let location = |path: &str| {
+        let r = h.get(path);
+        assert_eq!(r.status, 302, "{path}: {}", h.logs());
+        r.header("location").unwrap_or("").to_string()
+    };
+    assert_eq!(location("/i/redirect?to=http://srv/x"), format!("{me}/s/x"));
+    assert_eq!(location(&format!("/i/redirect?to={upstream}/b/x")), format!("{upstream}/b/x"));
+    assert_eq!(location("/o/redirect?to=http://srv/x"), "http://srv/x");
+}
+
+#[test]
 fn proxy_redirect_config_errors_name_the_line() {
     for (conf, err) in [
         ("location / { proxy_redirect default; proxy_pass http://127.0.0.1:1; }", "\"proxy_redirect default\" should be placed after the \"proxy_pass\" directive"),
