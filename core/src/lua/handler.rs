@@ -38,6 +38,12 @@ pub trait Stream {
     /// The client's socket, watched for its close (lua_check_client_abort).
     fn client_fd(&self) -> Option<std::os::fd::RawFd>;
 
+    /// Ready when the client's connection is gone (closed, half-closed or
+    /// failed), as nginx's check for a broken connection; bytes it sends
+    /// meanwhile (a pipelined request) are kept for later. Never ready
+    /// where there is no client connection of its own.
+    async fn hangup(&mut self);
+
     /// ngx.req.socket's reads: up to `max` bytes from the client (what is
     /// buffered first), of the body only when `body` (then "closed" at its
     /// end); the raw form takes the connection over. Err: "closed",
@@ -70,6 +76,10 @@ impl Stream for Buffered {
     }
 
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
+        match *self {}
+    }
+
+    async fn hangup(&mut self) {
         match *self {}
     }
 

@@ -21,14 +21,13 @@ mod request;
 mod target;
 
 use std::fmt::{self, Display};
-use std::os::fd::RawFd;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
 use crate::conf::upstream::PeerAddr;
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
-use crate::rt::{self, ops};
+use crate::rt;
 
 pub use connect::UpstreamConn;
 use peers::Peers;
@@ -181,9 +180,10 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let res = match client.client_fd().filter(|_| !conf.ignore_client_abort) {
-                Some(fd) => rt::race(relay::exchange(ctx, c, &head, &conf), client_gone(fd)).await,
-                None => Ok(relay::exchange(ctx, c, &head, &conf).await),
+            let res = if conf.ignore_client_abort {
+                Ok(relay::exchange(ctx, c, &head, &conf).await)
+            } else {
+                rt::race(relay::exchange(ctx, c, &head, &conf), client.hangup()).await
             };
             let Ok(res) = res else {
                 peers.done(&t, true);
@@ -251,16 +251,6 @@ fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &
     own.send_timeout = s.unwrap_or(own.send_timeout);
     own.read_timeout = r.unwrap_or(own.read_timeout);
     std::sync::Arc::new(own)
-}
-
-/// Ready when the client's connection is gone (hung up or failed); a
-/// client that only sent more bytes (a pipelined request) is not.
-async fn client_gone(fd: RawFd) {
-    let revents = ops::poll_readable(fd).await;
-    if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-        return;
-    }
-    std::future::pending::<()>().await
 }
 
 /// Log the failure as nginx does and answer its status.

@@ -181,8 +181,8 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
 /// Response headers not passed to the client (hop-by-hop; the length and
 /// type are kept apart; Server and Date are always the proxy's own, even
 /// with `proxy_pass_header`, since the head writer makes them).
-fn hop_by_hop(name: &str) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
+fn hop_by_hop(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
     match name.len() {
         2 => is("te"),
         4 => is("date"),
@@ -204,10 +204,10 @@ fn has_token(value: &[u8], word: &[u8]) -> bool {
 /// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
 /// rule rewrites; None when no rule matches. A rewritten Location that is
 /// relative becomes absolute, as nginx's header filter makes it.
-fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &str, value: &[u8]) -> Option<String> {
+fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &[u8], value: &[u8]) -> Option<String> {
     let location = match name.len() {
-        8 if name.eq_ignore_ascii_case("location") => true,
-        7 if name.eq_ignore_ascii_case("refresh") => false,
+        8 if name.eq_ignore_ascii_case(b"location") => true,
+        7 if name.eq_ignore_ascii_case(b"refresh") => false,
         _ => return None,
     };
     if conf.redirects.is_empty() {
@@ -268,10 +268,8 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
     ctx.resp.reason = reason.map(|r| (status, String::from_utf8_lossy(at(&buf, r)).into_owned()));
     ctx.resp.proxied = true;
     for &(name, value) in &headers {
-        // (httparse checked the name: it is ASCII.)
-        let name = std::str::from_utf8(at(&buf, name)).unwrap_or_default();
-        let value = at(&buf, value);
-        if name.eq_ignore_ascii_case("content-length") {
+        let (name, value) = (at(&buf, name), at(&buf, value));
+        if name.eq_ignore_ascii_case(b"content-length") {
             match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
                 Some(n) => length = Some(n),
                 None => {
@@ -279,17 +277,17 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
                     return ctx.special(502);
                 }
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked = has_token(value, b"chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             close |= has_token(value, b"close");
-        } else if name.eq_ignore_ascii_case("content-type") {
+        } else if name.eq_ignore_ascii_case(b"content-type") {
             ctx.resp.content_type = Some(Cow::Owned(String::from_utf8_lossy(value).into_owned()));
         }
         // The upstream's Upgrade goes with its 101 (the head writer says
         // `Connection: upgrade`).
-        let upgrade_header = upgrade && name.eq_ignore_ascii_case("upgrade");
-        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        let upgrade_header = upgrade && name.eq_ignore_ascii_case(b"upgrade");
+        if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
             continue;
         }
         if let Some(v) = rewrite_redirect(ctx, conf, name, value) {

@@ -24,6 +24,9 @@ use crate::request::{Body, ConnInfo, FileBody, RequestCtx, Response};
 /// Bytes asked of one recv while reading heads, and while reading bodies.
 const HEAD_READ: usize = 4096;
 const BODY_READ: usize = 65536;
+/// Bytes a client may send ahead while its proxied request waits, watched
+/// for its close; past them it is not watched.
+const HANGUP_KEEP: usize = 64 * 1024;
 /// Flush queued pipelined responses past this size.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 /// How long a connection waits for its next request before it goes idle
@@ -520,6 +523,30 @@ impl crate::lua::handler::Stream for Client<'_> {
 
     fn client_fd(&self) -> Option<RawFd> {
         Some(self.io.fd)
+    }
+
+    async fn hangup(&mut self) {
+        let io = &mut *self.io;
+        // The connection's multishot receive is armed already: waiting on
+        // it costs no operation (a poll would cost one, and its cancel).
+        if let Some(multi) = io.multi.as_mut() {
+            while io.inbuf.len() - io.start < HANGUP_KEEP {
+                match multi.next_into(&mut io.inbuf).await {
+                    n if n > 0 => continue,
+                    n if n == -libc::ENOBUFS => break,
+                    _ => return,
+                }
+            }
+            if io.inbuf.len() - io.start >= HANGUP_KEEP {
+                // It keeps sending: not gone (nginx's peek would see data too).
+                return std::future::pending().await;
+            }
+        }
+        let revents = ops::poll_readable(io.fd).await;
+        if revents < 0 || revents & i32::from(libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            return;
+        }
+        std::future::pending::<()>().await
     }
 
     async fn read_raw(&mut self, ctx: &mut RequestCtx<'_>, max: usize, body: bool, timeout: Duration) -> Result<Vec<u8>, &'static str> {

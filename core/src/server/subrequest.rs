@@ -65,6 +65,10 @@ impl Stream for Sink<'_> {
         None
     }
 
+    async fn hangup(&mut self) {
+        std::future::pending::<()>().await
+    }
+
     async fn read_raw(&mut self, _: &mut RequestCtx<'_>, _: usize, _: bool, _: std::time::Duration) -> Result<Vec<u8>, &'static str> {
         // ngx.req.socket refuses subrequests before it gets here.
         Err("closed")
