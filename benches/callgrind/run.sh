@@ -13,7 +13,8 @@
 #
 # Endpoints (one location each in one config): return, hello, var, headers,
 # proxy (proxy_pass to an upstream with a keepalive pool; the upstream is this
-# halo binary run natively, not under callgrind, started only for proxy).
+# halo binary run natively, not under callgrind, started only for proxy and
+# balancer), balancer (the same with the peer set by balancer_by_lua).
 # Modes: pipelined (16 requests per write) and plain (1 per write), both on 4
 # keep-alive connections. Each measurement starts the server under callgrind
 # (one process: master_process off), warms it up (so LuaJIT has compiled its
@@ -43,9 +44,9 @@ case "$mode" in
     both) modes="pipelined plain" ;;
     *) echo "MODE must be pipelined, plain or both" >&2; exit 1 ;;
 esac
-endpoints=${ENDPOINTS:-return hello var headers proxy}
+endpoints=${ENDPOINTS:-return hello var headers proxy balancer}
 for e in $endpoints; do
-    case "$e" in return|hello|var|headers|proxy) ;; *) echo "unknown endpoint $e (return hello var headers proxy)" >&2; exit 1 ;; esac
+    case "$e" in return|hello|var|headers|proxy|balancer) ;; *) echo "unknown endpoint $e (return hello var headers proxy balancer)" >&2; exit 1 ;; esac
 done
 conns=4
 pipelined_warmup=${PIPELINED_WARMUP:-4096}
@@ -100,6 +101,7 @@ events { worker_connections 1024; }
 http {
   access_log off; keepalive_requests 1000000; lua_code_cache on;
   upstream up { server 127.0.0.1:$up_port; keepalive 32; }
+  upstream lua { server 0.0.0.1; balancer_by_lua_block { require("ngx.balancer").set_current_peer("127.0.0.1", $up_port) } keepalive 32; }
   server {
     listen 127.0.0.1:$port;
     location /return { return 200 "hello\n"; }
@@ -107,6 +109,7 @@ http {
     location /var { content_by_lua_block { ngx.say(ngx.var.uri, ngx.var.request_method) } }
     location /headers { content_by_lua_block { local h = ngx.req.get_headers() ngx.header["X-Ua"] = h["user-agent"] ngx.say("hello") } }
     location /proxy { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location /balancer { proxy_pass http://lua; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 CONF
@@ -132,7 +135,7 @@ servers="halo"
 [ -z "$nginx_skip" ] && servers="halo nginx"
 
 # The proxy endpoint's upstream: the same for both servers, outside callgrind.
-case " $endpoints " in *" proxy "*)
+case " $endpoints " in *" proxy "*|*" balancer "*)
     mkdir -p "$tmp/up.p/conf" "$tmp/up.p/logs"
     printf 'master_process off; daemon off; error_log logs/error.log warn; pid logs/up.pid;\nevents { worker_connections 1024; }\nhttp { access_log off; keepalive_requests 1000000;\n  server { listen 127.0.0.1:%s; location / { return 200 "hello\\n"; } } }\n' "$up_port" > "$tmp/up.p/conf/nginx.conf"
     "$tmp/halo" -p "$tmp/up.p" -c conf/nginx.conf >"$tmp/up.log" 2>&1 &
@@ -148,6 +151,7 @@ expect() {   # endpoint -> client arguments: path, body[, header]
         var) want=(/var $'/varGET\n') ;;
         headers) want=(/headers $'hello\n' "X-Ua: halo-callgrind/1") ;;
         proxy) want=(/proxy $'hello\n') ;;
+        balancer) want=(/balancer $'hello\n') ;;
     esac
 }
 

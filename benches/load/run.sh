@@ -20,7 +20,7 @@
 #   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
 #   HALO_BIN=...  use this binary and skip the cargo build
 #   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
-#   ENDPOINT=return|hello|redis|proxy        (each but return writes results-ENDPOINT.md)
+#   ENDPOINT=return|hello|redis|proxy|balancer (each but return writes results-ENDPOINT.md)
 #   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
 # Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
 set -euo pipefail
@@ -48,7 +48,12 @@ case "$ENDPOINT" in
     proxy) HTTP_EXTRA='upstream up { server 127.0.0.1:@UP_PORT@; keepalive 32; }'
            CONTENT='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
            RESULTS=${RESULTS:-$HERE/results-proxy.md} ;;
-    *) echo "ENDPOINT must be return, hello, redis or proxy" >&2; exit 2 ;;
+    # The same, the peer chosen by balancer_by_lua (as Kong and APISIX do) over the
+    # upstream's keepalive pool.
+    balancer) HTTP_EXTRA='upstream up { server 0.0.0.1; balancer_by_lua_block { require("ngx.balancer").set_current_peer("127.0.0.1", @UP_PORT@) } keepalive 32; }'
+           CONTENT='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
+           RESULTS=${RESULTS:-$HERE/results-balancer.md} ;;
+    *) echo "ENDPOINT must be return, hello, redis, proxy or balancer" >&2; exit 2 ;;
 esac
 # nginx needs Debian's Lua module for the Lua endpoint (halo has it built in).
 NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
@@ -168,7 +173,7 @@ start_server() {
     port=$(free_port)
     mkdir -p "$prefix/conf" "$prefix/logs"
     local modules=""
-    if [[ $name == nginx && ( $ENDPOINT == hello || $ENDPOINT == redis ) ]]; then
+    if [[ $name == nginx && ( $ENDPOINT == hello || $ENDPOINT == redis || $ENDPOINT == balancer ) ]]; then
         modules="load_module $NGINX_MODULES/ndk_http_module.so; load_module $NGINX_MODULES/ngx_http_lua_module.so;"
     fi
     sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s|@HTTP@|${HTTP_EXTRA:-}|" \
@@ -303,7 +308,7 @@ log "$RUNS x ${DURATION}s per server and scenario, $CONNS connections, pipeline 
     "server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU; about ${est}s"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-if [[ $ENDPOINT == proxy ]]; then
+if [[ $ENDPOINT == proxy || $ENDPOINT == balancer ]]; then
     UP_PORT=$(free_port)
     mkdir -p "$TMP/up/conf" "$TMP/up/logs"
     cat >"$TMP/up/conf/nginx.conf" <<UPEOF

@@ -296,6 +296,8 @@ pub struct TcpPeer {
     pub accepted: Arc<AtomicUsize>,
     /// Bytes received so far, over all connections (for asserting what was sent).
     pub received: Arc<Mutex<Vec<u8>>>,
+    /// Connections whose handling ended (the script done, or the other side closed).
+    pub ended: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -321,16 +323,20 @@ impl TcpPeer {
     fn run(l: Listener, port: u16, path: Option<PathBuf>, mode: Mode) -> TcpPeer {
         let accepted = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (accepted.clone(), received.clone(), stop.clone());
+        let (a, r, e, s) = (accepted.clone(), received.clone(), ended.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok(stream) => {
                         a.fetch_add(1, Ordering::SeqCst);
-                        let (mode, r, s) = (mode.clone(), r.clone(), s.clone());
-                        conns.push(std::thread::spawn(move || serve(stream, mode, r, s)));
+                        let (mode, r, e, s) = (mode.clone(), r.clone(), e.clone(), s.clone());
+                        conns.push(std::thread::spawn(move || {
+                            serve(stream, mode, r, s);
+                            e.fetch_add(1, Ordering::SeqCst);
+                        }));
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
                     Err(_) => std::thread::sleep(POLL),
@@ -340,7 +346,7 @@ impl TcpPeer {
                 let _ = c.join();
             }
         });
-        TcpPeer { port, path, accepted, received, stop, thread: Some(thread) }
+        TcpPeer { port, path, accepted, received, ended, stop, thread: Some(thread) }
     }
 
     /// The TCP port (0 for a unix-domain peer).
@@ -351,6 +357,11 @@ impl TcpPeer {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose handling ended so far (for `Hold`: closed by the other side).
+    pub fn ended(&self) -> usize {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// Everything received so far, as text.

@@ -176,6 +176,7 @@ static SPECS: &[Spec] = &[
     spec("proxy_set_header", HSL, false, Exactly(2)),
     spec("proxy_pass_request_headers", HSL, false, Exactly(1)),
     spec("proxy_pass_request_body", HSL, false, Exactly(1)),
+    spec("proxy_request_buffering", HSL, false, Exactly(1)),
     spec("proxy_connect_timeout", HSL, false, Exactly(1)),
     spec("proxy_send_timeout", HSL, false, Exactly(1)),
     spec("proxy_read_timeout", HSL, false, Exactly(1)),

@@ -32,8 +32,14 @@ pub trait Stream {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool;
 
     /// Reads the request body into `ctx.body` (once). Err: the status the
-    /// request ends with (413, 400, 408, 500, 499 when the client left).
+    /// request ends with (413, 400 also when the client left, 408, 500).
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
+
+    /// proxy_request_buffering off: the body's next piece as it arrives
+    /// (decoded; one read's worth, after waiting up to client_body_timeout
+    /// for it when `wait` and nothing is buffered; maybe empty), with
+    /// `ctx.body_done` set at its end. Err as `read_body`'s.
+    async fn read_body_part(&mut self, ctx: &mut RequestCtx<'_>, wait: bool) -> Result<Vec<u8>, u16>;
 
     /// The client's socket, watched for its close (lua_check_client_abort).
     fn client_fd(&self) -> Option<std::os::fd::RawFd>;
@@ -72,6 +78,10 @@ impl Stream for Buffered {
     }
 
     async fn read_body(&mut self, _: &mut RequestCtx<'_>) -> Result<(), u16> {
+        match *self {}
+    }
+
+    async fn read_body_part(&mut self, _: &mut RequestCtx<'_>, _: bool) -> Result<Vec<u8>, u16> {
         match *self {}
     }
 

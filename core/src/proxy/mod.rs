@@ -19,6 +19,7 @@ pub mod pool;
 mod relay;
 mod request;
 mod target;
+mod upload;
 
 use std::fmt::{self, Display};
 
@@ -39,7 +40,7 @@ pub struct Failure {
     pub status: u16,
     pub msg: String,
     /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
-    /// `NEXT_INVALID_HEADER`).
+    /// `NEXT_INVALID_HEADER`); 0 for the client's own failure.
     pub kind: u16,
     /// The error-log level (error but for what nginx deems critical).
     pub level: crate::log::Level,
@@ -56,6 +57,12 @@ impl Failure {
 
     fn internal(msg: String) -> Failure {
         Failure { status: 500, msg, kind: NEXT_ERROR, level: crate::log::Level::Error }
+    }
+
+    /// Reading the client's body failed (its status: 408, 413, 400):
+    /// no other try, the peer not blamed, logged where it happened.
+    fn client(status: u16) -> Failure {
+        Failure { status, msg: String::new(), kind: 0, level: crate::log::Level::Error }
     }
 
     fn timed_out(what: &str) -> Failure {
@@ -85,15 +92,12 @@ impl Display for Target<'_> {
 /// 504, ...) when nothing reached the client.
 pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
     let mut conf = ctx.conf.proxy.clone();
-    // The body is read whole first (memory, or a temp file past
-    // client_body_buffer_size), as nginx's proxy_request_buffering on.
-    if conf.pass_request_body && !ctx.body_done {
-        if let Err(status) = client.read_body(ctx).await {
-            let mut r = ctx.special(status);
-            r.close = true;
-            return r;
-        }
-    }
+    let mut upload = match upload::prepare(ctx, &conf, client).await {
+        Ok(u) => u,
+        Err(status) => return client_failed(ctx, status),
+    };
+    // A streamed body cannot go again once sending began.
+    let replayable = upload.replayable();
     let evaluated;
     let pass = match &pass.vars {
         Some(vars) => match target::evaluate(ctx, vars).await {
@@ -110,7 +114,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         None => pass,
     };
     let uri = request::upstream_uri(ctx, loc, pass);
-    let head = request::head(ctx, &conf, &pass.host, &uri);
+    let head = request::head(ctx, &conf, &pass.host, &uri, &upload);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
@@ -159,7 +163,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // goes on to the next peer.
         let next_ok = |conf: &crate::conf::proxy::ProxyConf, kind: u16, sent: bool| {
             let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
-            more && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
+            more && (replayable || !sent) && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
         tried.push(t.name.clone());
         // $upstream_addr and $upstream_status list every try, as nginx's.
@@ -180,11 +184,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let res = if conf.ignore_client_abort {
-                Ok(relay::exchange(ctx, c, &head, &conf).await)
-            } else {
-                rt::race(relay::exchange(ctx, c, &head, &conf), client.hangup()).await
-            };
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort).await;
             let Ok(res) = res else {
                 peers.done(&t, true);
                 log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Some(&upstream_name));
@@ -210,6 +210,11 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                     }
                     peers.done(&t, true);
                     return relay::respond(ctx, got, &conf, &upstream_name, client).await;
+                }
+                Err((f, _)) if f.kind == 0 => {
+                    // The client's body failed: not the peer's fault.
+                    peers.done(&t, true);
+                    return client_failed(ctx, f.status);
                 }
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => {
@@ -240,6 +245,14 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     }
 }
 
+/// The request ends with `status` for a body that could not be read (the
+/// connection closes after it).
+fn client_failed<'a>(ctx: &mut RequestCtx<'a>, status: u16) -> Response<'a> {
+    let mut r = ctx.special(status);
+    r.close = true;
+    r
+}
+
 /// The proxy settings with ngx.balancer.set_timeouts' values over them.
 fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &RequestCtx) -> std::sync::Arc<crate::conf::proxy::ProxyConf> {
     let [c, s, r] = ctx.balancer.timeouts;
@@ -251,6 +264,11 @@ fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &
     own.send_timeout = s.unwrap_or(own.send_timeout);
     own.read_timeout = r.unwrap_or(own.read_timeout);
     std::sync::Arc::new(own)
+}
+
+/// An errno as nginx writes it in the error log: `(111: Connection refused)`.
+fn os(errno: i32) -> String {
+    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// Log the failure as nginx does and answer its status.

@@ -8,10 +8,22 @@ use crate::conf::{LocKind, Location};
 use crate::request::RequestCtx;
 use crate::conf::template::Template;
 
+use super::upload::Upload;
+
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
-    const NAMES: &[&str] = &["host", "connection", "keep-alive", "te", "trailer", "upgrade", "content-length", "transfer-encoding", "expect"];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let hop = match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        6 => is("expect"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        14 => is("content-length"),
+        17 => is("transfer-encoding"),
+        _ => false,
+    };
+    hop || name.len() >= 6 && name.as_bytes()[..6].eq_ignore_ascii_case(b"proxy-")
 }
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
@@ -56,9 +68,10 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 
 /// The request head: request line, proxy_set_header (an empty value drops
 /// the header), nginx's defaults (`Host: $proxy_host`, `Connection: close`
-/// unless kept alive, the body's Content-Length), then the client's
+/// unless kept alive, the body's Content-Length, or `Transfer-Encoding:
+/// chunked` for a chunked body streamed), then the client's
 /// headers that were not set here, minus hop-by-hop ones.
-pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str) -> Vec<u8> {
+pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str, upload: &Upload) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
     h.extend_from_slice(ctx.method().as_bytes());
     h.push(b' ');
@@ -77,9 +90,19 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str)
     if !set("connection") && !keepalive(conf) {
         push(&mut h, "Connection", "close");
     }
-    let body_len = ctx.body.as_ref().map_or(0, |b| b.len());
-    if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
-        push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
+    if conf.pass_request_body && upload.chunked() {
+        if !set("transfer-encoding") {
+            push(&mut h, "Transfer-Encoding", "chunked");
+        }
+    } else {
+        let body_len = match upload {
+            Upload::Buffered => ctx.body.as_ref().map_or(0, |b| b.len()),
+            // What is left of the client's (ngx.req.socket may have read some).
+            Upload::Streamed { .. } => ctx.req.content_length.unwrap_or(0).saturating_sub(ctx.body_taken),
+        };
+        if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
+            push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
+        }
     }
     if conf.pass_request_headers {
         for (name, value) in ctx.request_headers() {

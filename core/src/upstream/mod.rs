@@ -64,7 +64,10 @@ pub enum Outcome {
 /// bitmap); [`Balancer::pick`] adds the peer it returns.
 #[derive(Debug, Clone, Default)]
 pub struct TriedSet {
-    bits: Vec<u64>,
+    /// Peers 0..64, then the rest (an upstream of up to 64 peers, nearly
+    /// all, allocates nothing).
+    first: u64,
+    rest: Vec<u64>,
 }
 
 impl TriedSet {
@@ -74,23 +77,29 @@ impl TriedSet {
 
     pub fn insert(&mut self, index: usize) {
         let (w, b) = (index / 64, index % 64);
-        if self.bits.len() <= w {
-            self.bits.resize(w + 1, 0);
+        if w == 0 {
+            self.first |= 1 << b;
+            return;
         }
-        self.bits[w] |= 1 << b;
+        if self.rest.len() < w {
+            self.rest.resize(w, 0);
+        }
+        self.rest[w - 1] |= 1 << b;
     }
 
     pub fn contains(&self, index: usize) -> bool {
-        self.bits.get(index / 64).is_some_and(|w| w & (1 << (index % 64)) != 0)
+        let (w, b) = (index / 64, index % 64);
+        let word = if w == 0 { Some(&self.first) } else { self.rest.get(w - 1) };
+        word.is_some_and(|w| w & (1 << b) != 0)
     }
 
     /// How many peers are in the set.
     pub fn len(&self) -> usize {
-        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+        self.first.count_ones() as usize + self.rest.iter().map(|w| w.count_ones() as usize).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bits.iter().all(|&w| w == 0)
+        self.first == 0 && self.rest.iter().all(|&w| w == 0)
     }
 }
 

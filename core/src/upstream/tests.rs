@@ -444,3 +444,16 @@ fn ip_hash_and_least_conn_picks_match_nginx() {
     let got: String = (0..8).map(|_| char::from(b'1' + once(&mut b, &PickInput::default(), Outcome::Ok).unwrap() as u8)).collect();
     assert_eq!(got, "21322132");
 }
+
+#[test]
+fn tried_set_past_64_peers() {
+    let mut t = TriedSet::new();
+    assert!(t.is_empty());
+    for i in [3, 63, 64, 130] {
+        t.insert(i);
+    }
+    assert!([3, 63, 64, 130].iter().all(|&i| t.contains(i)));
+    assert!(![0, 62, 65, 129, 131, 500].iter().any(|&i| t.contains(i)));
+    assert_eq!(t.len(), 4);
+    assert!(!t.is_empty());
+}
