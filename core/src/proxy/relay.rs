@@ -122,9 +122,11 @@ async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent
                 return Err((Failure::bad_gateway(format!("recv() failed {} while reading response header from upstream", os(e))), retry));
             }
         }
-        let mut hs = [httparse::EMPTY_HEADER; 100];
-        let mut r = httparse::Response::new(&mut hs);
-        match r.parse(&buf) {
+        // Uninitialised slots: filling 100 headers first would cost more
+        // than parsing the few there are.
+        let mut hs = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
+        let mut r = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut r, &buf, &mut hs) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = r.code.unwrap_or(502);
                 // An interim response (100 Continue) is skipped.
