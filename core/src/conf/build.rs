@@ -191,6 +191,7 @@ static SPECS: &[Spec] = &[
     spec("proxy_next_upstream", HSL, false, AtLeast(1)),
     spec("proxy_next_upstream_tries", HSL, false, Exactly(1)),
     spec("proxy_next_upstream_timeout", HSL, false, Exactly(1)),
+    spec("proxy_redirect", HSL, false, Range(1, 2)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -420,7 +421,7 @@ fn regex_reason(e: &regex::Error) -> String {
         .to_string()
 }
 
-fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
+pub(super) fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
     RegexBuilder::new(pattern)
         .case_insensitive(caseless)
         .build()
@@ -522,6 +523,8 @@ struct LocRaw {
     partial: Partial,
     children: Vec<LocRaw>,
     origin: String,
+    /// The `proxy_pass` directive, for [`Builder::resolve_passes`]'s errors.
+    proxy_pass_at: Option<Directive>,
 }
 
 /// One distinct listening address across all servers.
@@ -825,7 +828,21 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        for s in &mut h.servers {
+            for l in s.locations.iter_mut().chain(s.named.iter_mut()) {
+                self.resolve_passes(l)?;
+            }
+        }
         Ok(h)
+    }
+
+    /// The hosts of `l`'s and its children's proxy_pass, once every
+    /// `upstream {}` is known (nginx lets one follow a proxy_pass naming it).
+    fn resolve_passes(&self, l: &mut LocRaw) -> Result<(), ConfError> {
+        if let (Some(pass), Some(d)) = (&mut l.partial.proxy_pass, &l.proxy_pass_at) {
+            super::proxy::resolve_pass(pass, d, &self.upstreams)?;
+        }
+        l.children.iter_mut().try_for_each(|c| self.resolve_passes(c))
     }
 
     /// The code of a `*_by_lua*` directive, named as lua-nginx-module names
@@ -1302,6 +1319,7 @@ impl<'a> Builder<'a> {
             partial: Partial::default(),
             children: Vec::new(),
             origin: d.origin(),
+            proxy_pass_at: None,
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
             check(c, LOC)?;
@@ -1316,7 +1334,10 @@ impl<'a> Builder<'a> {
                     if l.partial.proxy_pass.is_some() {
                         return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
                     }
-                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind, &self.upstreams)?);
+                    let pass = super::proxy::proxy_pass(c, l.kind)?;
+                    l.partial.proxy.set_pass(&pass, l.kind, &l.pattern);
+                    l.partial.proxy_pass = Some(pass);
+                    l.proxy_pass_at = Some(c.clone());
                 }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
@@ -3362,6 +3383,12 @@ mod tests {
             e("location ~ /a { proxy_pass http://127.0.0.1:1/b; }"),
             format!("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block {}", at(2))
         );
+        assert_eq!(e("location / { proxy_pass http://unix:; }"), format!("no path in the unix domain socket in upstream \"unix:\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://[::1; }"), format!("invalid IPv6 address in upstream \"[::1\" {}", at(2)));
+        assert!(e("location ~ /a { proxy_pass http://unix:/s:/b; }").starts_with("\"proxy_pass\" cannot have URI part"));
+        // With variables, nothing is checked before the request.
+        let s = srv("location ~ /a { proxy_pass http://$host/b; }");
+        assert!(s.locations[0].conf.proxy_pass.as_ref().unwrap().vars.is_some());
         assert_eq!(e("location / { proxy_pass http://127.0.0.1:1; proxy_pass http://127.0.0.1:2; }"), format!("\"proxy_pass\" directive is duplicate {}", at(2)));
         assert_eq!(e("proxy_pass http://127.0.0.1;"), format!("\"proxy_pass\" directive is not allowed here {}", at(2)));
         assert_eq!(
@@ -3386,7 +3413,7 @@ mod tests {
         let pass = a.proxy_pass.as_ref().unwrap();
         assert_eq!(pass.host, "127.0.0.1:8080");
         assert_eq!(pass.uri.as_deref(), Some("/b/"));
-        assert_eq!(pass.addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(pass.addrs, vec![PeerAddr::Inet("127.0.0.1:8080".parse().unwrap())]);
         assert_eq!(a.proxy.set_headers.len(), 1);
         assert_eq!(a.proxy.read_timeout, Duration::from_secs(5));
         assert_eq!(a.proxy.connect_timeout, Duration::from_secs(60));

@@ -1,5 +1,6 @@
 //! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
-//! location's content. One request's trip: choose a peer ([`peers`]), take
+//! location's content (with variables, its target is made per request:
+//! `target`). One request's trip: choose a peer ([`peers`]), take
 //! an idle connection to it or open one (`connect`, `pool`), send the
 //! request (`request`), read the response head and stream the body to the
 //! client through the header and body filters (`relay`).
@@ -17,14 +18,16 @@ mod peers;
 pub mod pool;
 mod relay;
 mod request;
+mod target;
 mod upload;
 
 use std::fmt::{self, Display};
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
+use crate::conf::upstream::PeerAddr;
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
-use crate::request::{PeerName, RequestCtx, Response, Upstream, UpstreamTry};
+use crate::request::{RequestCtx, Response, Upstream, UpstreamTry};
 use crate::rt;
 
 pub use connect::UpstreamConn;
@@ -39,42 +42,48 @@ pub struct Failure {
     /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
     /// `NEXT_INVALID_HEADER`); 0 for the client's own failure.
     pub kind: u16,
+    /// The error-log level (error but for what nginx deems critical).
+    pub level: crate::log::Level,
 }
 
 impl Failure {
     fn bad_gateway(msg: impl Into<String>) -> Failure {
-        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR }
+        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR, level: crate::log::Level::Error }
     }
 
     fn invalid_header(msg: &str) -> Failure {
-        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER }
+        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER, level: crate::log::Level::Error }
     }
 
     fn internal(msg: String) -> Failure {
-        Failure { status: 500, msg, kind: NEXT_ERROR }
+        Failure { status: 500, msg, kind: NEXT_ERROR, level: crate::log::Level::Error }
     }
 
     /// Reading the client's body failed (its status: 408, 413, 400):
     /// no other try, the peer not blamed, logged where it happened.
     fn client(status: u16) -> Failure {
-        Failure { status, msg: String::new(), kind: 0 }
+        Failure { status, msg: String::new(), kind: 0, level: crate::log::Level::Error }
     }
 
     fn timed_out(what: &str) -> Failure {
-        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT }
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT, level: crate::log::Level::Error }
     }
 }
 
-/// A try's upstream as the error log names it, `http://ADDR/uri`: made
+/// A try's upstream as the error log names it, `http://ADDR/uri`
+/// (`http://unix:/path:/uri`, as nginx separates a socket's path): made
 /// only when a line is written.
 pub struct Target<'u> {
-    addr: &'u dyn Display,
+    addr: &'u PeerAddr,
     uri: &'u str,
 }
 
 impl Display for Target<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "http://{}{}", self.addr, self.uri)
+        match self.addr {
+            PeerAddr::Unix(_) => write!(f, "http://{}:{}", self.addr, self.uri),
+            PeerAddr::Inet(_) => write!(f, "http://{}{}", self.addr, self.uri),
+        }
     }
 }
 
@@ -89,8 +98,23 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     };
     // A streamed body cannot go again once sending began.
     let replayable = upload.replayable();
+    let evaluated;
+    let pass = match &pass.vars {
+        Some(vars) => match target::evaluate(ctx, vars).await {
+            Ok(p) => {
+                ctx.proxy_host = Some(p.host.clone());
+                evaluated = p;
+                &evaluated
+            }
+            Err(f) => {
+                log(ctx, f.level, &f.msg, None);
+                return ctx.special(f.status);
+            }
+        },
+        None => pass,
+    };
     let uri = request::upstream_uri(ctx, loc, pass);
-    let head = request::head(ctx, &conf, &uri, &upload);
+    let head = request::head(ctx, &conf, &pass.host, &uri, &upload);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
@@ -102,7 +126,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     let u = ctx.upstream.get_or_insert_with(Upstream::default);
     u.tries.clear();
     u.headers.clear();
-    let mut last_failure: Option<(PeerName, Failure)> = None;
+    let mut last_failure = None;
     // balancer_by_lua: Lua picks each try's peer (the block's balancer when
     // it sets none); 1 + set_more_tries tries.
     let lua_balancer = lua.zip(pass.upstream.as_ref().and_then(|u| u.balancer_by_lua.clone()));
@@ -146,29 +170,16 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         if let Some(u) = ctx.upstream.as_mut() {
             u.tries.push(UpstreamTry::new(t.name.clone(), try_start));
         }
-        let addr = match t.addr {
-            Ok(a) => a,
-            Err(ref path) => {
-                let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
-                peers.done(&t, false);
-                end_try(ctx, f.status);
-                if !next_ok(&conf, f.kind, false) {
-                    return fail(ctx, &Target { addr: &t.name, uri: &uri }, f);
-                }
-                last_failure = Some((t.name, f));
-                continue;
-            }
-        };
-        let upstream_name = Target { addr: &t.name, uri: &uri };
+        let upstream_name = Target { addr: &t.addr, uri: &uri };
         // The connection's pool (None: closed after the response).
         let balancer_pool = ctx.balancer.pool.take();
-        let terms = if request::keepalive(&conf) { pool::Terms::of(pass, addr, ctx.balancer.keepalive, balancer_pool.as_ref()) } else { None };
+        let terms = if request::keepalive(&conf) { pool::Terms::of(pass, &t.addr, ctx.balancer.keepalive, balancer_pool.as_ref()) } else { None };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(addr, conf.connect_timeout, terms.as_ref(), fresh).await {
+            let c = match connect::get(&t.addr, conf.connect_timeout, terms.as_ref(), fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
@@ -190,7 +201,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             }
             let Ok(res) = res else {
                 peers.done(&t, true);
-                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Some(&upstream_name));
                 end_try(ctx, 0);
                 let mut r = ctx.special(499);
                 r.close = true;
@@ -242,14 +253,15 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             return fail(ctx, &upstream_name, f);
         }
         // The next peer (nginx logs each failure).
-        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
-        last_failure = Some((t.name, f));
+        log(ctx, f.level, &f.msg, Some(&upstream_name));
+        last_failure = Some((upstream_name.to_string(), f));
     }
     match last_failure {
-        Some((name, f)) => fail(ctx, &Target { addr: &name, uri: &uri }, f),
+        Some((name, f)) => fail(ctx, &name, f),
         None => {
             // Every peer of the upstream is down or failed recently.
-            fail(ctx, &Target { addr: &pass.host, uri: &uri }, Failure::bad_gateway("no live upstreams while connecting to upstream"))
+            let name = format!("http://{}{uri}", pass.host);
+            fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
         }
     }
 }
@@ -295,18 +307,21 @@ fn os(errno: i32) -> String {
 
 /// Log the failure as nginx does and answer its status.
 fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
-    log(ctx, crate::log::Level::Error, &f.msg, upstream);
+    log(ctx, f.level, &f.msg, Some(upstream));
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
-/// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
+/// upstream: "http://ADDR/uri", host: "..."` (no upstream before a peer
+/// was chosen).
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&dyn Display>) {
     if !crate::log::error::enabled(level) {
         return;
     }
     let mut tail = crate::log::error::request_context(&ctx.conn.remote_addr(), &ctx.server.primary_name, Some(ctx.req.request_line()), None);
-    tail.push_str(&format!(", upstream: \"{upstream}\""));
+    if let Some(upstream) = upstream {
+        tail.push_str(&format!(", upstream: \"{upstream}\""));
+    }
     if let Some(h) = ctx.req.host() {
         tail.push_str(&format!(", host: \"{h}\""));
     }

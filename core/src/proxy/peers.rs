@@ -29,7 +29,7 @@ fn with_balancer<R>(conf: &Arc<UpstreamConf>, f: impl FnOnce(&mut Balancer) -> R
 
 /// One try's destination.
 pub struct Try {
-    pub addr: Result<SocketAddr, String>,
+    pub addr: PeerAddr,
     /// `$upstream_addr`'s entry for it.
     pub name: PeerName,
     peer: Option<Peer>,
@@ -38,13 +38,13 @@ pub struct Try {
 impl Try {
     /// A peer balancer_by_lua chose (ngx.balancer.set_current_peer).
     pub fn chosen(addr: SocketAddr) -> Try {
-        Try { addr: Ok(addr), name: PeerName::Addr(addr), peer: None }
+        Try { addr: PeerAddr::Inet(addr), name: PeerName::Addr(addr), peer: None }
     }
 }
 
 /// The tries of one request.
 pub enum Peers<'p> {
-    Static(std::slice::Iter<'p, SocketAddr>),
+    Static(std::slice::Iter<'p, PeerAddr>),
     Balanced { conf: &'p Arc<UpstreamConf>, tried: TriedSet, left: usize, client_ip: Option<IpAddr>, key: Option<Vec<u8>> },
 }
 
@@ -65,7 +65,13 @@ impl<'p> Peers<'p> {
     /// The next try, or None when none is left ("no live upstreams").
     pub fn next(&mut self) -> Option<Try> {
         match self {
-            Peers::Static(it) => it.next().map(|&a| Try { addr: Ok(a), name: PeerName::Addr(a), peer: None }),
+            Peers::Static(it) => it.next().map(|a| {
+                let name = match a {
+                    PeerAddr::Inet(ip) => PeerName::Addr(*ip),
+                    PeerAddr::Unix(_) => PeerName::Name(a.to_string().into()),
+                };
+                Try { addr: a.clone(), name, peer: None }
+            }),
             Peers::Balanced { conf, tried, left, client_ip, key } => {
                 if *left == 0 {
                     return None;
@@ -73,11 +79,7 @@ impl<'p> Peers<'p> {
                 *left -= 1;
                 let input = PickInput { client_ip: *client_ip, hash_key: key.as_deref() };
                 let peer = with_balancer(conf, |b| b.pick(&input, tried))?;
-                let addr = match &peer.addr {
-                    PeerAddr::Inet(a) => Ok(*a),
-                    PeerAddr::Unix(p) => Err(format!("unix:{}", p.display())),
-                };
-                Some(Try { addr, name: PeerName::Name(peer.name.clone()), peer: Some(peer) })
+                Some(Try { addr: peer.addr.clone(), name: PeerName::Name(peer.name.clone()), peer: Some(peer) })
             }
         }
     }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::conf::proxy::ProxyConf;
+use crate::conf::proxy::{ProxyConf, RedirectPattern};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Method;
 use crate::log::Level;
@@ -16,7 +16,7 @@ use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
 use super::upload::{self, SendError, Upload};
-use super::{os, Failure, UpstreamConn};
+use super::{os, request, Failure, UpstreamConn};
 
 /// Bytes asked of one recv of the head.
 const HEAD_READ: usize = 4096;
@@ -183,6 +183,42 @@ fn has_token(value: &[u8], word: &[u8]) -> bool {
     value.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
 }
 
+/// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
+/// rule rewrites; None when no rule matches. A rewritten Location that is
+/// relative becomes absolute, as nginx's header filter makes it.
+fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &[u8], value: &[u8]) -> Option<String> {
+    let location = match name.len() {
+        8 if name.eq_ignore_ascii_case(b"location") => true,
+        7 if name.eq_ignore_ascii_case(b"refresh") => false,
+        _ => return None,
+    };
+    if conf.redirects.is_empty() {
+        return None;
+    }
+    let value = String::from_utf8_lossy(value);
+    let at = if location { 0 } else { value.to_ascii_lowercase().find("url=")? + 4 };
+    let url = &value[at..];
+    for rule in &conf.redirects {
+        let (len, to) = match &rule.pattern {
+            RedirectPattern::Prefix(p) => {
+                let p = request::render(ctx, p);
+                if !url.starts_with(&*p) {
+                    continue;
+                }
+                (p.len(), request::render(ctx, &rule.replacement).into_owned())
+            }
+            RedirectPattern::Regex(re) => {
+                let Some(caps) = re.captures(url) else { continue };
+                let caps: Vec<&str> = caps.iter().map(|m| m.map_or("", |m| m.as_str())).collect();
+                (url.len(), rule.replacement.render(ctx, &caps))
+            }
+        };
+        let out = format!("{}{to}{}", &value[..at], &url[len..]);
+        return Some(if location { ctx.absolute_url(&out) } else { out });
+    }
+    None
+}
+
 /// How the upstream's body ends.
 enum Framing {
     None,
@@ -223,7 +259,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
             match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
                 Some(n) => length = Some(n),
                 None => {
-                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", upstream);
+                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", Some(upstream));
                     return ctx.special(502);
                 }
             }
@@ -238,6 +274,10 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
         // `Connection: upgrade`).
         let upgrade_header = upgrade && name.eq_ignore_ascii_case(b"upgrade");
         if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if let Some(v) = rewrite_redirect(ctx, conf, name, value) {
+            ctx.resp.headers.push(name, v.as_bytes());
             continue;
         }
         ctx.resp.headers.push(name, value);
@@ -263,7 +303,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyCon
     let keep = conn.terms.is_some() && !close && body_sent && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
-        super::log(ctx, Level::Error, msg, upstream);
+        super::log(ctx, Level::Error, msg, Some(upstream));
         Response { close: true, ..Response::with_body(Body::Empty) }
     };
     loop {
@@ -342,7 +382,7 @@ async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn<'_>, after: &[u
     }
     if let Err(e) = client.tunnel(ctx, conn.fd, conf.read_timeout).await {
         let msg = if e == "timed out" { "upstream timed out (110: Connection timed out) while proxying upgraded connection".to_string() } else { format!("{e} while proxying upgraded connection") };
-        super::log(ctx, Level::Error, &msg, upstream);
+        super::log(ctx, Level::Error, &msg, Some(upstream));
     }
     drop(conn);
     done

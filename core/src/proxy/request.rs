@@ -28,10 +28,14 @@ fn dropped(name: &str) -> bool {
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
 /// proxy_pass, the matched location prefix is replaced by it (a URI a
-/// rewrite changed so that the prefix no longer matches goes whole);
-/// without one, the client's URI as sent when nothing changed it, else the
-/// current `$uri` escaped; the args follow.
+/// rewrite changed so that the prefix no longer matches goes whole), or,
+/// in a proxy_pass with variables, it is the whole URI as it is, args and
+/// all; without one, the client's URI as sent when nothing changed it,
+/// else the current `$uri` escaped; the args follow.
 pub fn upstream_uri(ctx: &RequestCtx, loc: Option<&Location>, pass: &ProxyPass) -> String {
+    if let (Some(_), Some(uri)) = (&pass.vars, &pass.uri) {
+        return uri.clone();
+    }
     let unchanged = !ctx.internal && matches!(ctx.uri, Cow::Borrowed(_)) && !matches!(ctx.args, Some(Cow::Owned(_)));
     let mut out = Vec::with_capacity(ctx.uri.len() + 16);
     match &pass.uri {
@@ -67,7 +71,7 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 /// unless kept alive, the body's Content-Length, or `Transfer-Encoding:
 /// chunked` for a chunked body streamed), then the client's
 /// headers that were not set here, minus hop-by-hop ones.
-pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) -> Vec<u8> {
+pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str, upload: &Upload) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
     h.extend_from_slice(ctx.method().as_bytes());
     h.push(b' ');
@@ -81,8 +85,7 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str, upload: &Upload) 
         }
     }
     if !set("host") {
-        let host = ctx.conf.proxy_pass.as_ref().map_or("", |p| p.host.as_str());
-        push(&mut h, "Host", host);
+        push(&mut h, "Host", proxy_host);
     }
     if !set("connection") && !keepalive(conf) {
         push(&mut h, "Connection", "close");

@@ -102,7 +102,10 @@ impl RequestCtx<'_> {
             "upstream_header_time" => self.upstream_list(|t, out| msecs(out, t, t.header_read))?,
             "upstream_bytes_sent" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_sent))?,
             "upstream_bytes_received" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_received))?,
-            "proxy_host" => self.conf.proxy_pass.as_ref()?.host.clone(),
+            "proxy_host" => match &self.proxy_host {
+                Some(h) => h.clone(),
+                None => self.conf.proxy_pass.as_ref().filter(|p| p.vars.is_none())?.host.clone(),
+            },
             "proxy_add_x_forwarded_for" => {
                 let me = self.conn.remote_addr();
                 match self.request_headers().find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for")) {
