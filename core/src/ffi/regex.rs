@@ -310,7 +310,7 @@ pub unsafe extern "C" fn halo_ffi_regex_compile(
 /// Compiles (or finds cached) `pat` with `flags` (ffi-headers/regex.h's
 /// HALO_FFI_REGEX_*): its id and whether it is temporary (free it after
 /// use), or the compile error (kept until the next call).
-pub(crate) fn compile(pat: &[u8], flags: c_uint) -> Result<(c_int, bool), Lent> {
+pub fn compile(pat: &[u8], flags: c_uint) -> Result<(c_int, bool), Lent> {
     let mut res = Err(Lent::new(b"regex cache busy"));
     with_cache(|c| {
         res = match c.compile(pat, flags) {
@@ -354,7 +354,7 @@ pub unsafe extern "C" fn halo_ffi_regex_exec(
 /// Searches `subj` with regex `id` from byte `start`; fills `caps` with
 /// (from, to) pairs (-1 for an unmatched group), as many as it holds.
 /// Returns the pairs filled, 0 for no match, or ERROR / PCRE2's code.
-pub(crate) fn exec(id: c_int, subj: &[u8], start: usize, caps: &mut [c_int]) -> c_int {
+pub fn exec(id: c_int, subj: &[u8], start: usize, caps: &mut [c_int]) -> c_int {
     if caps.len() < 2 || subj.len() > c_int::MAX as usize {
         return ERROR;
     }
@@ -409,7 +409,7 @@ pub unsafe extern "C" fn halo_ffi_regex_capture_name(id: c_int, i: c_int, name: 
 /// The name of group `i` of regex `id` (it lives as long as the compiled
 /// regex: cached ones for the process); Err(DECLINED) for an unnamed
 /// group, Err(ERROR) for an unknown id or group.
-pub(crate) fn capture_name(id: c_int, i: c_int) -> Result<Lent, c_int> {
+pub fn capture_name(id: c_int, i: c_int) -> Result<Lent, c_int> {
     let mut res = Err(ERROR);
     with_cache(|c| {
         let Some(re) = c.get(id) else { return ERROR };
@@ -572,7 +572,7 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
 /// Replaces the first (or every, `global`) match of regex `id` in `subj`
 /// with the template `tpl`: the number of replacements with the result
 /// when > 0; ERROR with the message (a bad template); or PCRE2's code.
-pub(crate) fn sub(id: c_int, subj: &[u8], tpl: &[u8], global: bool) -> (c_int, Option<Lent>) {
+pub fn sub(id: c_int, subj: &[u8], tpl: &[u8], global: bool) -> (c_int, Option<Lent>) {
     let mut text = None;
     let rc = with_cache(|c| {
         let Cache { slots, out: buf, ctx, .. } = c;

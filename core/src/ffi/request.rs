@@ -156,7 +156,7 @@ pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: us
 }
 
 /// ngx.print / ngx.say's output: OK, DECLINED after ngx.eof.
-pub(crate) fn write(r: u64, data: &[u8]) -> c_int {
+pub fn write(r: u64, data: &[u8]) -> c_int {
     responding(r, |_, req| {
         if req.resp.eof {
             return DECLINED;
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u
 
 /// ngx.req.get_method: the method, lent from the request (or static), which
 /// outlives the handler's run.
-pub(crate) fn get_method(r: u64) -> Result<Lent, c_int> {
+pub fn get_method(r: u64) -> Result<Lent, c_int> {
     request_lent(r, |_, _, req| Ok(Lent::new(req.method().as_bytes())))
 }
 
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
 }
 
 /// ngx.var.NAME: its value, or Err(DECLINED) for no such variable (nil).
-pub(crate) fn get_var(r: u64, name: &[u8]) -> Result<Lent, c_int> {
+pub fn get_var(r: u64, name: &[u8]) -> Result<Lent, c_int> {
     request_lent(r, |_, _, req| {
         let Ok(name) = std::str::from_utf8(name) else { return Err(DECLINED) };
         // Variable names are case-insensitive in nginx (and nearly always lowercase).
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: 
 
 /// ngx.var.NAME = value: OK, DECLINED (no such variable), or ERROR (a
 /// built-in that cannot be changed).
-pub(crate) fn set_var(r: u64, name: &[u8], value: &[u8]) -> c_int {
+pub fn set_var(r: u64, name: &[u8], value: &[u8]) -> c_int {
     request(r, |_, _, req| {
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         let value = String::from_utf8_lossy(value).into_owned();
@@ -368,7 +368,7 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
 
 /// ngx.header.NAME = value (None: unset): a code, or Err(message) for a
 /// name or value that cannot be sent.
-pub(crate) fn set_header(r: u64, name: &[u8], value: Option<&[u8]>) -> Result<c_int, &'static CStr> {
+pub fn set_header(r: u64, name: &[u8], value: Option<&[u8]>) -> Result<c_int, &'static CStr> {
     let mut bad = None;
     let rc = setting_headers(r, |req, sent| {
         let (name, value) = match lua_field(name, value) {
@@ -449,7 +449,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, 
 /// ngx.req.get_headers: fills `out` with the first request headers (names
 /// lowercased when `lower`); how many, or a negative code. The strings live
 /// in the request (lowered names in the scratch buffer) until the next call.
-pub(crate) fn get_headers(r: u64, out: &mut [Header], lower: bool) -> c_int {
+pub fn get_headers(r: u64, out: &mut [Header], lower: bool) -> c_int {
     let (ptr, max) = (out.as_mut_ptr(), out.len().min(c_int::MAX as usize) as c_int);
     let lower = c_int::from(lower);
     request(r, |_, _, req| {
@@ -545,7 +545,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header,
 /// how many were decoded, which may be more than `out` holds (ask again
 /// with more room), or a negative code; `*truncated` says whether there
 /// were more than `max`. The bytes live in the run's state until the next call.
-pub(crate) fn get_uri_args(r: u64, out: &mut [Header], max: c_int, truncated: &mut c_int) -> c_int {
+pub fn get_uri_args(r: u64, out: &mut [Header], max: c_int, truncated: &mut c_int) -> c_int {
     let (ptr, n) = (out.as_mut_ptr(), out.len().min(c_int::MAX as usize) as c_int);
     request(r, |_, run, req| {
         let args = req.args.as_deref().unwrap_or("");
@@ -768,7 +768,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
 }
 
 /// Reading ngx.header.NAME: the value as set so far, Err(DECLINED) for none.
-pub(crate) fn get_resp_header(r: u64, name: &[u8]) -> Result<Lent, c_int> {
+pub fn get_resp_header(r: u64, name: &[u8]) -> Result<Lent, c_int> {
     request_lent(r, |_, _, req| {
         let name = String::from_utf8_lossy(name).replace('_', "-");
         let found = if name.eq_ignore_ascii_case("content-type") {
@@ -1074,7 +1074,7 @@ pub unsafe extern "C" fn halo_ffi_request_add_header(
 }
 
 /// One more value of response header `name`: as [`set_header`].
-pub(crate) fn add_header(r: u64, name: &[u8], value: &[u8]) -> Result<c_int, &'static CStr> {
+pub fn add_header(r: u64, name: &[u8], value: &[u8]) -> Result<c_int, &'static CStr> {
     let mut bad = None;
     let rc = setting_headers(r, |req, sent| {
         let (name, value) = match lua_field(name, Some(value)) {

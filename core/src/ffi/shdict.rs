@@ -58,7 +58,7 @@ unsafe fn value_in<'a>(v: *const Val) -> Option<Value<'a>> {
 /// A value read out of a zone, its string copied to [`OUT`] (the zone may
 /// change as soon as its lock is released).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Out {
+pub enum Out {
     Nil,
     Boolean(bool),
     Number(f64),
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn halo_ffi_shdict_get(
 }
 
 /// What [`get`] found.
-pub(crate) struct Got {
+pub struct Got {
     pub value: Out,
     pub flags: u32,
     /// An expired value, returned because `stale` was asked.
@@ -184,7 +184,7 @@ pub(crate) struct Got {
 }
 
 /// DICT:get(key) / get_stale: the value (None: not there), Err(message).
-pub(crate) fn get(zone: c_int, key: &[u8], stale: bool) -> Result<Option<Got>, &'static CStr> {
+pub fn get(zone: c_int, key: &[u8], stale: bool) -> Result<Option<Got>, &'static CStr> {
     let now = shdict::now_ms();
     let r = on_zone(zone, |d| match d.get(key, stale, now) {
         Ok(Some(g)) => Ok(Some(Got { value: kept(g.value), flags: g.flags, stale: g.stale })),
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn halo_ffi_shdict_store(
 /// DICT:set / add / replace / safe_set ... (`op`: 1 add, 2 replace, 4
 /// safe): OK, DECLINED (not stored: exists, not found, no memory when
 /// safe) or ERROR, with the message; and whether other items were evicted.
-pub(crate) fn store(zone: c_int, op: c_int, key: &[u8], value: Value<'_>, exptime_ms: f64, flags: u32) -> (c_int, Option<&'static CStr>, bool) {
+pub fn store(zone: c_int, op: c_int, key: &[u8], value: Value<'_>, exptime_ms: f64, flags: u32) -> (c_int, Option<&'static CStr>, bool) {
     let op = StoreOp { add: op & 1 != 0, replace: op & 2 != 0, safe: op & 4 != 0 };
     let now = shdict::now_ms();
     match on_zone(zone, |d| d.store(op, key, value, expiry(exptime_ms, now), flags, now)) {
@@ -285,7 +285,7 @@ pub unsafe extern "C" fn halo_ffi_shdict_incr(
 
 /// DICT:incr(key, by, init?, init_ttl?): the new value and whether other
 /// items were evicted, or Err(message).
-pub(crate) fn incr(zone: c_int, key: &[u8], by: f64, init: Option<f64>, init_ttl_ms: f64) -> Result<(f64, bool), &'static CStr> {
+pub fn incr(zone: c_int, key: &[u8], by: f64, init: Option<f64>, init_ttl_ms: f64) -> Result<(f64, bool), &'static CStr> {
     let now = shdict::now_ms();
     let ttl = if init_ttl_ms.is_finite() && init_ttl_ms > 0.0 { init_ttl_ms as u64 } else { 0 };
     match on_zone(zone, |d| d.incr(key, by, init, ttl, now)) {
