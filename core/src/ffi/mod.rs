@@ -1,5 +1,10 @@
 //! The C ABI the Lua layer calls through LuaJIT's FFI.
 //!
+//! The hot API's functions wrap a safe `pub fn` beside them (`get_var`,
+//! `set_header`, `shdict::incr`, `regex::exec`, ...) whose results are
+//! [`Lent`] bytes: the lua_CFunction twin in `crate::lua::capi` wraps the same
+//! ones, so the two bindings share their semantics.
+//!
 //! Every function here is `#[no_mangle] extern "C"`, named `halo_ffi_<module>_<op>`,
 //! declared in `ffi-headers/<module>.h` (the single source of truth, fed verbatim to
 //! `ffi.cdef` by lualib/) and exported from the `halo` executable by the root
