@@ -119,7 +119,12 @@ case "$api_mode" in
     cfunction) results=results-cfunction.md ;;
     *) echo "LUA_API_MODE must be ffi or cfunction" >&2; exit 1 ;;
 esac
-body | sed "s/^http {/http {\n  lua_api_mode $api_mode;/" > "$tmp/halo.p/conf/nginx.conf"
+# (Only cfunction is written out, so an older binary runs the default.)
+if [ "$api_mode" = ffi ]; then
+    body > "$tmp/halo.p/conf/nginx.conf"
+else
+    body | sed "s/^http {/http {\n  lua_api_mode $api_mode;/" > "$tmp/halo.p/conf/nginx.conf"
+fi
 { printf 'load_module %s/ndk_http_module.so;\nload_module %s/ngx_http_lua_module.so;\n' "$nginx_modules" "$nginx_modules"; body; } > "$tmp/nginx.p/conf/nginx.conf"
 
 server_cmd() {   # server -> the command line, in an array
