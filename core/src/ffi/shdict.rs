@@ -7,10 +7,9 @@
 //! into LuaJIT: each call that touches a zone catches it and fails.
 
 use std::cell::RefCell;
+use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use std::ffi::CStr;
 
 use super::{lend, read_in, set_err, Lent, DECLINED, ERROR, OK};
 use crate::shdict::{self, dict, Dict, Fail, StoreOp, Value};
