@@ -158,6 +158,7 @@ static SPECS: &[Spec] = &[
     spec("client_body_in_file_only", HSL, false, Exactly(1)),
     spec("lua_need_request_body", HSL, false, Exactly(1)),
     spec("lua_check_client_abort", HSL, false, Exactly(1)),
+    spec("lua_api_mode", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
     spec("server_tokens", HSL, false, Exactly(1)),
@@ -478,6 +479,7 @@ struct Partial {
     client_body_in_file_only: Option<BodyInFileOnly>,
     lua_need_request_body: Option<bool>,
     lua_check_client_abort: Option<bool>,
+    lua_api_mode: Option<LuaApiMode>,
     server_tokens: Option<bool>,
     access_log: Option<Vec<AccessLog>>,
     access_log_off: bool,
@@ -977,6 +979,19 @@ impl<'a> Builder<'a> {
                 let on = flag(d)?;
                 set_once(d, &mut p.lua_need_request_body, on)?;
             }
+            "lua_api_mode" => {
+                let mode = match d.args[0].as_str() {
+                    "ffi" => LuaApiMode::Ffi,
+                    "cfunction" => LuaApiMode::Cfunction,
+                    v => {
+                        return Err(ConfError::at(
+                            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"ffi\" or \"cfunction\"", d.name),
+                            d,
+                        ))
+                    }
+                };
+                set_once(d, &mut p.lua_api_mode, mode)?;
+            }
             "client_header_buffer_size" => {
                 let n = size_arg(d, &d.args[0])? as usize;
                 set_once(d, &mut p.client_header_buffer_size, n)?;
@@ -1409,6 +1424,7 @@ impl<'a> Builder<'a> {
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
+            lua_api_mode: http_conf.lua_api_mode,
             lua_regex_match_limit: self.lua_regex_match_limit.unwrap_or(0),
             lua_regex_cache_max_entries: self.lua_regex_cache_max_entries.unwrap_or(1024),
             lua_socket: self.lua_socket,
@@ -1488,6 +1504,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         client_body_in_file_only: p.client_body_in_file_only.unwrap_or(parent.client_body_in_file_only),
         lua_need_request_body: p.lua_need_request_body.unwrap_or(parent.lua_need_request_body),
         lua_check_client_abort: p.lua_check_client_abort.unwrap_or(parent.lua_check_client_abort),
+        lua_api_mode: p.lua_api_mode.unwrap_or(parent.lua_api_mode),
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),
