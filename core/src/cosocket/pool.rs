@@ -39,6 +39,8 @@ struct Pool {
     opened: usize,
     limit: Option<usize>,
     waiters: VecDeque<Rc<Cell<Option<Waker>>>>,
+    /// The most idle connections it keeps (the last put's size).
+    size: usize,
 }
 
 impl Pool {
@@ -158,6 +160,7 @@ impl Pools {
 thread_local! {
     static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
+    static TRIMMING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Connections idle for less than this are reused without a peek.
@@ -305,11 +308,13 @@ fn put_idle(key: Key, idle: Idle, size: usize) {
         let mut p = p.borrow_mut();
         let pool = p.entry(key);
         pool.idle.push_back(idle);
-        if pool.idle.len() > size {
-            if let Some(old) = pool.idle.pop_front() {
-                close(old.fd);
-                pool.closed();
-            }
+        pool.size = size;
+        // Past its size, the oldest go once the tasks this event-loop
+        // iteration woke have run: a busy proxy puts back a batch of
+        // connections and takes as many for the requests that came in the
+        // same batch, which would otherwise close some and open as many.
+        if pool.idle.len() > size && !TRIMMING.with(|t| t.replace(true)) {
+            rt::spawn(trim());
         }
         // A waiting connect can take this one.
         pool.wake_one();
@@ -317,6 +322,20 @@ fn put_idle(key: Key, idle: Idle, size: usize) {
     if !SWEEPING.with(|s| s.replace(true)) {
         rt::spawn(sweep());
     }
+}
+
+/// Close the oldest idle connections of the pools over their size.
+async fn trim() {
+    TRIMMING.with(|t| t.set(false));
+    POOLS.with(|p| {
+        for pool in p.borrow_mut().values_mut() {
+            while pool.idle.len() > pool.size {
+                let old = pool.idle.pop_front().expect("a pool over its size has one");
+                close(old.fd);
+                pool.closed();
+            }
+        }
+    });
 }
 
 /// How many idle connections pool `key` holds.
