@@ -248,7 +248,7 @@ const FORWARDED: [libc::c_int; 8] =
 fn spawn_and_wait(cmd: &mut Command) -> Result<i32, Fail> {
     // SAFETY: sigset calls on a local set; the mask and SIGPIPE's default
     // action (std ignores it, and an ignored signal is never delivered)
-    // are this thread's own. The child's mask is reset by std's spawn.
+    // are this thread's own.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -259,6 +259,16 @@ fn spawn_and_wait(cmd: &mut Command) -> Result<i32, Fail> {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
+    // SAFETY: sigprocmask is async-signal-safe; the child starts with no
+    // signal blocked (std keeps the parent's mask), as a server expects.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| {
         let words: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
         Fail(format!("ERROR: failed to run command \"{}\": {}\n", words.join(" "), strerror(&e)), e.raw_os_error().unwrap_or(1))
