@@ -202,7 +202,7 @@ fn dump(files: &[conf::parse::ConfFile]) -> i32 {
     let mut seen = std::collections::HashSet::new();
     let mut out = std::io::stdout().lock();
     for f in files.iter().filter(|f| seen.insert(f.name.clone())) {
-        let written = write!(out, "# configuration file {}:\n", f.name).and_then(|_| out.write_all(&f.text)).and_then(|_| out.write_all(b"\n"));
+        let written = writeln!(out, "# configuration file {}:", f.name).and_then(|_| out.write_all(&f.text)).and_then(|_| out.write_all(b"\n"));
         if written.is_err() {
             return 1;
         }
