@@ -97,6 +97,9 @@ fn serve(mut s: TcpStream) {
             return;
         } else if path.contains("garbage") {
             b"HTTP/1.1 200 OK\r\nBad Header Line\r\n\r\n".to_vec()
+        } else if path.contains("widehead") {
+            // A 6000-byte header: more than a 4k proxy_buffer_size holds.
+            format!("HTTP/1.1 200 OK\r\nX-Wide: {}\r\nContent-Length: 4\r\n{conn}\r\nwide", "w".repeat(6000)).into_bytes()
         } else if path.contains("early") {
             return;
         } else if path.contains("short") {
@@ -331,6 +334,18 @@ fn garbage_and_reset_are_502() {
     let r = h.get("/reset");
     assert_eq!(r.status, 502);
     assert!(h.wait_log("logs/error.log", "(104: Connection reset by peer) while reading response header from upstream", Duration::from_secs(3)), "{}", h.error_log());
+}
+
+#[test]
+fn a_head_over_proxy_buffer_size_is_502() {
+    let up = Upstream::start();
+    let h = server(&up, "", "location / { proxy_buffer_size 4k; proxy_buffers 4 4k; proxy_busy_buffers_size 4k; proxy_pass http://127.0.0.1:UP; }\n\
+         location /roomy/ { proxy_buffer_size 16k; proxy_buffers 4 16k; proxy_busy_buffers_size 16k; proxy_pass http://127.0.0.1:UP; }");
+    let r = h.get("/widehead");
+    assert_eq!(r.status, 502);
+    assert!(h.wait_log("logs/error.log", "upstream sent too big header while reading response header from upstream", Duration::from_secs(3)), "{}", h.error_log());
+    let r = h.get("/roomy/widehead");
+    assert_eq!((r.status, r.header("x-wide").map(str::len), r.text().as_str()), (200, Some(6000), "wide"));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! A 1 GB response and a 256 MB request body streamed through proxy_pass,
-//! with the proxy's RSS growing by less than 32 MB: neither is held whole
-//! in memory (the request body goes to the temp file past
-//! client_body_buffer_size, the response to the client as it comes).
+//! and a 1 GB request body with proxy_request_buffering off, with the
+//! proxy's RSS growing by less than 32 MB: none is held whole in memory
+//! (a buffered request body goes to the temp file past
+//! client_body_buffer_size, an unbuffered one upstream as it arrives, the
+//! response to the client as it comes).
 
 mod common;
 
@@ -97,22 +99,42 @@ fn a_gigabyte_each_way_streams_through_in_bounded_memory() {
     }
     assert!(total > GB, "got {total} bytes");
 
-    let body_len: u64 = 256 << 20;
-    let mut c = TcpStream::connect(("127.0.0.1", h.port)).unwrap();
+    peak = peak.max(upload(h.port, 256 << 20, Some(pid)));
+    assert!(peak - before < 32 * 1024, "RSS grew from {before} kB to {peak} kB");
+}
+
+#[test]
+fn a_gigabyte_upload_streams_unbuffered_in_bounded_memory() {
+    let up = upstream(0);
+    let h = Halo::server(&format!("client_max_body_size 0; location / {{ proxy_request_buffering off; proxy_pass http://127.0.0.1:{up}; }}"));
+    // (The RSS bound is halo's; nginx streams the body through its own buffer.)
+    let pid = (!is_nginx()).then(|| h.pid());
+    assert_eq!(h.get("/").status, 200);
+    let before = pid.map_or(0, rss_kb);
+    let peak = upload(h.port, GB, pid);
+    if pid.is_some() {
+        assert!(peak - before < 32 * 1024, "RSS grew from {before} kB to {peak} kB");
+    }
+}
+
+/// POSTs `len` bytes through the proxy on `port` and checks the upstream
+/// got them all; the peak RSS of `pid` seen meanwhile (0 without one).
+fn upload(port: u16, len: u64, pid: Option<i32>) -> u64 {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(c, "POST /up HTTP/1.0\r\nHost: localhost\r\nContent-Length: {body_len}\r\n\r\n").unwrap();
+    write!(c, "POST /up HTTP/1.0\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n").unwrap();
     let chunk = vec![b'y'; 1 << 16];
     let mut sent = 0u64;
-    while sent < body_len {
+    let mut peak = 0;
+    while sent < len {
         c.write_all(&chunk).unwrap();
         sent += chunk.len() as u64;
         if sent.is_multiple_of(32 << 20) {
-            peak = peak.max(rss_kb(pid));
+            peak = peak.max(pid.map_or(0, rss_kb));
         }
     }
     let mut out = String::new();
     c.read_to_string(&mut out).unwrap();
-    assert!(out.ends_with(&format!("got {body_len}")), "{out}");
-    peak = peak.max(rss_kb(pid));
-    assert!(peak - before < 32 * 1024, "RSS grew from {before} kB to {peak} kB");
+    assert!(out.ends_with(&format!("got {len}")), "{out}");
+    peak.max(pid.map_or(0, rss_kb))
 }

@@ -10,11 +10,14 @@
 #   NGINX=none benches/callgrind/run.sh          # halo only
 #   KEEP_CG=/tmp/cg benches/callgrind/run.sh     # keep /tmp/cg.<server>.<endpoint>.<mode>
 #   HALO_BIN=/tmp/halo.old benches/callgrind/run.sh  # that binary, no cargo build
+#   LUA_API_MODE=cfunction benches/callgrind/run.sh  # halo's handlers on the
+#       lua_CFunction twin of the API (results-cfunction.md)
 #
 # Endpoints (one location each in one config): return, hello, var, headers,
-# proxy (proxy_pass to an upstream with a keepalive pool; the upstream is this
-# halo binary run natively, not under callgrind, started only for proxy and
-# balancer), balancer (the same with the peer set by balancer_by_lua).
+# shdict, regex, proxy (proxy_pass to an upstream with a keepalive pool; the
+# upstream is this halo binary run natively, not under callgrind, started only
+# for proxy and balancer), balancer (the same with the peer set by
+# balancer_by_lua).
 # Modes: pipelined (16 requests per write) and plain (1 per write), both on 4
 # keep-alive connections. Each measurement starts the server under callgrind
 # (one process: master_process off), warms it up (so LuaJIT has compiled its
@@ -24,7 +27,8 @@
 # connections' accept and close are. Every response is checked (200, body,
 # header) by client.py: a wrong answer stops the run.
 #
-# Prints one table and writes it to benches/callgrind/results.md.
+# Prints one table and writes it to benches/callgrind/results.md
+# (results-cfunction.md with LUA_API_MODE=cfunction).
 # Request counts: PIPELINED_WARMUP, PIPELINED_REQUESTS, PLAIN_WARMUP,
 # PLAIN_REQUESTS (rounded up to whole batches of 4 x depth).
 #
@@ -44,9 +48,9 @@ case "$mode" in
     both) modes="pipelined plain" ;;
     *) echo "MODE must be pipelined, plain or both" >&2; exit 1 ;;
 esac
-endpoints=${ENDPOINTS:-return hello var headers proxy balancer}
+endpoints=${ENDPOINTS:-return hello var headers shdict regex proxy balancer}
 for e in $endpoints; do
-    case "$e" in return|hello|var|headers|proxy|balancer) ;; *) echo "unknown endpoint $e (return hello var headers proxy balancer)" >&2; exit 1 ;; esac
+    case "$e" in return|hello|var|headers|shdict|regex|proxy|balancer) ;; *) echo "unknown endpoint $e (return hello var headers shdict regex proxy balancer)" >&2; exit 1 ;; esac
 done
 conns=4
 pipelined_warmup=${PIPELINED_WARMUP:-4096}
@@ -99,7 +103,7 @@ body() {
 master_process off; daemon off; error_log logs/error.log warn; pid logs/server.pid;
 events { worker_connections 1024; }
 http {
-  access_log off; keepalive_requests 1000000; lua_code_cache on;
+  access_log off; keepalive_requests 1000000; lua_code_cache on; lua_shared_dict d 1m;
   upstream up { server 127.0.0.1:$up_port; keepalive 32; }
   upstream lua { server 0.0.0.1; balancer_by_lua_block { require("ngx.balancer").set_current_peer("127.0.0.1", $up_port) } keepalive 32; }
   server {
@@ -108,6 +112,8 @@ http {
     location /hello { content_by_lua_block { ngx.say("hello") } }
     location /var { content_by_lua_block { ngx.say(ngx.var.uri, ngx.var.request_method) } }
     location /headers { content_by_lua_block { local h = ngx.req.get_headers() ngx.header["X-Ua"] = h["user-agent"] ngx.say("hello") } }
+    location /shdict { content_by_lua_block { local d = ngx.shared.d d:set("k", "hello") d:incr("n", 1, 0) ngx.say(d:get("k")) } }
+    location /regex { content_by_lua_block { local m = ngx.re.match(ngx.var.uri, "^/(re)gex", "jo") ngx.say(m[1]) } }
     location /proxy { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
     location /balancer { proxy_pass http://lua; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
@@ -116,7 +122,19 @@ CONF
 }
 # halo has the Lua module built in and refuses load_module.
 mkdir -p "$tmp/halo.p/conf" "$tmp/halo.p/logs" "$tmp/nginx.p/conf" "$tmp/nginx.p/logs"
-body > "$tmp/halo.p/conf/nginx.conf"
+# LUA_API_MODE: the binding of the ngx API halo's handlers see (ffi by default).
+api_mode=${LUA_API_MODE:-ffi}
+case "$api_mode" in
+    ffi) results=results.md ;;
+    cfunction) results=results-cfunction.md ;;
+    *) echo "LUA_API_MODE must be ffi or cfunction" >&2; exit 1 ;;
+esac
+# (Only cfunction is written out, so an older binary runs the default.)
+if [ "$api_mode" = ffi ]; then
+    body > "$tmp/halo.p/conf/nginx.conf"
+else
+    body | sed "s/^http {/http {\n  lua_api_mode $api_mode;/" > "$tmp/halo.p/conf/nginx.conf"
+fi
 { printf 'load_module %s/ndk_http_module.so;\nload_module %s/ngx_http_lua_module.so;\n' "$nginx_modules" "$nginx_modules"; body; } > "$tmp/nginx.p/conf/nginx.conf"
 
 server_cmd() {   # server -> the command line, in an array
@@ -150,6 +168,8 @@ expect() {   # endpoint -> client arguments: path, body[, header]
         hello) want=(/hello $'hello\n') ;;
         var) want=(/var $'/varGET\n') ;;
         headers) want=(/headers $'hello\n' "X-Ua: halo-callgrind/1") ;;
+        shdict) want=(/shdict $'hello\n') ;;
+        regex) want=(/regex $'re\n') ;;
         proxy) want=(/proxy $'hello\n') ;;
         balancer) want=(/balancer $'hello\n') ;;
     esac
@@ -237,7 +257,8 @@ echo "(instructions per request; halo $commit, binary sha256 $halo_sum; ${elapse
     echo "excluded; 4 keep-alive connections; pipelined = 16 requests per write"
     echo "(warm-up $pipelined_warmup, measured $pipelined_requests requests), plain = 1 per write"
     echo "(warm-up $plain_warmup, measured $plain_requests). Both servers run the same config in one"
-    echo "process (\`master_process off\`), with \`access_log off\` and \`lua_code_cache on\`."
+    echo "process (\`master_process off\`), with \`access_log off\` and \`lua_code_cache on\`;"
+    echo "halo's handlers with \`lua_api_mode $api_mode\`."
     if [ -z "$nginx_skip" ]; then
         echo "nginx: \`$("$nginx" -v 2>&1 | sed 's/^nginx version: //')\` with Debian's lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null || echo '?')."
     else
@@ -260,5 +281,11 @@ echo "(instructions per request; halo $commit, binary sha256 $halo_sum; ${elapse
     echo 'location /hello { content_by_lua_block { ngx.say("hello") } }'
     echo 'location /var { content_by_lua_block { ngx.say(ngx.var.uri, ngx.var.request_method) } }'
     echo 'location /headers { content_by_lua_block { local h = ngx.req.get_headers() ngx.header["X-Ua"] = h["user-agent"] ngx.say("hello") } }'
+    echo 'location /shdict { content_by_lua_block { local d = ngx.shared.d d:set("k", "hello") d:incr("n", 1, 0) ngx.say(d:get("k")) } }'
+    echo 'location /regex { content_by_lua_block { local m = ngx.re.match(ngx.var.uri, "^/(re)gex", "jo") ngx.say(m[1]) } }'
+    echo '# upstream up { server 127.0.0.1:PORT; keepalive 32; }'
+    echo '# upstream lua { server 0.0.0.1; balancer_by_lua_block { require("ngx.balancer").set_current_peer("127.0.0.1", PORT) } keepalive 32; }'
+    echo 'location /proxy { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+    echo 'location /balancer { proxy_pass http://lua; proxy_http_version 1.1; proxy_set_header Connection ""; }'
     echo '```'
-} > benches/callgrind/results.md
+} > "benches/callgrind/$results"

@@ -20,7 +20,10 @@
 #   SERVER_CPU=0  WRK_CPU=1                  CPUs to pin to (must differ)
 #   HALO_BIN=...  use this binary and skip the cargo build
 #   NGINX_BIN=/usr/sbin/nginx                RESULTS=benches/load/results.md
-#   ENDPOINT=return|hello|redis|proxy|balancer (each but return writes results-ENDPOINT.md)
+#   ENDPOINT=return|hello|var|headers|shdict|regex|redis|proxy|balancer
+#                                            (each but return writes results-ENDPOINT.md)
+#   LUA_API_MODE=cfunction                   halo's handlers on the lua_CFunction twin of
+#                                            the API (results-ENDPOINT-cfunction.md)
 #   KEEP_TMP=1    keep the temp prefixes (configs, logs, raw wrk output) after exit
 # Only 127.0.0.1 is ever targeted; every wrk run is wrapped in `timeout`.
 set -euo pipefail
@@ -40,6 +43,16 @@ ENDPOINT=${ENDPOINT:-return}
 case "$ENDPOINT" in
     return) CONTENT='return 200 "hello\\n";'; RESULTS=${RESULTS:-$HERE/results.md} ;;
     hello) CONTENT='content_by_lua_block { ngx.say("hello") }'; RESULTS=${RESULTS:-$HERE/results-hello.md} ;;
+    # The API the twin covers, a few calls each; every answer is "hello".
+    var) CONTENT='content_by_lua_block { local u, m = ngx.var.uri, ngx.var.request_method ngx.say(#u > 0 and m == "GET" and "hello" or "no") }'
+         RESULTS=${RESULTS:-$HERE/results-var.md} ;;
+    headers) CONTENT='content_by_lua_block { local h = ngx.req.get_headers() ngx.header["X-Host"] = h.host ngx.say("hello") }'
+             RESULTS=${RESULTS:-$HERE/results-headers.md} ;;
+    shdict) HTTP_EXTRA='lua_shared_dict d 1m;'
+            CONTENT='content_by_lua_block { local d = ngx.shared.d d:set("k", "hello") d:incr("n", 1, 0) ngx.say(d:get("k")) }'
+            RESULTS=${RESULTS:-$HERE/results-shdict.md} ;;
+    regex) CONTENT='content_by_lua_block { local m = ngx.re.match("hello world", "^([a-z]+) ", "jo") ngx.say(m[1]) }'
+           RESULTS=${RESULTS:-$HERE/results-regex.md} ;;
     # One GET per request; the reply is "$5\r\nhello\r\n". (sed sees \\ as one backslash.)
     redis) CONTENT='content_by_lua_block { local s = ngx.socket.tcp() local ok, err = s:connect("127.0.0.1", @REDIS_PORT@) if not ok then ngx.status = 500 ngx.say(err) return end s:send("GET k\\r\\n") s:receive() local v = s:receive(7) s:setkeepalive(0, 64) ngx.say(v:sub(1, 5)) }'
            RESULTS=${RESULTS:-$HERE/results-redis.md} ;;
@@ -53,7 +66,13 @@ case "$ENDPOINT" in
     balancer) HTTP_EXTRA='upstream up { server 0.0.0.1; balancer_by_lua_block { require("ngx.balancer").set_current_peer("127.0.0.1", @UP_PORT@) } keepalive 32; }'
            CONTENT='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
            RESULTS=${RESULTS:-$HERE/results-balancer.md} ;;
-    *) echo "ENDPOINT must be return, hello, redis, proxy or balancer" >&2; exit 2 ;;
+    *) echo "ENDPOINT must be return, hello, var, headers, shdict, regex, redis, proxy or balancer" >&2; exit 2 ;;
+esac
+LUA_API_MODE=${LUA_API_MODE:-ffi}
+case "$LUA_API_MODE" in
+    ffi) ;;
+    cfunction) [[ $RESULTS == *.md ]] && RESULTS=${RESULTS%.md}-cfunction.md ;;
+    *) echo "LUA_API_MODE must be ffi or cfunction" >&2; exit 2 ;;
 esac
 # nginx needs Debian's Lua module for the Lua endpoint (halo has it built in).
 NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
@@ -172,11 +191,13 @@ start_server() {
     prefix=$TMP/$name
     port=$(free_port)
     mkdir -p "$prefix/conf" "$prefix/logs"
-    local modules=""
-    if [[ $name == nginx && ( $ENDPOINT == hello || $ENDPOINT == redis || $ENDPOINT == balancer ) ]]; then
+    local modules="" http=${HTTP_EXTRA:-}
+    if [[ $name == nginx && "$CONTENT$http" == *_by_lua* ]]; then
         modules="load_module $NGINX_MODULES/ndk_http_module.so; load_module $NGINX_MODULES/ngx_http_lua_module.so;"
     fi
-    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s|@HTTP@|${HTTP_EXTRA:-}|" \
+    # halo only: nginx has no such directive (only cfunction is written, the default is ffi).
+    [[ $name == halo && $LUA_API_MODE == cfunction ]] && http="$http lua_api_mode cfunction;"
+    sed -e "s/@PORT@/$port/" -e "s|@MODULES@|$modules|" -e "s|@CONTENT@|$CONTENT|" -e "s|@HTTP@|$http|" \
         -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/" -e "s/@UP_PORT@/${UP_PORT:-0}/" \
         "$HERE/nginx.conf.in" >"$prefix/conf/nginx.conf"
     # Debian's nginx opens its compiled-in /var/log/nginx/error.log before reading the
@@ -453,7 +474,7 @@ echo
 halo_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] && halo_rev="$halo_rev (dirty tree)"
 {
-    echo "# halo vs nginx: load benchmark ($ENDPOINT)"
+    echo "# halo vs nginx: load benchmark ($ENDPOINT, halo in lua_api_mode $LUA_API_MODE)"
     echo
     echo "Written by \`benches/load/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); see README.md for the method."
     echo

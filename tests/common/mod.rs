@@ -65,6 +65,29 @@ pub fn oracle_modules(conf: &str) -> String {
     format!("load_module {dir}/ndk_http_module.so;\nload_module {dir}/ngx_http_lua_module.so;\n")
 }
 
+/// The binding of the ngx API the suite runs halo's Lua handlers with:
+/// `HALO_TEST_API_MODE=cfunction` runs every test against the lua_CFunction
+/// twin (`lua_api_mode cfunction;` in the http block), unset or `ffi` against
+/// lualib's FFI (the default). The oracle has no such directive.
+pub fn api_mode() -> String {
+    std::env::var("HALO_TEST_API_MODE").unwrap_or_else(|_| "ffi".into())
+}
+
+/// `template` with [`api_mode`]'s `lua_api_mode` as the first line of its
+/// http block, unless the mode is the default, the template sets the
+/// directive itself, or the binary is the oracle.
+pub fn with_api_mode(template: &str) -> String {
+    let mode = api_mode();
+    if mode == "ffi" || is_nginx() || template.contains("lua_api_mode") {
+        return template.to_owned();
+    }
+    let http = regex::Regex::new(r"(?m)^\s*http\s*\{").unwrap();
+    match http.find(template) {
+        Some(m) => format!("{}\n    lua_api_mode {mode};\n{}", &template[..m.end()], &template[m.end()..]),
+        None => template.to_owned(),
+    }
+}
+
 /// The standard main-context preamble: one foreground process, logs inside the prefix.
 pub const MAIN_PREAMBLE: &str = "master_process off;\ndaemon off;\nerror_log logs/error.log info;\npid logs/nginx.pid;\nevents { worker_connections 1024; }\n";
 
@@ -168,7 +191,7 @@ impl Prefix {
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let ports: Vec<u16> = PORT_KEYS.iter().map(|_| free_port()).collect();
-            let mut conf = oracle_modules(template) + template;
+            let mut conf = oracle_modules(template) + &with_api_mode(template);
             for (k, p) in PORT_KEYS.iter().zip(&ports) {
                 conf = conf.replace(k, &p.to_string());
             }
@@ -269,7 +292,7 @@ impl Halo {
 
     /// Rewrites conf/nginx.conf from `template` with this server's ports (for reload tests).
     pub fn rewrite_conf(&self, template: &str) {
-        let mut conf = oracle_modules(template) + template;
+        let mut conf = oracle_modules(template) + &with_api_mode(template);
         for (k, p) in PORT_KEYS.iter().zip(&self.ports) {
             conf = conf.replace(k, &p.to_string());
         }

@@ -5,6 +5,7 @@
 //! - [`Redis`]: a real `redis-server` (Debian package redis-server) with persistence off.
 //! - [`TcpPeer`]: a scriptable TCP (or unix-domain) server, one [`Mode`] per test.
 //! - [`HttpUpstream`]: a small HTTP/1.1 server that echoes the request it got.
+//! - [`Dns`]: a UDP name server answering A queries from a fixed table.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -295,6 +296,8 @@ pub struct TcpPeer {
     pub accepted: Arc<AtomicUsize>,
     /// Bytes received so far, over all connections (for asserting what was sent).
     pub received: Arc<Mutex<Vec<u8>>>,
+    /// Connections whose handling ended (the script done, or the other side closed).
+    pub ended: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -320,16 +323,20 @@ impl TcpPeer {
     fn run(l: Listener, port: u16, path: Option<PathBuf>, mode: Mode) -> TcpPeer {
         let accepted = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
+        let ended = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (accepted.clone(), received.clone(), stop.clone());
+        let (a, r, e, s) = (accepted.clone(), received.clone(), ended.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok(stream) => {
                         a.fetch_add(1, Ordering::SeqCst);
-                        let (mode, r, s) = (mode.clone(), r.clone(), s.clone());
-                        conns.push(std::thread::spawn(move || serve(stream, mode, r, s)));
+                        let (mode, r, e, s) = (mode.clone(), r.clone(), e.clone(), s.clone());
+                        conns.push(std::thread::spawn(move || {
+                            serve(stream, mode, r, s);
+                            e.fetch_add(1, Ordering::SeqCst);
+                        }));
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
                     Err(_) => std::thread::sleep(POLL),
@@ -339,7 +346,7 @@ impl TcpPeer {
                 let _ = c.join();
             }
         });
-        TcpPeer { port, path, accepted, received, stop, thread: Some(thread) }
+        TcpPeer { port, path, accepted, received, ended, stop, thread: Some(thread) }
     }
 
     /// The TCP port (0 for a unix-domain peer).
@@ -350,6 +357,11 @@ impl TcpPeer {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose handling ended so far (for `Hold`: closed by the other side).
+    pub fn ended(&self) -> usize {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// Everything received so far, as text.
@@ -495,9 +507,12 @@ fn serve(mut s: Box<dyn Stream>, mode: Mode, received: Arc<Mutex<Vec<u8>>>, stop
 /// and the response has `X-Method`, `X-Path` (the target) and `X-Conn` (1-based index of
 /// the connection) headers. A target starting with `/chunked` gets a chunked response (the
 /// same body in chunks of 7 bytes); `/close` answers with `Connection: close` and closes;
-/// `/status/NNN` answers with that status. Request bodies by Content-Length or chunked.
+/// `/status/NNN` answers with that status; `.../redirect?to=TO` answers 302 with `Location: TO`
+/// and `Refresh: 0; url=TO` (TO as sent). Request bodies by Content-Length
+/// or chunked. [`HttpUpstream::start_unix`] serves on a unix-domain socket instead.
 pub struct HttpUpstream {
     port: u16,
+    path: Option<PathBuf>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
     /// Requests served so far.
@@ -512,6 +527,19 @@ impl HttpUpstream {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         l.set_nonblocking(true).unwrap();
+        Self::run(Listener::Tcp(l), port, None)
+    }
+
+    /// Listens on a unix-domain socket at `path` (removed on Drop).
+    pub fn start_unix(path: &Path) -> HttpUpstream {
+        let _ = std::fs::remove_file(path);
+        let l = UnixListener::bind(path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        super::set_mode(path, 0o777);
+        l.set_nonblocking(true).unwrap();
+        Self::run(Listener::Unix(l), 0, Some(path.to_path_buf()))
+    }
+
+    fn run(l: Listener, port: u16, path: Option<PathBuf>) -> HttpUpstream {
         let accepted = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -520,7 +548,7 @@ impl HttpUpstream {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
-                    Ok((stream, _)) => {
+                    Ok(stream) => {
                         let idx = a.fetch_add(1, Ordering::SeqCst) + 1;
                         let (r, s) = (r.clone(), s.clone());
                         conns.push(std::thread::spawn(move || http_serve(stream, idx, r, s)));
@@ -532,10 +560,10 @@ impl HttpUpstream {
                 let _ = c.join();
             }
         });
-        HttpUpstream { port, accepted, requests, stop, thread: Some(thread) }
+        HttpUpstream { port, path, accepted, requests, stop, thread: Some(thread) }
     }
 
-    /// The port (127.0.0.1).
+    /// The port (127.0.0.1; 0 for a unix-domain one).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -557,11 +585,14 @@ impl Drop for HttpUpstream {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
 /// Reads more bytes into `buf`; false on EOF, error or stop.
-fn http_fill(s: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> bool {
+fn http_fill(s: &mut Box<dyn Stream>, buf: &mut Vec<u8>, stop: &AtomicBool) -> bool {
     let mut tmp = [0u8; 8192];
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -579,10 +610,8 @@ fn http_fill(s: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> bool {
     }
 }
 
-fn http_serve(mut s: TcpStream, conn_idx: usize, requests: Arc<AtomicUsize>, stop: Arc<AtomicBool>) {
-    s.set_nonblocking(false).unwrap();
-    s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+fn http_serve(mut s: Box<dyn Stream>, conn_idx: usize, requests: Arc<AtomicUsize>, stop: Arc<AtomicBool>) {
+    s.set_timeout(Duration::from_millis(50));
     let mut buf = Vec::new();
     loop {
         // The head.
@@ -671,6 +700,10 @@ fn http_serve(mut s: TcpStream, conn_idx: usize, requests: Arc<AtomicUsize>, sto
         if close {
             head.push_str("Connection: close\r\n");
         }
+        if let Some((_, to)) = target.split_once("/redirect?to=") {
+            head = head.replacen(" 200 ", " 302 ", 1);
+            head.push_str(&format!("Location: {to}\r\nRefresh: 0; url={to}\r\n"));
+        }
         let mut wire = Vec::new();
         if target.starts_with("/chunked") {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
@@ -692,6 +725,82 @@ fn http_serve(mut s: TcpStream, conn_idx: usize, requests: Arc<AtomicUsize>, sto
             return;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dns
+
+/// A name server on a free 127.0.0.1 UDP port (for `resolver 127.0.0.1:PORT`): A queries for
+/// a name of its table get that address (TTL 60); AAAA queries for them get no data; any
+/// other name is NXDOMAIN. Counts the queries it got. Stopped on Drop.
+pub struct Dns {
+    port: u16,
+    queries: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dns {
+    /// Serves `names` (name, IPv4 address).
+    pub fn start(names: &[(&str, std::net::Ipv4Addr)]) -> Dns {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let names: Vec<(String, std::net::Ipv4Addr)> = names.iter().map(|(n, a)| (n.to_ascii_lowercase(), *a)).collect();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (q, s) = (queries.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !s.load(Ordering::SeqCst) {
+                let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
+                q.fetch_add(1, Ordering::SeqCst);
+                if let Some(reply) = dns_answer(&buf[..n], &names) {
+                    let _ = sock.send_to(&reply, peer);
+                }
+            }
+        });
+        Dns { port, queries, stop, thread: Some(thread) }
+    }
+
+    /// The UDP port (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Queries received so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The reply to one query (None for what does not parse).
+fn dns_answer(query: &[u8], names: &[(String, std::net::Ipv4Addr)]) -> Option<Vec<u8>> {
+    use simple_dns::rdata::{RData, A};
+    use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
+    let q = Packet::parse(query).ok()?;
+    let question = q.questions.first()?.clone();
+    let name = question.qname.to_string().to_ascii_lowercase();
+    let mut p = Packet::new_reply(q.id());
+    p.set_flags(PacketFlag::RECURSION_DESIRED | PacketFlag::RECURSION_AVAILABLE);
+    p.questions.push(question.clone());
+    match names.iter().find(|(n, _)| *n == name) {
+        Some((_, ip)) if question.qtype == QTYPE::TYPE(TYPE::A) => {
+            p.answers.push(ResourceRecord::new(question.qname.clone(), CLASS::IN, 60, RData::A(A { address: u32::from(*ip) })));
+        }
+        Some(_) => {}
+        None => *p.rcode_mut() = RCODE::NameError,
+    }
+    p.build_bytes_vec().ok()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -163,6 +163,7 @@ static SPECS: &[Spec] = &[
     spec("client_body_in_file_only", HSL, false, Exactly(1)),
     spec("lua_need_request_body", HSL, false, Exactly(1)),
     spec("lua_check_client_abort", HSL, false, Exactly(1)),
+    spec("lua_api_mode", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
     spec("server_tokens", HSL, false, Exactly(1)),
@@ -181,10 +182,14 @@ static SPECS: &[Spec] = &[
     spec("proxy_set_header", HSL, false, Exactly(2)),
     spec("proxy_pass_request_headers", HSL, false, Exactly(1)),
     spec("proxy_pass_request_body", HSL, false, Exactly(1)),
+    spec("proxy_request_buffering", HSL, false, Exactly(1)),
     spec("proxy_connect_timeout", HSL, false, Exactly(1)),
     spec("proxy_send_timeout", HSL, false, Exactly(1)),
     spec("proxy_read_timeout", HSL, false, Exactly(1)),
     spec("proxy_buffering", HSL, false, Exactly(1)),
+    spec("proxy_buffer_size", HSL, false, Exactly(1)),
+    spec("proxy_buffers", HSL, false, Exactly(2)),
+    spec("proxy_busy_buffers_size", HSL, false, Exactly(1)),
     spec("proxy_hide_header", HSL, false, Exactly(1)),
     spec("proxy_pass_header", HSL, false, Exactly(1)),
     spec("proxy_intercept_errors", HSL, false, Exactly(1)),
@@ -192,6 +197,7 @@ static SPECS: &[Spec] = &[
     spec("proxy_next_upstream", HSL, false, AtLeast(1)),
     spec("proxy_next_upstream_tries", HSL, false, Exactly(1)),
     spec("proxy_next_upstream_timeout", HSL, false, Exactly(1)),
+    spec("proxy_redirect", HSL, false, Range(1, 2)),
     // server
     spec("listen", SRV, false, AtLeast(1)),
     spec("server_name", SRV, false, AtLeast(1)),
@@ -421,7 +427,7 @@ fn regex_reason(e: &regex::Error) -> String {
         .to_string()
 }
 
-fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
+pub(super) fn compile_regex(d: &Directive, pattern: &str, caseless: bool) -> Result<Regex, ConfError> {
     RegexBuilder::new(pattern)
         .case_insensitive(caseless)
         .build()
@@ -478,6 +484,7 @@ struct Partial {
     client_body_in_file_only: Option<BodyInFileOnly>,
     lua_need_request_body: Option<bool>,
     lua_check_client_abort: Option<bool>,
+    lua_api_mode: Option<LuaApiMode>,
     server_tokens: Option<bool>,
     access_log: Option<Vec<AccessLog>>,
     access_log_off: bool,
@@ -523,6 +530,8 @@ struct LocRaw {
     partial: Partial,
     children: Vec<LocRaw>,
     origin: String,
+    /// The `proxy_pass` directive, for [`Builder::resolve_passes`]'s errors.
+    proxy_pass_at: Option<Directive>,
 }
 
 /// One distinct listening address across all servers.
@@ -826,7 +835,21 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        for s in &mut h.servers {
+            for l in s.locations.iter_mut().chain(s.named.iter_mut()) {
+                self.resolve_passes(l)?;
+            }
+        }
         Ok(h)
+    }
+
+    /// The hosts of `l`'s and its children's proxy_pass, once every
+    /// `upstream {}` is known (nginx lets one follow a proxy_pass naming it).
+    fn resolve_passes(&self, l: &mut LocRaw) -> Result<(), ConfError> {
+        if let (Some(pass), Some(d)) = (&mut l.partial.proxy_pass, &l.proxy_pass_at) {
+            super::proxy::resolve_pass(pass, d, &self.upstreams)?;
+        }
+        l.children.iter_mut().try_for_each(|c| self.resolve_passes(c))
     }
 
     /// The code of a `*_by_lua*` directive, named as lua-nginx-module names
@@ -960,6 +983,19 @@ impl<'a> Builder<'a> {
             "lua_need_request_body" => {
                 let on = flag(d)?;
                 set_once(d, &mut p.lua_need_request_body, on)?;
+            }
+            "lua_api_mode" => {
+                let mode = match d.args[0].as_str() {
+                    "ffi" => LuaApiMode::Ffi,
+                    "cfunction" => LuaApiMode::Cfunction,
+                    v => {
+                        return Err(ConfError::at(
+                            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"ffi\" or \"cfunction\"", d.name),
+                            d,
+                        ))
+                    }
+                };
+                set_once(d, &mut p.lua_api_mode, mode)?;
             }
             "client_header_buffer_size" => {
                 let n = size_arg(d, &d.args[0])? as usize;
@@ -1303,6 +1339,7 @@ impl<'a> Builder<'a> {
             partial: Partial::default(),
             children: Vec::new(),
             origin: d.origin(),
+            proxy_pass_at: None,
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
             check(c, LOC)?;
@@ -1317,7 +1354,10 @@ impl<'a> Builder<'a> {
                     if l.partial.proxy_pass.is_some() {
                         return Err(ConfError::at("\"proxy_pass\" directive is duplicate", c));
                     }
-                    l.partial.proxy_pass = Some(super::proxy::proxy_pass(c, l.kind, &self.upstreams)?);
+                    let pass = super::proxy::proxy_pass(c, l.kind)?;
+                    l.partial.proxy.set_pass(&pass, l.kind, &l.pattern);
+                    l.partial.proxy_pass = Some(pass);
+                    l.proxy_pass_at = Some(c.clone());
                 }
                 "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
@@ -1389,6 +1429,7 @@ impl<'a> Builder<'a> {
             lua_package_path: self.lua_package_path.take(),
             lua_package_cpath: self.lua_package_cpath.take(),
             lua_code_cache: self.lua_code_cache.unwrap_or(true),
+            lua_api_mode: http_conf.lua_api_mode,
             lua_regex_match_limit: self.lua_regex_match_limit.unwrap_or(0),
             lua_regex_cache_max_entries: self.lua_regex_cache_max_entries.unwrap_or(1024),
             lua_socket: self.lua_socket,
@@ -1468,6 +1509,7 @@ fn merge(p: &Partial, parent: &LocConf) -> LocConf {
         client_body_in_file_only: p.client_body_in_file_only.unwrap_or(parent.client_body_in_file_only),
         lua_need_request_body: p.lua_need_request_body.unwrap_or(parent.lua_need_request_body),
         lua_check_client_abort: p.lua_check_client_abort.unwrap_or(parent.lua_check_client_abort),
+        lua_api_mode: p.lua_api_mode.unwrap_or(parent.lua_api_mode),
         server_tokens: p.server_tokens.unwrap_or(parent.server_tokens),
         access_log,
         log_formats: parent.log_formats.clone(),
@@ -3363,6 +3405,12 @@ mod tests {
             e("location ~ /a { proxy_pass http://127.0.0.1:1/b; }"),
             format!("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block {}", at(2))
         );
+        assert_eq!(e("location / { proxy_pass http://unix:; }"), format!("no path in the unix domain socket in upstream \"unix:\" {}", at(2)));
+        assert_eq!(e("location / { proxy_pass http://[::1; }"), format!("invalid IPv6 address in upstream \"[::1\" {}", at(2)));
+        assert!(e("location ~ /a { proxy_pass http://unix:/s:/b; }").starts_with("\"proxy_pass\" cannot have URI part"));
+        // With variables, nothing is checked before the request.
+        let s = srv("location ~ /a { proxy_pass http://$host/b; }");
+        assert!(s.locations[0].conf.proxy_pass.as_ref().unwrap().vars.is_some());
         assert_eq!(e("location / { proxy_pass http://127.0.0.1:1; proxy_pass http://127.0.0.1:2; }"), format!("\"proxy_pass\" directive is duplicate {}", at(2)));
         assert_eq!(e("proxy_pass http://127.0.0.1;"), format!("\"proxy_pass\" directive is not allowed here {}", at(2)));
         assert_eq!(
@@ -3370,6 +3418,10 @@ mod tests {
             format!("invalid value \"2\" in \"proxy_http_version\" directive, it must be \"1.0\" or \"1.1\" {}", at(2))
         );
         assert_eq!(e("proxy_read_timeout x;"), format!("\"proxy_read_timeout\" directive invalid value {}", at(2)));
+        for d in ["proxy_buffers 0 4k;", "proxy_buffers 8 x;", "proxy_buffer_size x;", "proxy_busy_buffers_size 9x;"] {
+            let name = d.split(' ').next().unwrap();
+            assert_eq!(e(d), format!("\"{name}\" directive invalid value {}", at(2)));
+        }
         assert_eq!(e("proxy_set_header X;"), format!("invalid number of arguments in \"proxy_set_header\" directive {}", at(2)));
         assert_eq!(e("proxy_cache_path /x;"), format!("unknown directive \"proxy_cache_path\" {}", at(2)));
     }
@@ -3383,7 +3435,7 @@ mod tests {
         let pass = a.proxy_pass.as_ref().unwrap();
         assert_eq!(pass.host, "127.0.0.1:8080");
         assert_eq!(pass.uri.as_deref(), Some("/b/"));
-        assert_eq!(pass.addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(pass.addrs, vec![PeerAddr::Inet("127.0.0.1:8080".parse().unwrap())]);
         assert_eq!(a.proxy.set_headers.len(), 1);
         assert_eq!(a.proxy.read_timeout, Duration::from_secs(5));
         assert_eq!(a.proxy.connect_timeout, Duration::from_secs(60));

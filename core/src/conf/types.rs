@@ -61,6 +61,8 @@ pub struct Http {
     /// `init_worker_by_lua*` (run in each worker as it starts).
     /// `lua_code_cache off`: handlers are compiled for each request.
     pub lua_code_cache: bool,
+    /// http{}'s `lua_api_mode`, for init_by_lua* and init_worker_by_lua*.
+    pub lua_api_mode: LuaApiMode,
     /// `lua_regex_match_limit N`: PCRE2's match limit (0: its default).
     pub lua_regex_match_limit: u32,
     /// `lua_regex_cache_max_entries N`: compiled regexes cached per worker.
@@ -271,6 +273,17 @@ pub struct AccessLog {
     pub format: String,
 }
 
+/// `lua_api_mode`: which binding of the hot ngx API a scope's Lua handlers
+/// see (the same semantics either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LuaApiMode {
+    /// lualib's FFI (lua-resty-core style): what compiled code calls best.
+    #[default]
+    Ffi,
+    /// The lua_CFunction twin (lua-nginx-module style, crate::lua::capi).
+    Cfunction,
+}
+
 /// `client_body_in_file_only`: whether every request body goes to a file,
 /// and whether that file stays after the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +327,8 @@ pub struct LocConf {
     /// `lua_check_client_abort`: a client closing its connection while a
     /// handler runs ends the request (or runs its ngx.on_abort callback).
     pub lua_check_client_abort: bool,
+    /// `lua_api_mode ffi | cfunction`.
+    pub lua_api_mode: LuaApiMode,
     pub server_tokens: bool,
     /// Empty = `access_log off`.
     pub access_log: Vec<AccessLog>,
@@ -364,6 +379,7 @@ impl LocConf {
             client_body_in_file_only: BodyInFileOnly::Off,
             lua_need_request_body: false,
             lua_check_client_abort: false,
+            lua_api_mode: LuaApiMode::Ffi,
             server_tokens: true,
             access_log: Vec::new(),
             log_formats: Default::default(),

@@ -69,6 +69,17 @@ pub enum PeerAddr {
     Unix(Arc<Path>),
 }
 
+impl std::fmt::Display for PeerAddr {
+    /// As `$upstream_addr` shows it: `127.0.0.1:80`, `[::1]:8080`,
+    /// `unix:/run/app.sock`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Inet(a) => a.fmt(f),
+            PeerAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// The balancing method of a group.
 #[derive(Debug)]
 pub enum Balance {
@@ -272,10 +283,7 @@ fn server(d: &Directive, method: &Balance, peers: &mut Vec<PeerConf>) -> Result<
     let addrs = parse_address(url).map_err(|e| ConfError::at(format!("{e} in upstream \"{url}\""), d))?;
     let server: Arc<str> = Arc::from(url.as_str());
     for addr in addrs {
-        let name: Arc<str> = match &addr {
-            PeerAddr::Inet(sa) => Arc::from(sa.to_string()),
-            PeerAddr::Unix(p) => Arc::from(format!("unix:{}", p.display())),
-        };
+        let name: Arc<str> = Arc::from(addr.to_string());
         peers.push(PeerConf {
             addr,
             name,

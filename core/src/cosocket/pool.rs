@@ -129,6 +129,8 @@ thread_local! {
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Connections idle for less than this are reused without a peek.
+const PEEK_AFTER: Duration = Duration::from_millis(5);
 /// How often the sweeper looks at the idle connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -301,6 +303,12 @@ async fn sweep() {
 fn alive(idle: &Idle) -> bool {
     if let Some(pending) = idle.multi.as_ref().and_then(ops::RecvMulti::pending) {
         return !pending;
+    }
+    // One that idled a moment (a busy proxy's, between two requests) is
+    // taken as it is, as nginx takes its cached connections: a peer that
+    // closed it just then is rare, and costs that try a new connection.
+    if rt::now().saturating_duration_since(idle.since) < PEEK_AFTER {
+        return true;
     }
     let fd = idle.fd;
     let mut b = 0u8;

@@ -1,6 +1,6 @@
 //! Asynchronous name resolution on the worker's event loop, for what
 //! nginx's `resolver` serves: Lua cosockets connecting to a host name, and
-//! later `proxy_pass` with variables.
+//! `proxy_pass` with variables (`crate::proxy`).
 //!
 //! [`resolve`] answers, in order:
 //!

@@ -1,5 +1,10 @@
 //! The C ABI the Lua layer calls through LuaJIT's FFI.
 //!
+//! The hot API's functions wrap a safe `pub fn` beside them (`get_var`,
+//! `set_header`, `shdict::incr`, `regex::exec`, ...) whose results are
+//! [`Lent`] bytes: the lua_CFunction twin in `crate::lua::capi` wraps the same
+//! ones, so the two bindings share their semantics.
+//!
 //! Every function here is `#[no_mangle] extern "C"`, named `halo_ffi_<module>_<op>`,
 //! declared in `ffi-headers/<module>.h` (the single source of truth, fed verbatim to
 //! `ffi.cdef` by lualib/) and exported from the `halo` executable by the root
@@ -60,6 +65,51 @@ pub(crate) unsafe fn write_out(buf: *mut u8, len: usize, s: &[u8]) -> c_int {
     // contract); `s` is a Rust slice, so the two cannot overlap.
     unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len()) };
     s.len() as c_int
+}
+
+/// Bytes an API call hands Lua, which stay valid until the next API call on
+/// this thread (they live in the request, the run's state or a per-thread
+/// buffer): the one result type of the safe functions that both bindings of
+/// an API wrap, the FFI lending the pointer, the lua_CFunction copying the
+/// bytes into a Lua string at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Lent {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Lent {
+    /// Lends `bytes`, which the caller keeps alive until the next API call.
+    pub(crate) fn new(bytes: &[u8]) -> Lent {
+        Lent { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// The bytes.
+    ///
+    /// # Safety
+    /// No API call may have run on this thread since this was made.
+    pub unsafe fn bytes<'a>(self) -> &'a [u8] {
+        // SAFETY: made from a live slice, which stays valid until the next
+        // API call (caller's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Writes `(*data, *len)` (the FFI's out-parameters): OK, or ERROR
+    /// (nothing written) when either is NULL.
+    ///
+    /// # Safety
+    /// As [`lend`].
+    pub(crate) unsafe fn out(self, data: *mut *const u8, len: *mut usize) -> c_int {
+        if data.is_null() || len.is_null() {
+            return ERROR;
+        }
+        // SAFETY: both non-null and valid for a write (caller's contract).
+        unsafe {
+            *data = self.ptr;
+            *len = self.len;
+        }
+        OK
+    }
 }
 
 /// Hands Lua a borrowed `bytes` through its out-parameters `(*data, *len)`:

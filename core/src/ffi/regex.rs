@@ -23,7 +23,7 @@ use std::os::raw::{c_int, c_uint};
 
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-use super::{lend, read_in, DECLINED, ERROR, OK};
+use super::{read_in, Lent, DECLINED, ERROR, OK};
 
 mod pcre;
 use pcre::{MatchCtx, Pcre};
@@ -291,21 +291,39 @@ pub unsafe extern "C" fn halo_ffi_regex_compile(
 ) -> c_int {
     // SAFETY: forwarded caller contract.
     let pat = unsafe { read_in(pat, len) };
-    with_cache(|c| match c.compile(pat, flags) {
+    match compile(pat, flags) {
         Ok((id, is_temp)) => {
             if !temp.is_null() {
                 // SAFETY: non-null and valid for a write (caller's contract).
                 unsafe { *temp = c_int::from(is_temp) };
             }
-            id as c_int
+            id
         }
         Err(msg) => {
-            c.out = msg.into_bytes();
-            // SAFETY: forwarded caller contract; `c.out` lives until the next call.
-            unsafe { lend(&c.out, err, errlen) };
+            // SAFETY: forwarded caller contract.
+            unsafe { msg.out(err, errlen) };
             ERROR
         }
-    })
+    }
+}
+
+/// Compiles (or finds cached) `pat` with `flags` (ffi-headers/regex.h's
+/// HALO_FFI_REGEX_*): its id and whether it is temporary (free it after
+/// use), or the compile error (kept until the next call).
+pub fn compile(pat: &[u8], flags: c_uint) -> Result<(c_int, bool), Lent> {
+    let mut res = Err(Lent::new(b"regex cache busy"));
+    with_cache(|c| {
+        res = match c.compile(pat, flags) {
+            Ok((id, temp)) => Ok((id as c_int, temp)),
+            Err(msg) => {
+                c.out = msg.into_bytes();
+                // `c.out` lives until the next call.
+                Err(Lent::new(&c.out))
+            }
+        };
+        OK
+    });
+    res
 }
 
 /// Searches `subj` from `start`; fills `caps` with (from, to) pairs. Returns
@@ -323,13 +341,23 @@ pub unsafe extern "C" fn halo_ffi_regex_exec(
     caps: *mut c_int,
     ncaps: c_int,
 ) -> c_int {
-    if caps.is_null() || ncaps < 2 || len > c_int::MAX as usize {
+    if caps.is_null() || ncaps < 2 {
         return ERROR;
     }
     // SAFETY: forwarded caller contract.
     let subj = unsafe { read_in(subj, len) };
     // SAFETY: non-null and valid for `ncaps` ints (caller's contract).
     let caps = unsafe { std::slice::from_raw_parts_mut(caps, ncaps as usize) };
+    exec(id, subj, start, caps)
+}
+
+/// Searches `subj` with regex `id` from byte `start`; fills `caps` with
+/// (from, to) pairs (-1 for an unmatched group), as many as it holds.
+/// Returns the pairs filled, 0 for no match, or ERROR / PCRE2's code.
+pub fn exec(id: c_int, subj: &[u8], start: usize, caps: &mut [c_int]) -> c_int {
+    if caps.len() < 2 || subj.len() > c_int::MAX as usize {
+        return ERROR;
+    }
     with_cache(|c| {
         if start > subj.len() {
             return 0;
@@ -371,21 +399,27 @@ pub extern "C" fn halo_ffi_regex_ncaptures(id: c_int) -> c_int {
 /// `name` and `len` must each be NULL or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_regex_capture_name(id: c_int, i: c_int, name: *mut *const u8, len: *mut usize) -> c_int {
+    match capture_name(id, i) {
+        // SAFETY: forwarded caller contract.
+        Ok(n) => unsafe { n.out(name, len) },
+        Err(rc) => rc,
+    }
+}
+
+/// The name of group `i` of regex `id` (it lives as long as the compiled
+/// regex: cached ones for the process); Err(DECLINED) for an unnamed
+/// group, Err(ERROR) for an unknown id or group.
+pub fn capture_name(id: c_int, i: c_int) -> Result<Lent, c_int> {
+    let mut res = Err(ERROR);
     with_cache(|c| {
         let Some(re) = c.get(id) else { return ERROR };
         let Some(slot) = usize::try_from(i).ok().filter(|&i| i >= 1).and_then(|i| re.names().get(i)) else {
             return ERROR;
         };
-        match slot {
-            Some(n) => {
-                // SAFETY: forwarded caller contract; the name lives as long as the
-                // compiled regex (cached ones for the process).
-                unsafe { lend(n.as_bytes(), name, len) };
-                OK
-            }
-            None => DECLINED,
-        }
-    })
+        res = slot.as_ref().map(|n| Lent::new(n.as_bytes())).ok_or(DECLINED);
+        OK
+    });
+    res
 }
 
 /// One piece of a replacement template.
@@ -527,12 +561,25 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
 ) -> c_int {
     // SAFETY: forwarded caller contract.
     let (subj, tpl) = unsafe { (read_in(subj, len), read_in(tpl, tpl_len)) };
-    with_cache(|c| {
+    let (rc, text) = sub(id, subj, tpl, global != 0);
+    if let Some(text) = text {
+        // SAFETY: forwarded caller contract.
+        unsafe { text.out(out, outlen) };
+    }
+    rc
+}
+
+/// Replaces the first (or every, `global`) match of regex `id` in `subj`
+/// with the template `tpl`: the number of replacements with the result
+/// when > 0; ERROR with the message (a bad template); or PCRE2's code.
+pub fn sub(id: c_int, subj: &[u8], tpl: &[u8], global: bool) -> (c_int, Option<Lent>) {
+    let mut text = None;
+    let rc = with_cache(|c| {
         let Cache { slots, out: buf, ctx, .. } = c;
         let result = match usize::try_from(id).ok().and_then(|i| slots.get_mut(i)).and_then(Option::as_mut) {
             None => Err("unknown regex".to_owned()),
             Some(_) if subj.len() > c_int::MAX as usize => Err("subject too long".to_owned()),
-            Some(re) => parse_template(tpl, re.names()).map(|pieces| substitute(re, subj, &pieces, global != 0, ctx, buf)),
+            Some(re) => parse_template(tpl, re.names()).map(|pieces| substitute(re, subj, &pieces, global, ctx, buf)),
         };
         match result {
             Ok(Err(rc)) => {
@@ -540,18 +587,18 @@ pub unsafe extern "C" fn halo_ffi_regex_sub(
                 rc.min(-2)
             }
             Ok(Ok(n)) => {
-                // SAFETY: forwarded caller contract; `buf` lives until the next call.
-                unsafe { lend(buf, out, outlen) };
+                // `buf` lives until the next call.
+                text = Some(Lent::new(buf));
                 n.min(c_int::MAX as usize) as c_int
             }
             Err(msg) => {
                 *buf = msg.into_bytes();
-                // SAFETY: as above.
-                unsafe { lend(buf, out, outlen) };
+                text = Some(Lent::new(buf));
                 ERROR
             }
         }
-    })
+    });
+    (rc, text)
 }
 
 /// `ngx.re.opt("jit_stack_size", size)`: the JIT stack of later PCRE2

@@ -6,9 +6,10 @@
 //! (NO_REQUEST).
 
 use std::borrow::Cow;
+use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
-use super::{lend, read_in, set_err, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
+use super::{lend, read_in, set_err, Lent, AGAIN, BAD_CONTEXT, DECLINED, NO_REQUEST, OK};
 use crate::http::field;
 use crate::lua::context::{self, Kind, Pending, Phase, Run};
 use crate::request::body::{LuaBody, RequestBody, TempFile};
@@ -126,17 +127,13 @@ unsafe fn fill_headers<'p>(lower: c_int, out: *mut Header, max: c_int, pairs: im
     })
 }
 
-/// Lends `v` to Lua, kept in the scratch buffer until its next call.
-///
-/// # Safety
-/// As [`lend`].
-unsafe fn lend_kept(v: Vec<u8>, data: *mut *const u8, len: *mut usize) -> c_int {
+/// Lends `v` to Lua, kept in the scratch buffer until its next call (the
+/// bytes are not moved by the borrow's end).
+fn keep(v: Vec<u8>) -> Lent {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         *s = v;
-        // SAFETY: caller's contract; the bytes stay in the buffer (not
-        // moved by the borrow's end) until the next call replaces them.
-        unsafe { lend(&s, data, len) }
+        Lent::new(&s)
     })
 }
 
@@ -154,6 +151,12 @@ pub extern "C" fn halo_ffi_request_context() -> u64 {
 /// `data` must be NULL or valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: usize) -> c_int {
+    // SAFETY: caller's contract.
+    write(r, unsafe { read_in(data, len) })
+}
+
+/// ngx.print / ngx.say's output: OK, DECLINED after ngx.eof.
+pub fn write(r: u64, data: &[u8]) -> c_int {
     responding(r, |_, req| {
         if req.resp.eof {
             return DECLINED;
@@ -162,12 +165,12 @@ pub unsafe extern "C" fn halo_ffi_request_write(r: u64, data: *const u8, len: us
         if req.resp.out.capacity() == 0 {
             req.resp.out = crate::request::output_buffer();
         }
-        // SAFETY: caller's contract.
-        req.resp.out.extend_from_slice(unsafe { read_in(data, len) });
+        req.resp.out.extend_from_slice(data);
         OK
     })
 }
 
+/// ngx.status (0 until set), or a negative code.
 #[no_mangle]
 pub extern "C" fn halo_ffi_request_get_status(r: u64) -> c_int {
     request(r, |_, _, req| c_int::from(req.resp.status))
@@ -211,9 +214,24 @@ pub extern "C" fn halo_ffi_request_exit(r: u64, status: f64) -> c_int {
 /// `data` and `len` must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_method(r: u64, data: *mut *const u8, len: *mut usize) -> c_int {
-    // SAFETY: caller's contract; the method text lives in the request (or is
-    // static), which outlives the handler's run.
-    request(r, |_, _, req| unsafe { lend(req.method().as_bytes(), data, len) })
+    // SAFETY: caller's contract.
+    get_method(r).map_or_else(|rc| rc, |m| unsafe { m.out(data, len) })
+}
+
+/// ngx.req.get_method: the method, lent from the request (or static), which
+/// outlives the handler's run.
+pub fn get_method(r: u64) -> Result<Lent, c_int> {
+    request_lent(r, |_, _, req| Ok(Lent::new(req.method().as_bytes())))
+}
+
+/// [`request`] for a call that lends bytes: Err(code) for no value.
+#[inline]
+fn request_lent(r: u64, f: impl for<'x, 'a> FnOnce(Phase, &mut Run, &'x mut RequestCtx<'a>) -> Result<Lent, c_int>) -> Result<Lent, c_int> {
+    context::with_request(r, |kind, run, req| match kind {
+        Kind::Request(phase) => f(phase, run, req),
+        Kind::Timer => Err(BAD_CONTEXT),
+    })
+    .unwrap_or_else(|| Err(no_request(r)))
 }
 
 /// # Safety
@@ -226,10 +244,16 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
     value: *mut *const u8,
     value_len: *mut usize,
 ) -> c_int {
-    request(r, |_, _, req| {
-        // SAFETY: caller's contract.
-        let name = unsafe { read_in(name, len) };
-        let Ok(name) = std::str::from_utf8(name) else { return DECLINED };
+    // SAFETY: caller's contract.
+    let name = unsafe { read_in(name, len) };
+    // SAFETY: caller's contract.
+    get_var(r, name).map_or_else(|rc| rc, |v| unsafe { v.out(value, value_len) })
+}
+
+/// ngx.var.NAME: its value, or Err(DECLINED) for no such variable (nil).
+pub fn get_var(r: u64, name: &[u8]) -> Result<Lent, c_int> {
+    request_lent(r, |_, _, req| {
+        let Ok(name) = std::str::from_utf8(name) else { return Err(DECLINED) };
         // Variable names are case-insensitive in nginx (and nearly always lowercase).
         let name: Cow<'_, str> = if name.bytes().any(|c| c.is_ascii_uppercase()) {
             Cow::Owned(name.to_ascii_lowercase())
@@ -239,12 +263,10 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
         // Bytes, not text: $binary_remote_addr and the request body may hold
         // NULs and non-UTF-8 bytes.
         match req.lookup_bytes(&name) {
-            // SAFETY: caller's contract; a borrowed value lives in the request
-            // until a call changes it.
-            Some(Cow::Borrowed(v)) => unsafe { lend(v, value, value_len) },
-            // SAFETY: caller's contract.
-            Some(Cow::Owned(v)) => unsafe { lend_kept(v, value, value_len) },
-            None => DECLINED,
+            // A borrowed value lives in the request until a call changes it.
+            Some(Cow::Borrowed(v)) => Ok(Lent::new(v)),
+            Some(Cow::Owned(v)) => Ok(keep(v)),
+            None => Err(DECLINED),
         }
     })
 }
@@ -257,11 +279,17 @@ pub unsafe extern "C" fn halo_ffi_request_get_var(
 /// `value_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_var(r: u64, name: *const u8, len: usize, value: *const u8, value_len: usize) -> c_int {
+    // SAFETY: caller's contract.
+    let (name, value) = unsafe { (read_in(name, len), read_in(value, value_len)) };
+    set_var(r, name, value)
+}
+
+/// ngx.var.NAME = value: OK, DECLINED (no such variable), or ERROR (a
+/// built-in that cannot be changed).
+pub fn set_var(r: u64, name: &[u8], value: &[u8]) -> c_int {
     request(r, |_, _, req| {
-        // SAFETY: caller's contract.
-        let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).to_ascii_lowercase();
-        // SAFETY: caller's contract.
-        let value = String::from_utf8_lossy(unsafe { read_in(value, value_len) }).into_owned();
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(value).into_owned();
         match req.assign(&name, value) {
             Ok(()) => OK,
             Err(true) => super::ERROR,
@@ -275,14 +303,26 @@ type LuaField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 
 /// A header name and value from Lua as they may be kept: `x_foo` names
 /// X-Foo (as in lua-nginx-module), the name must be a token, the value has
-/// CR/LF escaped (http::field). Err: ERROR with the message in `*err`.
+/// CR/LF escaped (http::field). Err: the message of an ERROR. Borrowed
+/// from the caller's bytes when there is nothing to change (the usual
+/// case: no allocation).
+fn lua_field<'a>(name: &'a [u8], value: Option<&'a [u8]>) -> Result<LuaField<'a>, &'static CStr> {
+    field::check_name(name)?;
+    let value = value.map(field::escape_value).transpose()?;
+    let name = match name.contains(&b'_') {
+        false => Cow::Borrowed(name),
+        true => Cow::Owned(name.iter().map(|&c| if c == b'_' { b'-' } else { c }).collect()),
+    };
+    Ok((name, value))
+}
+
+/// [`lua_field`] on the caller's raw bytes (value NULL: None); Err: ERROR
+/// with the message in `*err`.
 ///
 /// # Safety
 /// `name` must be valid for `name_len` bytes, `value` NULL or valid for
 /// `value_len` bytes, `err` NULL or valid for a write.
-/// Borrowed from the caller's bytes when there is nothing to change (the
-/// usual case: no allocation).
-unsafe fn lua_field<'a>(
+unsafe fn lua_field_in<'a>(
     name: *const u8,
     name_len: usize,
     value: *const u8,
@@ -290,29 +330,27 @@ unsafe fn lua_field<'a>(
     err: *mut *const c_char,
 ) -> Result<LuaField<'a>, c_int> {
     // SAFETY: caller's contract.
-    let name = unsafe { read_in(name, name_len) };
-    let checked = field::check_name(name).and_then(|()| {
+    let (name, value) = unsafe { (read_in(name, name_len), (!value.is_null()).then(|| read_in(value, value_len))) };
+    // SAFETY: caller's contract.
+    lua_field(name, value).map_err(|msg| unsafe { header_rc(Err(msg), err) })
+}
+
+/// An [`Err`] of the safe header calls as the FFI returns it: ERROR with
+/// the message in `*err`.
+///
+/// # Safety
+/// `err` must be NULL or valid for a write.
+unsafe fn header_rc(rc: Result<c_int, &'static CStr>, err: *mut *const c_char) -> c_int {
+    rc.unwrap_or_else(|msg| {
         // SAFETY: caller's contract.
-        (!value.is_null()).then(|| field::escape_value(unsafe { read_in(value, value_len) })).transpose()
-    });
-    match checked {
-        Ok(value) => {
-            let name = match name.contains(&b'_') {
-                false => Cow::Borrowed(name),
-                true => Cow::Owned(name.iter().map(|&c| if c == b'_' { b'-' } else { c }).collect()),
-            };
-            Ok((name, value))
-        }
-        Err(msg) => {
-            // SAFETY: caller's contract.
-            unsafe { set_err(err, msg) };
-            Err(super::ERROR)
-        }
-    }
+        unsafe { set_err(err, msg) };
+        super::ERROR
+    })
 }
 
 /// # Safety
-/// As [`lua_field`].
+/// `name` must be valid for `name_len` bytes, `value` NULL or valid for
+/// `value_len` bytes, `err` NULL or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_set_header(
     r: u64,
@@ -322,11 +360,23 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
     value_len: usize,
     err: *mut *const c_char,
 ) -> c_int {
-    setting_headers(r, |req, sent| {
-        // SAFETY: forwarded caller contract.
-        let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+    // SAFETY: caller's contract.
+    let (name, value) = unsafe { (read_in(name, name_len), (!value.is_null()).then(|| read_in(value, value_len))) };
+    // SAFETY: caller's contract.
+    unsafe { header_rc(set_header(r, name, value), err) }
+}
+
+/// ngx.header.NAME = value (None: unset): a code, or Err(message) for a
+/// name or value that cannot be sent.
+pub fn set_header(r: u64, name: &[u8], value: Option<&[u8]>) -> Result<c_int, &'static CStr> {
+    let mut bad = None;
+    let rc = setting_headers(r, |req, sent| {
+        let (name, value) = match lua_field(name, value) {
             Ok(f) => f,
-            Err(rc) => return rc,
+            Err(msg) => {
+                bad = Some(msg);
+                return super::ERROR;
+            }
         };
         if sent {
             req.log(crate::log::Level::Error, format_args!("attempt to set ngx.header.{} after sending out response headers", String::from_utf8_lossy(&name)));
@@ -341,7 +391,8 @@ pub unsafe extern "C" fn halo_ffi_request_set_header(
             req.resp.headers.push(&*name, v);
         }
         OK
-    })
+    });
+    bad.map_or(Ok(rc), Err)
 }
 
 /// ngx.sleep: registers the wait; the Lua side yields on AGAIN.
@@ -362,11 +413,24 @@ pub extern "C" fn halo_ffi_request_sleep(r: u64, seconds: f64) -> c_int {
 
 /// One request header as ffi-headers/request.h's `halo_ffi_header_t`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct Header {
     pub name: *const u8,
     pub name_len: usize,
     pub value: *const u8,
     pub value_len: usize,
+}
+
+impl Header {
+    /// An entry to fill.
+    pub const EMPTY: Header = Header { name: std::ptr::null(), name_len: 0, value: std::ptr::null(), value_len: 0 };
+
+    /// The name and the value (None: the value is NULL, an argument
+    /// without `=`), as lent by the call that filled this.
+    pub fn lent(&self) -> (Lent, Option<Lent>) {
+        let value = (!self.value.is_null()).then_some(Lent { ptr: self.value, len: self.value_len });
+        (Lent { ptr: self.name, len: self.name_len }, value)
+    }
 }
 
 #[no_mangle]
@@ -378,15 +442,37 @@ pub extern "C" fn halo_ffi_request_header_count(r: u64) -> c_int {
 /// `out` must be valid for writes of `max` headers.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_headers(r: u64, out: *mut Header, max: c_int, lower: c_int) -> c_int {
+    // SAFETY: caller's contract.
+    get_headers(r, unsafe { headers_out(out, max) }, lower != 0)
+}
+
+/// ngx.req.get_headers: fills `out` with the first request headers (names
+/// lowercased when `lower`); how many, or a negative code. The strings live
+/// in the request (lowered names in the scratch buffer) until the next call.
+pub fn get_headers(r: u64, out: &mut [Header], lower: bool) -> c_int {
+    let (ptr, max) = (out.as_mut_ptr(), out.len().min(c_int::MAX as usize) as c_int);
+    let lower = c_int::from(lower);
     request(r, |_, _, req| {
-        // SAFETY (both): forwarded caller contract; the strings live in the
-        // request (lowered names in the scratch buffer).
+        // SAFETY (both): a slice is valid for writes of its length.
         if req.header_edits.is_empty() {
-            return unsafe { fill_headers(lower, out, max, req.req.header_bytes().map(|(n, v)| (n, Some(v)))) };
+            return unsafe { fill_headers(lower, ptr, max, req.req.header_bytes().map(|(n, v)| (n, Some(v)))) };
         }
         let pairs = req.request_headers().map(|(n, v)| (n.as_bytes(), Some(v.as_bytes())));
-        unsafe { fill_headers(lower, out, max, pairs) }
+        unsafe { fill_headers(lower, ptr, max, pairs) }
     })
+}
+
+/// The caller's `out[..max]` as a slice (empty for NULL or max <= 0).
+///
+/// # Safety
+/// `out` must be NULL or valid for reads and writes of `max` entries
+/// (ffi.new zero-fills them, so they are initialised).
+unsafe fn headers_out<'a>(out: *mut Header, max: c_int) -> &'a mut [Header] {
+    match usize::try_from(max) {
+        // SAFETY: caller's contract.
+        Ok(n) if !out.is_null() => unsafe { std::slice::from_raw_parts_mut(out, n) },
+        _ => &mut [],
+    }
 }
 
 /// The phase of the running handler (see [`Phase`]), or a negative code.
@@ -444,10 +530,28 @@ unsafe fn fill_args(run: &mut Run, src: &[u8], out: *mut Header, n: c_int, max: 
 /// or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn halo_ffi_request_get_uri_args(r: u64, out: *mut Header, n: c_int, max: c_int, truncated: *mut c_int) -> c_int {
+    // SAFETY: caller's contract.
+    let (out, truncated) = unsafe { (headers_out(out, n), truncated.as_mut()) };
+    let mut cut = 0;
+    let rc = get_uri_args(r, out, max, &mut cut);
+    if let Some(t) = truncated {
+        *t = cut;
+    }
+    rc
+}
+
+/// ngx.req.get_uri_args: decodes the query string (at most `max`
+/// arguments, 0 or negative: all) and fills `out` with the first; returns
+/// how many were decoded, which may be more than `out` holds (ask again
+/// with more room), or a negative code; `*truncated` says whether there
+/// were more than `max`. The bytes live in the run's state until the next call.
+pub fn get_uri_args(r: u64, out: &mut [Header], max: c_int, truncated: &mut c_int) -> c_int {
+    let (ptr, n) = (out.as_mut_ptr(), out.len().min(c_int::MAX as usize) as c_int);
     request(r, |_, run, req| {
         let args = req.args.as_deref().unwrap_or("");
-        // SAFETY: forwarded caller contract.
-        unsafe { fill_args(run, args.as_bytes(), out, n, max, truncated) }
+        // SAFETY: a slice is valid for writes of its length, `truncated` a
+        // reference.
+        unsafe { fill_args(run, args.as_bytes(), ptr, n, max, truncated) }
     })
 }
 
@@ -517,7 +621,7 @@ pub unsafe extern "C" fn halo_ffi_request_get_body(r: u64, data: *mut *const u8,
 /// As [`lend`].
 unsafe fn body_error(msg: impl Into<Vec<u8>>, err: *mut *const u8, err_len: *mut usize) -> c_int {
     // SAFETY: forwarded caller contract.
-    unsafe { lend_kept(msg.into(), err, err_len) };
+    unsafe { keep(msg.into()).out(err, err_len) };
     super::ERROR
 }
 
@@ -657,20 +761,23 @@ pub unsafe extern "C" fn halo_ffi_request_get_resp_header(
     value: *mut *const u8,
     value_len: *mut usize,
 ) -> c_int {
-    request(r, |_, _, req| {
-        // SAFETY: caller's contract.
-        let name = String::from_utf8_lossy(unsafe { read_in(name, len) }).replace('_', "-");
+    // SAFETY: caller's contract.
+    let name = unsafe { read_in(name, len) };
+    // SAFETY: caller's contract.
+    get_resp_header(r, name).map_or_else(|rc| rc, |v| unsafe { v.out(value, value_len) })
+}
+
+/// Reading ngx.header.NAME: the value as set so far, Err(DECLINED) for none.
+pub fn get_resp_header(r: u64, name: &[u8]) -> Result<Lent, c_int> {
+    request_lent(r, |_, _, req| {
+        let name = String::from_utf8_lossy(name).replace('_', "-");
         let found = if name.eq_ignore_ascii_case("content-type") {
             req.resp.content_type.as_deref().map(str::as_bytes)
         } else {
             req.resp.headers.get(&name)
         };
-        match found {
-            // SAFETY: caller's contract; the value lives in the request until
-            // a call changes its headers.
-            Some(v) => unsafe { lend(v, value, value_len) },
-            None => DECLINED,
-        }
+        // The value lives in the request until a call changes its headers.
+        found.map(Lent::new).ok_or(DECLINED)
     })
 }
 
@@ -860,7 +967,7 @@ pub unsafe extern "C" fn halo_ffi_request_set_req_header(
 ) -> c_int {
     request(r, |_, _, req| {
         // SAFETY: forwarded caller contract.
-        let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
+        let (name, value) = match unsafe { lua_field_in(name, len, value, value_len, err) } {
             Ok(f) => f,
             Err(rc) => return rc,
         };
@@ -885,7 +992,7 @@ pub unsafe extern "C" fn halo_ffi_request_add_req_header(
 ) -> c_int {
     request(r, |_, _, req| {
         // SAFETY: forwarded caller contract.
-        let (name, value) = match unsafe { lua_field(name, len, value, value_len, err) } {
+        let (name, value) = match unsafe { lua_field_in(name, len, value, value_len, err) } {
             Ok(f) => f,
             Err(rc) => return rc,
         };
@@ -960,16 +1067,27 @@ pub unsafe extern "C" fn halo_ffi_request_add_header(
     value_len: usize,
     err: *mut *const c_char,
 ) -> c_int {
-    setting_headers(r, |req, sent| {
-        // SAFETY: forwarded caller contract; a NULL value adds an empty one.
-        let (name, value) = match unsafe { lua_field(name, name_len, value, value_len, err) } {
+    // SAFETY: caller's contract.
+    let (name, value) = unsafe { (read_in(name, name_len), read_in(value, value_len)) };
+    // SAFETY: caller's contract.
+    unsafe { header_rc(add_header(r, name, value), err) }
+}
+
+/// One more value of response header `name`: as [`set_header`].
+pub fn add_header(r: u64, name: &[u8], value: &[u8]) -> Result<c_int, &'static CStr> {
+    let mut bad = None;
+    let rc = setting_headers(r, |req, sent| {
+        let (name, value) = match lua_field(name, Some(value)) {
             Ok(f) => f,
-            Err(rc) => return rc,
+            Err(msg) => {
+                bad = Some(msg);
+                return super::ERROR;
+            }
         };
-        if sent {
-            return OK;
+        if !sent {
+            req.resp.headers.push(&*name, value.as_deref().unwrap_or_default());
         }
-        req.resp.headers.push(&*name, value.as_deref().unwrap_or_default());
         OK
-    })
+    });
+    bad.map_or(Ok(rc), Err)
 }

@@ -7,10 +7,11 @@
 //! into LuaJIT: each call that touches a zone catches it and fails.
 
 use std::cell::RefCell;
+use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{lend, read_in, set_err, DECLINED, ERROR, OK};
+use super::{lend, read_in, set_err, Lent, DECLINED, ERROR, OK};
 use crate::shdict::{self, dict, Dict, Fail, StoreOp, Value};
 
 /// `halo_shdict_val_t`.
@@ -34,7 +35,7 @@ fn on_zone<R>(zone: c_int, f: impl FnOnce(&mut Dict<'_>) -> R) -> Option<R> {
     catch_unwind(AssertUnwindSafe(|| shdict::with_dict(index, f))).ok().flatten()
 }
 
-static NO_ZONE: &std::ffi::CStr = c"no such lua_shared_dict zone";
+static NO_ZONE: &CStr = c"no such lua_shared_dict zone";
 
 /// Reads a value from Lua's struct.
 ///
@@ -53,33 +54,53 @@ unsafe fn value_in<'a>(v: *const Val) -> Option<Value<'a>> {
     })
 }
 
-/// Fills Lua's out-struct with `value` (a string copied to [`OUT`]).
+/// A value read out of a zone, its string copied to [`OUT`] (the zone may
+/// change as soon as its lock is released).
+#[derive(Debug, Clone, Copy)]
+pub enum Out {
+    Nil,
+    Boolean(bool),
+    Number(f64),
+    String(Lent),
+}
+
+/// `value`, its string kept in [`OUT`] until the next call.
+fn kept(value: Value<'_>) -> Out {
+    match value {
+        Value::Nil => Out::Nil,
+        Value::Boolean(b) => Out::Boolean(b),
+        Value::Number(n) => Out::Number(n),
+        Value::String(s) => OUT.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            b.extend_from_slice(s);
+            Out::String(Lent::new(&b))
+        }),
+    }
+}
+
+/// Fills Lua's out-struct with `value`.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writes.
-unsafe fn value_out(out: *mut Val, value: Value<'_>, flags: u32) {
+unsafe fn value_out(out: *mut Val, value: Out, flags: u32) {
     // SAFETY: caller's contract.
     let Some(o) = (unsafe { out.as_mut() }) else { return };
     o.flags = flags as c_int;
     match value {
-        Value::Nil => o.vtype = c_int::from(dict::T_NIL),
-        Value::Boolean(b) => {
+        Out::Nil => o.vtype = c_int::from(dict::T_NIL),
+        Out::Boolean(b) => {
             o.vtype = c_int::from(dict::T_BOOLEAN);
             o.num = f64::from(u8::from(b));
         }
-        Value::Number(n) => {
+        Out::Number(n) => {
             o.vtype = c_int::from(dict::T_NUMBER);
             o.num = n;
         }
-        Value::String(s) => {
+        Out::String(s) => {
             o.vtype = c_int::from(dict::T_STRING);
-            OUT.with(|b| {
-                let mut b = b.borrow_mut();
-                b.clear();
-                b.extend_from_slice(s);
-                o.str = b.as_ptr();
-                o.len = b.len();
-            });
+            o.str = s.ptr;
+            o.len = s.len;
         }
     }
 }
@@ -133,8 +154,7 @@ pub unsafe extern "C" fn halo_ffi_shdict_get(
 ) -> c_int {
     // SAFETY: caller's contract.
     let key = unsafe { read_in(key, key_len) };
-    let now = shdict::now_ms();
-    let r = on_zone(zone, |d| match d.get(key, stale != 0, now) {
+    match get(zone, key, stale != 0) {
         Ok(Some(g)) => {
             // SAFETY: caller's contract.
             unsafe {
@@ -146,14 +166,31 @@ pub unsafe extern "C" fn halo_ffi_shdict_get(
             OK
         }
         Ok(None) => DECLINED,
-        // SAFETY: caller's contract.
-        Err(f) => unsafe { fail(err, f) },
+        Err(msg) => {
+            // SAFETY: caller's contract.
+            unsafe { set_err(err, msg) };
+            ERROR
+        }
+    }
+}
+
+/// What [`get`] found.
+pub struct Got {
+    pub value: Out,
+    pub flags: u32,
+    /// An expired value, returned because `stale` was asked.
+    pub stale: bool,
+}
+
+/// DICT:get(key) / get_stale: the value (None: not there), Err(message).
+pub fn get(zone: c_int, key: &[u8], stale: bool) -> Result<Option<Got>, &'static CStr> {
+    let now = shdict::now_ms();
+    let r = on_zone(zone, |d| match d.get(key, stale, now) {
+        Ok(Some(g)) => Ok(Some(Got { value: kept(g.value), flags: g.flags, stale: g.stale })),
+        Ok(None) => Ok(None),
+        Err(f) => Err(f.message()),
     });
-    r.unwrap_or_else(|| {
-        // SAFETY: caller's contract.
-        unsafe { set_err(err, NO_ZONE) };
-        ERROR
-    })
+    r.unwrap_or(Err(NO_ZONE))
 }
 
 /// # Safety
@@ -181,27 +218,29 @@ pub unsafe extern "C" fn halo_ffi_shdict_store(
         // SAFETY: checked non-null; caller's contract.
         unsafe { (*val).flags as u32 }
     };
-    let op = StoreOp { add: op & 1 != 0, replace: op & 2 != 0, safe: op & 4 != 0 };
-    let now = shdict::now_ms();
-    let r = on_zone(zone, |d| d.store(op, key, value, expiry(exptime_ms, now), flags, now));
-    let (rc, forced) = match r {
-        Some(Ok(forced)) => (OK, forced),
-        Some(Err((f, forced))) => {
-            // SAFETY: caller's contract.
-            unsafe { set_err(err, f.message()) };
-            (if matches!(f, Fail::NoMemory) { ERROR } else { DECLINED }, forced)
-        }
-        None => {
-            // SAFETY: caller's contract.
-            unsafe { set_err(err, NO_ZONE) };
-            (ERROR, false)
-        }
-    };
+    let (rc, msg, forced) = store(zone, op, key, value, exptime_ms, flags);
+    if let Some(msg) = msg {
+        // SAFETY: caller's contract.
+        unsafe { set_err(err, msg) };
+    }
     if !forcible.is_null() {
         // SAFETY: non-null, caller's contract.
         unsafe { *forcible = c_int::from(forced) };
     }
     rc
+}
+
+/// DICT:set / add / replace / safe_set ... (`op`: 1 add, 2 replace, 4
+/// safe): OK, DECLINED (not stored: exists, not found, no memory when
+/// safe) or ERROR, with the message; and whether other items were evicted.
+pub fn store(zone: c_int, op: c_int, key: &[u8], value: Value<'_>, exptime_ms: f64, flags: u32) -> (c_int, Option<&'static CStr>, bool) {
+    let op = StoreOp { add: op & 1 != 0, replace: op & 2 != 0, safe: op & 4 != 0 };
+    let now = shdict::now_ms();
+    match on_zone(zone, |d| d.store(op, key, value, expiry(exptime_ms, now), flags, now)) {
+        Some(Ok(forced)) => (OK, None, forced),
+        Some(Err((f, forced))) => (if matches!(f, Fail::NoMemory) { ERROR } else { DECLINED }, Some(f.message()), forced),
+        None => (ERROR, Some(NO_ZONE), false),
+    }
 }
 
 /// # Safety
@@ -224,10 +263,8 @@ pub unsafe extern "C" fn halo_ffi_shdict_incr(
     }
     // SAFETY: caller's contract (init checked for NULL by as_ref).
     let (key, by, init) = unsafe { (read_in(key, key_len), *value, init.as_ref().copied()) };
-    let now = shdict::now_ms();
-    let ttl = if init_ttl_ms.is_finite() && init_ttl_ms > 0.0 { init_ttl_ms as u64 } else { 0 };
-    match on_zone(zone, |d| d.incr(key, by, init, ttl, now)) {
-        Some(Ok((n, forced))) => {
+    match incr(zone, key, by, init, init_ttl_ms) {
+        Ok((n, forced)) => {
             // SAFETY: caller's contract.
             unsafe {
                 *value = n;
@@ -237,13 +274,23 @@ pub unsafe extern "C" fn halo_ffi_shdict_incr(
             }
             OK
         }
-        // SAFETY: caller's contract.
-        Some(Err(f)) => unsafe { fail(err, f) },
-        None => {
+        Err(msg) => {
             // SAFETY: caller's contract.
-            unsafe { set_err(err, NO_ZONE) };
+            unsafe { set_err(err, msg) };
             ERROR
         }
+    }
+}
+
+/// DICT:incr(key, by, init?, init_ttl?): the new value and whether other
+/// items were evicted, or Err(message).
+pub fn incr(zone: c_int, key: &[u8], by: f64, init: Option<f64>, init_ttl_ms: f64) -> Result<(f64, bool), &'static CStr> {
+    let now = shdict::now_ms();
+    let ttl = if init_ttl_ms.is_finite() && init_ttl_ms > 0.0 { init_ttl_ms as u64 } else { 0 };
+    match on_zone(zone, |d| d.incr(key, by, init, ttl, now)) {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(f)) => Err(f.message()),
+        None => Err(NO_ZONE),
     }
 }
 
@@ -372,7 +419,7 @@ pub unsafe extern "C" fn halo_ffi_shdict_pop(
     match on_zone(zone, |d| d.pop(key, left != 0, now, &mut bytes)) {
         Some(Ok(Some(vtype))) => {
             // SAFETY: caller's contract.
-            unsafe { value_out(out, dict::read_value(vtype, &bytes), 0) };
+            unsafe { value_out(out, kept(dict::read_value(vtype, &bytes)), 0) };
             OK
         }
         Some(Ok(None)) => DECLINED,

@@ -17,7 +17,7 @@ use mlua::{Function, Lua, RegistryKey, Table, Thread};
 
 use super::context::{self, Kind, Phase, Run};
 use super::sched::{Ended, Task};
-use crate::conf::{Config, LuaCode, LuaSource};
+use crate::conf::{Config, LuaApiMode, LuaCode, LuaSource};
 use crate::log::Level;
 use crate::request::{Body, RequestCtx, Response};
 
@@ -32,8 +32,14 @@ pub trait Stream {
     async fn flush(&mut self, ctx: &mut RequestCtx<'_>, eof: bool) -> bool;
 
     /// Reads the request body into `ctx.body` (once). Err: the status the
-    /// request ends with (413, 400, 408, 500, 499 when the client left).
+    /// request ends with (413, 400 also when the client left, 408, 500).
     async fn read_body(&mut self, ctx: &mut RequestCtx<'_>) -> Result<(), u16>;
+
+    /// proxy_request_buffering off: the body's next piece as it arrives
+    /// (decoded; one read's worth, after waiting up to client_body_timeout
+    /// for it when `wait` and nothing is buffered; maybe empty), with
+    /// `ctx.body_done` set at its end. Err as `read_body`'s.
+    async fn read_body_part(&mut self, ctx: &mut RequestCtx<'_>, wait: bool) -> Result<Vec<u8>, u16>;
 
     /// The client's socket, watched for its close (lua_check_client_abort).
     fn client_fd(&self) -> Option<std::os::fd::RawFd>;
@@ -75,6 +81,10 @@ impl Stream for Buffered {
         match *self {}
     }
 
+    async fn read_body_part(&mut self, _: &mut RequestCtx<'_>, _: bool) -> Result<Vec<u8>, u16> {
+        match *self {}
+    }
+
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
         match *self {}
     }
@@ -104,10 +114,17 @@ const POOL_MAX: usize = 64;
 pub struct LuaHandlers {
     vm: Lua,
     /// Per directive (keyed by the address of its `LuaCode`, stable for the
-    /// configuration's life), the compiled chunk: `lua_code_cache on`.
+    /// configuration's life) and API mode (a server{}'s handler may run in
+    /// locations of either), the compiled chunk: `lua_code_cache on`.
     /// The value is the handler's number in halo.runner's table (what a
     /// resume passes to the coroutine's loop).
-    cache: RefCell<HashMap<usize, c_int, ahash::RandomState>>,
+    cache: RefCell<HashMap<(usize, LuaApiMode), c_int, ahash::RandomState>>,
+    /// `lua_api_mode cfunction`'s globals: `ngx` is the lua_CFunction twin
+    /// ([`super::capi::ngx_table`]), the rest is `_G`'s (reads and writes).
+    /// Made when a handler first needs it, so ffi mode costs nothing.
+    cfunction_env: RefCell<Option<Table>>,
+    /// http{}'s lua_api_mode, for init_by_lua*.
+    init_mode: LuaApiMode,
     /// `lua_code_cache off`: compile (and read `_file` code) per request.
     code_cache: bool,
     /// halo.runner's loop, which pooled coroutines run, and the value it
@@ -148,6 +165,8 @@ impl LuaHandlers {
             timer_dispatch,
             timer_forget: timers.get("forget")?,
             cache: RefCell::new(HashMap::default()),
+            cfunction_env: RefCell::new(None),
+            init_mode: cfg.http.lua_api_mode,
             code_cache: cfg.http.lua_code_cache,
             loop_fn: runner.get("loop")?,
             done: vm.create_registry_value(runner.get::<Table>("DONE")?)?,
@@ -186,8 +205,8 @@ impl LuaHandlers {
     /// The compiled chunk of `code`, run as it is by every request (as
     /// lua-nginx-module with OpenResty's LuaJIT: handlers share _G, their
     /// locals are their own).
-    fn handler(&self, code: &Arc<LuaCode>) -> Result<c_int, String> {
-        let key = Arc::as_ptr(code) as usize;
+    fn handler(&self, code: &Arc<LuaCode>, mode: LuaApiMode) -> Result<c_int, String> {
+        let key = (Arc::as_ptr(code) as usize, mode);
         if let Some(&n) = self.cache.borrow().get(&key) {
             return Ok(n);
         }
@@ -199,11 +218,30 @@ impl LuaHandlers {
             },
         };
         let f = self.vm.load(src).set_name(name).into_function().map_err(|e| e.to_string())?;
+        if mode == LuaApiMode::Cfunction {
+            f.set_environment(self.cfunction_env().map_err(error_text)?).map_err(error_text)?;
+        }
         let n = self.register.call::<c_int>(&f).map_err(error_text)?;
         if self.code_cache {
             self.cache.borrow_mut().insert(key, n);
         }
         Ok(n)
+    }
+
+    /// The globals of `lua_api_mode cfunction` handlers (made once).
+    fn cfunction_env(&self) -> mlua::Result<Table> {
+        if let Some(env) = &*self.cfunction_env.borrow() {
+            return Ok(env.clone());
+        }
+        let globals = self.vm.globals();
+        let env = self.vm.create_table()?;
+        env.raw_set("ngx", super::capi::ngx_table(&self.vm)?)?;
+        let mt = self.vm.create_table()?;
+        mt.raw_set("__index", &globals)?;
+        mt.raw_set("__newindex", &globals)?;
+        env.set_metatable(Some(mt))?;
+        *self.cfunction_env.borrow_mut() = Some(env.clone());
+        Ok(env)
     }
 
     /// Handler `n` as a function, to call it directly (init, set_by_lua).
@@ -215,7 +253,7 @@ impl LuaHandlers {
     /// globals (what init_by_lua defines is what handlers see through _G),
     /// outside any request. `what` names it in the error.
     pub fn run_init(&self, code: &Arc<LuaCode>, what: &str) -> Result<(), String> {
-        let h = self.handler(code)?;
+        let h = self.handler(code, self.init_mode)?;
         let res = self.function(h)?.call::<()>(()).map_err(|e| format!("{what} error: {}", error_text(e)));
         self.release(h);
         res
@@ -334,7 +372,7 @@ impl LuaHandlers {
     /// first result as a string (nil as ""); None after an error, which is
     /// logged (the request then gets a 500).
     pub fn run_set(&self, ctx: &mut RequestCtx<'_>, code: &Arc<LuaCode>, args: Vec<String>) -> Option<String> {
-        let (h, f) = match self.handler(code).and_then(|h| Ok((h, self.function(h)?))) {
+        let (h, f) = match self.handler(code, ctx.conf.lua_api_mode).and_then(|h| Ok((h, self.function(h)?))) {
             Ok(h) => h,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load set_by_lua*: {e}"));
@@ -367,7 +405,7 @@ impl LuaHandlers {
         stream: Option<&mut impl Stream>,
     ) -> (Result<(), ()>, R) {
         let cx = context::open(Kind::Request(phase), init);
-        let (h, co) = match self.handler(code).and_then(|h| Ok((h, self.coroutine()?))) {
+        let (h, co) = match self.handler(code, ctx.conf.lua_api_mode).and_then(|h| Ok((h, self.coroutine()?))) {
             Ok(started) => started,
             Err(e) => {
                 ctx.log(Level::Error, format_args!("failed to load {}: {e}", phase.directive()));

@@ -1,5 +1,6 @@
 //! The reverse proxy: `proxy_pass http://ADDRESS[:port][/uri]` as a
-//! location's content. One request's trip: choose a peer ([`peers`]), take
+//! location's content (with variables, its target is made per request:
+//! `target`). One request's trip: choose a peer ([`peers`]), take
 //! an idle connection to it or open one (`connect`, `pool`), send the
 //! request (`request`), read the response head and stream the body to the
 //! client through the header and body filters (`relay`).
@@ -17,11 +18,13 @@ mod peers;
 pub mod pool;
 mod relay;
 mod request;
+mod target;
+mod upload;
 
 use std::fmt::{self, Display};
-use std::net::SocketAddr;
 
 use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_IDEMPOTENT, NEXT_TIMEOUT};
+use crate::conf::upstream::PeerAddr;
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
 use crate::request::{RequestCtx, Response, Upstream};
@@ -37,38 +40,50 @@ pub struct Failure {
     pub status: u16,
     pub msg: String,
     /// Its proxy_next_upstream condition (`NEXT_ERROR`, `NEXT_TIMEOUT`,
-    /// `NEXT_INVALID_HEADER`).
+    /// `NEXT_INVALID_HEADER`); 0 for the client's own failure.
     pub kind: u16,
+    /// The error-log level (error but for what nginx deems critical).
+    pub level: crate::log::Level,
 }
 
 impl Failure {
     fn bad_gateway(msg: impl Into<String>) -> Failure {
-        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR }
+        Failure { status: 502, msg: msg.into(), kind: NEXT_ERROR, level: crate::log::Level::Error }
     }
 
     fn invalid_header(msg: &str) -> Failure {
-        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER }
+        Failure { status: 502, msg: msg.to_string(), kind: NEXT_INVALID_HEADER, level: crate::log::Level::Error }
     }
 
     fn internal(msg: String) -> Failure {
-        Failure { status: 500, msg, kind: NEXT_ERROR }
+        Failure { status: 500, msg, kind: NEXT_ERROR, level: crate::log::Level::Error }
+    }
+
+    /// Reading the client's body failed (its status: 408, 413, 400):
+    /// no other try, the peer not blamed, logged where it happened.
+    fn client(status: u16) -> Failure {
+        Failure { status, msg: String::new(), kind: 0, level: crate::log::Level::Error }
     }
 
     fn timed_out(what: &str) -> Failure {
-        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT }
+        Failure { status: 504, msg: format!("upstream timed out (110: Connection timed out) while {what}"), kind: NEXT_TIMEOUT, level: crate::log::Level::Error }
     }
 }
 
-/// A try's upstream as the error log names it, `http://ADDR/uri`: made
+/// A try's upstream as the error log names it, `http://ADDR/uri`
+/// (`http://unix:/path:/uri`, as nginx separates a socket's path): made
 /// only when a line is written.
 pub struct Target<'u> {
-    addr: SocketAddr,
+    addr: &'u PeerAddr,
     uri: &'u str,
 }
 
 impl Display for Target<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "http://{}{}", self.addr, self.uri)
+        match self.addr {
+            PeerAddr::Unix(_) => write!(f, "http://{}:{}", self.addr, self.uri),
+            PeerAddr::Inet(_) => write!(f, "http://{}{}", self.addr, self.uri),
+        }
     }
 }
 
@@ -77,17 +92,29 @@ impl Display for Target<'_> {
 /// 504, ...) when nothing reached the client.
 pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: Option<&'a Location>, pass: &'a ProxyPass, client: &mut impl Stream) -> Response<'a> {
     let mut conf = ctx.conf.proxy.clone();
-    // The body is read whole first (memory, or a temp file past
-    // client_body_buffer_size), as nginx's proxy_request_buffering on.
-    if conf.pass_request_body && !ctx.body_done && (ctx.req.chunked || ctx.req.content_length.is_some_and(|n| n > 0)) {
-        if let Err(status) = client.read_body(ctx).await {
-            let mut r = ctx.special(status);
-            r.close = true;
-            return r;
-        }
-    }
+    let mut upload = match upload::prepare(ctx, &conf, client).await {
+        Ok(u) => u,
+        Err(status) => return client_failed(ctx, status),
+    };
+    // A streamed body cannot go again once sending began.
+    let replayable = upload.replayable();
+    let evaluated;
+    let pass = match &pass.vars {
+        Some(vars) => match target::evaluate(ctx, vars).await {
+            Ok(p) => {
+                ctx.proxy_host = Some(p.host.clone());
+                evaluated = p;
+                &evaluated
+            }
+            Err(f) => {
+                log(ctx, f.level, &f.msg, None);
+                return ctx.special(f.status);
+            }
+        },
+        None => pass,
+    };
     let uri = request::upstream_uri(ctx, loc, pass);
-    let head = request::head(ctx, &conf, &uri);
+    let head = request::head(ctx, &conf, &pass.host, &uri, &upload);
     let key = pass.upstream.as_ref().and_then(|u| u.hash_key()).map(|t| request::render(ctx, t).into_owned().into_bytes());
     let mut peers = Peers::of(pass, ctx.conn.peer().map(|a| a.ip()), key);
     // proxy_next_upstream: which failures and answers move on to the next
@@ -136,32 +163,18 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         // goes on to the next peer.
         let next_ok = |conf: &crate::conf::proxy::ProxyConf, kind: u16, sent: bool| {
             let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
-            more && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
+            more && (replayable || !sent) && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
         tried.push(t.name.clone());
         // $upstream_addr and $upstream_status list every try, as nginx's.
         ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
-        let addr = match t.addr {
-            Ok(a) => a,
-            Err(ref path) => {
-                let f = Failure::bad_gateway(format!("{path}: unix upstream peers are not supported by halo yet"));
-                peers.done(&t, false);
-                let name = format!("http://{}{uri}", t.name);
-                if !next_ok(&conf, f.kind, false) {
-                    return fail(ctx, &name, f);
-                }
-                statuses.push_str(&format!("{}, ", f.status));
-                last_failure = Some((name, f));
-                continue;
-            }
-        };
-        let upstream_name = Target { addr, uri: &uri };
+        let upstream_name = Target { addr: &t.addr, uri: &uri };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(addr, conf.connect_timeout, fresh).await {
+            let c = match connect::get(&t.addr, conf.connect_timeout, fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
@@ -171,14 +184,10 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let res = if conf.ignore_client_abort {
-                Ok(relay::exchange(ctx, c, &head, &conf).await)
-            } else {
-                rt::race(relay::exchange(ctx, c, &head, &conf), client.hangup()).await
-            };
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort).await;
             let Ok(res) = res else {
                 peers.done(&t, true);
-                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", &upstream_name);
+                log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Some(&upstream_name));
                 let mut r = ctx.special(499);
                 r.close = true;
                 return r;
@@ -202,6 +211,11 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                     peers.done(&t, true);
                     return relay::respond(ctx, got, &conf, &upstream_name, client).await;
                 }
+                Err((f, _)) if f.kind == 0 => {
+                    // The client's body failed: not the peer's fault.
+                    peers.done(&t, true);
+                    return client_failed(ctx, f.status);
+                }
                 Err((_, true)) if !fresh => continue,
                 Err((f, _)) => {
                     failure = Some(f);
@@ -217,7 +231,7 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             return fail(ctx, &upstream_name, f);
         }
         // The next peer (nginx logs each failure).
-        log(ctx, crate::log::Level::Error, &f.msg, &upstream_name);
+        log(ctx, f.level, &f.msg, Some(&upstream_name));
         statuses.push_str(&format!("{}, ", f.status));
         last_failure = Some((upstream_name.to_string(), f));
     }
@@ -229,6 +243,14 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
         }
     }
+}
+
+/// The request ends with `status` for a body that could not be read (the
+/// connection closes after it).
+fn client_failed<'a>(ctx: &mut RequestCtx<'a>, status: u16) -> Response<'a> {
+    let mut r = ctx.special(status);
+    r.close = true;
+    r
 }
 
 /// The proxy settings with ngx.balancer.set_timeouts' values over them.
@@ -244,20 +266,28 @@ fn balancer_timeouts(conf: std::sync::Arc<crate::conf::proxy::ProxyConf>, ctx: &
     std::sync::Arc::new(own)
 }
 
+/// An errno as nginx writes it in the error log: `(111: Connection refused)`.
+fn os(errno: i32) -> String {
+    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
+}
+
 /// Log the failure as nginx does and answer its status.
 fn fail<'a>(ctx: &mut RequestCtx<'a>, upstream: &dyn Display, f: Failure) -> Response<'a> {
-    log(ctx, crate::log::Level::Error, &f.msg, upstream);
+    log(ctx, f.level, &f.msg, Some(upstream));
     ctx.special(f.status)
 }
 
 /// An error-log line with nginx's upstream context: `..., request: "...",
-/// upstream: "http://ADDR/uri", host: "..."`.
-fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: &dyn Display) {
+/// upstream: "http://ADDR/uri", host: "..."` (no upstream before a peer
+/// was chosen).
+fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&dyn Display>) {
     if !crate::log::error::enabled(level) {
         return;
     }
     let mut tail = crate::log::error::request_context(&ctx.conn.remote_addr(), &ctx.server.primary_name, Some(ctx.req.request_line()), None);
-    tail.push_str(&format!(", upstream: \"{upstream}\""));
+    if let Some(upstream) = upstream {
+        tail.push_str(&format!(", upstream: \"{upstream}\""));
+    }
     if let Some(h) = ctx.req.host() {
         tail.push_str(&format!(", host: \"{h}\""));
     }

@@ -28,7 +28,7 @@ fn with_balancer<R>(conf: &Arc<UpstreamConf>, f: impl FnOnce(&mut Balancer) -> R
 
 /// One try's destination.
 pub struct Try {
-    pub addr: Result<SocketAddr, String>,
+    pub addr: PeerAddr,
     /// `$upstream_addr`'s text for it.
     pub name: String,
     peer: Option<Peer>,
@@ -37,13 +37,13 @@ pub struct Try {
 impl Try {
     /// A peer balancer_by_lua chose (ngx.balancer.set_current_peer).
     pub fn chosen(addr: SocketAddr) -> Try {
-        Try { addr: Ok(addr), name: addr.to_string(), peer: None }
+        Try { addr: PeerAddr::Inet(addr), name: addr.to_string(), peer: None }
     }
 }
 
 /// The tries of one request.
 pub enum Peers<'p> {
-    Static(std::slice::Iter<'p, SocketAddr>),
+    Static(std::slice::Iter<'p, PeerAddr>),
     Balanced { conf: &'p Arc<UpstreamConf>, tried: TriedSet, left: usize, client_ip: Option<IpAddr>, key: Option<Vec<u8>> },
 }
 
@@ -64,7 +64,7 @@ impl<'p> Peers<'p> {
     /// The next try, or None when none is left ("no live upstreams").
     pub fn next(&mut self) -> Option<Try> {
         match self {
-            Peers::Static(it) => it.next().map(|&a| Try { addr: Ok(a), name: a.to_string(), peer: None }),
+            Peers::Static(it) => it.next().map(|a| Try { addr: a.clone(), name: a.to_string(), peer: None }),
             Peers::Balanced { conf, tried, left, client_ip, key } => {
                 if *left == 0 {
                     return None;
@@ -72,11 +72,7 @@ impl<'p> Peers<'p> {
                 *left -= 1;
                 let input = PickInput { client_ip: *client_ip, hash_key: key.as_deref() };
                 let peer = with_balancer(conf, |b| b.pick(&input, tried))?;
-                let addr = match &peer.addr {
-                    PeerAddr::Inet(a) => Ok(*a),
-                    PeerAddr::Unix(p) => Err(format!("unix:{}", p.display())),
-                };
-                Some(Try { addr, name: peer.name.to_string(), peer: Some(peer) })
+                Some(Try { addr: peer.addr.clone(), name: peer.name.to_string(), peer: Some(peer) })
             }
         }
     }

@@ -1,32 +1,27 @@
-//! The exchange with the upstream: the request out (head, then the body
-//! from memory or its temp file), the response head in (httparse), then
-//! the body streamed to the client as it comes, through the header and
-//! body filters (the client's `Stream::flush`, as `ngx.flush` streams).
+//! The exchange with the upstream: the request out (`upload`), the
+//! response head in (httparse), then the body streamed to the client as it
+//! comes, through the header and body filters (the client's
+//! `Stream::flush`, as `ngx.flush` streams).
 
 use std::borrow::Cow;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::conf::proxy::ProxyConf;
+use crate::conf::proxy::{ProxyConf, RedirectPattern};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Method;
 use crate::log::Level;
 use crate::lua::handler::Stream;
-use crate::request::body::RequestBody;
 use crate::request::{Body, RequestCtx, Response};
 use crate::rt::{self, ops};
 
-use super::{request, Failure, UpstreamConn};
+use super::upload::{self, SendError, Upload};
+use super::{os, request, Failure, UpstreamConn};
 
-/// The most a response head may take (nginx's proxy_buffer_size is a page
-/// or two; halo allows more).
-const HEAD_MAX: usize = 16 * 1024;
 /// Bytes asked of one recv of the head.
 const HEAD_READ: usize = 4096;
 /// Bytes asked of one recv of the body.
 const BODY_READ: usize = 64 * 1024;
-/// Pieces of a request body read from its temp file.
-const FILE_PIECE: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
 pub struct Got {
@@ -40,6 +35,8 @@ pub struct Got {
     http11: bool,
     /// The header lines' (name, value) spans in `buf`.
     headers: Vec<(Span, Span)>,
+    /// All of the request body went (else the connection is not reused).
+    body_sent: bool,
 }
 
 /// Where some bytes are in `Got::buf`.
@@ -77,71 +74,39 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
     }
 }
 
-/// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes); Err: the errno, or None on
-/// the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
-    let mut from = 0;
-    while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
-            Ok((n, b)) if n > 0 => {
-                data = b;
-                from += n as usize;
-            }
-            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
-            Err(_) => return Err(None),
-        }
-    }
-    Ok(data)
-}
-
-fn os(errno: i32) -> String {
-    crate::log::error::os_error(&std::io::Error::from_raw_os_error(errno))
-}
-
 /// Send the request and read the response head. Err: the failure, and
 /// whether a fresh connection may try again (a pooled one the server had
-/// closed: nothing came back).
-pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], conf: &ProxyConf) -> Result<Got, (Failure, bool)> {
-    let reused = conn.reused > 0;
-    let send_failed = |e: Option<i32>| match e {
-        Some(e) => (Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused),
-        None => (Failure::timed_out("sending request to upstream"), false),
+/// closed: nothing came back, and the body can go again). The outer Err:
+/// the client hung up first (watched when `watch`).
+pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, watch: bool) -> Result<Result<Got, (Failure, bool)>, ()> {
+    let reused = conn.reused > 0 && upload.replayable();
+    let sent = match upload {
+        Upload::Buffered => {
+            let sending = upload::send_buffered(ctx, conn.fd, head, conf);
+            let sent = if watch { rt::race(sending, client.hangup()).await? } else { sending.await };
+            sent.map(|()| true)
+        }
+        // Its reads see the client's close themselves (nginx watches for
+        // it once the body is in).
+        Upload::Streamed { first, chunked } => upload::send_streamed(ctx, conn.fd, head, first, *chunked, conf, client).await,
     };
-    let timeout = conf.send_timeout;
-    let mut out = head.to_vec();
-    let body = if conf.pass_request_body { ctx.body.as_ref() } else { None };
-    match body {
-        Some(RequestBody::Memory(data)) => {
-            out.extend_from_slice(data);
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-        }
-        Some(b @ RequestBody::File(_)) => {
-            let path = b.file_path().expect("a file body has a path");
-            let file = std::fs::File::open(path).map_err(|e| (Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e))), false))?;
-            let mut buf = send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-            let mut off = 0u64;
-            loop {
-                buf.clear();
-                let (n, b) = ops::read_at(file.as_raw_fd(), buf, FILE_PIECE, off).await;
-                if n < 0 {
-                    return Err((Failure::internal(format!("pread() \"{}\" failed {}", path.display(), os(-n))), false));
-                }
-                if n == 0 {
-                    break;
-                }
-                off += n as u64;
-                buf = send_all(conn.fd, b, timeout).await.map_err(send_failed)?;
-            }
-        }
-        None => {
-            send_all(conn.fd, out, timeout).await.map_err(send_failed)?;
-        }
-    }
+    let body_sent = match sent {
+        Ok(whole) => whole,
+        Err(SendError::Upstream(Some(e))) => return Ok(Err((Failure::bad_gateway(format!("send() failed {} while sending request to upstream", os(e))), reused))),
+        Err(SendError::Upstream(None)) => return Ok(Err((Failure::timed_out("sending request to upstream"), false))),
+        Err(SendError::File(f)) => return Ok(Err((f, false))),
+        Err(SendError::Client(status)) => return Ok(Err((Failure::client(status), false))),
+    };
+    let reading = read_head(conn, conf, reused, body_sent);
+    Ok(if watch { rt::race(reading, client.hangup()).await? } else { reading.await })
+}
+
+/// The response head (interim ones skipped); Err as `exchange`'s.
+async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent: bool) -> Result<Got, (Failure, bool)> {
     let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
         // A page at a time: most heads fit the first one.
-        let max = HEAD_MAX.saturating_sub(buf.len()).clamp(1, HEAD_READ);
+        let max = conf.buffer_size.saturating_sub(buf.len()).clamp(1, HEAD_READ);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
             Recv::Data => {}
             Recv::Eof => {
@@ -154,9 +119,11 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                 return Err((Failure::bad_gateway(format!("recv() failed {} while reading response header from upstream", os(e))), retry));
             }
         }
-        let mut hs = [httparse::EMPTY_HEADER; 100];
-        let mut r = httparse::Response::new(&mut hs);
-        match r.parse(&buf) {
+        // Uninitialised slots: filling 100 headers first would cost more
+        // than parsing the few there are.
+        let mut hs = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); 100];
+        let mut r = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut r, &buf, &mut hs) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = r.code.unwrap_or(502);
                 // An interim response (100 Continue) is skipped.
@@ -167,9 +134,10 @@ pub async fn exchange(ctx: &RequestCtx<'_>, conn: UpstreamConn, head: &[u8], con
                 let http11 = r.version == Some(1);
                 let reason = r.reason.filter(|r| !r.is_empty()).map(|r| span(&buf, r.as_bytes()));
                 let headers = r.headers.iter().map(|h| (span(&buf, h.name.as_bytes()), span(&buf, h.value))).collect();
-                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers });
+                return Ok(Got { conn, buf, body_at: n, status, reason, http11, headers, body_sent });
             }
-            Ok(httparse::Status::Partial) if buf.len() >= HEAD_MAX => {
+            // The head must fit proxy_buffer_size, as nginx's first buffer.
+            Ok(httparse::Status::Partial) if buf.len() >= conf.buffer_size => {
                 return Err((Failure::invalid_header("upstream sent too big header while reading response header from upstream"), false));
             }
             Ok(httparse::Status::Partial) => {}
@@ -204,6 +172,42 @@ fn has_token(value: &[u8], word: &[u8]) -> bool {
     value.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
 }
 
+/// `proxy_redirect`: a Location (or Refresh's `url=`) the first matching
+/// rule rewrites; None when no rule matches. A rewritten Location that is
+/// relative becomes absolute, as nginx's header filter makes it.
+fn rewrite_redirect(ctx: &mut RequestCtx, conf: &ProxyConf, name: &[u8], value: &[u8]) -> Option<String> {
+    let location = match name.len() {
+        8 if name.eq_ignore_ascii_case(b"location") => true,
+        7 if name.eq_ignore_ascii_case(b"refresh") => false,
+        _ => return None,
+    };
+    if conf.redirects.is_empty() {
+        return None;
+    }
+    let value = String::from_utf8_lossy(value);
+    let at = if location { 0 } else { value.to_ascii_lowercase().find("url=")? + 4 };
+    let url = &value[at..];
+    for rule in &conf.redirects {
+        let (len, to) = match &rule.pattern {
+            RedirectPattern::Prefix(p) => {
+                let p = request::render(ctx, p);
+                if !url.starts_with(&*p) {
+                    continue;
+                }
+                (p.len(), request::render(ctx, &rule.replacement).into_owned())
+            }
+            RedirectPattern::Regex(re) => {
+                let Some(caps) = re.captures(url) else { continue };
+                let caps: Vec<&str> = caps.iter().map(|m| m.map_or("", |m| m.as_str())).collect();
+                (url.len(), rule.replacement.render(ctx, &caps))
+            }
+        };
+        let out = format!("{}{to}{}", &value[..at], &url[len..]);
+        return Some(if location { ctx.absolute_url(&out) } else { out });
+    }
+    None
+}
+
 /// How the upstream's body ends.
 enum Framing {
     None,
@@ -216,7 +220,7 @@ enum Framing {
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
 pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
-    let Got { conn, mut buf, body_at, status, reason, http11, headers } = got;
+    let Got { conn, mut buf, body_at, status, reason, http11, headers, body_sent } = got;
     if let Some(u) = ctx.upstream.as_mut() {
         u.status = Some(status);
     }
@@ -240,7 +244,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
             match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
                 Some(n) => length = Some(n),
                 None => {
-                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", upstream);
+                    super::log(ctx, Level::Error, "upstream sent invalid \"Content-Length\" header while reading response header from upstream", Some(upstream));
                     return ctx.special(502);
                 }
             }
@@ -255,6 +259,10 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         // `Connection: upgrade`).
         let upgrade_header = upgrade && name.eq_ignore_ascii_case(b"upgrade");
         if hop_by_hop(name) && !upgrade_header || conf.hide_headers.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if let Some(v) = rewrite_redirect(ctx, conf, name, value) {
+            ctx.resp.headers.push(name, v.as_bytes());
             continue;
         }
         ctx.resp.headers.push(name, value);
@@ -276,10 +284,10 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         length = None;
     }
     ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
-    let keep = request::keepalive(conf) && !close && !matches!(framing, Framing::Close);
+    let keep = request::keepalive(conf) && !close && body_sent && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
-        super::log(ctx, Level::Error, msg, upstream);
+        super::log(ctx, Level::Error, msg, Some(upstream));
         Response { close: true, ..Response::with_body(Body::Empty) }
     };
     loop {
@@ -354,7 +362,7 @@ async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], 
     }
     if let Err(e) = client.tunnel(ctx, conn.fd, conf.read_timeout).await {
         let msg = if e == "timed out" { "upstream timed out (110: Connection timed out) while proxying upgraded connection".to_string() } else { format!("{e} while proxying upgraded connection") };
-        super::log(ctx, Level::Error, &msg, upstream);
+        super::log(ctx, Level::Error, &msg, Some(upstream));
     }
     drop(conn);
     done

@@ -8,6 +8,8 @@ use crate::conf::{LocKind, Location};
 use crate::request::RequestCtx;
 use crate::conf::template::Template;
 
+use super::upload::Upload;
+
 /// Request headers never passed on (hop-by-hop, or made here).
 fn dropped(name: &str) -> bool {
     let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -26,10 +28,14 @@ fn dropped(name: &str) -> bool {
 
 /// The URI sent upstream, as nginx makes it: with a URI part in
 /// proxy_pass, the matched location prefix is replaced by it (a URI a
-/// rewrite changed so that the prefix no longer matches goes whole);
-/// without one, the client's URI as sent when nothing changed it, else the
-/// current `$uri` escaped; the args follow.
+/// rewrite changed so that the prefix no longer matches goes whole), or,
+/// in a proxy_pass with variables, it is the whole URI as it is, args and
+/// all; without one, the client's URI as sent when nothing changed it,
+/// else the current `$uri` escaped; the args follow.
 pub fn upstream_uri(ctx: &RequestCtx, loc: Option<&Location>, pass: &ProxyPass) -> String {
+    if let (Some(_), Some(uri)) = (&pass.vars, &pass.uri) {
+        return uri.clone();
+    }
     let unchanged = !ctx.internal && matches!(ctx.uri, Cow::Borrowed(_)) && !matches!(ctx.args, Some(Cow::Owned(_)));
     let mut out = Vec::with_capacity(ctx.uri.len() + 16);
     match &pass.uri {
@@ -62,9 +68,10 @@ pub fn keepalive(conf: &ProxyConf) -> bool {
 
 /// The request head: request line, proxy_set_header (an empty value drops
 /// the header), nginx's defaults (`Host: $proxy_host`, `Connection: close`
-/// unless kept alive, the body's Content-Length), then the client's
+/// unless kept alive, the body's Content-Length, or `Transfer-Encoding:
+/// chunked` for a chunked body streamed), then the client's
 /// headers that were not set here, minus hop-by-hop ones.
-pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
+pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, proxy_host: &str, uri: &str, upload: &Upload) -> Vec<u8> {
     let mut h = Vec::with_capacity(512);
     h.extend_from_slice(ctx.method().as_bytes());
     h.push(b' ');
@@ -78,15 +85,24 @@ pub fn head(ctx: &mut RequestCtx, conf: &ProxyConf, uri: &str) -> Vec<u8> {
         }
     }
     if !set("host") {
-        let host = ctx.conf.proxy_pass.as_ref().map_or("", |p| p.host.as_str());
-        push(&mut h, "Host", host);
+        push(&mut h, "Host", proxy_host);
     }
     if !set("connection") && !keepalive(conf) {
         push(&mut h, "Connection", "close");
     }
-    let body_len = ctx.body.as_ref().map_or(0, |b| b.len());
-    if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
-        push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
+    if conf.pass_request_body && upload.chunked() {
+        if !set("transfer-encoding") {
+            push(&mut h, "Transfer-Encoding", "chunked");
+        }
+    } else {
+        let body_len = match upload {
+            Upload::Buffered => ctx.body.as_ref().map_or(0, |b| b.len()),
+            // What is left of the client's (ngx.req.socket may have read some).
+            Upload::Streamed { .. } => ctx.req.content_length.unwrap_or(0).saturating_sub(ctx.body_taken),
+        };
+        if conf.pass_request_body && (body_len > 0 || ctx.req.content_length.is_some() || ctx.req.chunked) && !set("content-length") {
+            push(&mut h, "Content-Length", itoa::Buffer::new().format(body_len));
+        }
     }
     if conf.pass_request_headers {
         for (name, value) in ctx.request_headers() {

@@ -73,6 +73,9 @@ pub struct RequestCtx<'a> {
     /// The proxied server, once proxy_pass chose one ($upstream_addr,
     /// $upstream_status).
     pub upstream: Option<Upstream>,
+    /// `$proxy_host` of a proxy_pass with variables, once evaluated (a
+    /// static one's is in its config).
+    pub proxy_host: Option<String>,
     /// What balancer_by_lua set for the try at hand (ngx.balancer).
     pub balancer: BalancerPick,
 }
@@ -160,6 +163,7 @@ impl<'a> RequestCtx<'a> {
             request_length,
             resp: Reply::default(),
             upstream: None,
+            proxy_host: None,
             balancer: BalancerPick::default(),
         }
     }

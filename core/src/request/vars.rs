@@ -98,7 +98,10 @@ impl RequestCtx<'_> {
                 let last = u.status.map(|s| s.to_string()).unwrap_or_else(|| format!("{:03}", self.resp.status));
                 format!("{}{last}", u.earlier)
             }
-            "proxy_host" => self.conf.proxy_pass.as_ref()?.host.clone(),
+            "proxy_host" => match &self.proxy_host {
+                Some(h) => h.clone(),
+                None => self.conf.proxy_pass.as_ref().filter(|p| p.vars.is_none())?.host.clone(),
+            },
             "proxy_add_x_forwarded_for" => {
                 let me = self.conn.remote_addr();
                 match self.request_headers().find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for")) {

@@ -315,7 +315,7 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
                 ctx.log(Level::Info, format_args!("{} while reading client request headers", e.reason));
                 // The rest of the input is not a request: no body to read.
                 ctx.body_done = true;
-                let mut client = Client { w, io: &mut *io, body_ok: false, head: None };
+                let mut client = Client { w, io: &mut *io, body_ok: false, head: None, reader: None };
                 let resp = phases::error_response(w.lua.as_ref(), &mut ctx, &mut client, e.status).await;
                 if client.send(&mut ctx, resp).await.is_some() {
                     io.flush(*send_timeout).await;
@@ -334,7 +334,7 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
         ctx.id = w.request_number();
         server_name_captures(&mut ctx);
         // The request's whole life: its phases, the response, the log.
-        let mut client = Client { w, io: &mut *io, body_ok: true, head: None };
+        let mut client = Client { w, io: &mut *io, body_ok: true, head: None, reader: None };
         let resp = phases::run(w.lua.as_ref(), &mut ctx, &mut client).await;
         let keep = client.send(&mut ctx, resp).await;
         phases::log(w.lua.as_ref(), &mut ctx).await;
@@ -379,6 +379,8 @@ struct Client<'s> {
     body_ok: bool,
     /// Set when a streamed head is out.
     head: Option<Streamed>,
+    /// A body being read piece by piece (`read_body_part`), not yet whole.
+    reader: Option<BodyReader>,
 }
 
 /// How a streamed response was started.
@@ -396,6 +398,17 @@ struct Streamed {
 }
 
 impl Client<'_> {
+    /// The body could not be read: the connection is not reused; the
+    /// status the request ends with (400 when the client left mid-body,
+    /// as nginx logs it).
+    fn body_failed(&mut self, e: BodyError) -> u16 {
+        self.body_ok = false;
+        match e {
+            BodyError::Status(s) => s,
+            BodyError::Closed => 400,
+        }
+    }
+
     /// ngx.req.socket(true) in use: the handler owns the wire from now on
     /// (no head or body of halo's follows) and the connection closes after.
     fn take_over(&mut self, ctx: &mut RequestCtx<'_>) {
@@ -415,6 +428,12 @@ impl Client<'_> {
             return Some(self.end_stream(ctx, s, resp).await);
         }
         let lua = self.w.lua.as_ref();
+        // A body that was streamed in part is not read further: the
+        // connection closes after the response, as nginx's.
+        if self.reader.take().is_some() {
+            self.body_ok = false;
+            resp.close = true;
+        }
         // What is left of the body is read and dropped (or refused).
         // Most requests have none: skip making the future.
         if self.body_ok && !ctx.body_done && (ctx.req.content_length.unwrap_or(0) > 0 || ctx.req.chunked) {
@@ -515,7 +534,12 @@ impl crate::lua::handler::Stream for Client<'_> {
             let (chunk, end) = phases::body_filter(self.w.lua.as_ref(), ctx, chunk, eof).await;
             send_part(self.io, ctx, &mut s, &chunk, eof || end);
         }
-        let ok = self.io.flush(ctx.conf.send_timeout).await && self.io.settle().await;
+        // A proxied body's last part is not waited for: only the log phase
+        // follows it, and the connection's next send or close waits. (Lua's
+        // is: its handler may go on after ngx.eof, and the wait is what
+        // gets the send submitted before it does.)
+        let last = s.ended && ctx.resp.proxied;
+        let ok = self.io.flush(ctx.conf.send_timeout).await && (last || self.io.settle().await);
         s.broken |= !ok;
         self.head = Some(s);
         ok
@@ -641,15 +665,38 @@ impl crate::lua::handler::Stream for Client<'_> {
         if ctx.body_done || !self.body_ok {
             return Ok(());
         }
-        match read_body_into(self.io, ctx).await {
-            Ok(()) => Ok(()),
+        read_body_into(self.io, ctx).await.map_err(|e| self.body_failed(e))
+    }
+
+    async fn read_body_part(&mut self, ctx: &mut RequestCtx<'_>, wait: bool) -> Result<Vec<u8>, u16> {
+        if ctx.body_done {
+            return Ok(Vec::new());
+        }
+        if self.reader.is_none() {
+            // (The connection was taken over, or its body failed before.)
+            if !self.body_ok {
+                return Err(500);
+            }
+            match BodyReader::new(ctx, true) {
+                Ok(Some(r)) => self.reader = Some(r),
+                Ok(None) => return Ok(Vec::new()),
+                Err(e) => return Err(self.body_failed(e)),
+            }
+        }
+        // The reader stays in place while it waits: a read given up (the
+        // proxy's upstream answered first) leaves the body unfinished.
+        let reader = self.reader.as_mut().expect("made above");
+        let mut piece = Vec::new();
+        match reader.next(self.io, ctx, &mut piece, wait).await {
+            Ok(done) => {
+                if done {
+                    self.reader = None;
+                }
+                Ok(piece)
+            }
             Err(e) => {
-                self.body_ok = false;
-                // A client that left gets nothing; nginx logs 499 for it.
-                Err(match e {
-                    BodyError::Status(s) => s,
-                    BodyError::Closed => 499,
-                })
+                self.reader = None;
+                Err(self.body_failed(e))
             }
         }
     }
@@ -742,36 +789,97 @@ async fn read_body_into(io: &mut Io, ctx: &mut RequestCtx<'_>) -> Result<(), Bod
 }
 
 /// Consume the request body (Content-Length or chunked), into `writer`, or
-/// dropped without one. 413 over client_max_body_size, 400 for a bad chunk,
-/// 408 on client_body_timeout. Nothing of the body is left on the connection
+/// dropped without one. Nothing of the body is left on the connection
 /// after Ok (`ctx.body_done`).
 async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mut BodyWriter>) -> Result<(), BodyError> {
-    let req: &Request = ctx.req;
-    let length = req.content_length.unwrap_or(0);
-    if length == 0 && !req.chunked {
-        ctx.body_done = true;
-        return Ok(());
-    }
-    let max = ctx.conf.client_max_body_size;
-    if max > 0 && length > max {
-        ctx.log(Level::Error, format_args!("client intended to send too large body: {length} bytes"));
-        return Err(BodyError::Status(413));
-    }
-    let timeout = ctx.conf.client_body_timeout;
-    let mut continued = false;
-    let mut decoder = req.chunked.then(ChunkedDecoder::new);
-    // (What Lua read through ngx.req.socket() is gone already.)
-    let mut left = length.saturating_sub(ctx.body_taken);
+    let Some(mut reader) = BodyReader::new(ctx, writer.is_some())? else { return Ok(()) };
     let mut sink = Vec::new();
     loop {
-        // Use what is buffered.
+        let done = reader.next(io, ctx, &mut sink, true).await?;
+        if let Some(w) = writer.as_deref_mut() {
+            if let Err(e) = w.push(&sink).await {
+                ctx.log(Level::Crit, format_args!("{e}"));
+                return Err(BodyError::Status(500));
+            }
+        }
+        sink.clear();
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// A request body being read off the connection piece by piece
+/// (Content-Length or chunked, decoded): 413 over client_max_body_size,
+/// 400 for a bad chunk, 408 on client_body_timeout.
+struct BodyReader {
+    decoder: Option<ChunkedDecoder>,
+    /// Bytes of a Content-Length body still to come.
+    left: u64,
+    max: u64,
+    /// `100 Continue` went out.
+    continued: bool,
+    /// The bytes are wanted (a Content-Length body being discarded is not
+    /// copied).
+    keep: bool,
+}
+
+impl BodyReader {
+    /// The reader of the request's body; None when there is none left
+    /// (`ctx.body_done` set). 413 for a Content-Length over the limit.
+    fn new(ctx: &mut RequestCtx<'_>, keep: bool) -> Result<Option<BodyReader>, BodyError> {
+        let req: &Request = ctx.req;
+        let length = req.content_length.unwrap_or(0);
+        // (What Lua read through ngx.req.socket() is gone already.)
+        let left = length.saturating_sub(ctx.body_taken);
+        if !req.chunked && left == 0 {
+            ctx.body_done = true;
+            return Ok(None);
+        }
+        let max = ctx.conf.client_max_body_size;
+        if max > 0 && length > max {
+            ctx.log(Level::Error, format_args!("client intended to send too large body: {length} bytes"));
+            return Err(BodyError::Status(413));
+        }
+        Ok(Some(BodyReader { decoder: req.chunked.then(ChunkedDecoder::new), left, max, continued: false, keep }))
+    }
+
+    /// The next piece of the body into `sink`: what is buffered, after one
+    /// read within client_body_timeout when nothing is and `wait`. A piece
+    /// may be empty (chunk framing only). Ok(true) at the body's end
+    /// (`ctx.body_done` set).
+    async fn next(&mut self, io: &mut Io, ctx: &mut RequestCtx<'_>, sink: &mut Vec<u8>, wait: bool) -> Result<bool, BodyError> {
+        if wait && io.pending().is_empty() {
+            if ctx.req.expect_continue && ctx.req.version_minor == 1 && !self.continued {
+                self.continued = true;
+                io.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                if !io.flush(ctx.conf.send_timeout).await {
+                    return Err(BodyError::Closed);
+                }
+            }
+            match io.read(BODY_READ, rt::now() + ctx.conf.client_body_timeout, None).await {
+                Read::Data => {}
+                Read::TimedOut => {
+                    ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
+                    return Err(BodyError::Status(408));
+                }
+                Read::Eof => {
+                    // (A body being discarded may end so, unremarked.)
+                    if self.keep {
+                        ctx.log(Level::Info, format_args!("client prematurely closed connection"));
+                    }
+                    return Err(BodyError::Closed);
+                }
+                _ => return Err(BodyError::Closed),
+            }
+        }
         let avail = io.pending();
-        let done = if let Some(d) = decoder.as_mut() {
-            match d.decode(avail, &mut sink) {
+        let done = if let Some(d) = self.decoder.as_mut() {
+            match d.decode(avail, sink) {
                 Ok((used, done)) => {
                     io.start += used;
                     ctx.request_length += used as u64;
-                    if max > 0 && d.total() > max {
+                    if self.max > 0 && d.total() > self.max {
                         ctx.log(Level::Error, format_args!("client intended to send too large chunked body: {} bytes", d.total()));
                         return Err(BodyError::Status(413));
                     }
@@ -783,42 +891,17 @@ async fn read_body(io: &mut Io, ctx: &mut RequestCtx<'_>, mut writer: Option<&mu
                 }
             }
         } else {
-            let used = (avail.len() as u64).min(left) as usize;
-            // (A body being discarded is not copied.)
-            if writer.is_some() {
+            let used = (avail.len() as u64).min(self.left) as usize;
+            if self.keep {
                 sink.extend_from_slice(&avail[..used]);
             }
             io.start += used;
-            left -= used as u64;
+            self.left -= used as u64;
             ctx.request_length += used as u64;
-            left == 0
+            self.left == 0
         };
-        if let Some(w) = writer.as_deref_mut() {
-            if let Err(e) = w.push(&sink).await {
-                ctx.log(Level::Crit, format_args!("{e}"));
-                return Err(BodyError::Status(500));
-            }
-        }
-        sink.clear();
-        if done {
-            ctx.body_done = true;
-            return Ok(());
-        }
-        if ctx.req.expect_continue && ctx.req.version_minor == 1 && !continued {
-            continued = true;
-            io.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if !io.flush(ctx.conf.send_timeout).await {
-                return Err(BodyError::Closed);
-            }
-        }
-        match io.read(BODY_READ, rt::now() + timeout, None).await {
-            Read::Data => {}
-            Read::TimedOut => {
-                ctx.log(Level::Info, format_args!("client timed out (110: Connection timed out) while reading client request body"));
-                return Err(BodyError::Status(408));
-            }
-            _ => return Err(BodyError::Closed),
-        }
+        ctx.body_done = done;
+        Ok(done)
     }
 }
 

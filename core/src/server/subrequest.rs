@@ -60,6 +60,11 @@ impl Stream for Sink<'_> {
         Ok(())
     }
 
+    async fn read_body_part(&mut self, _: &mut RequestCtx<'_>, _: bool) -> Result<Vec<u8>, u16> {
+        // As read_body: the whole body is in ctx.body already.
+        Ok(Vec::new())
+    }
+
     fn client_fd(&self) -> Option<std::os::fd::RawFd> {
         // The client's close is the parent's to watch.
         None

@@ -17,6 +17,9 @@ local API_YIELD = {}
 
 local _M = {}
 
+-- The lua_CFunction twin of ngx.exit (core/src/lua/capi/) yields it too.
+_M.API_YIELD = API_YIELD
+
 -- What the API modules call to wait for the core.
 function _M.api_yield()
     return raw_yield(API_YIELD)

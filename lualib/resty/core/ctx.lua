@@ -65,6 +65,10 @@ function _M.set_sub(id, c)
     ctxs[tonumber(id)] = c
 end
 
+-- The tables by request number, for the lua_CFunction twin of ngx.ctx
+-- (core/src/lua/capi/request.rs), so both modes share a request's ngx.ctx.
+_M.ctxs = ctxs
+
 function _M.release(id)
     ctxs[id] = nil
 end

@@ -71,8 +71,9 @@ local dup_of = new_tab(64, 0)
 -- options string -> flags, for valid option strings (at most 64 of them).
 local flags_of = new_tab(0, 8)
 local nflags = 0
--- Whether a regex was compiled with o (ngx.re.opt's "cache is not empty").
-local o_cached = false
+-- Whether a regex was compiled with o (ngx.re.opt's "cache is not empty");
+-- a table, so the lua_CFunction twin (core/src/lua/capi/) sets it too.
+local cache_state = { o_cached = false }
 
 local ngx = ngx
 ngx.re = ngx.re or new_tab(0, 5)
@@ -133,8 +134,8 @@ local function compile(regex, opts)
     if id < 0 then
         return nil, ffi_str(str_out[0], len_out[0])
     end
-    if temp_out[0] == 0 and not o_cached and opts:find("o", 1, true) then
-        o_cached = true
+    if temp_out[0] == 0 and not cache_state.o_cached and opts:find("o", 1, true) then
+        cache_state.o_cached = true
     end
     local ncap = c_ncaptures(id)
     local names = false
@@ -588,5 +589,6 @@ return {
     version = base.version,
     split_exec = split_exec,
     -- Whether no regex was compiled with o yet (ngx.re.opt checks it).
-    is_regex_cache_empty = function() return not o_cached end,
+    is_regex_cache_empty = function() return not cache_state.o_cached end,
+    cache_state = cache_state,
 }

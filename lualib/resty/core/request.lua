@@ -480,4 +480,6 @@ end
 
 return {
     add_req_header = add_req_header,
+    -- For the lua_CFunction twin of get_headers (core/src/lua/capi/).
+    headers_mt = headers_mt,
 }

@@ -413,4 +413,7 @@ ngx.shared = shared
 
 return {
     version = base.version,
+    -- The zones' methods, which the lua_CFunction twin (core/src/lua/capi/)
+    -- copies and partly replaces.
+    methods = methods,
 }
