@@ -166,6 +166,14 @@ fn http_conf_and_includes_go_into_the_config() {
 }
 
 #[test]
+fn main_conf_goes_into_the_main_context() {
+    assert_eq!(run(&["--main-conf", "worker_shutdown_timeout 1s;", "-e", "print(1)"]), ("1\n".into(), String::new(), 0));
+    let (out, err, code) = run(&["--main-conf", "bogus_main_directive on;", "-e", "print(1)"]);
+    assert_eq!((out.as_str(), code), ("", 1));
+    assert_contains(&err, "unknown directive \"bogus_main_directive\" in /");
+}
+
+#[test]
 fn options_reach_the_generated_config() {
     let code = "local f = assert(io.open(ngx.config.prefix() .. \"conf/nginx.conf\")) print(f:read(\"*a\")) f:close()";
     let (out, _, status) = run(&["-c", "20", "--ns", "127.0.0.1", "--ns", "[::1]", "-e", code]);
@@ -210,7 +218,7 @@ fn help_and_version() {
     let (out, err, code) = run(&["-h"]);
     assert_eq!((err.as_str(), code), ("", 0));
     assert!(out.starts_with("resty [options] [lua-file [args]]\n\nOptions:\n"), "{out}");
-    for opt in ["-c NUM", "-e PROG", "-I DIR", "-j v", "-l LIB", "--shdict 'NAME SIZE'", "--http-conf", "--main-include", "--ns IP", "--nginx", "-V"] {
+    for opt in ["-c NUM", "-e PROG", "-I DIR", "-j v", "-l LIB", "--shdict 'NAME SIZE'", "--http-conf", "--main-conf", "--main-include", "--ns IP", "--nginx", "-V"] {
         assert_contains(&out, opt);
     }
     let (out, err, code) = run(&["-V"]);

@@ -95,6 +95,7 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 pub struct ConfFile {
     /// Its absolute path, as messages name it.
     pub name: Arc<str>,
+    /// Its bytes as read.
     pub text: Vec<u8>,
 }
 

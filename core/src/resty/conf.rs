@@ -39,6 +39,9 @@ pub fn nginx_conf(p: &Plan) -> String {
     for f in &p.main_includes {
         let _ = writeln!(c, "include {f};");
     }
+    for s in &o.main_confs {
+        let _ = writeln!(c, "{s}");
+    }
     for v in &p.env {
         let _ = writeln!(c, "env {v};");
     }

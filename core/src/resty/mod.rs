@@ -42,6 +42,9 @@ Options:
 
     -l LIB              Require the library LIB (as -e 'require \"LIB\"').
 
+    --main-conf CONF    An nginx.conf snippet for the main context (may be
+                        repeated).
+
     --main-include PATH Include the file in the main context (may be repeated;
                         before events {}, so it may hold load_module lines).
 

@@ -19,6 +19,8 @@ pub struct Options {
     pub nginx: Option<String>,
     pub http_confs: Vec<String>,
     pub http_includes: Vec<String>,
+    /// `--main-conf`: directives for the main context (newer resty-cli's).
+    pub main_confs: Vec<String>,
     pub main_includes: Vec<String>,
     pub errlog_level: String,
     pub resolve_ipv6: bool,
@@ -100,6 +102,7 @@ pub fn parse(words: &[String]) -> Result<Options, Stop> {
             "--nginx" => o.nginx = Some(take("--nginx")?),
             "--http-conf" => o.http_confs.push(take("--http-conf")?),
             "--http-include" => o.http_includes.push(take("--http-include")?),
+            "--main-conf" => o.main_confs.push(take("--main-conf")?),
             "--main-include" => o.main_includes.push(take("--main-include")?),
             "--errlog-level" => o.errlog_level = take("--errlog-level")?,
             "--valgrind-opts" => {
