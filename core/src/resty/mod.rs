@@ -11,7 +11,7 @@ mod options;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use options::{Options, Stop};
+use options::{fail, Options, Stop, DIE};
 
 /// The resty-cli release whose behaviour this follows (`-V` prints it).
 const RESTY_VERSION: &str = "0.21";
@@ -76,39 +76,30 @@ prints ERROR: and the traceback to stderr and exits with code 1.
 /// "resty" on when called as `halo resty`); returns the exit code.
 pub fn main(program: &str, words: &[String]) -> i32 {
     let skip = usize::from(words.first().is_some_and(|w| w == "resty"));
-    let opts = match options::parse(&words[skip..]) {
-        Ok(o) => o,
+    match options::parse(&words[skip..]).and_then(|o| run(program, words, &o)) {
+        Ok(code) => code,
         Err(Stop::Help) => {
             print!("{USAGE}");
-            return 0;
+            0
         }
         Err(Stop::Fail { msg, usage, code }) => {
             eprint!("{msg}");
             if usage {
                 eprint!("{USAGE}");
             }
-            return code;
-        }
-    };
-    match run(program, words, &opts) {
-        Ok(code) => code,
-        Err(Fail(msg, code)) => {
-            eprint!("{msg}");
             code
         }
     }
 }
 
-/// A message for stderr and the exit code (resty-cli's: 2 for a missing
-/// file, as Perl's `die` after a failed `-f` check).
-struct Fail(String, i32);
-
+/// resty-cli's exit code for a missing file: Perl's `die` after a failed
+/// `-f` check exits with its errno.
 const ENOENT: i32 = 2;
 
-fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
+fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Stop> {
     let server = match &o.nginx {
         Some(p) => PathBuf::from(p),
-        None => std::env::current_exe().map_err(|e| Fail(format!("ERROR: cannot find this program: {e}\n"), 1))?,
+        None => std::env::current_exe().map_err(|e| fail(format!("ERROR: cannot find this program: {e}\n"), 1))?,
     };
     if o.version {
         eprintln!("resty {RESTY_VERSION}");
@@ -116,16 +107,16 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
     }
     for d in &o.inc_dirs {
         if !Path::new(d).is_dir() {
-            return Err(Fail(format!("Search directory {d} is not found.\n"), ENOENT));
+            return Err(fail(format!("Search directory {d} is not found.\n"), ENOENT));
         }
     }
     let luafile = o.rest.first();
     if o.src.is_empty() && luafile.is_none() {
-        return Err(Fail("Neither Lua input file nor -e \"\" option specified.\n".into(), 255));
+        return Err(fail("Neither Lua input file nor -e \"\" option specified.\n", DIE));
     }
     if let Some(f) = luafile {
         if !Path::new(f).is_file() {
-            return Err(Fail(format!("Lua input file {f} not found.\n"), ENOENT));
+            return Err(fail(format!("Lua input file {f} not found.\n"), ENOENT));
         }
     }
     let includes = |kind: &str, paths: &[String]| {
@@ -133,7 +124,7 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
             .iter()
             .map(|p| match Path::new(p).is_file() {
                 true => Ok(absolute(p)),
-                false => Err(Fail(format!("ERROR: could not find {kind} include file '{p}'\n"), ENOENT)),
+                false => Err(fail(format!("ERROR: could not find {kind} include file '{p}'\n"), ENOENT)),
             })
             .collect::<Result<Vec<_>, _>>()
     };
@@ -144,16 +135,16 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
     let prefix = tempfile::Builder::new()
         .prefix("resty_")
         .tempdir()
-        .map_err(|e| Fail(format!("ERROR: cannot make a temporary directory: {e}\n"), 1))?;
+        .map_err(|e| fail(format!("ERROR: cannot make a temporary directory: {e}\n"), 1))?;
     let dir = prefix.path();
     for sub in ["logs", "conf"] {
-        std::fs::create_dir(dir.join(sub)).map_err(|e| Fail(format!("failed to mkdir {}: {e}\n", dir.join(sub).display()), 1))?;
+        std::fs::create_dir(dir.join(sub)).map_err(|e| fail(format!("failed to mkdir {}: {e}\n", dir.join(sub).display()), 1))?;
     }
     let mut chunks = Vec::new();
     let mut arg0 = String::new();
     if !o.src.is_empty() {
         let file = dir.join("conf/a.lua").to_string_lossy().into_owned();
-        std::fs::write(&file, o.src.join("; ")).map_err(|e| Fail(format!("Cannot open {file} for writing: {e}\n"), 1))?;
+        std::fs::write(&file, o.src.join("; ")).map_err(|e| fail(format!("Cannot open {file} for writing: {e}\n"), 1))?;
         chunks.push((file.clone(), "=(command line -e)".to_string()));
         arg0 = file;
     }
@@ -177,7 +168,7 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
         env: if o.nginx.is_some() { std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect() } else { Vec::new() },
     };
     let conf_file = dir.join("conf/nginx.conf");
-    std::fs::write(&conf_file, conf::nginx_conf(&plan)).map_err(|e| Fail(format!("Cannot open {} for writing: {e}\n", conf_file.display()), 1))?;
+    std::fs::write(&conf_file, conf::nginx_conf(&plan)).map_err(|e| fail(format!("Cannot open {} for writing: {e}\n", conf_file.display()), 1))?;
 
     let mut cmd = match wrapper.split_first() {
         Some((w, args)) => {
@@ -195,8 +186,8 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Fail> {
 
 /// The debugger or checker the server runs under (`--gdb`, `--rr`,
 /// `--valgrind`), at most one; resty-cli's exit code 25 when two are given.
-fn wrapper(o: &Options) -> Result<Vec<String>, Fail> {
-    let conflict = |a: &str, b: &str| Err(Fail(format!("ERROR: options --{a} and --{b} cannot be specified at the same time.\n"), 25));
+fn wrapper(o: &Options) -> Result<Vec<String>, Stop> {
+    let conflict = |a: &str, b: &str| Err(fail(format!("ERROR: options --{a} and --{b} cannot be specified at the same time.\n"), 25));
     match (o.gdb, o.rr, o.valgrind) {
         (true, _, true) => conflict("gdb", "valgrind"),
         (true, true, _) => conflict("gdb", "rr"),
@@ -248,7 +239,7 @@ const FORWARDED: [libc::c_int; 8] =
 /// sent as is and, if that ends the process within 0.1 s, its status is
 /// the exit code (143 for a SIGTERM it exited 0 on). Returns the status as
 /// resty-cli does: the exit code, or the raw wait status of a signal death.
-fn spawn_and_wait(cmd: &mut Command) -> Result<i32, Fail> {
+fn spawn_and_wait(cmd: &mut Command) -> Result<i32, Stop> {
     // SAFETY: sigset calls on a local set; the mask and SIGPIPE's default
     // action (std ignores it, and an ignored signal is never delivered)
     // are this thread's own.
@@ -274,7 +265,7 @@ fn spawn_and_wait(cmd: &mut Command) -> Result<i32, Fail> {
     }
     let mut child = cmd.spawn().map_err(|e| {
         let words: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
-        Fail(format!("ERROR: failed to run command \"{}\": {}\n", words.join(" "), strerror(&e)), e.raw_os_error().unwrap_or(1))
+        fail(format!("ERROR: failed to run command \"{}\": {}\n", words.join(" "), strerror(&e)), e.raw_os_error().unwrap_or(1))
     })?;
     let pid = child.id() as i32;
     let status = |s: std::process::ExitStatus| {

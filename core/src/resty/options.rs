@@ -44,10 +44,15 @@ pub enum Stop {
 }
 
 /// resty-cli dies (Perl's `die`, exit 255) on a bad option value.
-const DIE: i32 = 255;
+pub const DIE: i32 = 255;
+
+/// A message and an exit code, no usage.
+pub fn fail(msg: impl Into<String>, code: i32) -> Stop {
+    Stop::Fail { msg: msg.into(), usage: false, code }
+}
 
 fn die(msg: impl Into<String>) -> Stop {
-    Stop::Fail { msg: msg.into(), usage: false, code: DIE }
+    fail(msg, DIE)
 }
 
 fn bad_usage(msg: impl Into<String>) -> Stop {
