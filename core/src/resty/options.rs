@@ -63,7 +63,7 @@ fn bad_usage(msg: impl Into<String>) -> Stop {
 pub fn parse(words: &[String]) -> Result<Options, Stop> {
     let mut o = Options { errlog_level: "warn".into(), ..Options::default() };
     let mut jit: Option<String> = None;
-    let mut it = words.iter().cloned().peekable();
+    let mut it = words.iter().cloned();
     while let Some(arg) = it.next() {
         if !arg.starts_with('-') {
             o.rest.push(arg);
