@@ -151,3 +151,15 @@ fn proxy_next_upstream_directives_and_their_errors() {
     expect_emerg("proxy_next_upstream_tries 1;\nproxy_next_upstream_tries 2;", "\"proxy_next_upstream_tries\" directive is duplicate", "tries 2");
     expect_emerg("proxy_next_upstream_timeout soon;", "\"proxy_next_upstream_timeout\" directive invalid value", "soon");
 }
+
+#[test]
+fn balancer_keepalive_and_its_errors() {
+    // lua-nginx-module 0.10.27's directive; Debian's 0.10.23 has no such directive.
+    if is_nginx() {
+        return;
+    }
+    let ups = |d: &str| format!("    upstream u {{\n        server 0.0.0.1;\n        {d}\n    }}");
+    expect_ok(&ups("balancer_keepalive 512;"));
+    expect_emerg(&ups("balancer_keepalive 0;"), "invalid value \"0\" in \"balancer_keepalive\" directive", "balancer_keepalive 0");
+    expect_emerg(&ups("balancer_keepalive 1;\n        balancer_keepalive 2;"), "\"balancer_keepalive\" directive is duplicate", "balancer_keepalive 2");
+}

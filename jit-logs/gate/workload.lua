@@ -204,10 +204,13 @@ end
 -- balancer_by_lua*: ngx.balancer's calls in a loop, then the real peer
 -- (the gate itself).
 local balancer = require "ngx.balancer"
+local pool_opts = { pool = "gate", pool_size = 4 }
 function _M.balancer_phase()
     local acc = 0
     for i = 1, N do
         assert(balancer.set_current_peer("127.0.0.1", 1 + i % 100))
+        assert(balancer.set_current_peer("127.0.0.1", 1 + i % 100, pool_opts))
+        assert(balancer.enable_keepalive(10, 100))
         balancer.set_more_tries(0)
         if balancer.get_last_failure() then acc = acc + 1 end
         balancer.set_timeouts(1, 1, 1)

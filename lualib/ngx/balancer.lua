@@ -13,6 +13,7 @@ local c_set_peer = C.halo_ffi_balancer_set_current_peer
 local c_more_tries = C.halo_ffi_balancer_set_more_tries
 local c_last_failure = C.halo_ffi_balancer_get_last_failure
 local c_set_timeouts = C.halo_ffi_balancer_set_timeouts
+local c_enable_keepalive = C.halo_ffi_balancer_enable_keepalive
 local FFI_OK = base.FFI_OK
 local FFI_BAD_CONTEXT = base.FFI_BAD_CONTEXT
 local phase = require "resty.core.phase"
@@ -41,11 +42,35 @@ end
 
 local _M = { version = base.version }
 
--- set_current_peer(addr, port) or set_current_peer("addr:port"); the
--- optional host (SNI) waits for TLS.
-function _M.set_current_peer(addr, port)
+-- set_current_peer(addr, port[, opts]) or set_current_peer("addr:port").
+-- The third argument names the keep-alive pool enable_keepalive uses:
+-- APISIX's table form { pool = name, pool_size = n }, or the host string
+-- of current lua-resty-core (TLS's SNI, when halo has TLS).
+function _M.set_current_peer(addr, port, opts)
     if type(addr) ~= "string" then
         error("bad argument #1 to 'set_current_peer' (string expected, got " .. type(addr) .. ")", 2)
+    end
+    local pool, pool_size
+    if opts ~= nil then
+        local t = type(opts)
+        if t == "string" then
+            pool = opts
+        elseif t == "table" then
+            pool = opts.pool
+            pool_size = opts.pool_size
+            if pool ~= nil and type(pool) ~= "string" then
+                error("bad option 'pool' to 'set_current_peer' (string expected, got " .. type(pool) .. ")", 2)
+            end
+            if pool_size ~= nil then
+                if type(pool_size) ~= "number" then
+                    error("bad option 'pool_size' to 'set_current_peer' (number expected, got " .. type(pool_size) .. ")", 2)
+                elseif pool_size < 1 then
+                    error("bad option 'pool_size' to 'set_current_peer' (expected > 0)", 2)
+                end
+            end
+        else
+            error("bad argument #3 to 'set_current_peer' (table expected, got " .. t .. ")", 2)
+        end
     end
     if port == nil then
         local a, p = match(addr, "^(.*):(%d+)$")
@@ -58,7 +83,7 @@ function _M.set_current_peer(addr, port)
         error("bad argument #2 to 'set_current_peer' (number expected, got " .. type(port) .. ")", 2)
     end
     local r = request()
-    local rc = c_set_peer(r, addr, #addr, port, errmsg)
+    local rc = c_set_peer(r, addr, #addr, port, pool, pool and #pool or 0, pool_size or 0, errmsg)
     if rc == FFI_OK then
         return true
     elseif rc == base.FFI_ERROR then
@@ -94,10 +119,32 @@ function _M.set_timeouts(connect, send, read)
     return true
 end
 
--- Upstream connections are kept per peer whatever is set here.
-function _M.enable_keepalive()
-    request()
-    return true
+-- Keep the try's connection after the response in set_current_peer's
+-- pool: idle_timeout seconds (60; 0: no limit), max_requests requests
+-- (100; 0: no limit), as lua-resty-core's.
+function _M.enable_keepalive(idle_timeout, max_requests)
+    if idle_timeout == nil then
+        idle_timeout = 60
+    elseif type(idle_timeout) ~= "number" then
+        error("bad argument #1 to 'enable_keepalive' (number expected, got " .. type(idle_timeout) .. ")", 2)
+    elseif idle_timeout < 0 then
+        error("bad argument #1 to 'enable_keepalive' (expected >= 0)", 2)
+    end
+    if max_requests == nil then
+        max_requests = 100
+    elseif type(max_requests) ~= "number" then
+        error("bad argument #2 to 'enable_keepalive' (number expected, got " .. type(max_requests) .. ")", 2)
+    elseif max_requests < 0 then
+        error("bad argument #2 to 'enable_keepalive' (expected >= 0)", 2)
+    end
+    local r = request()
+    local rc = c_enable_keepalive(r, idle_timeout, max_requests, errmsg)
+    if rc == FFI_OK then
+        return true
+    elseif rc == base.FFI_ERROR then
+        return nil, ffi_str(errmsg[0])
+    end
+    check(rc, r)
 end
 
 function _M.recreate_request()

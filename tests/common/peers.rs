@@ -508,13 +508,16 @@ fn serve(mut s: Box<dyn Stream>, mode: Mode, received: Arc<Mutex<Vec<u8>>>, stop
 /// the connection) headers. A target starting with `/chunked` gets a chunked response (the
 /// same body in chunks of 7 bytes); `/close` answers with `Connection: close` and closes;
 /// `/status/NNN` answers with that status; `.../redirect?to=TO` answers 302 with `Location: TO`
-/// and `Refresh: 0; url=TO` (TO as sent). Request bodies by Content-Length
-/// or chunked. [`HttpUpstream::start_unix`] serves on a unix-domain socket instead.
+/// and `Refresh: 0; url=TO` (TO as sent); `/delay/MS` answers after MS milliseconds. Request
+/// bodies by Content-Length or chunked. [`HttpUpstream::start_unix`] serves on a unix-domain
+/// socket instead.
 pub struct HttpUpstream {
     port: u16,
     path: Option<PathBuf>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
+    /// Connections over so far (the client closed them, or a `/close`).
+    pub closed: Arc<AtomicUsize>,
     /// Requests served so far.
     pub requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -541,17 +544,21 @@ impl HttpUpstream {
 
     fn run(l: Listener, port: u16, path: Option<PathBuf>) -> HttpUpstream {
         let accepted = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (accepted.clone(), requests.clone(), stop.clone());
+        let (a, c, r, s) = (accepted.clone(), closed.clone(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok(stream) => {
                         let idx = a.fetch_add(1, Ordering::SeqCst) + 1;
-                        let (r, s) = (r.clone(), s.clone());
-                        conns.push(std::thread::spawn(move || http_serve(stream, idx, r, s)));
+                        let (c, r, s) = (c.clone(), r.clone(), s.clone());
+                        conns.push(std::thread::spawn(move || {
+                            http_serve(stream, idx, r, s);
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }));
                     }
                     Err(_) => std::thread::sleep(POLL),
                 }
@@ -560,7 +567,7 @@ impl HttpUpstream {
                 let _ = c.join();
             }
         });
-        HttpUpstream { port, path, accepted, requests, stop, thread: Some(thread) }
+        HttpUpstream { port, path, accepted, closed, requests, stop, thread: Some(thread) }
     }
 
     /// The port (127.0.0.1; 0 for a unix-domain one).
@@ -576,6 +583,11 @@ impl HttpUpstream {
     /// Requests served so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections over so far.
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -684,6 +696,9 @@ fn http_serve(mut s: Box<dyn Stream>, conn_idx: usize, requests: Arc<AtomicUsize
             body = buf.drain(..cl).collect();
         }
         requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(ms) = target.strip_prefix("/delay/").and_then(|s| s.parse::<u64>().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         // The response.
         let mut out = format!("{method} {target}\n");
         for (n, v) in &headers {

@@ -33,6 +33,10 @@ pub struct UpstreamConf {
     pub keepalive_requests: u64,
     /// `keepalive_timeout T` (60s): how long a kept connection may idle.
     pub keepalive_timeout: Duration,
+    /// `balancer_keepalive N` (32): idle connections kept for the peers
+    /// balancer_by_lua chose with ngx.balancer.enable_keepalive (a pool
+    /// named by set_current_peer's `pool` option has its `pool_size`).
+    pub balancer_keepalive: usize,
     /// `balancer_by_lua_block` / `_file`: Lua that picks each try's peer
     /// (ngx.balancer) instead of the method.
     pub balancer_by_lua: Option<Arc<super::LuaCode>>,
@@ -162,6 +166,7 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>], lua_
     let mut keepalive = None;
     let mut keepalive_requests = None;
     let mut keepalive_timeout = None;
+    let mut balancer_keepalive = None;
     let mut balancer_by_lua = None;
     for c in d.block.as_deref().unwrap_or(&[]) {
         check(c)?;
@@ -222,9 +227,14 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>], lua_
                 }
                 balancer_by_lua = Some(Arc::new(lua_code(c)));
             }
-            // The pool of balancer-chosen peers: halo's per-peer pool serves them.
             "balancer_keepalive" => {
-                atoi(&c.args[0]).ok_or_else(|| slot_err(c, "invalid number"))?;
+                if balancer_keepalive.is_some() {
+                    return Err(dup(c));
+                }
+                let n = atoi(&c.args[0]).filter(|&n| n > 0).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                    ConfError::at(format!("invalid value \"{}\" in \"balancer_keepalive\" directive", c.args[0]), c)
+                })?;
+                balancer_keepalive = Some(n);
             }
             _ => unreachable!("{} checked but not handled", c.name),
         }
@@ -246,6 +256,7 @@ pub(super) fn upstream_block(d: &Directive, existing: &[Arc<UpstreamConf>], lua_
         keepalive,
         keepalive_requests: keepalive_requests.unwrap_or(1000),
         keepalive_timeout: keepalive_timeout.unwrap_or(Duration::from_secs(60)),
+        balancer_keepalive: balancer_keepalive.unwrap_or(32),
         balancer_by_lua,
     })
 }

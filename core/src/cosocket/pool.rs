@@ -27,6 +27,8 @@ struct Idle {
     /// When it went idle, and how long it may stay (zero: no limit).
     since: Instant,
     timeout: Duration,
+    /// The peer it goes to, in a pool several peers share.
+    peer: Option<SocketAddr>,
 }
 
 #[derive(Default)]
@@ -58,12 +60,17 @@ impl Pool {
 }
 
 /// A pool's name: a cosocket pool's (Lua's, "host:port" by default), or
-/// the proxy's pool of a peer address (kept apart, so no name can take it,
-/// and found without formatting the address).
+/// one of the proxy's, kept apart so that no Lua name can take them: a
+/// peer address's, an upstream block's (by the block's address) or an
+/// ngx.balancer pool's (by its name). The last two are shared by several
+/// peers, their connections taken by peer ([`take_peer`]). Found without
+/// formatting.
 #[derive(Clone, Copy)]
 pub enum Key<'a> {
     Name(&'a str),
     Peer(SocketAddr),
+    Upstream(usize),
+    Balancer(&'a str),
 }
 
 impl<'a> From<&'a str> for Key<'a> {
@@ -86,41 +93,65 @@ impl From<SocketAddr> for Key<'_> {
 
 #[derive(Default)]
 struct Pools {
+    /// Lua's pools, and ngx.balancer's, by name.
     named: HashMap<String, Pool>,
-    /// (ahash: one lookup per proxied request each way; no name here comes from a client.)
+    balancers: HashMap<String, Pool>,
+    /// (ahash: one lookup per proxied request each way; no key here comes from a client.)
     peers: HashMap<SocketAddr, Pool, ahash::RandomState>,
+    upstreams: HashMap<usize, Pool, ahash::RandomState>,
+}
+
+/// Pool `name` of `map`, made when it has none yet.
+fn named_entry<'m>(map: &'m mut HashMap<String, Pool>, name: &str) -> &'m mut Pool {
+    if !map.contains_key(name) {
+        map.insert(name.to_string(), Pool::default());
+    }
+    map.get_mut(name).expect("just inserted")
 }
 
 impl Pools {
     fn get(&self, key: Key) -> Option<&Pool> {
         match key {
             Key::Name(n) => self.named.get(n),
+            Key::Balancer(n) => self.balancers.get(n),
             Key::Peer(a) => self.peers.get(&a),
+            Key::Upstream(id) => self.upstreams.get(&id),
         }
     }
 
     fn get_mut(&mut self, key: Key) -> Option<&mut Pool> {
         match key {
             Key::Name(n) => self.named.get_mut(n),
+            Key::Balancer(n) => self.balancers.get_mut(n),
             Key::Peer(a) => self.peers.get_mut(&a),
+            Key::Upstream(id) => self.upstreams.get_mut(&id),
         }
     }
 
     /// Pool `key`, made when it has none yet.
     fn entry(&mut self, key: Key) -> &mut Pool {
         match key {
-            Key::Name(n) => {
-                if !self.named.contains_key(n) {
-                    self.named.insert(n.to_string(), Pool::default());
-                }
-                self.named.get_mut(n).expect("just inserted")
-            }
+            Key::Name(n) => named_entry(&mut self.named, n),
+            Key::Balancer(n) => named_entry(&mut self.balancers, n),
             Key::Peer(a) => self.peers.entry(a).or_default(),
+            Key::Upstream(id) => self.upstreams.entry(id).or_default(),
         }
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
-        self.named.values_mut().chain(self.peers.values_mut())
+        let named = self.named.values_mut().chain(self.balancers.values_mut());
+        named.chain(self.peers.values_mut()).chain(self.upstreams.values_mut())
+    }
+
+    /// Drop the pools that hold nothing and wait for nothing.
+    fn retain_used(&mut self) {
+        fn used(pool: &Pool) -> bool {
+            !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty()
+        }
+        self.named.retain(|_, p| used(p));
+        self.balancers.retain(|_, p| used(p));
+        self.peers.retain(|_, p| used(p));
+        self.upstreams.retain(|_, p| used(p));
     }
 }
 
@@ -147,6 +178,24 @@ pub fn take_conn<'a>(key: impl Into<Key<'a>>) -> Option<(RawFd, u32, Option<ops:
         while let Some(idle) = pool.idle.pop_back() {
             if alive(&idle) {
                 return Some((idle.fd, idle.reused, idle.multi));
+            }
+            close(idle.fd);
+            pool.closed();
+        }
+        None
+    })
+}
+
+/// The most recently pooled idle connection to `peer` of pool `key`, one
+/// several peers share (the others' stay): its fd and how often it was reused.
+pub fn take_peer(key: Key, peer: SocketAddr) -> Option<(RawFd, u32)> {
+    POOLS.with(|p| {
+        let mut p = p.borrow_mut();
+        let pool = p.get_mut(key)?;
+        while let Some(i) = pool.idle.iter().rposition(|i| i.peer == Some(peer)) {
+            let idle = pool.idle.remove(i).expect("a found index");
+            if alive(&idle) {
+                return Some((idle.fd, idle.reused));
             }
             close(idle.fd);
             pool.closed();
@@ -242,10 +291,20 @@ pub fn put<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, timeout: Duratio
 
 /// [`put`], keeping the connection's multishot receive armed.
 pub fn put_conn<'a>(key: impl Into<Key<'a>>, fd: RawFd, reused: u32, multi: Option<ops::RecvMulti>, timeout: Duration, size: usize) {
+    put_idle(key.into(), Idle { fd, reused, multi, since: rt::now(), timeout, peer: None }, size)
+}
+
+/// [`put`] into a pool several peers share: the connection goes to `peer`
+/// ([`take_peer`] finds it).
+pub fn put_peer(key: Key, peer: SocketAddr, fd: RawFd, reused: u32, timeout: Duration, size: usize) {
+    put_idle(key, Idle { fd, reused, multi: None, since: rt::now(), timeout, peer: Some(peer) }, size)
+}
+
+fn put_idle(key: Key, idle: Idle, size: usize) {
     POOLS.with(|p| {
         let mut p = p.borrow_mut();
-        let pool = p.entry(key.into());
-        pool.idle.push_back(Idle { fd, reused, multi, since: rt::now(), timeout });
+        let pool = p.entry(key);
+        pool.idle.push_back(idle);
         if pool.idle.len() > size {
             if let Some(old) = pool.idle.pop_front() {
                 close(old.fd);
@@ -284,10 +343,9 @@ async fn sweep() {
                     pool.closed();
                 }
             }
-            let used = |pool: &mut Pool| !pool.idle.is_empty() || pool.opened > 0 || !pool.waiters.is_empty();
-            p.named.retain(|_, pool| used(pool));
-            p.peers.retain(|_, pool| used(pool));
-            p.named.values().chain(p.peers.values()).any(|pool| !pool.idle.is_empty())
+            p.retain_used();
+            let left = p.values_mut().any(|pool| !pool.idle.is_empty());
+            left
         });
         if !left {
             SWEEPING.with(|s| s.set(false));

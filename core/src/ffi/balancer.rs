@@ -19,15 +19,20 @@ fn balancer(r: u64, f: impl for<'x, 'a> FnOnce(&'x mut RequestCtx<'a>) -> c_int)
 }
 
 /// # Safety
-/// `addr` must be valid for `len` bytes; `err` NULL or valid for a write.
+/// `addr` must be valid for `len` bytes, `pool` NULL or valid for
+/// `pool_len`; `err` NULL or valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn halo_ffi_balancer_set_current_peer(r: u64, addr: *const u8, len: usize, port: c_int, err: *mut *const c_char) -> c_int {
+pub unsafe extern "C" fn halo_ffi_balancer_set_current_peer(r: u64, addr: *const u8, len: usize, port: c_int, pool: *const u8, pool_len: usize, pool_size: c_int, err: *mut *const c_char) -> c_int {
     // SAFETY: forwarded caller contract.
     let text = unsafe { read_in(addr, len) };
     let ip = std::str::from_utf8(text).ok().and_then(|t| t.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok());
+    // SAFETY: forwarded caller contract (NULL: no pool named).
+    let pool = (!pool.is_null()).then(|| String::from_utf8_lossy(unsafe { read_in(pool, pool_len) }).into_owned());
+    let size = usize::try_from(pool_size).ok().filter(|&n| n > 0);
     balancer(r, |req| match (ip, u16::try_from(port)) {
         (Some(ip), Ok(port)) if port > 0 => {
             req.balancer.peer = Some(SocketAddr::new(ip, port));
+            req.balancer.pool = (pool.is_some() || size.is_some()).then(|| (pool.unwrap_or_default(), size));
             OK
         }
         (None, _) => {
@@ -40,6 +45,22 @@ pub unsafe extern "C" fn halo_ffi_balancer_set_current_peer(r: u64, addr: *const
             unsafe { set_err(err, c"invalid port") };
             ERROR
         }
+    })
+}
+
+/// # Safety
+/// `err` must be NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn halo_ffi_balancer_enable_keepalive(r: u64, timeout: f64, max_requests: u32, err: *mut *const c_char) -> c_int {
+    let timeout = if timeout.is_finite() && timeout > 0.0 { Duration::from_secs_f64(timeout) } else { Duration::ZERO };
+    balancer(r, |req| {
+        if req.balancer.peer.is_none() {
+            // SAFETY: forwarded caller contract.
+            unsafe { set_err(err, c"no current peer set") };
+            return ERROR;
+        }
+        req.balancer.keepalive = Some((timeout, max_requests));
+        OK
     })
 }
 

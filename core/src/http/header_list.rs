@@ -94,6 +94,17 @@ impl HeaderList {
         self.lines.push((n, v));
     }
 
+    /// Adds the lines `lines`, (name, value) spans of `text` (a head as
+    /// httparse found them), copying `text` once.
+    pub fn extend_spans(&mut self, text: &[u8], lines: &[(Span, Span)]) {
+        let base = self.text.len() as u32;
+        self.text.extend_from_slice(text);
+        // (What `remove` counts dead for a line: from its name to its value's end.)
+        let used: u32 = lines.iter().map(|&(n, v)| v.1 - n.0).sum();
+        self.dead += text.len() - used as usize;
+        self.lines.extend(lines.iter().map(|&((a, b), (c, d))| ((base + a, base + b), (base + c, base + d))));
+    }
+
     /// Removes every line of `name` (ASCII case-insensitive).
     pub fn remove(&mut self, name: impl AsRef<[u8]>) {
         let name = name.as_ref();
@@ -239,6 +250,28 @@ mod tests {
         }
         assert!(h.text.len() < 16 * 1024, "{}", h.text.len());
         assert_eq!(lines(&h), [("Keep".into(), "me".into()), ("X-Loop".into(), "value 99999".into())]);
+    }
+
+    #[test]
+    fn spans_of_a_head_become_lines() {
+        let head = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nSet-Cookie: b=2\r\n\r\n";
+        // The (name, value) spans of line "NAME: VALUE".
+        let line = |name: &str, value: &str| {
+            let l = format!("{name}: {value}");
+            let i = head.windows(l.len()).position(|w| w == l.as_bytes()).unwrap() as u32;
+            let v = i + name.len() as u32 + 2;
+            ((i, i + name.len() as u32), (v, v + value.len() as u32))
+        };
+        let mut h = HeaderList::new();
+        h.push("First", "0");
+        h.extend_spans(head, &[line("X-A", "1"), line("Set-Cookie", "b=2")]);
+        assert_eq!(lines(&h), [("First".into(), "0".into()), ("X-A".into(), "1".into()), ("Set-Cookie".into(), "b=2".into())]);
+        // Removing and compacting keep the others right.
+        h.remove("x-a");
+        h.dead = 5000;
+        h.text.resize(12_000, b'-');
+        h.compact_if_sparse();
+        assert_eq!(lines(&h), [("First".into(), "0".into()), ("Set-Cookie".into(), "b=2".into())]);
     }
 
     #[test]

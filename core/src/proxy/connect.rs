@@ -7,27 +7,34 @@ use std::time::Duration;
 use crate::conf::upstream::PeerAddr;
 use crate::rt::{self, ops};
 
-use super::{pool, Failure};
+use super::pool::{self, Terms};
+use super::Failure;
 
-/// A connection to a peer; closed when dropped unless it went back to the
+/// A connection to a peer; closed when dropped unless it went back to its
 /// pool ([`UpstreamConn::keep`]).
-pub struct UpstreamConn {
+pub struct UpstreamConn<'t> {
     pub fd: RawFd,
     pub addr: PeerAddr,
     /// Requests it served before this one (0: a new connection).
     pub reused: u32,
+    /// Its pool; None: closed after the request.
+    pub terms: Option<&'t Terms<'t>>,
 }
 
-impl UpstreamConn {
-    /// Back to the pool, for the next request to the same peer.
+impl UpstreamConn<'_> {
+    /// Back to its pool, for the next request to the same peer (closed
+    /// when it has none or served its `keepalive_requests`).
     pub fn keep(mut self) {
-        // (-1: the pool owns the fd now, the drop leaves it alone.)
-        let fd = std::mem::replace(&mut self.fd, -1);
-        pool::put(&self.addr, fd, self.reused + 1);
+        if let Some(terms) = self.terms {
+            if pool::put(terms, &self.addr, self.fd, self.reused + 1) {
+                // (The pool owns the fd now, the drop leaves it alone.)
+                self.fd = -1;
+            }
+        }
     }
 }
 
-impl Drop for UpstreamConn {
+impl Drop for UpstreamConn<'_> {
     fn drop(&mut self) {
         if self.fd >= 0 {
             // SAFETY: the connection owns fd; nothing uses it after this.
@@ -36,11 +43,12 @@ impl Drop for UpstreamConn {
     }
 }
 
-/// A connection to `addr`: a pooled one unless `fresh`, else a new one.
-pub async fn get(addr: &PeerAddr, timeout: Duration, fresh: bool) -> Result<UpstreamConn, Failure> {
-    if !fresh {
-        if let Some((fd, reused)) = pool::take(addr) {
-            return Ok(UpstreamConn { fd, addr: addr.clone(), reused });
+/// A connection to `addr`: one idle in its pool (`terms`) unless `fresh`,
+/// else a new one.
+pub async fn get<'t>(addr: &PeerAddr, timeout: Duration, terms: Option<&'t Terms<'t>>, fresh: bool) -> Result<UpstreamConn<'t>, Failure> {
+    if let Some(t) = terms.filter(|_| !fresh) {
+        if let Some((fd, reused)) = pool::take(t, addr) {
+            return Ok(UpstreamConn { fd, addr: addr.clone(), reused, terms });
         }
     }
     let raw = match addr {
@@ -56,7 +64,7 @@ pub async fn get(addr: &PeerAddr, timeout: Duration, fresh: bool) -> Result<Upst
         let e = std::io::Error::last_os_error();
         return Err(Failure::internal(format!("socket() failed {} while connecting to upstream", crate::log::error::os_error(&e))));
     }
-    let conn = UpstreamConn { fd, addr: addr.clone(), reused: 0 };
+    let conn = UpstreamConn { fd, addr: addr.clone(), reused: 0, terms };
     match rt::race(ops::connect(fd, raw), rt::sleep_until(rt::now() + timeout)).await {
         Ok(0) => Ok(conn),
         Ok(e) => {

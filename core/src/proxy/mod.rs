@@ -27,7 +27,7 @@ use crate::conf::proxy::{ProxyPass, NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_NON_ID
 use crate::conf::upstream::PeerAddr;
 use crate::conf::Location;
 use crate::lua::handler::{LuaHandlers, Stream};
-use crate::request::{RequestCtx, Response, Upstream};
+use crate::request::{RequestCtx, Response, Upstream, UpstreamTry};
 use crate::rt;
 
 pub use connect::UpstreamConn;
@@ -122,21 +122,23 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
     // sent, unless non_idempotent.
     let idempotent = !matches!(ctx.method(), "POST" | "LOCK" | "PATCH");
     let started = rt::now();
-    let mut tried: Vec<String> = Vec::new();
-    // $upstream_status of the tries before this one.
-    let mut statuses = String::new();
+    // One record per try ($upstream_addr, $upstream_status, ...).
+    let u = ctx.upstream.get_or_insert_with(Upstream::default);
+    u.tries.clear();
+    u.headers.clear();
     let mut last_failure = None;
     // balancer_by_lua: Lua picks each try's peer (the block's balancer when
     // it sets none); 1 + set_more_tries tries.
     let lua_balancer = lua.zip(pass.upstream.as_ref().and_then(|u| u.balancer_by_lua.clone()));
     let mut tries = 0usize;
     'tries: loop {
+        let try_start = rt::now();
         let t = match &lua_balancer {
             Some((lua, code)) => {
                 if tries > ctx.balancer.more_tries as usize {
                     break;
                 }
-                ctx.balancer.peer = None;
+                ctx.balancer.next_try();
                 if !lua.run_balancer(ctx, code).await {
                     return ctx.special(500);
                 }
@@ -165,35 +167,51 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             let need = kind | if sent && !idempotent { NEXT_NON_IDEMPOTENT } else { 0 };
             more && (replayable || !sent) && conf.next_upstream & need == need && (conf.next_upstream_timeout.is_zero() || rt::now().saturating_duration_since(started) < conf.next_upstream_timeout)
         };
-        tried.push(t.name.clone());
-        // $upstream_addr and $upstream_status list every try, as nginx's.
-        ctx.upstream = Some(Upstream { addr: tried.join(", "), status: None, earlier: statuses.clone() });
+        if let Some(u) = ctx.upstream.as_mut() {
+            u.tries.push(UpstreamTry::new(t.name.clone(), try_start));
+        }
         let upstream_name = Target { addr: &t.addr, uri: &uri };
+        // The connection's pool (None: closed after the response).
+        let balancer_pool = ctx.balancer.pool.take();
+        let terms = if request::keepalive(&conf) { pool::Terms::of(pass, &t.addr, ctx.balancer.keepalive, balancer_pool.as_ref()) } else { None };
         // A pooled connection the server closed meanwhile gets one more try
         // on a fresh one (as nginx retries a cached connection).
         let mut failure = None;
         let mut sent = false;
         for fresh in [false, true] {
-            let c = match connect::get(&t.addr, conf.connect_timeout, fresh).await {
+            let c = match connect::get(&t.addr, conf.connect_timeout, terms.as_ref(), fresh).await {
                 Ok(c) => c,
                 Err(f) => {
                     failure = Some(f);
                     break;
                 }
             };
+            if let Some(t) = current_try(ctx) {
+                t.connected = Some(rt::now());
+            }
             // Unless proxy_ignore_client_abort, a client that hangs up while
             // the upstream is busy ends the request (499), as nginx's check
             // of a broken connection does.
-            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort).await;
+            let mut io = relay::Io::default();
+            let res = relay::exchange(ctx, c, &head, &mut upload, &conf, client, !conf.ignore_client_abort, &mut io).await;
+            // (A retry on a fresh connection counts that one's.)
+            if let Some(t) = current_try(ctx) {
+                t.bytes_sent = io.sent;
+                t.bytes_received = io.received;
+            }
             let Ok(res) = res else {
                 peers.done(&t, true);
                 log(ctx, crate::log::Level::Info, "client prematurely closed connection, so upstream connection is closed too while sending request to upstream", Some(&upstream_name));
+                end_try(ctx, 0);
                 let mut r = ctx.special(499);
                 r.close = true;
                 return r;
             };
             match res {
                 Ok(got) => {
+                    if let Some(t) = current_try(ctx) {
+                        t.header_read = Some(rt::now());
+                    }
                     // proxy_next_upstream http_NNN: that answer is not
                     // relayed while another try may follow; its connection
                     // is closed. nginx counts 403 and 404 as "next", the
@@ -204,16 +222,19 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
                         let next = matches!(status, 403 | 404);
                         peers.done(&t, next);
                         ctx.balancer.last_failure = Some((if next { "next" } else { "failed" }, status));
-                        statuses.push_str(&format!("{status}, "));
+                        end_try(ctx, status);
                         last_failure = None;
                         continue 'tries;
                     }
                     peers.done(&t, true);
-                    return relay::respond(ctx, got, &conf, &upstream_name, client).await;
+                    let r = relay::respond(ctx, got, &conf, &upstream_name, client).await;
+                    end_try(ctx, 0);
+                    return r;
                 }
                 Err((f, _)) if f.kind == 0 => {
                     // The client's body failed: not the peer's fault.
                     peers.done(&t, true);
+                    end_try(ctx, 0);
                     return client_failed(ctx, f.status);
                 }
                 Err((_, true)) if !fresh => continue,
@@ -227,12 +248,12 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
         let f = failure.unwrap_or_else(|| Failure::bad_gateway("upstream failed"));
         peers.done(&t, false);
         ctx.balancer.last_failure = Some(("failed", f.status));
+        end_try(ctx, f.status);
         if !next_ok(&conf, f.kind, sent) {
             return fail(ctx, &upstream_name, f);
         }
         // The next peer (nginx logs each failure).
         log(ctx, f.level, &f.msg, Some(&upstream_name));
-        statuses.push_str(&format!("{}, ", f.status));
         last_failure = Some((upstream_name.to_string(), f));
     }
     match last_failure {
@@ -242,6 +263,19 @@ pub async fn run<'a>(lua: Option<&LuaHandlers>, ctx: &mut RequestCtx<'a>, loc: O
             let name = format!("http://{}{uri}", pass.host);
             fail(ctx, &name, Failure::bad_gateway("no live upstreams while connecting to upstream"))
         }
+    }
+}
+
+/// The try at hand's record.
+fn current_try<'c>(ctx: &'c mut RequestCtx) -> Option<&'c mut UpstreamTry> {
+    ctx.upstream.as_mut()?.tries.last_mut()
+}
+
+/// The try at hand is over (answered `status` unless it got one).
+fn end_try(ctx: &mut RequestCtx, status: u16) {
+    let now = rt::now();
+    if let Some(t) = current_try(ctx) {
+        t.end(status, now);
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::conf::proxy::ProxyPass;
 use crate::conf::upstream::{PeerAddr, UpstreamConf};
+use crate::request::PeerName;
 use crate::upstream::{Balancer, Outcome, Peer, PickInput, TriedSet};
 
 thread_local! {
@@ -29,15 +30,15 @@ fn with_balancer<R>(conf: &Arc<UpstreamConf>, f: impl FnOnce(&mut Balancer) -> R
 /// One try's destination.
 pub struct Try {
     pub addr: PeerAddr,
-    /// `$upstream_addr`'s text for it.
-    pub name: String,
+    /// `$upstream_addr`'s entry for it.
+    pub name: PeerName,
     peer: Option<Peer>,
 }
 
 impl Try {
     /// A peer balancer_by_lua chose (ngx.balancer.set_current_peer).
     pub fn chosen(addr: SocketAddr) -> Try {
-        Try { addr: PeerAddr::Inet(addr), name: addr.to_string(), peer: None }
+        Try { addr: PeerAddr::Inet(addr), name: PeerName::Addr(addr), peer: None }
     }
 }
 
@@ -64,7 +65,13 @@ impl<'p> Peers<'p> {
     /// The next try, or None when none is left ("no live upstreams").
     pub fn next(&mut self) -> Option<Try> {
         match self {
-            Peers::Static(it) => it.next().map(|a| Try { addr: a.clone(), name: a.to_string(), peer: None }),
+            Peers::Static(it) => it.next().map(|a| {
+                let name = match a {
+                    PeerAddr::Inet(ip) => PeerName::Addr(*ip),
+                    PeerAddr::Unix(_) => PeerName::Name(a.to_string().into()),
+                };
+                Try { addr: a.clone(), name, peer: None }
+            }),
             Peers::Balanced { conf, tried, left, client_ip, key } => {
                 if *left == 0 {
                     return None;
@@ -72,7 +79,7 @@ impl<'p> Peers<'p> {
                 *left -= 1;
                 let input = PickInput { client_ip: *client_ip, hash_key: key.as_deref() };
                 let peer = with_balancer(conf, |b| b.pick(&input, tried))?;
-                Some(Try { addr: peer.addr.clone(), name: peer.name.to_string(), peer: Some(peer) })
+                Some(Try { addr: peer.addr.clone(), name: PeerName::Name(peer.name.clone()), peer: Some(peer) })
             }
         }
     }

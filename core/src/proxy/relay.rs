@@ -24,9 +24,9 @@ const HEAD_READ: usize = 4096;
 const BODY_READ: usize = 64 * 1024;
 
 /// A response head read from the upstream, with what followed it.
-pub struct Got {
+pub struct Got<'t> {
     pub(super) status: u16,
-    conn: UpstreamConn,
+    conn: UpstreamConn<'t>,
     buf: Vec<u8>,
     /// Where the body starts in `buf`.
     body_at: usize,
@@ -53,7 +53,8 @@ fn at(buf: &[u8], s: Span) -> &[u8] {
 }
 
 enum Recv {
-    Data,
+    /// This many bytes more.
+    Data(usize),
     Eof,
     TimedOut,
     Error(i32),
@@ -67,28 +68,37 @@ async fn recv(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> Re
             match n {
                 0 => Recv::Eof,
                 n if n < 0 => Recv::Error(-n),
-                _ => Recv::Data,
+                n => Recv::Data(n as usize),
             }
         }
         Err(_) => Recv::TimedOut,
     }
 }
 
-/// Send the request and read the response head. Err: the failure, and
-/// whether a fresh connection may try again (a pooled one the server had
-/// closed: nothing came back, and the body can go again). The outer Err:
-/// the client hung up first (watched when `watch`).
-pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, watch: bool) -> Result<Result<Got, (Failure, bool)>, ()> {
+/// Bytes to and from the upstream in one exchange ($upstream_bytes_*).
+#[derive(Default)]
+pub struct Io {
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// Send the request and read the response head, counting the bytes into
+/// `io`. Err: the failure, and whether a fresh connection may try again (a
+/// pooled one the server had closed: nothing came back, and the body can
+/// go again). The outer Err: the client hung up first (watched when
+/// `watch`).
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange<'t>(ctx: &mut RequestCtx<'_>, conn: UpstreamConn<'t>, head: &[u8], upload: &mut Upload, conf: &ProxyConf, client: &mut impl Stream, watch: bool, io: &mut Io) -> Result<Result<Got<'t>, (Failure, bool)>, ()> {
     let reused = conn.reused > 0 && upload.replayable();
     let sent = match upload {
         Upload::Buffered => {
-            let sending = upload::send_buffered(ctx, conn.fd, head, conf);
+            let sending = upload::send_buffered(ctx, conn.fd, head, conf, &mut io.sent);
             let sent = if watch { rt::race(sending, client.hangup()).await? } else { sending.await };
             sent.map(|()| true)
         }
         // Its reads see the client's close themselves (nginx watches for
         // it once the body is in).
-        Upload::Streamed { first, chunked } => upload::send_streamed(ctx, conn.fd, head, first, *chunked, conf, client).await,
+        Upload::Streamed { first, chunked } => upload::send_streamed(ctx, conn.fd, head, first, *chunked, conf, client, &mut io.sent).await,
     };
     let body_sent = match sent {
         Ok(whole) => whole,
@@ -97,18 +107,19 @@ pub async fn exchange(ctx: &mut RequestCtx<'_>, conn: UpstreamConn, head: &[u8],
         Err(SendError::File(f)) => return Ok(Err((f, false))),
         Err(SendError::Client(status)) => return Ok(Err((Failure::client(status), false))),
     };
-    let reading = read_head(conn, conf, reused, body_sent);
+    let reading = read_head(conn, conf, reused, body_sent, &mut io.received);
     Ok(if watch { rt::race(reading, client.hangup()).await? } else { reading.await })
 }
 
-/// The response head (interim ones skipped); Err as `exchange`'s.
-async fn read_head(conn: UpstreamConn, conf: &ProxyConf, reused: bool, body_sent: bool) -> Result<Got, (Failure, bool)> {
+/// The response head (interim ones skipped), counting the bytes into
+/// `received`; Err as `exchange`'s.
+async fn read_head<'t>(conn: UpstreamConn<'t>, conf: &ProxyConf, reused: bool, body_sent: bool, received: &mut u64) -> Result<Got<'t>, (Failure, bool)> {
     let mut buf = Vec::with_capacity(HEAD_READ);
     loop {
         // A page at a time: most heads fit the first one.
         let max = conf.buffer_size.saturating_sub(buf.len()).clamp(1, HEAD_READ);
         match recv(conn.fd, &mut buf, max, conf.read_timeout).await {
-            Recv::Data => {}
+            Recv::Data(n) => *received += n as u64,
             Recv::Eof => {
                 let retry = reused && buf.is_empty();
                 return Err((Failure::bad_gateway("upstream prematurely closed connection while reading response header from upstream"), retry));
@@ -219,10 +230,14 @@ enum Framing {
 /// The response to the client: the upstream's status and headers, then
 /// its body streamed as it comes. A failure mid-body cuts the response
 /// (the client's connection closes).
-pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
+pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got<'_>, conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let Got { conn, mut buf, body_at, status, reason, http11, headers, body_sent } = got;
+    // $upstream_status and $upstream_http_NAME read them.
     if let Some(u) = ctx.upstream.as_mut() {
-        u.status = Some(status);
+        if let Some(t) = u.tries.last_mut() {
+            t.status = status;
+        }
+        u.headers.extend_spans(&buf[..body_at], &headers);
     }
     // proxy_intercept_errors: an error_page for the status replaces the response.
     if conf.intercept_errors && status >= 300 && ctx.conf.error_page.iter().any(|p| p.codes.contains(&status)) {
@@ -284,7 +299,8 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         length = None;
     }
     ctx.resp.length = if no_body && ctx.req.method != Method::Head { None } else { length };
-    let keep = request::keepalive(conf) && !close && body_sent && !matches!(framing, Framing::Close);
+    // (A connection with no pool is closed: no keep-alive to ask for.)
+    let keep = conn.terms.is_some() && !close && body_sent && !matches!(framing, Framing::Close);
     let mut at = body_at;
     let cut = |ctx: &RequestCtx, msg: &str| {
         super::log(ctx, Level::Error, msg, Some(upstream));
@@ -333,7 +349,11 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
         buf.clear();
         at = 0;
         match recv(conn.fd, &mut buf, BODY_READ, conf.read_timeout).await {
-            Recv::Data => {}
+            Recv::Data(n) => {
+                if let Some(t) = super::current_try(ctx) {
+                    t.bytes_received += n as u64;
+                }
+            }
             Recv::Eof if matches!(framing, Framing::Close) => {
                 ctx.resp.out.clear();
                 if !client.flush(ctx, true).await {
@@ -351,7 +371,7 @@ pub async fn respond<'a>(ctx: &mut RequestCtx<'a>, got: Got, conf: &ProxyConf, u
 /// The 101 head to the client, what the upstream sent after its head, then
 /// bytes both ways until either side closes (proxy_read_timeout idle). The
 /// upstream connection is closed after it, as the client's.
-async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
+async fn tunnel<'a>(ctx: &mut RequestCtx<'a>, conn: UpstreamConn<'_>, after: &[u8], conf: &ProxyConf, upstream: &super::Target<'_>, client: &mut impl Stream) -> Response<'a> {
     let done = Response { close: true, ..Response::with_body(Body::Empty) };
     ctx.resp.length = None;
     ctx.resp.out.clear();

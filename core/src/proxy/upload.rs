@@ -74,19 +74,19 @@ pub enum SendError {
 }
 
 /// Send `head`, then `ctx.body` (none with `proxy_pass_request_body off`),
-/// to `fd`.
-pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &ProxyConf) -> Result<(), SendError> {
+/// to `fd`, counting the bytes into `sent`.
+pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &ProxyConf, sent: &mut u64) -> Result<(), SendError> {
     let timeout = conf.send_timeout;
     let mut out = head.to_vec();
     match ctx.body.as_ref().filter(|_| conf.pass_request_body) {
         Some(RequestBody::Memory(data)) => {
             out.extend_from_slice(data);
-            send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
+            send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
             let file = std::fs::File::open(path).map_err(|e| SendError::File(Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)))))?;
-            let mut buf = send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
+            let mut buf = send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
@@ -98,11 +98,11 @@ pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &
                     break;
                 }
                 off += n as u64;
-                buf = send_all(fd, b, timeout).await.map_err(SendError::Upstream)?;
+                buf = send_all(fd, b, timeout, sent).await.map_err(SendError::Upstream)?;
             }
         }
         None => {
-            send_all(fd, out, timeout).await.map_err(SendError::Upstream)?;
+            send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
         }
     }
     Ok(())
@@ -111,8 +111,9 @@ pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &
 /// Send `head` and `first` (as a chunk when `chunked`), then the rest of
 /// the client's body as it arrives, to `fd`. Ok: whether all of it went
 /// (it stops when the upstream answers or closes first: nginx sends no
-/// more once the response head is in).
-pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], first: &mut Vec<u8>, chunked: bool, conf: &ProxyConf, client: &mut impl Stream) -> Result<bool, SendError> {
+/// more once the response head is in). The bytes are counted into `sent`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], first: &mut Vec<u8>, chunked: bool, conf: &ProxyConf, client: &mut impl Stream, sent: &mut u64) -> Result<bool, SendError> {
     let mut out = head.to_vec();
     if chunked {
         write_chunk(&mut out, first);
@@ -121,7 +122,7 @@ pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], fir
     }
     first.clear();
     loop {
-        out = send_all(fd, out, conf.send_timeout).await.map_err(SendError::Upstream)?;
+        out = send_all(fd, out, conf.send_timeout, sent).await.map_err(SendError::Upstream)?;
         out.clear();
         if ctx.body_done {
             return Ok(true);
@@ -143,15 +144,16 @@ pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], fir
 }
 
 /// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes); Err: the errno, or None on
-/// the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, Option<i32>> {
+/// proxy_send_timeout is between two writes), counting into `sent`; Err:
+/// the errno, or None on the timeout.
+async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration, sent: &mut u64) -> Result<Vec<u8>, Option<i32>> {
     let mut from = 0;
     while from < data.len() {
         match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
             Ok((n, b)) if n > 0 => {
                 data = b;
                 from += n as usize;
+                *sent += n as u64;
             }
             Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
             Err(_) => return Err(None),

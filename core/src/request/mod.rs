@@ -85,6 +85,12 @@ pub struct RequestCtx<'a> {
 pub struct BalancerPick {
     /// set_current_peer: the try's peer (taken by the try).
     pub peer: Option<std::net::SocketAddr>,
+    /// set_current_peer's third argument: the keep-alive pool's name (the
+    /// `pool` option, or the host string) and its `pool_size` option.
+    pub pool: Option<(String, Option<usize>)>,
+    /// enable_keepalive: the try's connection is kept (idle timeout, zero:
+    /// none; requests it may serve, zero: no limit).
+    pub keepalive: Option<(std::time::Duration, u32)>,
     /// set_more_tries: tries after the first.
     pub more_tries: u32,
     /// get_last_failure: ("failed" | "next", status) of the last try.
@@ -93,17 +99,75 @@ pub struct BalancerPick {
     pub timeouts: [Option<std::time::Duration>; 3],
 }
 
-/// What a request knows of the server it was proxied to.
-#[derive(Debug, Clone)]
+impl BalancerPick {
+    /// Forget the last try's peer and pool (nginx resets them before each
+    /// run of the balancer).
+    pub fn next_try(&mut self) {
+        self.peer = None;
+        self.pool = None;
+        self.keepalive = None;
+    }
+}
+
+/// What a request knows of the servers it was proxied to: one record per
+/// try, rendered only when a variable reads them ($upstream_addr,
+/// $upstream_status, $upstream_*_time, $upstream_bytes_* list every try,
+/// ", " between, as nginx's), and the last response's header lines
+/// ($upstream_http_NAME).
+#[derive(Debug, Default)]
 pub struct Upstream {
-    /// `$upstream_addr`: "IP:PORT".
-    pub addr: String,
-    /// `$upstream_status`: None until its head was read (a failed connect or
-    /// read then shows the request's own 502/504, as nginx's log does).
-    pub status: Option<u16>,
-    /// The statuses of the tries before this one, each followed by ", "
-    /// (`$upstream_status` lists them all, as nginx's).
-    pub earlier: String,
+    /// (Most requests make one try: kept inline.)
+    pub tries: smallvec::SmallVec<[UpstreamTry; 1]>,
+    pub headers: HeaderList,
+}
+
+/// One try at a server.
+#[derive(Debug)]
+pub struct UpstreamTry {
+    /// Its `$upstream_addr` entry.
+    pub addr: PeerName,
+    /// The response's status, or the one answered for a failed try (502,
+    /// 504); 0 while neither is known.
+    pub status: u16,
+    pub start: Instant,
+    /// When it connected (a kept connection: when taken), read the
+    /// response head, was over; None until then (nginx's "-").
+    pub connected: Option<Instant>,
+    pub header_read: Option<Instant>,
+    pub ended: Option<Instant>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl UpstreamTry {
+    pub fn new(addr: PeerName, start: Instant) -> UpstreamTry {
+        UpstreamTry { addr, status: 0, start, connected: None, header_read: None, ended: None, bytes_sent: 0, bytes_received: 0 }
+    }
+
+    /// The try is over at `now` (answered `status` unless one is known).
+    pub fn end(&mut self, status: u16, now: Instant) {
+        if self.status == 0 {
+            self.status = status;
+        }
+        self.ended = Some(now);
+    }
+}
+
+/// A peer as `$upstream_addr` shows it: an address, or an upstream
+/// block's peer name (`unix:/path`); formatted only when shown.
+#[derive(Debug, Clone)]
+pub enum PeerName {
+    Addr(std::net::SocketAddr),
+    Name(std::sync::Arc<str>),
+}
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerName::Addr(a) => a.fmt(f),
+            PeerName::Name(n) => f.write_str(n),
+        }
+    }
 }
 
 /// The response of a request, the one copy that the phases, the FFI and

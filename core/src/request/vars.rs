@@ -3,6 +3,7 @@
 //! add_header, log_format) and ngx.var share one definition.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use crate::conf::template::Vars;
 
@@ -22,7 +23,7 @@ impl RequestCtx<'_> {
             slot.1 = value;
             return Ok(());
         }
-        let prefixed = ["http_", "sent_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
+        let prefixed = ["http_", "sent_http_", "upstream_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
         Err(prefixed || self.lookup_bytes(name).is_some())
     }
 
@@ -91,13 +92,16 @@ impl RequestCtx<'_> {
                 let root = self.conf.root.render(&mut NoVars, &[]);
                 std::fs::canonicalize(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or(root)
             }
-            "upstream_addr" => self.upstream.as_ref()?.addr.clone(),
-            "upstream_status" => {
-                let u = self.upstream.as_ref()?;
-                // A server that gave no status (refused, timed out) is 502/504 in nginx's log.
-                let last = u.status.map(|s| s.to_string()).unwrap_or_else(|| format!("{:03}", self.resp.status));
-                format!("{}{last}", u.earlier)
-            }
+            "upstream_addr" => self.upstream_list(|t, out| write!(out, "{}", t.addr))?,
+            "upstream_status" => self.upstream_list(|t, out| match t.status {
+                0 => out.write_char('-'),
+                s => write!(out, "{s}"),
+            })?,
+            "upstream_response_time" => self.upstream_list(|t, out| msecs(out, t, t.ended))?,
+            "upstream_connect_time" => self.upstream_list(|t, out| msecs(out, t, t.connected))?,
+            "upstream_header_time" => self.upstream_list(|t, out| msecs(out, t, t.header_read))?,
+            "upstream_bytes_sent" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_sent))?,
+            "upstream_bytes_received" => self.upstream_list(|t, out| write!(out, "{}", t.bytes_received))?,
             "proxy_host" => match &self.proxy_host {
                 Some(h) => h.clone(),
                 None => self.conf.proxy_pass.as_ref().filter(|p| p.vars.is_none())?.host.clone(),
@@ -113,7 +117,27 @@ impl RequestCtx<'_> {
         })
     }
 
+    /// An `$upstream_*` list: each try by `one`, ", " between; None before
+    /// the first try.
+    fn upstream_list(&self, one: impl Fn(&super::UpstreamTry, &mut String) -> std::fmt::Result) -> Option<String> {
+        let tries = &self.upstream.as_ref()?.tries;
+        if tries.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for (i, t) in tries.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            one(t, &mut out).ok()?;
+        }
+        Some(out)
+    }
+
     fn prefixed(&self, name: &str) -> Option<String> {
+        if let Some(h) = name.strip_prefix("upstream_http_") {
+            return header_var(self.upstream.as_ref()?.headers.iter(), h);
+        }
         if let Some(h) = name.strip_prefix("http_") {
             return header_var(self.request_headers().map(|(n, v)| (n.as_bytes(), v.as_bytes())), h);
         }
@@ -171,6 +195,19 @@ fn header_var<'h>(headers: impl Iterator<Item = (&'h [u8], &'h [u8])>, var: &str
         }
     }
     out
+}
+
+/// A time of try `t` as nginx's `$upstream_*_time` shows it: seconds with
+/// milliseconds since the try started ("0.012"), "-" when the try has no
+/// status or never got there.
+fn msecs(out: &mut String, t: &super::UpstreamTry, at: Option<std::time::Instant>) -> std::fmt::Result {
+    match at.filter(|_| t.status != 0) {
+        Some(at) => {
+            let ms = at.saturating_duration_since(t.start).as_millis();
+            write!(out, "{}.{:03}", ms / 1000, ms % 1000)
+        }
+        None => out.write_char('-'),
+    }
 }
 
 /// The raw value of query argument `name` (first match, case-insensitive

@@ -33,6 +33,7 @@ fn group(peers: Vec<PeerConf>, method: Balance) -> Arc<UpstreamConf> {
         keepalive: None,
         keepalive_requests: 1000,
         keepalive_timeout: Duration::from_secs(60),
+        balancer_keepalive: 32,
         balancer_by_lua: None,
     })
 }
