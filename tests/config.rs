@@ -1,4 +1,5 @@
-//! The command line and config parsing: `-t`, error messages with file:line, `-g`, `-v`, `-h`.
+//! The command line and config parsing: `-t`, `-T`, `-q`, error messages with file:line, `-g`,
+//! `-v`, `-V`, `-h`.
 //! nginx's messages are the oracle (with the program name in front).
 
 mod common;
@@ -229,6 +230,72 @@ fn version_flag() {
     // nginx: "nginx version: nginx/1.22.1".
     assert_contains(&text, &format!("{} version: ", prog()));
     assert!(text.chars().any(|c| c.is_ascii_digit()), "no version number in {text:?}");
+}
+
+#[test]
+fn build_info_flag() {
+    let out = run_with_timeout(std::process::Command::new(bin()).arg("-V"), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let err = stderr_of(&out);
+    let first = format!("{0} version: {0}/", prog());
+    assert!(err.starts_with(&first), "{err}");
+    assert!(err.lines().any(|l| l.starts_with("built ")), "no build line in {err}");
+    // What Test::Nginx reads from `-V` to learn the nginx version.
+    assert!(regex::Regex::new(r"nginx/\d+\.\d+\.\d+").unwrap().is_match(&err), "{err}");
+}
+
+#[test]
+fn dump_flag_prints_each_file_read_once() {
+    let p = Prefix::new();
+    let conf = valid_conf().replace("http {", "http {\n    include mime.types;\n    include extra/*.conf;\n    include mime.types;");
+    p.write_conf(&conf);
+    p.write_file("conf/mime.types", MIME_TYPES);
+    p.write_file("conf/extra/a.conf", "# a\n");
+    p.write_file("conf/extra/b.conf", "# b\n");
+    let out = p.cli(&["-T"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_contains(&err, "test is successful");
+    let dir = p.path().join("conf");
+    let want = format!(
+        "# configuration file {}:\n{conf}\n# configuration file {}:\n{MIME_TYPES}\n# configuration file {}:\n# a\n\n# configuration file {}:\n# b\n\n",
+        p.conf_path().display(),
+        dir.join("mime.types").display(),
+        dir.join("extra/a.conf").display(),
+        dir.join("extra/b.conf").display()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
+#[test]
+fn dump_flag_on_a_bad_config_fails_without_a_dump() {
+    let p = Prefix::new();
+    p.write_conf(&valid_conf().replace("server_name localhost;", "bogus;"));
+    let out = p.cli(&["-T"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_contains(&stderr_of(&out), "test failed");
+}
+
+#[test]
+fn quiet_flag_silences_a_successful_test_only() {
+    let p = Prefix::new();
+    p.write_conf(&valid_conf());
+    for flags in [&["-q", "-t"][..], &["-tq"]] {
+        let out = p.cli(flags);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(stderr_of(&out), "", "{flags:?}");
+    }
+    let out = p.cli(&["-q", "-T"]);
+    assert_eq!(stderr_of(&out), "");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# configuration file "));
+    p.write_conf(&valid_conf().replace("server_name localhost;", "bogus;"));
+    let out = p.cli(&["-q", "-t"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_contains(&err, "[emerg] unknown directive \"bogus\"");
+    assert_contains(&err, "test failed");
 }
 
 #[test]

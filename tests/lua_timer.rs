@@ -1,7 +1,8 @@
 //! ngx.timer.at / ngx.timer.every through the real server: order of firing, arguments,
 //! running/pending counts, a thousand concurrent timers, the APIs a timer may not use,
 //! ngx.sleep and cosockets inside a timer, timers from init_worker_by_lua and from timers,
-//! `premature` on a graceful stop (SIGQUIT), and lua_max_pending_timers. Results travel
+//! `premature` on a graceful stop (SIGQUIT; a single process drops them instead), and
+//! lua_max_pending_timers. Results travel
 //! through a lua_shared_dict that later requests read. Checked against nginx +
 //! lua-nginx-module (HALO_TEST_BIN=/usr/sbin/nginx).
 
@@ -248,6 +249,28 @@ fn a_pending_timer_runs_premature_on_graceful_stop() {
     let log = h.error_log();
     assert_contains(&log, "timer ran: premature=true exiting=true tag=t1");
     assert_contains(&log, "every ran: premature=true");
+}
+
+#[test]
+fn a_single_process_quits_at_once_dropping_pending_timers() {
+    // nginx's single-process cycle exits on SIGQUIT without waiting: no premature run.
+    let conf = http_conf(&format!(
+        "    lua_package_path \"{}/?.lua;;\";\n\
+         exit_worker_by_lua_block {{ ngx.log(ngx.ERR, \"exit_worker ran\") }}\n\
+         server {{\n        listen 127.0.0.1:{{{{PORT}}}};\n\
+         location /start {{ content_by_lua_block {{\n\
+             ngx.timer.at(100, function(premature) ngx.log(ngx.ERR, \"timer ran: premature=\", tostring(premature)) end)\n\
+             ngx.say(ngx.timer.pending_count())\n\
+         }} }}\n    }}",
+        lua_dir()
+    ));
+    let mut h = Prefix::new().start(&conf);
+    assert_eq!(h.get("/start").text(), "1\n");
+    h.signal(libc::SIGQUIT);
+    assert!(h.wait_exit(Duration::from_secs(2)).is_some(), "did not stop on SIGQUIT\n{}", h.logs());
+    let log = h.error_log();
+    assert_contains(&log, "exit_worker ran");
+    assert!(!log.contains("timer ran"), "{log}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The command line, as nginx has it: `halo [-p prefix] [-c file] [-g
-//! directives] [-t] [-s signal] [-v] [-h]`. `main` ends in the master's
+//! directives] [-t|-T] [-q] [-s signal] [-v|-V] [-h]`, plus `halo jit ...`
+//! and `halo resty ...` (the `resty` module). `main` ends in the master's
 //! loop, or in the worker's when `master_process off`.
 
 use std::path::{Path, PathBuf};
@@ -8,14 +9,18 @@ use crate::conf::{self, JitLog, JitLogMode};
 use crate::log::Level;
 use crate::process::{listen, master, signals, worker};
 
-const USAGE: &str = "Usage: halo [-?hvt] [-s signal] [-p prefix] [-c filename] [-g directives]
+const USAGE: &str = "Usage: halo [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
             [--jit-log dir] [--jit-log-mode events|verbose|dump]
        halo jit report|lint ...   (halo jit -h)
+       halo resty [options] [lua-file [args]]   (halo resty -h)
 
 Options:
   -?,-h         : this help
   -v            : show version and exit
+  -V            : show version and build information and exit
   -t            : test configuration and exit
+  -T            : test configuration, dump it and exit
+  -q            : suppress non-error messages during configuration testing
   -s signal     : send signal to a master process: stop, quit, reopen, reload
   -p prefix     : set prefix path (default: .)
   -c filename   : set configuration file (default: conf/nginx.conf, relative to prefix)
@@ -30,13 +35,31 @@ struct Args {
     conf: PathBuf,
     globals: String,
     test: bool,
+    /// `-T`: print every config file read after a successful test.
+    dump: bool,
+    quiet: bool,
     signal: Option<String>,
     jit_log: Option<PathBuf>,
     jit_log_mode: JitLogMode,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args { prefix: PathBuf::from("."), conf: PathBuf::from("conf/nginx.conf"), globals: String::new(), test: false, signal: None, jit_log: None, jit_log_mode: JitLogMode::Events };
+fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        prefix: PathBuf::from("."),
+        conf: PathBuf::from("conf/nginx.conf"),
+        globals: String::new(),
+        test: false,
+        dump: false,
+        quiet: false,
+        signal: None,
+        jit_log: None,
+        jit_log_mode: JitLogMode::Events,
+    };
+    // nginx reads flags written together (`-tq`) one by one.
+    let mut it = it.flat_map(|arg| match arg.strip_prefix('-') {
+        Some(flags) if flags.len() > 1 && flags.chars().all(|c| "?hvVtTq".contains(c)) => flags.chars().map(|c| format!("-{c}")).collect(),
+        _ => vec![arg],
+    });
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("option \"{name}\" requires {}", match name {
             "-p" | "--jit-log" => "directory name",
@@ -50,12 +73,17 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 eprint!("{USAGE}");
                 return Ok(None);
             }
-            "-v" | "-V" | "--version" => {
-                eprintln!("halo version: halo/{}", env!("CARGO_PKG_VERSION"));
+            "-v" | "--version" => {
+                eprintln!("{}", version());
                 return Ok(None);
             }
-            "-t" | "-T" => a.test = true,
-            "-q" => {}
+            "-V" => {
+                eprint!("{}", build_info());
+                return Ok(None);
+            }
+            "-t" => a.test = true,
+            "-T" => (a.test, a.dump) = (true, true),
+            "-q" => a.quiet = true,
             "-p" => a.prefix = PathBuf::from(value("-p")?),
             "-c" => a.conf = PathBuf::from(value("-c")?),
             "-g" => a.globals = value("-g")?,
@@ -79,6 +107,32 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     Ok(Some(a))
 }
 
+/// `halo version: halo/0.1.0`, nginx's `-v` line.
+fn version() -> String {
+    format!("halo version: halo/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `-V`: the version, then what halo is built of, where nginx names its
+/// compiler, libraries and configure arguments. The nginx and
+/// lua-nginx-module versions whose API halo follows are those `ngx.config`
+/// reports (so `nginx/X.Y.Z` is there for tools such as Test::Nginx that
+/// read it from `-V`).
+fn build_info() -> String {
+    let mut s = format!("{}\nbuilt by {}\n", version(), env!("HALO_RUSTC_VERSION"));
+    let facts = crate::lua::vm::new_vm(Path::new("."), None, None).and_then(|vm| {
+        vm.load("local c = ngx.config return jit.version, c.nginx_version, c.ngx_lua_version").eval::<(String, u32, u32)>()
+    });
+    match facts {
+        Ok((luajit, nginx, ngx_lua)) => {
+            let dotted = |v: u32| format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000);
+            s += &format!("built with {luajit}\nAPI of nginx/{} and lua-nginx-module {} (as OpenResty's)\n", dotted(nginx), dotted(ngx_lua));
+        }
+        Err(e) => s += &format!("(the Lua VM did not start: {e})\n"),
+    }
+    s += &format!("build profile: {}\n", if cfg!(debug_assertions) { "debug" } else { "release" });
+    s
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -89,9 +143,16 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().is_some_and(|a| a == "jit") {
-        return crate::jit::cli(&argv[1..]);
+    let mut argv: Vec<String> = std::env::args().collect();
+    let program = argv.remove(0);
+    // Installed as (or linked to) `resty`, it is that command.
+    if Path::new(&program).file_name().is_some_and(|n| n == "resty") {
+        return crate::resty::main(&program, &argv);
+    }
+    match argv.first().map(String::as_str) {
+        Some("jit") => return crate::jit::cli(&argv[1..]),
+        Some("resty") => return crate::resty::main(&program, &argv),
+        _ => {}
     }
     let args = match parse_args(argv.into_iter()) {
         Ok(Some(a)) => a,
@@ -105,7 +166,7 @@ pub fn main() -> i32 {
     let prefix = absolute(&args.prefix);
     let conf_path = if args.conf.is_absolute() { args.conf.clone() } else { prefix.join(&args.conf) };
 
-    let cfg = match conf::build::load(&prefix, &conf_path, &args.globals) {
+    let (cfg, files) = match conf::build::load_read(&prefix, &conf_path, &args.globals) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("halo: [emerg] {e}");
@@ -116,8 +177,13 @@ pub fn main() -> i32 {
         }
     };
     if args.test {
-        eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
-        eprintln!("halo: configuration file {} test is successful", conf_path.display());
+        if !args.quiet {
+            eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
+            eprintln!("halo: configuration file {} test is successful", conf_path.display());
+        }
+        if args.dump {
+            return dump(&files);
+        }
         return 0;
     }
     if let Some(dir) = &args.jit_log {
@@ -127,6 +193,21 @@ pub fn main() -> i32 {
         return send_signal(&cfg.pid, &sig);
     }
     serve(cfg, args.globals)
+}
+
+/// `-T`'s dump on stdout, as nginx writes it: each file once, in the order
+/// read, after a `# configuration file PATH:` line.
+fn dump(files: &[conf::parse::ConfFile]) -> i32 {
+    use std::io::Write;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = std::io::stdout().lock();
+    for f in files.iter().filter(|f| seen.insert(f.name.clone())) {
+        let written = writeln!(out, "# configuration file {}:", f.name).and_then(|_| out.write_all(&f.text)).and_then(|_| out.write_all(b"\n"));
+        if written.is_err() {
+            return 1;
+        }
+    }
+    i32::from(out.flush().is_err())
 }
 
 fn send_signal(pid_path: &Path, sig: &str) -> i32 {

@@ -1,6 +1,6 @@
 //! halo-core: everything halo does, in the order a request meets it.
 //!
-//! `cli` parses the command line; `conf` reads nginx.conf into typed config;
+//! `cli` parses the command line (`resty` is the `halo resty` command); `conf` reads nginx.conf into typed config;
 //! `process` runs the master and its workers; `rt` is each worker's io_uring
 //! loop; `http` parses requests and writes responses; `request` holds a
 //! request's state (its response, body and variables); `server` serves a
@@ -14,6 +14,7 @@
 //! reports what LuaJIT's compiler did with it.
 
 pub mod cli;
+pub mod resty;
 pub mod conf;
 pub mod process;
 pub mod rt;

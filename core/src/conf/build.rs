@@ -69,11 +69,16 @@ pub fn build(
 
 /// Read, parse and build in one step (what `-t`, start and reload call).
 pub fn load(prefix: &Path, conf_path: &Path, globals: &str) -> Result<Config, ConfError> {
+    Ok(load_read(prefix, conf_path, globals)?.0)
+}
+
+/// [`load`], also returning the files read (what `-T` prints).
+pub fn load_read(prefix: &Path, conf_path: &Path, globals: &str) -> Result<(Config, Vec<parse::ConfFile>), ConfError> {
     let conf_dir = conf_path.parent().unwrap_or(Path::new("/"));
     // nginx reads -g before the file.
     let globals = parse::parse_str(globals, parse::COMMAND_LINE, conf_dir)?;
-    let tree = parse::parse_file(conf_path)?;
-    build(prefix, conf_path, tree, globals)
+    let (tree, files) = parse::parse_file_read(conf_path)?;
+    Ok((build(prefix, conf_path, tree, globals)?, files))
 }
 
 /// The predefined `combined` log format.

@@ -91,9 +91,24 @@ pub const COMMAND_LINE: &str = "command line";
 /// How deep includes may nest before we call it a loop.
 const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// A config file as it was read (what `-T` prints).
+pub struct ConfFile {
+    /// Its absolute path, as messages name it.
+    pub name: Arc<str>,
+    /// Its bytes as read.
+    pub text: Vec<u8>,
+}
+
 /// Parse a config file, expanding `include` (globs, relative to the
 /// directory of `path`) in place.
 pub fn parse_file(path: &Path) -> Result<Vec<Directive>, ConfError> {
+    Ok(parse_file_read(path)?.0)
+}
+
+/// [`parse_file`], also returning every file read: `path` first, then each
+/// included file where its `include` was met (a file included twice is
+/// listed twice).
+pub fn parse_file_read(path: &Path) -> Result<(Vec<Directive>, Vec<ConfFile>), ConfError> {
     let path = absolute(path);
     let conf_dir = path
         .parent()
@@ -101,7 +116,13 @@ pub fn parse_file(path: &Path) -> Result<Vec<Directive>, ConfError> {
         .unwrap_or_else(|| PathBuf::from("/"));
     let text = read_conf(&path, None)?;
     let name: Arc<str> = path.to_string_lossy().into();
-    Parser::new(&text, name, &conf_dir, false, 0).parse_top()
+    let (tree, included) = {
+        let mut p = Parser::new(&text, name.clone(), &conf_dir, false, 0);
+        (p.parse_block(false)?, p.read)
+    };
+    let mut files = vec![ConfFile { name, text }];
+    files.extend(included);
+    Ok((tree, files))
 }
 
 /// Parse config text (used for `-g`); `file` names it in messages. With
@@ -168,6 +189,8 @@ struct Parser<'a> {
     /// `-g` text: no blocks, no line numbers.
     param: bool,
     depth: usize,
+    /// The files its includes read, in order.
+    read: Vec<ConfFile>,
 }
 
 impl<'a> Parser<'a> {
@@ -180,6 +203,7 @@ impl<'a> Parser<'a> {
             conf_dir,
             param,
             depth,
+            read: Vec::new(),
         }
     }
 
@@ -284,7 +308,7 @@ impl<'a> Parser<'a> {
 
     /// `include PATTERN;`: parse each matching file and splice its
     /// directives in place (nginx's `ngx_conf_include`).
-    fn include(&self, args: &[String], out: &mut Vec<Directive>) -> Result<(), ConfError> {
+    fn include(&mut self, args: &[String], out: &mut Vec<Directive>) -> Result<(), ConfError> {
         if args.len() != 1 {
             return Err(self.err("invalid number of arguments in \"include\" directive"));
         }
@@ -312,8 +336,13 @@ impl<'a> Parser<'a> {
         for f in files {
             let text = read_conf(&f, Some(self.origin()))?;
             let name: Arc<str> = f.to_string_lossy().into();
-            let mut p = Parser::new(&text, name, self.conf_dir, false, self.depth + 1);
-            out.extend(p.parse_block(false)?);
+            let (tree, included) = {
+                let mut p = Parser::new(&text, name.clone(), self.conf_dir, false, self.depth + 1);
+                (p.parse_block(false)?, p.read)
+            };
+            out.extend(tree);
+            self.read.push(ConfFile { name, text });
+            self.read.extend(included);
         }
         Ok(())
     }

@@ -110,6 +110,9 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
     }
     loaded.set("halo.ffi_headers", headers)?;
     loaded.set("halo.capi", super::capi::module(&lua)?)?;
+    let os: Table = globals.get("os")?;
+    // SAFETY: os_exit follows the lua_CFunction protocol.
+    os.set("exit", unsafe { lua.create_c_function(os_exit)? })?;
 
     // ngx.null must be a light userdata NULL (== cjson.null), which only the
     // C side can make; the rest of ngx is filled in Lua.
@@ -118,6 +121,31 @@ fn open(prefix: &Path, package_path: Option<&str>, package_cpath: Option<&str>) 
     globals.set("ngx", &ngx)?;
     loaded.set("ngx", ngx)?;
     Ok(lua)
+}
+
+/// `os.exit([code [, close]])` as LuaJIT reads its arguments (true or none
+/// is success, false failure, else an integer), the C streams flushed
+/// (io.stdout's buffer), then `_exit`: C's `exit` would run the worker
+/// loop's thread-local destructors while this call is on its stack. halo
+/// has no exit handler that must run; nginx's os.exit skips its shutdown
+/// too.
+///
+/// # Safety
+/// Called by LuaJIT as a lua_CFunction with a valid `L`.
+unsafe extern "C-unwind" fn os_exit(l: *mut mlua::ffi::lua_State) -> std::os::raw::c_int {
+    use mlua::ffi;
+    // SAFETY: `l` is the calling thread; luaL_optinteger raises the usual
+    // argument error (nothing of Rust's is live to unwind through); fflush
+    // and _exit have no preconditions.
+    unsafe {
+        let status = match ffi::lua_type(l, 1) {
+            ffi::LUA_TBOOLEAN if ffi::lua_toboolean(l, 1) != 0 => libc::EXIT_SUCCESS,
+            ffi::LUA_TBOOLEAN => libc::EXIT_FAILURE,
+            _ => ffi::luaL_optinteger(l, 1, libc::EXIT_SUCCESS as ffi::lua_Integer) as i32,
+        };
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(status)
+    }
 }
 
 /// The prefix as nginx shows it: with a trailing '/'.

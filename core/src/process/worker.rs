@@ -4,7 +4,8 @@
 //! worker id: init_worker_by_lua, its timers and their cosockets only.
 //!
 //! SIGQUIT (graceful): stop accepting, let in-flight requests finish, close
-//! idle keep-alive connections, exit when none is left. SIGTERM/SIGINT
+//! idle keep-alive connections, exit when none is left (a single process,
+//! `master_process off`, exits at once, as nginx's does). SIGTERM/SIGINT
 //! (fast): exit now. SIGUSR1: reopen log files.
 
 use std::cell::{Cell, RefCell};
@@ -190,6 +191,16 @@ async fn signal_loop(w: Rc<Worker>, sfd: RawFd) {
         }
         let signo = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32;
         match signo {
+            // nginx's single process (master_process off) quits at once
+            // on SIGQUIT: what is in flight, pending timers included, is
+            // dropped; exit_worker_by_lua still runs. `halo resty` (and
+            // resty-cli on OpenResty) end this way.
+            libc::SIGQUIT if !w.cfg.master_process => {
+                crate::error_log!(Level::Notice, None, "gracefully shutting down");
+                crate::ffi::worker::set_exiting(true);
+                // Not `shutdown`: that would wake pending timers as premature.
+                w.exit_now.set(true);
+            }
             libc::SIGQUIT => {
                 crate::error_log!(Level::Notice, None, "gracefully shutting down");
                 // Premature timers see ngx.worker.exiting() true.
