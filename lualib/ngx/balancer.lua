@@ -122,21 +122,24 @@ end
 -- Keep the try's connection after the response in set_current_peer's
 -- pool: idle_timeout seconds (60; 0: no limit), max_requests requests
 -- (100; 0: no limit), as lua-resty-core's.
+-- enable_keepalive's argument n: v, its default when nil, or an error at
+-- the caller's caller.
+local function keepalive_arg(n, v, default)
+    if v == nil then
+        return default
+    end
+    if type(v) ~= "number" then
+        error("bad argument #" .. n .. " to 'enable_keepalive' (number expected, got " .. type(v) .. ")", 3)
+    end
+    if v < 0 then
+        error("bad argument #" .. n .. " to 'enable_keepalive' (expected >= 0)", 3)
+    end
+    return v
+end
+
 function _M.enable_keepalive(idle_timeout, max_requests)
-    if idle_timeout == nil then
-        idle_timeout = 60
-    elseif type(idle_timeout) ~= "number" then
-        error("bad argument #1 to 'enable_keepalive' (number expected, got " .. type(idle_timeout) .. ")", 2)
-    elseif idle_timeout < 0 then
-        error("bad argument #1 to 'enable_keepalive' (expected >= 0)", 2)
-    end
-    if max_requests == nil then
-        max_requests = 100
-    elseif type(max_requests) ~= "number" then
-        error("bad argument #2 to 'enable_keepalive' (number expected, got " .. type(max_requests) .. ")", 2)
-    elseif max_requests < 0 then
-        error("bad argument #2 to 'enable_keepalive' (expected >= 0)", 2)
-    end
+    idle_timeout = keepalive_arg(1, idle_timeout, 60)
+    max_requests = keepalive_arg(2, max_requests, 100)
     local r = request()
     local rc = c_enable_keepalive(r, idle_timeout, max_requests, errmsg)
     if rc == FFI_OK then

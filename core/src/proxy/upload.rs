@@ -4,7 +4,6 @@
 //! from the client, so only a read's worth is held at a time.
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
 
 use crate::conf::proxy::ProxyConf;
 use crate::http::response::{write_chunk, LAST_CHUNK};
@@ -81,12 +80,12 @@ pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &
     match ctx.body.as_ref().filter(|_| conf.pass_request_body) {
         Some(RequestBody::Memory(data)) => {
             out.extend_from_slice(data);
-            send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
+            ops::send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
         }
         Some(b @ RequestBody::File(_)) => {
             let path = b.file_path().expect("a file body has a path");
             let file = std::fs::File::open(path).map_err(|e| SendError::File(Failure::internal(format!("open() \"{}\" failed {}", path.display(), crate::log::error::os_error(&e)))))?;
-            let mut buf = send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
+            let mut buf = ops::send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
             let mut off = 0u64;
             loop {
                 buf.clear();
@@ -98,11 +97,11 @@ pub async fn send_buffered(ctx: &RequestCtx<'_>, fd: RawFd, head: &[u8], conf: &
                     break;
                 }
                 off += n as u64;
-                buf = send_all(fd, b, timeout, sent).await.map_err(SendError::Upstream)?;
+                buf = ops::send_all(fd, b, timeout, sent).await.map_err(SendError::Upstream)?;
             }
         }
         None => {
-            send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
+            ops::send_all(fd, out, timeout, sent).await.map_err(SendError::Upstream)?;
         }
     }
     Ok(())
@@ -122,7 +121,7 @@ pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], fir
     }
     first.clear();
     loop {
-        out = send_all(fd, out, conf.send_timeout, sent).await.map_err(SendError::Upstream)?;
+        out = ops::send_all(fd, out, conf.send_timeout, sent).await.map_err(SendError::Upstream)?;
         out.clear();
         if ctx.body_done {
             return Ok(true);
@@ -143,21 +142,3 @@ pub async fn send_streamed(ctx: &mut RequestCtx<'_>, fd: RawFd, head: &[u8], fir
     }
 }
 
-/// Send all of `data`, each send within `timeout` (nginx's
-/// proxy_send_timeout is between two writes), counting into `sent`; Err:
-/// the errno, or None on the timeout.
-async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: Duration, sent: &mut u64) -> Result<Vec<u8>, Option<i32>> {
-    let mut from = 0;
-    while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
-            Ok((n, b)) if n > 0 => {
-                data = b;
-                from += n as usize;
-                *sent += n as u64;
-            }
-            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
-            Err(_) => return Err(None),
-        }
-    }
-    Ok(data)
-}

@@ -111,6 +111,26 @@ pub fn send(fd: RawFd, buf: Vec<u8>, from: usize) -> Op<Vec<u8>> {
     Op::submit(entry, buf)
 }
 
+/// Send all of `data`, each send(2) within `timeout` (nginx's send
+/// timeouts run between two writes), adding what went to `sent`; the
+/// buffer back, or Err: the errno (EPIPE for a zero-byte send), None on
+/// the timeout.
+pub async fn send_all(fd: RawFd, mut data: Vec<u8>, timeout: std::time::Duration, sent: &mut u64) -> Result<Vec<u8>, Option<i32>> {
+    let mut from = 0;
+    while from < data.len() {
+        match super::race(send(fd, data, from), super::sleep_until(super::now() + timeout)).await {
+            Ok((n, b)) if n > 0 => {
+                data = b;
+                from += n as usize;
+                *sent += n as u64;
+            }
+            Ok((n, _)) => return Err(Some(if n == 0 { libc::EPIPE } else { -n })),
+            Err(_) => return Err(None),
+        }
+    }
+    Ok(data)
+}
+
 /// pread(2) of up to `len` bytes at `offset`, appended to `buf`.
 pub async fn read_at(fd: RawFd, mut buf: Vec<u8>, len: usize, offset: u64) -> (i32, Vec<u8>) {
     buf.reserve(len);

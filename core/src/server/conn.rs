@@ -625,7 +625,7 @@ impl crate::lua::handler::Stream for Client<'_> {
             if !self.io.pending().is_empty() {
                 let data = self.io.pending().to_vec();
                 self.io.start = self.io.inbuf.len();
-                if !send_to(peer, data, idle).await {
+                if ops::send_all(peer, data, idle, &mut 0).await.is_err() {
                     return Ok(());
                 }
             }
@@ -646,7 +646,7 @@ impl crate::lua::handler::Stream for Client<'_> {
                             }
                             ctx.resp.body_bytes_sent += buf.len() as u64;
                             ctx.resp.bytes_sent += buf.len() as u64;
-                            if !send_to(fd, buf, idle).await {
+                            if ops::send_all(fd, buf, idle, &mut 0).await.is_err() {
                                 return Ok(());
                             }
                         }
@@ -705,21 +705,6 @@ impl crate::lua::handler::Stream for Client<'_> {
 /// Bytes asked of one read in a tunnel (an upgraded proxied connection).
 const TUNNEL_READ: usize = 64 * 1024;
 
-/// Send all of `data` to a tunnel's peer, each send within `timeout`;
-/// false when it failed.
-async fn send_to(fd: RawFd, mut data: Vec<u8>, timeout: Duration) -> bool {
-    let mut from = 0;
-    while from < data.len() {
-        match rt::race(ops::send(fd, data, from), rt::sleep_until(rt::now() + timeout)).await {
-            Ok((n, b)) if n > 0 => {
-                data = b;
-                from += n as usize;
-            }
-            _ => return false,
-        }
-    }
-    true
-}
 
 /// Queue a streamed body part (and its end if `eof`).
 fn send_part(io: &mut Io, ctx: &mut RequestCtx<'_>, s: &mut Streamed, data: &[u8], eof: bool) {
