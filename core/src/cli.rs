@@ -244,6 +244,9 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
         eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.error_log.path.display(), e.raw_os_error().unwrap_or(0));
         return 1;
     }
+    for n in &cfg.notices {
+        crate::error_log!(Level::Notice, None, "{n}");
+    }
     // init_by_lua runs before anything forks, as in OpenResty; a failure
     // stops the start.
     let lua = match master::prepare_lua(&cfg) {
