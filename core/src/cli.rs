@@ -178,6 +178,9 @@ pub fn main() -> i32 {
     };
     if args.test {
         if !args.quiet {
+            for n in &cfg.notices {
+                eprintln!("halo: [notice] {n}");
+            }
             eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
             eprintln!("halo: configuration file {} test is successful", conf_path.display());
         }
