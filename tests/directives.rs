@@ -138,6 +138,22 @@ fn common_directives_start_and_serve() {
     }
 }
 
+/// With `master_process off` the one process serves with the same
+/// environment a worker has, as nginx's single process does.
+#[test]
+fn env_in_a_single_process() {
+    std::env::set_var("HALO_T_KEPT", "kept");
+    std::env::set_var("HALO_T_DROPPED", "dropped");
+    let conf = format!(
+        "env HALO_T_KEPT;\nenv HALO_T_SET=given;\n{}",
+        server_conf(
+            "        location / { content_by_lua_block { ngx.say(os.getenv(\"HALO_T_KEPT\"), \" \", os.getenv(\"HALO_T_DROPPED\"), \" \", os.getenv(\"HALO_T_SET\")) } }"
+        )
+    );
+    let h = Halo::start_full(&conf);
+    assert_eq!(h.get("/").text(), "kept nil given\n", "{}", h.logs());
+}
+
 /// Writes `conf`, runs `-t`, and expects nginx's `msg` at line `line`.
 #[track_caller]
 fn expect_emerg(conf: &str, msg: &str, line: usize) {
