@@ -154,6 +154,27 @@ fn env_in_a_single_process() {
     assert_eq!(h.get("/").text(), "kept nil given\n", "{}", h.logs());
 }
 
+/// `underscores_in_headers` and `ignore_invalid_headers`, from the
+/// address's default server: by default a name with `_` or `.` is dropped.
+#[test]
+fn header_name_policy() {
+    let handler = r#"content_by_lua_block { local h = ngx.req.get_headers() ngx.say(h["x_under"], " ", h["x.dot"], " ", h["x-ok"]) }"#;
+    let h = Halo::start(&format!(
+        "    server {{ listen 127.0.0.1:{{{{PORT}}}}; location / {{ {handler} }} }}
+    server {{ listen 127.0.0.1:{{{{PORT2}}}}; underscores_in_headers on; ignore_invalid_headers off; location / {{ {handler} }} }}
+    server {{ listen 127.0.0.1:{{{{PORT3}}}}; underscores_in_headers on; location / {{ {handler} }} }}"
+    ));
+    let req = "GET / HTTP/1.1\r\nHost: x\r\nX_Under: u\r\nX.Dot: d\r\nX-Ok: k\r\nConnection: close\r\n\r\n";
+    let body = |port: u16| {
+        let mut c = Conn::new(port);
+        c.send(req);
+        c.read_response(false).text()
+    };
+    assert_eq!(body(h.ports[0]), "nil nil k\n", "{}", h.logs());
+    assert_eq!(body(h.ports[1]), "u d k\n", "{}", h.logs());
+    assert_eq!(body(h.ports[2]), "u nil k\n", "{}", h.logs());
+}
+
 /// Writes `conf`, runs `-t`, and expects nginx's `msg` at line `line`.
 #[track_caller]
 fn expect_emerg(conf: &str, msg: &str, line: usize) {

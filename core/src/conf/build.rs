@@ -195,6 +195,8 @@ static SPECS: &[Spec] = &[
     spec("lua_api_mode", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
+    spec("underscores_in_headers", HTTP | SRV, false, Exactly(1)),
+    spec("ignore_invalid_headers", HTTP | SRV, false, Exactly(1)),
     spec("server_tokens", HSL, false, Exactly(1)),
     spec("access_log", HSL, false, AtLeast(1)),
     spec("error_page", HSL, false, AtLeast(2)),
@@ -299,8 +301,6 @@ static SPECS: &[Spec] = &[
     ignored("fastcgi_temp_path", HSL, Range(1, 4), any),
     ignored("uwsgi_temp_path", HSL, Range(1, 4), any),
     ignored("scgi_temp_path", HSL, Range(1, 4), any),
-    ignored("underscores_in_headers", HTTP | SRV, Exactly(1), flag_check),
-    ignored("ignore_invalid_headers", HTTP | SRV, Exactly(1), flag_check),
     ignored("log_not_found", HSL, Exactly(1), flag_check),
     ignored("log_subrequest", HSL, Exactly(1), flag_check),
     ignored("open_file_cache", HSL, Range(1, 2), open_file_cache),
@@ -653,6 +653,8 @@ struct Partial {
     client_header_timeout: Option<Duration>,
     client_header_buffer_size: Option<usize>,
     large_client_header_buffers: Option<(usize, usize)>,
+    underscores_in_headers: Option<bool>,
+    ignore_invalid_headers: Option<bool>,
     content_by_lua: Option<Arc<LuaCode>>,
     rewrite_by_lua: Option<Arc<LuaCode>>,
     access_by_lua: Option<Arc<LuaCode>>,
@@ -1211,6 +1213,8 @@ impl<'a> Builder<'a> {
                 };
                 set_once(d, &mut p.large_client_header_buffers, (n, size))?;
             }
+            "underscores_in_headers" => set_once(d, &mut p.underscores_in_headers, flag(d)?)?,
+            "ignore_invalid_headers" => set_once(d, &mut p.ignore_invalid_headers, flag(d)?)?,
             "server_tokens" => set_once(d, &mut p.server_tokens, flag(d)?)?,
             "access_log" => self.access_log(d, p)?,
             "error_page" => {
@@ -1621,6 +1625,8 @@ impl<'a> Builder<'a> {
                     .large_client_header_buffers
                     .or(hp.large_client_header_buffers)
                     .unwrap_or((4, 8 * 1024)),
+                underscores_in_headers: sp.underscores_in_headers.or(hp.underscores_in_headers).unwrap_or(false),
+                ignore_invalid_headers: sp.ignore_invalid_headers.or(hp.ignore_invalid_headers).unwrap_or(true),
                 conf,
             });
         }

@@ -200,6 +200,10 @@ pub struct Server {
     pub client_header_timeout: Duration,
     pub client_header_buffer_size: usize,
     pub large_client_header_buffers: (usize, usize),
+    /// How header lines are parsed (taken, like the buffers, from the
+    /// address's default server).
+    pub underscores_in_headers: bool,
+    pub ignore_invalid_headers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
