@@ -232,7 +232,7 @@ fn argument_errors_are_nginx_s() {
 
 /// halo loads no modules: a `load_module` of one it does not have built in
 /// is an error naming it (nginx's error is its dlopen's, so this is halo's
-/// own text), one it has (headers-more too) is accepted.
+/// own text), one it has (headers-more too) is accepted with a notice.
 #[test]
 fn load_module_of_another_module_is_an_error() {
     if is_nginx() {
@@ -252,5 +252,14 @@ fn load_module_of_another_module_is_an_error() {
     );
     p.write_conf("load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so;\nevents {}\n");
     let out = p.cli(&["-t"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // -t shows the notices too (the error log is not open yet).
+    assert_contains(
+        &err,
+        &format!(
+            "halo: [notice] \"load_module /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so\" is ignored: halo has the module built in, in {}:1",
+            p.conf_path().display()
+        ),
+    );
 }
