@@ -274,6 +274,11 @@ fn error_log_format() {
     // The request context nginx appends.
     assert_contains(line, ", client: 127.0.0.1, server: localhost, request: \"GET /missing.txt HTTP/1.1\", host: \"localhost\"");
     assert!(regex::Regex::new(r"\] \d+#\d+: \*\d+ open\(\)").unwrap().is_match(line), "no connection number: {line}");
+    // host: is the Host header as sent, its port kept.
+    let with_port = format!("localhost:{}", h.port);
+    assert_eq!(h.get_host("/missing.txt", &with_port).status, 404);
+    let want = format!("request: \"GET /missing.txt HTTP/1.1\", host: \"{with_port}\"");
+    assert!(h.wait_log("logs/error.log", &want, Duration::from_secs(2)), "no host with its port\n{}", h.error_log());
 }
 
 #[test]

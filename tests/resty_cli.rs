@@ -288,3 +288,11 @@ fn a_binary_named_resty_is_the_resty_command() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}-e\n", link.display()));
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The script sees the environment resty was started with (resty lists it all in `env`
+/// lines, which a worker needs to show a variable to Lua).
+#[test]
+fn os_getenv_sees_the_callers_environment() {
+    let out = run_with_timeout(resty_cmd(&["-e", "print(os.getenv(\"HALO_T_RESTY\"))"]).env("HALO_T_RESTY", "seen"), Duration::from_secs(20));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "seen\n", "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -272,3 +272,17 @@ fn post_to_static_file_is_405() {
     let r = h.get_response("POST /a.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 405);
 }
+
+/// Without `include mime.types` a location knows nginx's built-in types only
+/// (html, gif, jpg): a `.css` file is `default_type`, text/plain.
+#[test]
+fn without_mime_types_only_the_built_in_types() {
+    let p = Prefix::new();
+    for f in ["a.css", "a.html", "a.gif", "a.jpg", "a.js"] {
+        p.write_file(&format!("html/{f}"), "x");
+    }
+    let h = p.start(&server_conf("        location / { root html; }"));
+    for (f, t) in [("a.css", "text/plain"), ("a.js", "text/plain"), ("a.html", "text/html"), ("a.gif", "image/gif"), ("a.jpg", "image/jpeg")] {
+        assert_eq!(h.get(&format!("/{f}")).header("content-type"), Some(t), "{f}");
+    }
+}

@@ -178,6 +178,9 @@ pub fn main() -> i32 {
     };
     if args.test {
         if !args.quiet {
+            for n in &cfg.notices {
+                eprintln!("halo: [notice] {n}");
+            }
             eprintln!("halo: the configuration file {} syntax is ok", conf_path.display());
             eprintln!("halo: configuration file {} test is successful", conf_path.display());
         }
@@ -243,6 +246,9 @@ fn serve(cfg: conf::Config, globals: String) -> i32 {
     if let Err(e) = crate::log::error::init(&cfg.error_log.path, cfg.error_log.level) {
         eprintln!("halo: [emerg] open() \"{}\" failed ({}: {e})", cfg.error_log.path.display(), e.raw_os_error().unwrap_or(0));
         return 1;
+    }
+    for n in &cfg.notices {
+        crate::error_log!(Level::Notice, None, "{n}");
     }
     // init_by_lua runs before anything forks, as in OpenResty; a failure
     // stops the start.

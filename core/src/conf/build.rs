@@ -63,6 +63,9 @@ pub fn build(
         pid: main.pid.unwrap_or_else(|| prefix.join("logs/nginx.pid")),
         worker_connections: main.worker_connections.unwrap_or(512),
         worker_shutdown_timeout: main.worker_shutdown_timeout,
+        worker_rlimit_nofile: main.worker_rlimit_nofile,
+        env: main.env,
+        notices: std::mem::take(&mut b.notices),
         http,
     })
 }
@@ -111,11 +114,18 @@ enum Args {
     AtLeast(usize),
 }
 
+/// Checks the arguments of a directive halo accepts and ignores, with the
+/// errors nginx's handler for it gives.
+type ValueCheck = fn(&Directive) -> Result<(), ConfError>;
+
 struct Spec {
     name: &'static str,
     ctx: u16,
     block: bool,
     args: Args,
+    /// Accepted with a notice and otherwise ignored (its arguments checked
+    /// by this); None: handled by the match of each context it is allowed in.
+    ignored: Option<ValueCheck>,
 }
 
 const fn spec(name: &'static str, ctx: u16, block: bool, args: Args) -> Spec {
@@ -124,6 +134,20 @@ const fn spec(name: &'static str, ctx: u16, block: bool, args: Args) -> Spec {
         ctx,
         block,
         args,
+        ignored: None,
+    }
+}
+
+/// A directive that means nothing for halo (its effect is one halo has by
+/// design, or not yet): checked as nginx checks it, then noted in the error
+/// log, never silently dropped.
+const fn ignored(name: &'static str, ctx: u16, args: Args, check: ValueCheck) -> Spec {
+    Spec {
+        name,
+        ctx,
+        block: false,
+        args,
+        ignored: Some(check),
     }
 }
 
@@ -141,6 +165,11 @@ static SPECS: &[Spec] = &[
     spec("pid", MAIN, false, Exactly(1)),
     spec("events", MAIN, true, Exactly(0)),
     spec("http", MAIN, true, Exactly(0)),
+    spec("env", MAIN, false, Exactly(1)),
+    spec("load_module", MAIN, false, Exactly(1)),
+    spec("worker_rlimit_nofile", MAIN, false, Exactly(1)),
+    ignored("user", MAIN, Range(1, 2), any),
+    ignored("worker_cpu_affinity", MAIN, AtLeast(1), cpu_affinity),
     // events
     spec("worker_connections", EVENTS, false, Exactly(1)),
     spec("accept_mutex", EVENTS, false, Exactly(1)),
@@ -166,6 +195,8 @@ static SPECS: &[Spec] = &[
     spec("lua_api_mode", HSL, false, Exactly(1)),
     spec("client_header_buffer_size", HTTP | SRV, false, Exactly(1)),
     spec("large_client_header_buffers", HTTP | SRV, false, Exactly(2)),
+    spec("underscores_in_headers", HTTP | SRV, false, Exactly(1)),
+    spec("ignore_invalid_headers", HTTP | SRV, false, Exactly(1)),
     spec("server_tokens", HSL, false, Exactly(1)),
     spec("access_log", HSL, false, AtLeast(1)),
     spec("error_page", HSL, false, AtLeast(2)),
@@ -256,7 +287,135 @@ static SPECS: &[Spec] = &[
     spec("body_filter_by_lua_block", HSL, false, Exactly(1)),
     spec("body_filter_by_lua", HSL, false, Exactly(1)),
     spec("body_filter_by_lua_file", HSL, false, Exactly(1)),
+    // accepted and ignored (see `ignored`)
+    ignored("sendfile", HSL | LIF, Exactly(1), flag_check),
+    ignored("tcp_nopush", HSL, Exactly(1), flag_check),
+    ignored("tcp_nodelay", HSL, Exactly(1), flag_check),
+    ignored("types_hash_max_size", HSL, Exactly(1), number_check),
+    ignored("types_hash_bucket_size", HSL, Exactly(1), number_check),
+    ignored("server_names_hash_max_size", HTTP, Exactly(1), number_check),
+    ignored("server_names_hash_bucket_size", HTTP, Exactly(1), number_check),
+    ignored("variables_hash_max_size", HTTP, Exactly(1), number_check),
+    ignored("variables_hash_bucket_size", HTTP, Exactly(1), number_check),
+    ignored("proxy_temp_path", HSL, Range(1, 4), any),
+    ignored("fastcgi_temp_path", HSL, Range(1, 4), any),
+    ignored("uwsgi_temp_path", HSL, Range(1, 4), any),
+    ignored("scgi_temp_path", HSL, Range(1, 4), any),
+    ignored("log_not_found", HSL, Exactly(1), flag_check),
+    ignored("log_subrequest", HSL, Exactly(1), flag_check),
+    ignored("open_file_cache", HSL, Range(1, 2), open_file_cache),
+    ignored("open_file_cache_valid", HSL, Exactly(1), sec_check),
+    ignored("open_file_cache_min_uses", HSL, Exactly(1), number_check),
+    ignored("open_file_cache_errors", HSL, Exactly(1), flag_check),
+    ignored("open_file_cache_events", HSL, Exactly(1), flag_check),
+    ignored("charset", HSL | LIF, Exactly(1), any),
+    ignored("source_charset", HSL | LIF, Exactly(1), any),
+    ignored("expires", HSL | LIF, Range(1, 2), expires),
+    ignored("etag", HSL, Exactly(1), flag_check),
+    ignored("if_modified_since", HSL, Exactly(1), |d| one_of(d, &["off", "exact", "before"])),
+    ignored("merge_slashes", HTTP | SRV, Exactly(1), flag_check),
+    ignored("port_in_redirect", HSL, Exactly(1), flag_check),
+    ignored("absolute_redirect", HSL, Exactly(1), flag_check),
+    ignored("server_name_in_redirect", HSL, Exactly(1), flag_check),
+    ignored("postpone_output", HSL, Exactly(1), size_check),
+    ignored("reset_timedout_connection", HSL, Exactly(1), flag_check),
+    ignored("lingering_close", HSL, Exactly(1), |d| one_of(d, &["off", "on", "always"])),
+    ignored("lingering_time", HSL, Exactly(1), msec_check),
+    ignored("lingering_timeout", HSL, Exactly(1), msec_check),
+    ignored("send_lowat", HSL, Exactly(1), size_check),
+    ignored("chunked_transfer_encoding", HSL, Exactly(1), flag_check),
+    ignored("msie_padding", HSL, Exactly(1), flag_check),
 ];
+
+/// If `s` is an [`ignored`] directive: check its arguments, note it in
+/// `notices` and answer true (the caller is done with it).
+fn ignore(s: &Spec, d: &Directive, notices: &mut Vec<String>) -> Result<bool, ConfError> {
+    let Some(check) = s.ignored else { return Ok(false) };
+    check(d)?;
+    notices.push(format!("\"{}\" directive is ignored by halo in {}", d.name, d.origin()));
+    Ok(true)
+}
+
+// The argument checks of ignored directives (nginx's slot handlers).
+
+fn any(_: &Directive) -> Result<(), ConfError> {
+    Ok(())
+}
+
+fn flag_check(d: &Directive) -> Result<(), ConfError> {
+    flag(d).map(drop)
+}
+
+fn number_check(d: &Directive) -> Result<(), ConfError> {
+    number::<u64>(d).map(drop)
+}
+
+fn size_check(d: &Directive) -> Result<(), ConfError> {
+    size_arg(d, &d.args[0]).map(drop)
+}
+
+fn msec_check(d: &Directive) -> Result<(), ConfError> {
+    time_arg(d, &d.args[0]).map(drop)
+}
+
+fn sec_check(d: &Directive) -> Result<(), ConfError> {
+    parse_time(&d.args[0], true).map(drop).ok_or_else(|| slot_err(d, "invalid value"))
+}
+
+/// nginx's enum slot.
+fn one_of(d: &Directive, values: &[&str]) -> Result<(), ConfError> {
+    if values.contains(&d.args[0].as_str()) {
+        return Ok(());
+    }
+    Err(ConfError::at(format!("invalid value \"{}\"", d.args[0]), d))
+}
+
+/// `open_file_cache off | max=N [inactive=time]`.
+fn open_file_cache(d: &Directive) -> Result<(), ConfError> {
+    let bad = |a: &str| ConfError::at(format!("invalid \"open_file_cache\" parameter \"{a}\""), d);
+    let mut max = false;
+    for a in &d.args {
+        if let Some(n) = a.strip_prefix("max=") {
+            atoi(n).filter(|&n| n > 0).ok_or_else(|| bad(a))?;
+            max = true;
+        } else if let Some(t) = a.strip_prefix("inactive=") {
+            parse_time(t, true).ok_or_else(|| bad(a))?;
+        } else if a != "off" || d.args.len() > 1 {
+            return Err(bad(a));
+        }
+    }
+    if !max && d.args[0] != "off" {
+        return Err(ConfError::at("\"open_file_cache\" must have the \"max\" parameter", d));
+    }
+    Ok(())
+}
+
+/// `expires [modified] time | epoch | max | off`, a time possibly `@`-prefixed
+/// (time of day) or negative.
+fn expires(d: &Directive) -> Result<(), ConfError> {
+    let v = match d.args.as_slice() {
+        [m, v] if m == "modified" => v.as_str(),
+        [_, _] => return Err(slot_err(d, "invalid value")),
+        [v] => v.as_str(),
+        _ => unreachable!("expires takes 1 or 2 arguments"),
+    };
+    if matches!(v, "epoch" | "max" | "off") && d.args.len() == 1 {
+        return Ok(());
+    }
+    let t = v.strip_prefix('@').or_else(|| v.strip_prefix('-')).unwrap_or(v);
+    parse_time(t, true).map(drop).ok_or_else(|| slot_err(d, "invalid value"))
+}
+
+/// `worker_cpu_affinity [auto] mask...`, each mask of 0s and 1s.
+fn cpu_affinity(d: &Directive) -> Result<(), ConfError> {
+    let masks = if d.args[0] == "auto" { &d.args[1..] } else { &d.args[..] };
+    for m in masks {
+        if let Some(c) = m.chars().find(|c| !matches!(c, '0' | '1')) {
+            return Err(ConfError::at(format!("invalid character \"{c}\" in \"worker_cpu_affinity\""), d));
+        }
+    }
+    Ok(())
+}
 
 /// Some context knows a directive of this name (inside `upstream {}`, a
 /// name known elsewhere is "not allowed here", others are unknown).
@@ -456,6 +615,8 @@ struct MainRaw {
     events: bool,
     worker_connections: Option<usize>,
     worker_shutdown_timeout: Option<Duration>,
+    worker_rlimit_nofile: Option<u64>,
+    env: Vec<EnvVar>,
     accept_mutex: Option<bool>,
     multi_accept: Option<bool>,
     use_: Option<String>,
@@ -492,6 +653,8 @@ struct Partial {
     client_header_timeout: Option<Duration>,
     client_header_buffer_size: Option<usize>,
     large_client_header_buffers: Option<(usize, usize)>,
+    underscores_in_headers: Option<bool>,
+    ignore_invalid_headers: Option<bool>,
     content_by_lua: Option<Arc<LuaCode>>,
     rewrite_by_lua: Option<Arc<LuaCode>>,
     access_by_lua: Option<Arc<LuaCode>>,
@@ -564,7 +727,17 @@ struct Builder<'a> {
     listens: Vec<ListenEntry>,
     server_count: usize,
     upstreams: Vec<Arc<UpstreamConf>>,
+    /// Lines for the error log at start: the directives accepted and ignored.
+    notices: Vec<String>,
 }
+
+/// The modules whose `load_module` lines halo accepts: it has them built in.
+const BUILT_IN_MODULES: &[&str] = &[
+    "ndk_http_module.so",
+    "ngx_http_lua_module.so",
+    "ngx_http_echo_module.so",
+    "ngx_http_headers_more_filter_module.so",
+];
 
 impl<'a> Builder<'a> {
     fn new(prefix: &'a Path) -> Self {
@@ -596,6 +769,7 @@ impl<'a> Builder<'a> {
             listens: Vec::new(),
             server_count: 0,
             upstreams: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -607,8 +781,31 @@ impl<'a> Builder<'a> {
     // -- main and events --------------------------------------------------
 
     fn main_directive(&mut self, d: &Directive, m: &mut MainRaw) -> Result<(), ConfError> {
-        check(d, MAIN)?;
+        if ignore(check(d, MAIN)?, d, &mut self.notices)? {
+            return Ok(());
+        }
         match d.name.as_str() {
+            "env" => {
+                let (name, value) = match d.args[0].split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (d.args[0].clone(), None),
+                };
+                m.env.push(EnvVar { name, value });
+            }
+            "load_module" => {
+                let file = Path::new(&d.args[0]).file_name().and_then(|f| f.to_str()).unwrap_or("");
+                if !BUILT_IN_MODULES.contains(&file) {
+                    return Err(ConfError::at(
+                        format!("module \"{}\" cannot be loaded: halo loads no modules (the Lua, ndk, echo and headers-more modules are built in)", d.args[0]),
+                        d,
+                    ));
+                }
+                self.notices.push(format!("\"load_module {}\" is ignored: halo has the module built in, in {}", d.args[0], d.origin()));
+            }
+            "worker_rlimit_nofile" => {
+                let n = number(d)?;
+                set_once(d, &mut m.worker_rlimit_nofile, n)?
+            }
             "worker_processes" => {
                 if m.worker_processes.is_some() {
                     return Err(dup(d));
@@ -673,7 +870,9 @@ impl<'a> Builder<'a> {
     }
 
     fn events_directive(&mut self, d: &Directive, m: &mut MainRaw) -> Result<(), ConfError> {
-        check(d, EVENTS)?;
+        if ignore(check(d, EVENTS)?, d, &mut self.notices)? {
+            return Ok(());
+        }
         match d.name.as_str() {
             "worker_connections" => {
                 if m.worker_connections.is_some() {
@@ -762,7 +961,9 @@ impl<'a> Builder<'a> {
             servers: Vec::new(),
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
-            check(c, HTTP)?;
+            if ignore(check(c, HTTP)?, c, &mut self.notices)? {
+                continue;
+            }
             match c.name.as_str() {
                 "server" => {
                     let s = self.server_block(c)?;
@@ -1012,6 +1213,8 @@ impl<'a> Builder<'a> {
                 };
                 set_once(d, &mut p.large_client_header_buffers, (n, size))?;
             }
+            "underscores_in_headers" => set_once(d, &mut p.underscores_in_headers, flag(d)?)?,
+            "ignore_invalid_headers" => set_once(d, &mut p.ignore_invalid_headers, flag(d)?)?,
             "server_tokens" => set_once(d, &mut p.server_tokens, flag(d)?)?,
             "access_log" => self.access_log(d, p)?,
             "error_page" => {
@@ -1185,7 +1388,9 @@ impl<'a> Builder<'a> {
             named: Vec::new(),
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
-            check(c, SRV)?;
+            if ignore(check(c, SRV)?, c, &mut self.notices)? {
+                continue;
+            }
             match c.name.as_str() {
                 "listen" => {
                     let (l, opts_set) = parse_listen(c)?;
@@ -1212,7 +1417,7 @@ impl<'a> Builder<'a> {
                         s.locations.push(l);
                     }
                 }
-                "set" | "rewrite" | "return" | "if" => s.rewrites.push(rewrite_op(c, SIF)?),
+                "set" | "rewrite" | "return" | "if" => s.rewrites.push(rewrite_op(c, SIF, &mut self.notices)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => s.rewrites.push(self.set_by_lua(c)?),
                 _ => {
                     if !self.common(c, &mut s.partial)? {
@@ -1342,7 +1547,9 @@ impl<'a> Builder<'a> {
             proxy_pass_at: None,
         };
         for c in d.block.as_deref().unwrap_or(&[]) {
-            check(c, LOC)?;
+            if ignore(check(c, LOC)?, c, &mut self.notices)? {
+                continue;
+            }
             match c.name.as_str() {
                 "location" => {
                     let child = self.location(c, Some(&l))?;
@@ -1359,7 +1566,7 @@ impl<'a> Builder<'a> {
                     l.partial.proxy_pass = Some(pass);
                     l.proxy_pass_at = Some(c.clone());
                 }
-                "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF)?),
+                "set" | "rewrite" | "return" | "if" => l.rewrites.push(rewrite_op(c, LIF, &mut self.notices)?),
                 "set_by_lua_block" | "set_by_lua" | "set_by_lua_file" => l.rewrites.push(self.set_by_lua(c)?),
                 _ => {
                     if !self.common(c, &mut l.partial)? {
@@ -1418,6 +1625,8 @@ impl<'a> Builder<'a> {
                     .large_client_header_buffers
                     .or(hp.large_client_header_buffers)
                     .unwrap_or((4, 8 * 1024)),
+                underscores_in_headers: sp.underscores_in_headers.or(hp.underscores_in_headers).unwrap_or(false),
+                ignore_invalid_headers: sp.ignore_invalid_headers.or(hp.ignore_invalid_headers).unwrap_or(true),
                 conf,
             });
         }
@@ -1920,7 +2129,8 @@ fn error_page(d: &Directive) -> Result<ErrorPage, ConfError> {
 }
 
 /// `set`, `rewrite`, `return` or `if` (whose body is read in `if_ctx`).
-fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
+/// `notices`: where an ignored directive inside an `if` is noted.
+fn rewrite_op(d: &Directive, if_ctx: u16, notices: &mut Vec<String>) -> Result<RewriteOp, ConfError> {
     match d.name.as_str() {
         "set" => {
             let v = &d.args[0];
@@ -1991,8 +2201,9 @@ fn rewrite_op(d: &Directive, if_ctx: u16) -> Result<RewriteOp, ConfError> {
             let cond = if_cond(d)?;
             let mut ops = Vec::new();
             for c in d.block.as_deref().unwrap_or(&[]) {
-                check(c, if_ctx)?;
-                ops.push(rewrite_op(c, if_ctx)?);
+                if !ignore(check(c, if_ctx)?, c, notices)? {
+                    ops.push(rewrite_op(c, if_ctx, notices)?);
+                }
             }
             Ok(RewriteOp::If { cond, ops })
         }

@@ -31,7 +31,21 @@ pub struct Config {
     /// `worker_shutdown_timeout`: how long a graceful stop may wait for
     /// connections and running timers before the worker exits anyway.
     pub worker_shutdown_timeout: Option<std::time::Duration>,
+    /// `worker_rlimit_nofile`: RLIMIT_NOFILE each worker sets on itself.
+    pub worker_rlimit_nofile: Option<u64>,
+    /// `env`: what the workers keep of the environment (besides TZ).
+    pub env: Vec<EnvVar>,
+    /// Lines for the error log (at notice level) once it is open: the
+    /// directives accepted and ignored, each naming its file:line.
+    pub notices: Vec<String>,
     pub http: Http,
+}
+
+/// One `env NAME;` (keep the inherited value) or `env NAME=value;` (set it).
+#[derive(Debug, Clone)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +200,10 @@ pub struct Server {
     pub client_header_timeout: Duration,
     pub client_header_buffer_size: usize,
     pub large_client_header_buffers: (usize, usize),
+    /// How header lines are parsed (taken, like the buffers, from the
+    /// address's default server).
+    pub underscores_in_headers: bool,
+    pub ignore_invalid_headers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

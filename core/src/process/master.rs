@@ -154,6 +154,9 @@ impl Master {
                 return;
             }
         };
+        for n in &cfg.notices {
+            crate::error_log!(Level::Notice, None, "{n}");
+        }
         // A fresh VM for the new configuration, init_by_lua run again.
         // Until the new workers run, a respawned old one needs the old zones.
         let zones = crate::shdict::current();

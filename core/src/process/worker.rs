@@ -30,6 +30,9 @@ use super::signals;
 /// fork. `id` None: the privileged agent (give it no listeners).
 pub fn run(cfg: Arc<Config>, listeners: Vec<(RawFd, SocketAddr)>, id: Option<usize>, count: usize, lua: LuaHandlers) -> i32 {
     crate::log::error::set_pid();
+    // Still one thread here (just forked, or the single process before it
+    // starts any), so changing the environment is sound.
+    super::worker_setup::apply(&cfg);
     let sfd = match signals::signalfd() {
         Ok(fd) => fd,
         Err(e) => {

@@ -322,7 +322,7 @@ fn log(ctx: &RequestCtx, level: crate::log::Level, msg: &str, upstream: Option<&
     if let Some(upstream) = upstream {
         tail.push_str(&format!(", upstream: \"{upstream}\""));
     }
-    if let Some(h) = ctx.req.host() {
+    if let Some(h) = ctx.req.header("host") {
         tail.push_str(&format!(", host: \"{h}\""));
     }
     crate::log::error::log(level, Some(ctx.conn.number), &format!("{msg}{tail}"));

@@ -322,7 +322,8 @@ impl<'a> RequestCtx<'a> {
             &self.conn.remote_addr(),
             &self.server.primary_name,
             Some(self.req.request_line()),
-            self.req.host(),
+            // nginx's is the Host header as sent, port and all.
+            self.req.header("host"),
         );
         crate::log::error::log(level, Some(self.conn.number), &format!("{msg}{tail}"));
     }

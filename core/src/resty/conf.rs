@@ -26,8 +26,8 @@ pub struct Plan<'a> {
     pub arg0: String,
     /// `arg[-n..-1]`: the command line before the Lua file, the program first.
     pub before: Vec<String>,
-    /// `env NAME;` lines for these variables (for an nginx, which hides the
-    /// environment from Lua without them).
+    /// `env NAME;` lines for these variables (a worker hides the rest of
+    /// the environment from Lua).
     pub env: Vec<String>,
 }
 

@@ -163,9 +163,9 @@ fn run(program: &str, words: &[String], o: &Options) -> Result<i32, Stop> {
         chunks,
         arg0,
         before,
-        // halo's os.getenv sees the whole environment; an nginx only what
-        // `env` lists.
-        env: if o.nginx.is_some() { std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect() } else { Vec::new() },
+        // A worker's os.getenv sees only what `env` lists: all of it, as
+        // resty-cli does.
+        env: std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect(),
     };
     let conf_file = dir.join("conf/nginx.conf");
     std::fs::write(&conf_file, conf::nginx_conf(&plan)).map_err(|e| fail(format!("Cannot open {} for writing: {e}\n", conf_file.display()), 1))?;

@@ -259,6 +259,7 @@ async fn idle(w: &Worker, st: &mut ConnState, dsrv: &crate::conf::Server) -> boo
 async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::select::AddrTable, dsrv: &crate::conf::Server) -> bool {
     let cfg = &w.cfg;
     let limits = Limits { header_buffer: dsrv.client_header_buffer_size, large_buffers: dsrv.large_client_header_buffers };
+    let policy = HeaderPolicy { underscores_in_headers: dsrv.underscores_in_headers, ignore_invalid_headers: dsrv.ignore_invalid_headers };
     let ConnState { io, conn, head_deadline, idle_until, keepalive_timeout, send_timeout } = st;
     // One request head for the busy spell: parsing reuses its buffers.
     let req = &mut Request::default();
@@ -266,7 +267,7 @@ async fn serve_requests(w: &Rc<Worker>, st: &mut ConnState, servers: &super::sel
         // Nothing buffered (the usual end of a batch): no head to look for.
         let parsed = match io.pending() {
             [] => Ok(None),
-            pending => parse_request_into(pending, &limits, &HeaderPolicy::default(), req),
+            pending => parse_request_into(pending, &limits, &policy, req),
         };
         let head_len = match parsed {
             Ok(Some(n)) => n,

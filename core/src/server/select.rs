@@ -277,6 +277,8 @@ mod tests {
             client_header_timeout: Duration::from_secs(60),
             client_header_buffer_size: 1024,
             large_client_header_buffers: (4, 8192),
+            underscores_in_headers: false,
+            ignore_invalid_headers: true,
         }
     }
 

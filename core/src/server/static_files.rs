@@ -429,8 +429,12 @@ mod tests {
         }
     }
 
+    /// A `types {}` as conf/mime.types has them, for the extensions used here.
     fn types() -> HashMap<String, String> {
-        crate::conf::mime::default_types()
+        [("html", "text/html"), ("css", "text/css"), ("jpg", "image/jpeg"), ("zip", "application/zip"), ("txt", "text/plain")]
+            .into_iter()
+            .map(|(e, t)| (e.to_owned(), t.to_owned()))
+            .collect()
     }
 
     /// Set the mtime of `p` to `secs` and return the formatted date.
