@@ -20,9 +20,10 @@ pub const INFORMATIONAL: [&str; 3] = ["DOWNREC", "RETRY", "MCODELM"];
 /// start never is: shown, not gated (what they lead to, blacklisting, is).
 pub const LOOP_SHAPE: [&str; 3] = ["LLEAVE", "LINNER", "LUNROLL"];
 
-/// Root aborts of one start pc in one VM after which it is (about) certainly
-/// blacklisted: the penalty starts at 72, doubles (+0..15) per abort and
-/// blacklists above 60000, i.e. after 10-11 aborts.
+/// Root aborts of one start pc in one VM after which it is at risk of
+/// blacklisting: the penalty starts at 72, doubles (+0..15) per abort and
+/// blacklists above 60000, i.e. after 10 or 11 aborts (the randomisation
+/// decides). Only a `blacklist` record or a `BLACKL` abort confirms it.
 pub const BLACKLIST_ABORTS: u64 = 10;
 
 /// Counts by trace kind.
@@ -77,7 +78,10 @@ pub struct Summary {
     /// Of those, flushes caused by halo's VM-state sampler.
     pub profiler_flushes: u64,
     /// Distinct blacklisted sites (recorded or inferred).
+    /// Sites known blacklisted (a bytecode scan, or a `BLACKL` abort).
     pub blacklisted_sites: usize,
+    /// Sites with enough aborts that LuaJIT may have blacklisted them.
+    pub at_risk_sites: usize,
 }
 
 /// Section 2: one trace start location.
@@ -162,6 +166,10 @@ pub struct BlacklistSite {
     pub op: Option<String>,
     /// Known from a `blacklist` record (not only inferred).
     pub recorded: bool,
+    /// Known blacklisted: recorded, or a later trace aborted on it with
+    /// `BLACKL`. Otherwise only at risk: it aborted often enough that LuaJIT
+    /// may have blacklisted it.
+    pub confirmed: bool,
     /// Workers where it is (or is inferred to be) blacklisted.
     pub workers: BTreeSet<i64>,
     /// Aborts of traces that started at the site.
@@ -512,8 +520,9 @@ pub fn analyse(sources: &[Source]) -> Analysis {
     }
 
     a.blacklist = sites.into_iter().map(|(site, (op, recorded, workers))| chain(site, op, recorded, workers, &aborts)).collect();
-    a.summary.blacklisted_sites = a.blacklist.len();
-    for s in &a.blacklist {
+    a.summary.blacklisted_sites = a.blacklist.iter().filter(|s| s.confirmed).count();
+    a.summary.at_risk_sites = a.blacklist.len() - a.summary.blacklisted_sites;
+    for s in a.blacklist.iter().filter(|s| s.confirmed) {
         if let Some(l) = lines.get_mut(&s.site) {
             l.blacklisted = true;
         }
@@ -585,5 +594,6 @@ fn chain(site: Loc, op: Option<String>, recorded: bool, workers: BTreeSet<i64>, 
     causes.sort_by(|x, y| y.count.cmp(&x.count).then_with(|| x.at.cmp(&y.at)));
     let mut cascade: Vec<(Loc, u64)> = cascade.into_iter().collect();
     cascade.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-    BlacklistSite { site, op, recorded, workers, causes, cascade }
+    let confirmed = recorded || !cascade.is_empty();
+    BlacklistSite { site, op, recorded, confirmed, workers, causes, cascade }
 }

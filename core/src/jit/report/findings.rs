@@ -6,7 +6,7 @@
 //! numbers or counts: both change from run to run (the JIT's PRNG feeds the
 //! penalties), while the id must survive so a baseline keeps matching.
 
-use super::analyse::{AbortGroup, Analysis, SideOutcome};
+use super::analyse::{AbortGroup, Analysis, BlacklistSite, SideOutcome};
 use super::parse::Loc;
 use crate::jit::advice;
 use std::collections::{BTreeMap, HashSet};
@@ -129,6 +129,16 @@ pub fn blacklist_id(site: &Loc) -> String {
     finding_id("blacklist", site, "")
 }
 
+/// The finding of a blacklist-chain site: a blacklist one when confirmed,
+/// else the at-risk abort one.
+pub fn site_id(s: &BlacklistSite) -> String {
+    if s.confirmed {
+        blacklist_id(&s.site)
+    } else {
+        finding_id("blacklist-risk", &s.site, "")
+    }
+}
+
 /// The finding id of one call site of a stitched function.
 pub fn stitch_id(callee: &Loc, site: &Loc) -> String {
     finding_id("stitch", site, &callee.to_string())
@@ -175,7 +185,7 @@ fn plural(n: u64, one: &str) -> String {
 /// Derives the findings of an analysis, most severe first.
 pub fn build(a: &Analysis) -> Vec<Finding> {
     let mut out = Vec::new();
-    let blacklisted: HashSet<&Loc> = a.blacklist.iter().map(|s| &s.site).collect();
+    let blacklisted: HashSet<&Loc> = a.blacklist.iter().filter(|s| s.confirmed).map(|s| &s.site).collect();
 
     for g in &a.aborts {
         let severity = if g.profiler || g.informational {
@@ -240,25 +250,46 @@ pub fn build(a: &Analysis) -> Vec<Finding> {
         for (caller, n) in &s.cascade {
             evidence.push(format!("hit later by the trace starting at {caller} ({} \"blacklisted\")", plural(*n, "abort")));
         }
+        let aborted: u64 = s.causes.iter().map(|c| c.count).sum();
         evidence.push(format!(
             "{} in {}",
-            if s.recorded { "blacklisted (bytecode scan)" } else { "blacklisted (inferred from aborts)" },
+            if s.recorded {
+                "blacklisted (bytecode scan)".to_string()
+            } else if s.confirmed {
+                "blacklisted (a later trace aborted on it)".to_string()
+            } else {
+                format!("at risk ({}): LuaJIT blacklists a start after 10 or 11, by chance; neither a bytecode scan nor a \"blacklisted\" abort confirms it", plural(aborted, "abort"))
+            },
             workers(s.workers.iter().copied())
         ));
         let suggestion = match s.causes.first() {
             Some(c) => format!("{}; then reload (or jit.on(fn, true)) so the site is compiled again", advice::for_abort(&c.id, c.nyi.as_deref())),
             None => advice::for_abort("BLACKL", None).to_string(),
         };
+        // Not confirmed: an abort finding, not a blacklist one, and not
+        // gated itself (the site's own abort findings gate as they are).
+        let (rule, kind, title) = if s.confirmed {
+            ("blacklist", "blacklist", format!("{} blacklisted at {}", s.op.as_deref().unwrap_or("trace start"), s.site))
+        } else {
+            ("blacklist-risk", "abort", format!("trace start at {} at risk of blacklisting ({})", s.site, plural(aborted, "abort")))
+        };
         out.push(Finding {
-            id: blacklist_id(&s.site),
-            rule: "blacklist",
-            kind: "blacklist",
-            severity: Severity::High,
-            title: format!("{} blacklisted at {}", s.op.as_deref().unwrap_or("trace start"), s.site),
+            id: site_id(s),
+            rule,
+            kind,
+            severity: if s.confirmed {
+                Severity::High
+            } else if a.aborts.iter().any(|g| g.start == s.site && !g.profiler && !g.informational) {
+                Severity::Medium
+            } else {
+                // Only the sampler's aborts penalised it.
+                Severity::Info
+            },
+            title,
             locations,
             evidence,
             suggestion,
-            gated: true,
+            gated: s.confirmed,
         });
     }
 

@@ -77,12 +77,13 @@ pub fn render(r: &Report) -> Value {
             "site": s.site.to_json(),
             "op": s.op,
             "source": if s.recorded { "scan" } else { "inferred" },
+            "confirmed": s.confirmed,
             "workers": s.workers,
             "causes": s.causes.iter().map(|c| json!({
                 "id": c.id, "nyi": c.nyi, "reason": c.reason, "at": c.at.to_json(), "count": c.count,
             })).collect::<Vec<_>>(),
             "cascade": s.cascade.iter().map(|(l, n)| json!({"start": l.to_json(), "count": n})).collect::<Vec<_>>(),
-            "finding": findings::blacklist_id(&s.site),
+            "finding": findings::site_id(s),
         })).collect::<Vec<_>>(),
         "stitches": a.stitches.iter().map(|s| json!({
             "callee": s.callee.to_json(),
@@ -189,6 +190,7 @@ fn summary(a: &Analysis) -> Value {
         "flushes": s.flushes,
         "profiler_flushes": s.profiler_flushes,
         "blacklisted_sites": s.blacklisted_sites,
+        "at_risk_sites": s.at_risk_sites,
         "samples": p.samples,
         "vmstate_share": share,
     })

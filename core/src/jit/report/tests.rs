@@ -142,6 +142,27 @@ fn report_infers_the_blacklist_chain() {
     assert_eq!(g.severity, findings::Severity::High);
     assert!(f.iter().any(|x| x.rule == "blacklist" && x.id == findings::blacklist_id(&loc("lib/r.lua", 88))));
 
+    // Ten aborts alone put a start at risk, not blacklisted: LuaJIT
+    // blacklists after 10 or 11, by chance. No blacklist finding gates it.
+    let mut lines = vec![open(0)];
+    for _ in 0..10 {
+        lines.push(start(0, 3, "root", 0, 0, &site));
+        lines.push(fnew(3, &site, &cause));
+    }
+    let (a, f) = one(&lines);
+    assert_eq!((a.blacklist.len(), a.summary.blacklisted_sites, a.summary.at_risk_sites), (1, 0, 1));
+    assert!(!a.blacklist[0].confirmed);
+    assert!(!a.traces.iter().any(|t| t.blacklisted));
+    assert!(gate_ids(&f, "blacklist", &[]).is_empty());
+    let risk = f.iter().find(|x| x.rule == "blacklist-risk").unwrap();
+    assert_eq!((risk.kind, risk.gated), ("abort", false));
+    assert!(risk.title.contains("at risk of blacklisting (10 aborts)"), "{}", risk.title);
+    // A "blacklisted" abort on it confirms it.
+    lines.push(blackl(&caller, &site));
+    let (a, f) = one(&lines);
+    assert_eq!((a.summary.blacklisted_sites, a.summary.at_risk_sites), (1, 0));
+    assert_eq!(gate_ids(&f, "blacklist", &[]), vec![findings::blacklist_id(&loc("lib/r.lua", 88))]);
+
     // Nine aborts are not enough to infer blacklisting.
     let mut lines = vec![open(0)];
     for _ in 0..9 {

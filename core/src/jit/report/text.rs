@@ -71,6 +71,9 @@ fn summary(o: &mut String, a: &Analysis) {
     let by_sampler = if s.profiler_flushes > 0 { format!(" ({} by the VM-state sampler)", s.profiler_flushes) } else { String::new() };
     let _ = writeln!(o, "   flushes      {}{by_sampler}", s.flushes);
     let _ = writeln!(o, "   blacklisted  {} site{}", s.blacklisted_sites, if s.blacklisted_sites == 1 { "" } else { "s" });
+    if s.at_risk_sites > 0 {
+        let _ = writeln!(o, "   at risk      {} site{} (10 or more aborts, not confirmed blacklisted)", s.at_risk_sites, if s.at_risk_sites == 1 { "" } else { "s" });
+    }
     let p = &a.profile;
     if p.samples > 0 {
         let shares: Vec<String> = STATES.iter().map(|(c, name)| format!("{name} {:.1}%", pct(p.by_state.get(c).copied().unwrap_or(0), p.samples))).collect();
@@ -135,15 +138,21 @@ fn blacklist(o: &mut String, a: &Analysis) {
         let _ = writeln!(o, "   (no blacklisted sites)");
     }
     for s in &a.blacklist {
-        let how = if s.recorded { "bytecode scan" } else { "inferred from aborts" };
-        let _ = writeln!(o, "   {}  {}, {}  [{}]", s.site, ws(&s.workers), how, findings::blacklist_id(&s.site));
+        let how = if s.recorded {
+            "bytecode scan"
+        } else if s.confirmed {
+            "a later trace aborted on it"
+        } else {
+            "at risk: aborted often enough, not confirmed"
+        };
+        let _ = writeln!(o, "   {}  {}, {}  [{}]", s.site, ws(&s.workers), how, findings::site_id(s));
         if s.causes.is_empty() {
             let _ = writeln!(o, "     cause        not in the log");
         }
         for c in &s.causes {
             let _ = writeln!(o, "     cause        {} at {} ({}×)", c.reason, c.at, c.count);
         }
-        let _ = writeln!(o, "     penalised    trace start {}{} → blacklisted", s.site, s.op.as_ref().map(|op| format!(" ({op})")).unwrap_or_default());
+        let _ = writeln!(o, "     penalised    trace start {}{} → {}", s.site, s.op.as_ref().map(|op| format!(" ({op})")).unwrap_or_default(), if s.confirmed { "blacklisted" } else { "at risk" });
         if s.cascade.is_empty() {
             let _ = writeln!(o, "     blacklisted  no later trace ran into it");
         }
