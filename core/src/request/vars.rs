@@ -47,6 +47,9 @@ impl RequestCtx<'_> {
         if let Some((_, v)) = self.set_vars.iter().find(|(n, _)| n == name) {
             return Some(v.clone());
         }
+        if let Some(i) = self.server.maps.iter().position(|m| m.var == name) {
+            return self.map_value(i);
+        }
         let req = self.req;
         Some(match name {
             "uri" | "document_uri" => self.uri.to_string(),
@@ -117,6 +120,30 @@ impl RequestCtx<'_> {
         })
     }
 
+    /// The value of `map` number `i`: its source looked up, the value
+    /// rendered (with the regex's captures); once per request unless
+    /// `volatile`. A map whose value needs itself is empty (nginx: "cycle
+    /// while evaluating variable", an error).
+    fn map_value(&self, i: usize) -> Option<String> {
+        let map = &self.server.maps[i];
+        if let Some((_, v)) = self.map_values.borrow().iter().find(|(n, _)| *n == i) {
+            return v.clone();
+        }
+        self.map_values.borrow_mut().push((i, None));
+        let source = map.source.render(&mut ReadVars(self, &[]), &[]);
+        let hit = map.find(&source);
+        let caps: Vec<&str> = hit.captures.iter().map(String::as_str).collect();
+        let value = hit.value.render(&mut ReadVars(self, &hit.named), &caps);
+        let mut cache = self.map_values.borrow_mut();
+        let at = cache.iter().position(|(n, _)| *n == i).expect("pushed above");
+        if map.volatile {
+            cache.remove(at);
+        } else {
+            cache[at].1 = Some(value.clone());
+        }
+        Some(value)
+    }
+
     /// An `$upstream_*` list: each try by `one`, ", " between; None before
     /// the first try.
     fn upstream_list(&self, one: impl Fn(&super::UpstreamTry, &mut String) -> std::fmt::Result) -> Option<String> {
@@ -163,6 +190,19 @@ impl RequestCtx<'_> {
 impl Vars for RequestCtx<'_> {
     fn var(&mut self, name: &str) -> Option<String> {
         self.lookup(name)
+    }
+}
+
+/// Variables of a request read without changing it (a map's source and
+/// value), a regex key's named captures first.
+struct ReadVars<'r, 'c>(&'r RequestCtx<'c>, &'r [(&'r str, String)]);
+
+impl Vars for ReadVars<'_, '_> {
+    fn var(&mut self, name: &str) -> Option<String> {
+        match self.1.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => Some(v.clone()),
+            None => self.0.lookup(name),
+        }
     }
 }
 
