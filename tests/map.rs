@@ -200,3 +200,64 @@ fn bad_regex_key() {
     assert_contains(&err, "[emerg]");
     assert_contains(&err, &format!("{}:{line}", p.conf_path().display()));
 }
+
+/// ngx.var can assign a map's variable (it is changeable in nginx): later
+/// reads in the request see the value given.
+#[test]
+fn assigned_from_lua() {
+    let h = Halo::start_full(&conf(
+        "    map $arg_k $m { default d; }",
+        r#"        location /unused { return 200 "$m"; }
+        location / { content_by_lua_block {
+            local before = ngx.var.m
+            ngx.var.m = "given"
+            ngx.say(before, " ", ngx.var.m)
+        } }"#,
+    ));
+    assert_eq!(h.get("/").text(), "d given\n");
+}
+
+/// split_clients: MurmurHash2 of the source picks the part, by cumulative
+/// percentages; past the last part without `*` the value is empty.
+#[test]
+fn split_clients() {
+    let h = Halo::start_full(&conf(
+        r#"
+    split_clients "${arg_k}AAA" $variant {
+        10%    .one;
+        20.5%  .two;
+        *      "$literal";
+    }
+    split_clients $arg_k $half {
+        50% x;
+    }"#,
+        r#"        location / { return 200 "$variant|$half"; }"#,
+    ));
+    let mut counts = [0; 3];
+    for k in 0..400 {
+        let hash = u64::from(murmur2::murmur2(format!("{k}AAA").as_bytes(), 0));
+        let max = u64::from(u32::MAX);
+        let (variant, i) = match hash {
+            _ if hash < 1000 * max / 10000 => (".one", 0),
+            _ if hash < 1000 * max / 10000 + 2050 * max / 10000 => (".two", 1),
+            _ => ("$literal", 2),
+        };
+        counts[i] += 1;
+        let half = if u64::from(murmur2::murmur2(k.to_string().as_bytes(), 0)) < 5000 * max / 10000 { "x" } else { "" };
+        assert_eq!(h.get(&format!("/?k={k}")).text(), format!("{variant}|{half}"), "k={k}");
+    }
+    // The shares are roughly as configured.
+    assert!((20..=65).contains(&counts[0]) && (50..=120).contains(&counts[1]), "{counts:?}");
+}
+
+#[test]
+fn split_clients_errors() {
+    // Found once the block is read: at its closing brace.
+    expect_emerg("split_clients $uri $a {\n 50% a;\n 60% b;\n * c;\n} # end", "percent total is greater than 100%", "} # end");
+    expect_emerg("split_clients $uri $a {\n * a;\n 10% b;\n} # end", "percent total is greater than 100%", "} # end");
+    expect_emerg("split_clients $uri $a {\n 50 a;\n}", "invalid percent value \"50\"", "50 a;");
+    expect_emerg("split_clients $uri $a {\n 0% a;\n}", "invalid percent value \"0%\"", "0% a;");
+    expect_emerg("split_clients $uri $a {\n 1.234% a;\n}", "invalid percent value \"1.234%\"", "1.234%");
+    expect_emerg("split_clients $uri a {\n}", "invalid variable name \"a\"", "split_clients");
+    expect_emerg("server {\n split_clients $uri $a {}\n}", "\"split_clients\" directive is not allowed here", " split_clients");
+}

@@ -180,6 +180,7 @@ static SPECS: &[Spec] = &[
     spec("upstream", HTTP, true, Exactly(1)),
     spec("log_format", HTTP, false, AtLeast(2)),
     spec("map", HTTP, true, Exactly(2)),
+    spec("split_clients", HTTP, true, Exactly(2)),
     spec("default_type", HSL, false, Exactly(1)),
     spec("types", HSL, true, Exactly(0)),
     spec("keepalive_timeout", HSL, false, Range(1, 2)),
@@ -721,7 +722,7 @@ struct Builder<'a> {
     lua_socket: LuaSocketConf,
     lua_socket_set: Vec<&'static str>,
     lua_shared_dicts: Vec<(String, u64)>,
-    /// `map` blocks, shared by every server when built.
+    /// `map` and `split_clients` blocks, shared by every server when built.
     maps: Vec<super::map::MapConf>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
@@ -980,9 +981,9 @@ impl<'a> Builder<'a> {
                     self.upstreams.push(Arc::new(u));
                 }
                 "log_format" => self.log_format(c)?,
-                "map" => {
-                    // A second map of the same variable replaces the first, as in nginx.
-                    let m = super::map::map_block(c)?;
+                "map" | "split_clients" => {
+                    // A second table of the same variable replaces the first, as in nginx.
+                    let m = if c.name == "map" { super::map::map_block(c)? } else { super::map::split_clients_block(c)? };
                     self.maps.retain(|o| o.var != m.var);
                     self.maps.push(m);
                 }

@@ -1,6 +1,8 @@
-//! `map $source $result { ... }` (ngx_http_map_module): the table, read
-//! from the block, and the lookup of a source value in it. Requests
-//! evaluate it when `$result` is read (request/vars.rs).
+//! Variables defined by a table over a source value: `map $source $result
+//! { ... }` (ngx_http_map_module) and `split_clients $source $result { ...
+//! }` (ngx_http_split_clients_module): the tables, read from their blocks,
+//! and the lookup of a source value in them. Requests evaluate them when
+//! `$result` is read (request/vars.rs).
 
 use std::collections::HashMap;
 
@@ -30,6 +32,9 @@ pub struct MapConf {
     /// `~re` / `~*re` keys in config order.
     regexes: Vec<(Regex, Template)>,
     default: Template,
+    /// `split_clients`: the parts, each with the end of its MurmurHash2
+    /// range (0 for `*`); when set, the keys above are empty.
+    split: Vec<(u32, Template)>,
 }
 
 /// A match: the value to render, with the regex captures (`$1`, and by
@@ -44,6 +49,11 @@ impl MapConf {
     /// The value for source value `s` (the default when no key matches).
     pub fn find(&self, s: &str) -> MapHit<'_> {
         let hit = |value| MapHit { value, captures: Vec::new(), named: Vec::new() };
+        if !self.split.is_empty() {
+            let hash = murmur2::murmur2(s.as_bytes(), 0);
+            let part = self.split.iter().find(|(end, _)| hash < *end || *end == 0);
+            return hit(part.map_or(&self.default, |(_, v)| v));
+        }
         let mut s = s;
         if self.hostnames {
             s = s.strip_suffix('.').unwrap_or(s);
@@ -81,14 +91,15 @@ impl MapConf {
     }
 }
 
-/// Reads a `map` directive (two arguments checked by its spec).
-pub(super) fn map_block(d: &Directive) -> Result<MapConf, ConfError> {
+/// The table of a `map` or `split_clients` directive (two arguments,
+/// checked by its spec) before its block is read.
+fn table(d: &Directive) -> Result<MapConf, ConfError> {
     let source = super::build::tmpl(d, &d.args[0])?;
     let var = d.args[1].strip_prefix('$').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     let Some(var) = var else {
         return Err(ConfError::at(format!("invalid variable name \"{}\"", d.args[1]), d));
     };
-    let mut m = MapConf {
+    Ok(MapConf {
         var: var.to_ascii_lowercase(),
         source,
         volatile: false,
@@ -98,7 +109,57 @@ pub(super) fn map_block(d: &Directive) -> Result<MapConf, ConfError> {
         tail: Vec::new(),
         regexes: Vec::new(),
         default: Template::literal(""),
-    };
+        split: Vec::new(),
+    })
+}
+
+/// Reads a `split_clients` directive: `N.NN% value;` parts and `* value;`,
+/// each part's range ending where nginx's does (the sum of the parts'
+/// shares of 2^32-1, each rounded down). Values are taken as written
+/// (no variables), as in nginx.
+pub(super) fn split_clients_block(d: &Directive) -> Result<MapConf, ConfError> {
+    let mut m = table(d)?;
+    let (mut sum, mut end, mut over) = (0u64, 0u64, false);
+    for e in d.block.as_deref().unwrap_or(&[]) {
+        if e.block.is_some() {
+            return Err(ConfError::at("unexpected \"{\"", e));
+        }
+        let value = Template::literal(e.args.first().map_or("", String::as_str));
+        let share = if e.name == "*" { 0 } else { percent(&e.name).ok_or_else(|| ConfError::at(format!("invalid percent value \"{}\"", e.name), e))? };
+        sum = if share == 0 { 10000 } else { sum + share };
+        over |= sum > 10000;
+        if share > 0 {
+            end += share * u64::from(u32::MAX) / 10000;
+        }
+        m.split.push((if share == 0 { 0 } else { end.min(u64::from(u32::MAX)) as u32 }, value));
+    }
+    if over {
+        // Found once the block is read: at its closing brace, as nginx.
+        return Err(ConfError::new("percent total is greater than 100%", Some(format!("{}:{}", d.file, d.end_line))));
+    }
+    if m.split.is_empty() {
+        // No parts: the value is always empty.
+        m.split.push((0, Template::literal("")));
+    }
+    Ok(m)
+}
+
+/// `12.5%` as hundredths of a percent (1250), as nginx's `ngx_atofp(.., 2)`:
+/// digits with at most two decimals, not zero.
+fn percent(s: &str) -> Option<u64> {
+    let n = s.strip_suffix('%')?;
+    let (int, frac) = n.split_once('.').unwrap_or((n, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || frac.len() > 2 || !digits(int) || !digits(frac) || int.len() > 5 {
+        return None;
+    }
+    let v = format!("{int}{frac:0<2}").parse::<u64>().ok()?;
+    (v > 0).then_some(v)
+}
+
+/// Reads a `map` directive.
+pub(super) fn map_block(d: &Directive) -> Result<MapConf, ConfError> {
+    let mut m = table(d)?;
     let mut has_default = false;
     for e in d.block.as_deref().unwrap_or(&[]) {
         if e.block.is_some() {

@@ -204,7 +204,7 @@ pub struct Server {
     /// address's default server).
     pub underscores_in_headers: bool,
     pub ignore_invalid_headers: bool,
-    /// http{}'s `map` blocks (the same for every server).
+    /// http{}'s `map` and `split_clients` blocks (the same for every server).
     pub maps: std::sync::Arc<[crate::conf::map::MapConf]>,
 }
 

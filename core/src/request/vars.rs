@@ -11,7 +11,8 @@ use super::body::RequestBody;
 use super::RequestCtx;
 
 impl RequestCtx<'_> {
-    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables and
+    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables,
+    /// `map` results (what later reads get, as nginx's cached value) and
     /// $args are writable; Err(true) for a built-in that is not, Err(false)
     /// for a variable that does not exist (nginx wants it declared by `set`).
     pub fn assign(&mut self, name: &str, value: String) -> Result<(), bool> {
@@ -21,6 +22,16 @@ impl RequestCtx<'_> {
         }
         if let Some(slot) = self.set_vars.iter_mut().find(|(n, _)| n == name) {
             slot.1 = value;
+            return Ok(());
+        }
+        if let Some(i) = self.server.maps.iter().position(|m| m.var == name) {
+            // A volatile map is evaluated at each read all the same.
+            if self.server.maps[i].volatile {
+                return Ok(());
+            }
+            let cache = self.map_values.get_mut();
+            cache.retain(|(n, _)| *n != i);
+            cache.push((i, Some(value)));
             return Ok(());
         }
         let prefixed = ["http_", "sent_http_", "upstream_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
