@@ -72,6 +72,16 @@ fn exact_keys_default_regexes_and_captures() {
     }
 }
 
+/// A regex key's named captures are variables once the map was read.
+#[test]
+fn named_captures_become_variables() {
+    let h = Halo::start_full(&conf(
+        "    map $arg_k $x {\n        ~^(?<first>\\w)(?<rest>.*)$ \"$first\";\n        default none;\n    }",
+        r#"        location / { return 200 "$x [$first] [$rest]"; }"#,
+    ));
+    assert_eq!(h.get("/?k=abc").text(), "a [a] [bc]");
+}
+
 #[test]
 fn hostnames() {
     let h = Halo::start_full(&conf(

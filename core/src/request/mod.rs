@@ -63,6 +63,9 @@ pub struct RequestCtx<'a> {
     /// `map` values read so far (index in `server.maps`, value; None
     /// while being evaluated, to catch a map that refers to itself).
     pub map_values: std::cell::RefCell<Vec<(usize, Option<String>)>>,
+    /// Named captures of the map regexes matched so far: variables from
+    /// then on, as in nginx.
+    pub map_captures: std::cell::RefCell<Vec<(String, String)>>,
     /// Whether the request was redirected internally (`internal` locations
     /// are reachable then).
     pub internal: bool,
@@ -225,6 +228,7 @@ impl<'a> RequestCtx<'a> {
             captures: Vec::new(),
             set_vars: Vec::new(),
             map_values: Default::default(),
+            map_captures: Default::default(),
             internal: false,
             depth: 0,
             start: crate::rt::now(),

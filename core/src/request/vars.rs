@@ -61,6 +61,9 @@ impl RequestCtx<'_> {
         if let Some(i) = self.server.maps.iter().position(|m| m.var == name) {
             return self.map_value(i);
         }
+        if let Some((_, v)) = self.map_captures.borrow().iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
         let req = self.req;
         Some(match name {
             "uri" | "document_uri" => self.uri.to_string(),
@@ -133,7 +136,8 @@ impl RequestCtx<'_> {
 
     /// The value of `map` number `i`: its source looked up, the value
     /// rendered (with the regex's captures); once per request unless
-    /// `volatile`. A map whose value needs itself is empty (nginx: "cycle
+    /// `volatile`; a regex key's named captures become variables. A map
+    /// whose value needs itself is empty (nginx: "cycle
     /// while evaluating variable", an error).
     fn map_value(&self, i: usize) -> Option<String> {
         let map = &self.server.maps[i];
@@ -145,6 +149,12 @@ impl RequestCtx<'_> {
         let hit = map.find(&source);
         let caps: Vec<&str> = hit.captures.iter().map(String::as_str).collect();
         let value = hit.value.render(&mut ReadVars(self, &hit.named), &caps);
+        let mut named = self.map_captures.borrow_mut();
+        for (n, v) in hit.named {
+            named.retain(|(o, _)| o != n);
+            named.push((n.to_string(), v));
+        }
+        drop(named);
         let mut cache = self.map_values.borrow_mut();
         let at = cache.iter().position(|(n, _)| *n == i).expect("pushed above");
         if map.volatile {
