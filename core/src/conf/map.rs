@@ -228,3 +228,19 @@ pub(super) fn map_block(d: &Directive) -> Result<MapConf, ConfError> {
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percents_in_hundredths() {
+        assert_eq!(percent("12.5%"), Some(1250));
+        assert_eq!(percent("100%"), Some(10000));
+        assert_eq!(percent("0.01%"), Some(1));
+        assert_eq!(percent(".5%"), Some(50));
+        for bad in ["%", "5", "0%", "0.00%", "1.234%", "x%", "-1%", "1e2%", "999999%"] {
+            assert_eq!(percent(bad), None, "{bad}");
+        }
+    }
+}

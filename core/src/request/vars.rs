@@ -137,24 +137,25 @@ impl RequestCtx<'_> {
     /// The value of `map` number `i`: its source looked up, the value
     /// rendered (with the regex's captures); once per request unless
     /// `volatile`; a regex key's named captures become variables. A map
-    /// whose value needs itself is empty (nginx: "cycle
-    /// while evaluating variable", an error).
+    /// whose value needs itself reads it as not found (nginx reports a
+    /// "cycle while evaluating variable").
     fn map_value(&self, i: usize) -> Option<String> {
         let map = &self.server.maps[i];
         if let Some((_, v)) = self.map_values.borrow().iter().find(|(n, _)| *n == i) {
             return v.clone();
         }
         self.map_values.borrow_mut().push((i, None));
-        let source = map.source.render(&mut ReadVars(self, &[]), &[]);
+        let source = map.source.render(&mut ReadVars(self), &[]);
         let hit = map.find(&source);
-        let caps: Vec<&str> = hit.captures.iter().map(String::as_str).collect();
-        let value = hit.value.render(&mut ReadVars(self, &hit.named), &caps);
-        let mut named = self.map_captures.borrow_mut();
-        for (n, v) in hit.named {
-            named.retain(|(o, _)| o != n);
-            named.push((n.to_string(), v));
+        {
+            let mut named = self.map_captures.borrow_mut();
+            for (n, v) in hit.named {
+                named.retain(|(o, _)| !o.eq_ignore_ascii_case(n));
+                named.push((n.to_ascii_lowercase(), v));
+            }
         }
-        drop(named);
+        let caps: Vec<&str> = hit.captures.iter().map(String::as_str).collect();
+        let value = hit.value.render(&mut ReadVars(self), &caps);
         let mut cache = self.map_values.borrow_mut();
         let at = cache.iter().position(|(n, _)| *n == i).expect("pushed above");
         if map.volatile {
@@ -214,16 +215,13 @@ impl Vars for RequestCtx<'_> {
     }
 }
 
-/// Variables of a request read without changing it (a map's source and
-/// value), a regex key's named captures first.
-struct ReadVars<'r, 'c>(&'r RequestCtx<'c>, &'r [(&'r str, String)]);
+/// Variables of a request read through a shared borrow (a map's source
+/// and value, rendered inside `lookup`).
+struct ReadVars<'r, 'c>(&'r RequestCtx<'c>);
 
 impl Vars for ReadVars<'_, '_> {
     fn var(&mut self, name: &str) -> Option<String> {
-        match self.1.iter().find(|(n, _)| *n == name) {
-            Some((_, v)) => Some(v.clone()),
-            None => self.0.lookup(name),
-        }
+        self.0.lookup(name)
     }
 }
 
