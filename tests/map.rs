@@ -271,3 +271,15 @@ fn split_clients_errors() {
     expect_emerg("split_clients $uri a {\n}", "invalid variable name \"a\"", "split_clients");
     expect_emerg("server {\n split_clients $uri $a {}\n}", "\"split_clients\" directive is not allowed here", " split_clients");
 }
+
+/// An error in a file a map includes names that file and line.
+#[test]
+fn error_in_an_included_file() {
+    let p = Prefix::new();
+    p.write_file("conf/keys.conf", "a 1;\nb 2;\na 3;\n");
+    p.write_conf(&http_conf("map $uri $m {\n    include keys.conf;\n}"));
+    let out = p.cli(&["-t"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_contains(&err, &format!("[emerg] conflicting parameter \"a\" in {}:3", p.path().join("conf/keys.conf").display()));
+}
