@@ -179,6 +179,8 @@ static SPECS: &[Spec] = &[
     spec("server", HTTP, true, Exactly(0)),
     spec("upstream", HTTP, true, Exactly(1)),
     spec("log_format", HTTP, false, AtLeast(2)),
+    spec("map", HTTP, true, Exactly(2)),
+    spec("split_clients", HTTP, true, Exactly(2)),
     spec("default_type", HSL, false, Exactly(1)),
     spec("types", HSL, true, Exactly(0)),
     spec("keepalive_timeout", HSL, false, Range(1, 2)),
@@ -297,6 +299,8 @@ static SPECS: &[Spec] = &[
     ignored("server_names_hash_bucket_size", HTTP, Exactly(1), number_check),
     ignored("variables_hash_max_size", HTTP, Exactly(1), number_check),
     ignored("variables_hash_bucket_size", HTTP, Exactly(1), number_check),
+    ignored("map_hash_max_size", HTTP, Exactly(1), number_check),
+    ignored("map_hash_bucket_size", HTTP, Exactly(1), number_check),
     ignored("proxy_temp_path", HSL, Range(1, 4), any),
     ignored("fastcgi_temp_path", HSL, Range(1, 4), any),
     ignored("uwsgi_temp_path", HSL, Range(1, 4), any),
@@ -718,6 +722,8 @@ struct Builder<'a> {
     lua_socket: LuaSocketConf,
     lua_socket_set: Vec<&'static str>,
     lua_shared_dicts: Vec<(String, u64)>,
+    /// `map` and `split_clients` blocks, shared by every server when built.
+    maps: Vec<super::map::MapConf>,
     lua_jit_log: Option<JitLog>,
     init_by_lua: Option<Arc<LuaCode>>,
     init_worker_by_lua: Option<Arc<LuaCode>>,
@@ -760,6 +766,7 @@ impl<'a> Builder<'a> {
             lua_socket: LuaSocketConf::default(),
             lua_socket_set: Vec::new(),
             lua_shared_dicts: Vec::new(),
+            maps: Vec::new(),
             lua_jit_log: None,
             init_by_lua: None,
             init_worker_by_lua: None,
@@ -974,6 +981,12 @@ impl<'a> Builder<'a> {
                     self.upstreams.push(Arc::new(u));
                 }
                 "log_format" => self.log_format(c)?,
+                "map" | "split_clients" => {
+                    // A second table of the same variable replaces the first, as in nginx.
+                    let m = if c.name == "map" { super::map::map_block(c)? } else { super::map::split_clients_block(c)? };
+                    self.maps.retain(|o| o.var != m.var);
+                    self.maps.push(m);
+                }
                 "lua_package_path" => set_once(c, &mut self.lua_package_path, c.args[0].clone())?,
                 "lua_package_cpath" => set_once(c, &mut self.lua_package_cpath, c.args[0].clone())?,
                 "lua_code_cache" => {
@@ -1591,6 +1604,7 @@ impl<'a> Builder<'a> {
         let http_conf = merge(&raw.partial, &defaults);
         let hp = &raw.partial;
         let mut servers = Vec::with_capacity(raw.servers.len());
+        let maps: Arc<[super::map::MapConf]> = std::mem::take(&mut self.maps).into();
         for s in raw.servers {
             let conf = merge(&s.partial, &http_conf);
             let sp = &s.partial;
@@ -1627,6 +1641,7 @@ impl<'a> Builder<'a> {
                     .unwrap_or((4, 8 * 1024)),
                 underscores_in_headers: sp.underscores_in_headers.or(hp.underscores_in_headers).unwrap_or(false),
                 ignore_invalid_headers: sp.ignore_invalid_headers.or(hp.ignore_invalid_headers).unwrap_or(true),
+                maps: maps.clone(),
                 conf,
             });
         }

@@ -204,6 +204,8 @@ pub struct Server {
     /// address's default server).
     pub underscores_in_headers: bool,
     pub ignore_invalid_headers: bool,
+    /// http{}'s `map` and `split_clients` blocks (the same for every server).
+    pub maps: std::sync::Arc<[crate::conf::map::MapConf]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

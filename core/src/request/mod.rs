@@ -60,6 +60,12 @@ pub struct RequestCtx<'a> {
     pub captures: Vec<String>,
     /// `set` variables, in the order first set.
     pub set_vars: Vec<(String, String)>,
+    /// `map` values read so far (index in `server.maps`, value; None
+    /// while being evaluated, to catch a map that refers to itself).
+    pub map_values: std::cell::RefCell<Vec<(usize, Option<String>)>>,
+    /// Named captures of the map regexes matched so far: variables from
+    /// then on, as in nginx.
+    pub map_captures: std::cell::RefCell<Vec<(String, String)>>,
     /// Whether the request was redirected internally (`internal` locations
     /// are reachable then).
     pub internal: bool,
@@ -221,6 +227,8 @@ impl<'a> RequestCtx<'a> {
             method_get: false,
             captures: Vec::new(),
             set_vars: Vec::new(),
+            map_values: Default::default(),
+            map_captures: Default::default(),
             internal: false,
             depth: 0,
             start: crate::rt::now(),

@@ -11,7 +11,8 @@ use super::body::RequestBody;
 use super::RequestCtx;
 
 impl RequestCtx<'_> {
-    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables and
+    /// Assign `$name` from Lua (ngx.var.NAME = value): `set` variables,
+    /// `map` results (what later reads get, as nginx's cached value) and
     /// $args are writable; Err(true) for a built-in that is not, Err(false)
     /// for a variable that does not exist (nginx wants it declared by `set`).
     pub fn assign(&mut self, name: &str, value: String) -> Result<(), bool> {
@@ -21,6 +22,16 @@ impl RequestCtx<'_> {
         }
         if let Some(slot) = self.set_vars.iter_mut().find(|(n, _)| n == name) {
             slot.1 = value;
+            return Ok(());
+        }
+        if let Some(i) = self.server.maps.iter().position(|m| m.var == name) {
+            // A volatile map is evaluated at each read all the same.
+            if self.server.maps[i].volatile {
+                return Ok(());
+            }
+            let cache = self.map_values.get_mut();
+            cache.retain(|(n, _)| *n != i);
+            cache.push((i, Some(value)));
             return Ok(());
         }
         let prefixed = ["http_", "sent_http_", "upstream_http_", "arg_", "cookie_"].iter().any(|p| name.starts_with(p));
@@ -45,6 +56,12 @@ impl RequestCtx<'_> {
     /// The value of `$name`, or None if unknown / not set.
     pub fn lookup(&self, name: &str) -> Option<String> {
         if let Some((_, v)) = self.set_vars.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        if let Some(i) = self.server.maps.iter().position(|m| m.var == name) {
+            return self.map_value(i);
+        }
+        if let Some((_, v)) = self.map_captures.borrow().iter().find(|(n, _)| n == name) {
             return Some(v.clone());
         }
         let req = self.req;
@@ -117,6 +134,38 @@ impl RequestCtx<'_> {
         })
     }
 
+    /// The value of `map` number `i`: its source looked up, the value
+    /// rendered (with the regex's captures); once per request unless
+    /// `volatile`; a regex key's named captures become variables. A map
+    /// whose value needs itself reads it as not found (nginx reports a
+    /// "cycle while evaluating variable").
+    fn map_value(&self, i: usize) -> Option<String> {
+        let map = &self.server.maps[i];
+        if let Some((_, v)) = self.map_values.borrow().iter().find(|(n, _)| *n == i) {
+            return v.clone();
+        }
+        self.map_values.borrow_mut().push((i, None));
+        let source = map.source.render(&mut ReadVars(self), &[]);
+        let hit = map.find(&source);
+        {
+            let mut named = self.map_captures.borrow_mut();
+            for (n, v) in hit.named {
+                named.retain(|(o, _)| !o.eq_ignore_ascii_case(n));
+                named.push((n.to_ascii_lowercase(), v));
+            }
+        }
+        let caps: Vec<&str> = hit.captures.iter().map(String::as_str).collect();
+        let value = hit.value.render(&mut ReadVars(self), &caps);
+        let mut cache = self.map_values.borrow_mut();
+        let at = cache.iter().position(|(n, _)| *n == i).expect("pushed above");
+        if map.volatile {
+            cache.remove(at);
+        } else {
+            cache[at].1 = Some(value.clone());
+        }
+        Some(value)
+    }
+
     /// An `$upstream_*` list: each try by `one`, ", " between; None before
     /// the first try.
     fn upstream_list(&self, one: impl Fn(&super::UpstreamTry, &mut String) -> std::fmt::Result) -> Option<String> {
@@ -163,6 +212,16 @@ impl RequestCtx<'_> {
 impl Vars for RequestCtx<'_> {
     fn var(&mut self, name: &str) -> Option<String> {
         self.lookup(name)
+    }
+}
+
+/// Variables of a request read through a shared borrow (a map's source
+/// and value, rendered inside `lookup`).
+struct ReadVars<'r, 'c>(&'r RequestCtx<'c>);
+
+impl Vars for ReadVars<'_, '_> {
+    fn var(&mut self, name: &str) -> Option<String> {
+        self.0.lookup(name)
     }
 }
 

@@ -420,6 +420,7 @@ pub(crate) mod tests {
             large_client_header_buffers: (4, 8192),
             underscores_in_headers: false,
             ignore_invalid_headers: true,
+            maps: Vec::new().into(),
         };
         assert_eq!(
             find_named(&server, "@fallback").unwrap().pattern,

@@ -279,6 +279,7 @@ mod tests {
             large_client_header_buffers: (4, 8192),
             underscores_in_headers: false,
             ignore_invalid_headers: true,
+            maps: Vec::new().into(),
         }
     }
 
