@@ -87,15 +87,16 @@ local function guard(t, prefix, names)
     end
     local old = mt.__index
     if type(old) == "function" then
+        -- The missing names were absent when guarded (and __index only
+        -- runs for absent keys), so they are checked first and the rest is
+        -- a tail call: a trace that starts in `old` then returns straight to
+        -- the indexing code, not into a frame below it (NYI in LuaJIT).
         mt.__index = function(tb, key)
-            local v = old(tb, key)
-            if v == nil then
-                local msg = missing[key]
-                if msg then
-                    error(msg, 2)
-                end
+            local msg = missing[key]
+            if msg then
+                error(msg, 2)
             end
-            return v
+            return old(tb, key)
         end
     end
 end
