@@ -554,18 +554,25 @@ pub fn parse_size(s: &str) -> Option<u64> {
     atoi(num)?.checked_mul(scale)
 }
 
-fn flag(d: &Directive) -> Result<bool, ConfError> {
-    match d.args[0].as_str() {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        v => Err(ConfError::at(
-            format!(
-                "invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"",
-                d.name
-            ),
-            d,
-        )),
+pub(super) fn flag(d: &Directive) -> Result<bool, ConfError> {
+    choice(d, &[("on", true), ("off", false)])
+}
+
+/// The first argument as one of `values`, else nginx's error naming them
+/// (`invalid value "x" in "name" directive, it must be "a", "b" or "c"`).
+pub(super) fn choice<T: Copy>(d: &Directive, values: &[(&str, T)]) -> Result<T, ConfError> {
+    let v = d.args[0].as_str();
+    if let Some(&(_, t)) = values.iter().find(|(name, _)| *name == v) {
+        return Ok(t);
     }
+    let mut names = String::new();
+    for (i, (name, _)) in values.iter().enumerate() {
+        if i > 0 {
+            names.push_str(if i + 1 == values.len() { " or " } else { ", " });
+        }
+        names.push_str(&format!("\"{name}\""));
+    }
+    Err(ConfError::at(format!("invalid value \"{v}\" in \"{}\" directive, it must be {names}", d.name), d))
 }
 
 fn time_arg(d: &Directive, s: &str) -> Result<Duration, ConfError> {
@@ -1177,17 +1184,7 @@ impl<'a> Builder<'a> {
                 set_once(d, &mut p.client_body_temp_path, path)?;
             }
             "client_body_in_file_only" => {
-                let v = match d.args[0].as_str() {
-                    "off" => BodyInFileOnly::Off,
-                    "on" => BodyInFileOnly::On,
-                    "clean" => BodyInFileOnly::Clean,
-                    v => {
-                        return Err(ConfError::at(
-                            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\", \"clean\" or \"off\"", d.name),
-                            d,
-                        ))
-                    }
-                };
+                let v = choice(d, &[("on", BodyInFileOnly::On), ("clean", BodyInFileOnly::Clean), ("off", BodyInFileOnly::Off)])?;
                 set_once(d, &mut p.client_body_in_file_only, v)?;
             }
             "lua_check_client_abort" => {
@@ -1199,16 +1196,7 @@ impl<'a> Builder<'a> {
                 set_once(d, &mut p.lua_need_request_body, on)?;
             }
             "lua_api_mode" => {
-                let mode = match d.args[0].as_str() {
-                    "ffi" => LuaApiMode::Ffi,
-                    "cfunction" => LuaApiMode::Cfunction,
-                    v => {
-                        return Err(ConfError::at(
-                            format!("invalid value \"{v}\" in \"{}\" directive, it must be \"ffi\" or \"cfunction\"", d.name),
-                            d,
-                        ))
-                    }
-                };
+                let mode = choice(d, &[("ffi", LuaApiMode::Ffi), ("cfunction", LuaApiMode::Cfunction)])?;
                 set_once(d, &mut p.lua_api_mode, mode)?;
             }
             "client_header_buffer_size" => {

@@ -9,6 +9,7 @@ use super::parse::Directive;
 use super::template::Template;
 use super::types::LocKind;
 use super::upstream::{PeerAddr, UpstreamConf};
+use super::build::{choice, flag};
 use super::ConfError;
 
 /// `proxy_pass http://HOST[:PORT][/URI]` (or `http://unix:PATH[:URI]`),
@@ -225,13 +226,6 @@ fn once<T>(d: &Directive, slot: &mut Option<T>, v: T) -> Result<(), ConfError> {
     Ok(())
 }
 
-fn flag(d: &Directive) -> Result<bool, ConfError> {
-    match d.args[0].as_str() {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        v => Err(ConfError::at(format!("invalid value \"{v}\" in \"{}\" directive, it must be \"on\" or \"off\"", d.name), d)),
-    }
-}
 
 /// A size argument (nginx's `ngx_conf_set_size_slot`).
 fn size(d: &Directive, arg: &str) -> Result<usize, ConfError> {
@@ -247,11 +241,7 @@ impl ProxyPartial {
     pub fn directive(&mut self, d: &Directive) -> Result<(), ConfError> {
         match d.name.as_str() {
             "proxy_http_version" => {
-                let v = match d.args[0].as_str() {
-                    "1.0" => false,
-                    "1.1" => true,
-                    v => return Err(ConfError::at(format!("invalid value \"{v}\" in \"{}\" directive, it must be \"1.0\" or \"1.1\"", d.name), d)),
-                };
+                let v = choice(d, &[("1.0", false), ("1.1", true)])?;
                 once(d, &mut self.http11, v)
             }
             "proxy_set_header" => {
